@@ -1,0 +1,163 @@
+//! Accepting events: validate against the catalog, route to the matching
+//! webhooks, and store the event with all its deliveries before answering 202.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::{ApiJson, AppState};
+use crate::catalog::{ObjectRef, PrepareContext};
+use crate::error::{ApiError, FieldError};
+use crate::ids::{new_id, now_millis};
+use crate::ingest::{Accepted, IngestError, Submission};
+use crate::store::{NewDelivery, NewEvent};
+use crate::webhook::OBJECT_TYPES;
+
+/// Events per batch request at most.
+const MAX_BATCH: usize = 1000;
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/projects/{project}/events", post(create))
+        .route("/v1/projects/{project}/events/batch", post(create_batch))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventInput {
+    #[serde(rename = "type")]
+    event_type: String,
+    payload: serde_json::Value,
+    #[serde(default)]
+    object: Option<ObjectRef>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchInput {
+    events: Vec<EventInput>,
+}
+
+#[derive(Serialize)]
+struct AcceptedView {
+    id: String,
+    deliveries: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct BatchAccepted {
+    events: Vec<AcceptedView>,
+}
+
+async fn create(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    ApiJson(mut input): ApiJson<EventInput>,
+) -> Result<Response, ApiError> {
+    let project = caller.project(&state, &project).await?;
+    if input.idempotency_key.is_none() {
+        input.idempotency_key = idempotency_header(&headers)?;
+    }
+    let submission = prepare(&state, &project.id, input, now_millis())?;
+    let mut accepted = ingest(&state, vec![submission]).await?;
+    let (view, replayed) = answer(accepted.remove(0))?;
+    let mut response = (StatusCode::ACCEPTED, Json(view)).into_response();
+    if replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+async fn create_batch(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    ApiJson(input): ApiJson<BatchInput>,
+) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
+    let project = caller.project(&state, &project).await?;
+    if input.events.is_empty() || input.events.len() > MAX_BATCH {
+        return Err(ApiError::invalid_field("/events", format!("must hold 1 to {MAX_BATCH} events")));
+    }
+    let now = now_millis();
+    let mut submissions = Vec::with_capacity(input.events.len());
+    let mut errors: Vec<FieldError> = Vec::new();
+    for (i, event) in input.events.into_iter().enumerate() {
+        match prepare(&state, &project.id, event, now) {
+            Ok(s) => submissions.push(s),
+            Err(e) => errors.extend(e.nested_under(&format!("/events/{i}")).details),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::violations(errors));
+    }
+    let accepted = ingest(&state, submissions).await?;
+    let events = accepted.into_iter().map(|a| answer(a).map(|(v, _)| v)).collect::<Result<_, _>>()?;
+    Ok((StatusCode::ACCEPTED, Json(BatchAccepted { events })))
+}
+
+fn idempotency_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let text = value.to_str().map_err(|_| ApiError::invalid_field("Idempotency-Key", "must be visible ASCII"))?;
+    Ok(Some(text.to_string()))
+}
+
+/// Validates one event and decides its deliveries; nothing is written yet.
+fn prepare(state: &AppState, project_id: &str, input: EventInput, now: i64) -> Result<Submission, ApiError> {
+    if let Some(key) = &input.idempotency_key
+        && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY)
+    {
+        return Err(ApiError::invalid_field("/idempotency_key", "must be 1 to 255 characters"));
+    }
+    if let Some(object) = &input.object
+        && !OBJECT_TYPES.contains(&object.object_type.as_str())
+    {
+        return Err(ApiError::invalid_field("/object/type", format!("must be one of {}", OBJECT_TYPES.join(", "))));
+    }
+    let ctx = PrepareContext { project_id };
+    let prepared = state.catalog.prepare(&input.event_type, input.payload, &ctx)?;
+    let object = input.object.or(prepared.object);
+    let family = state.catalog.get(&input.event_type).map(|t| t.family);
+    let webhooks = state.subscriptions.matching(project_id, &input.event_type, object.as_ref());
+    let deliveries = webhooks.iter().map(|w| NewDelivery { id: new_id("msg"), webhook_id: w.id.clone() }).collect();
+    let event = NewEvent {
+        id: new_id("evt"),
+        project_id: project_id.to_string(),
+        event_type: input.event_type,
+        object,
+        payload: prepared.payload.to_string(),
+        created_at: now,
+        idempotency_key: input.idempotency_key,
+        deliveries,
+        lease_until: now + state.lease_ms,
+    };
+    Ok(Submission { event, family })
+}
+
+async fn ingest(state: &AppState, submissions: Vec<Submission>) -> Result<Vec<Accepted>, ApiError> {
+    state.ingestor.ingest(submissions).await.map_err(|e| {
+        tracing::error!(error = %e, "ingest failed");
+        let mut error = ApiError::unavailable("the event could not be stored; nothing was accepted, retry later");
+        if matches!(e, IngestError::Stopped) {
+            error.message = "the service is shutting down; retry later".to_string();
+        }
+        error
+    })
+}
+
+/// The answer for one accepted event, and whether it repeats an earlier one.
+fn answer(accepted: Accepted) -> Result<(AcceptedView, bool), ApiError> {
+    match accepted {
+        Accepted::Created { event_id, delivery_ids } => Ok((AcceptedView { id: event_id, deliveries: delivery_ids }, false)),
+        Accepted::Replayed { event_id, delivery_ids } => Ok((AcceptedView { id: event_id, deliveries: delivery_ids }, true)),
+        Accepted::ProjectGone => Err(ApiError::not_found("project")),
+    }
+}

@@ -1,0 +1,189 @@
+//! Projects (namespaces) and their tokens.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::auth::{Caller, generate_token};
+use super::{ApiJson, AppState};
+use crate::error::ApiError;
+use crate::ids::{millis_to_rfc3339, now_millis};
+use crate::store::{Project, TokenKind};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/projects", get(list).post(create))
+        .route("/v1/projects/{project}", get(show).patch(update).delete(remove))
+        .route("/v1/projects/{project}/tokens", post(create_token))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectInput {
+    id: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectPatch {
+    name: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ProjectView {
+    id: String,
+    name: String,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<Project> for ProjectView {
+    fn from(p: Project) -> Self {
+        ProjectView {
+            id: p.id,
+            name: p.name,
+            created_at: millis_to_rfc3339(p.created_at),
+            updated_at: millis_to_rfc3339(p.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ProjectList {
+    data: Vec<ProjectView>,
+}
+
+/// A project id is a lowercase slug: it appears in URLs and messages.
+fn check_slug(id: &str) -> Result<(), ApiError> {
+    let valid = (1..=63).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-')
+        && !id.ends_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_field("/id", "must be a lowercase slug: a-z, 0-9 and '-', 1 to 63 characters"))
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::invalid_field("/name", "must be 1 to 200 characters"));
+    }
+    Ok(())
+}
+
+async fn create(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<ProjectInput>,
+) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
+    caller.require_admin()?;
+    check_slug(&input.id)?;
+    check_name(&input.name)?;
+    let now = now_millis();
+    let project = Project { id: input.id, name: input.name, created_at: now, updated_at: now };
+    state.store.create_project(&project).await?;
+    Ok((StatusCode::CREATED, Json(project.into())))
+}
+
+async fn list(caller: Caller, State(state): State<AppState>) -> Result<Json<ProjectList>, ApiError> {
+    let projects = state.store.list_projects().await?;
+    let data = projects.into_iter().filter(|p| caller.may_see(&p.id)).map(ProjectView::from).collect();
+    Ok(Json(ProjectList { data }))
+}
+
+async fn show(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+) -> Result<Json<ProjectView>, ApiError> {
+    Ok(Json(caller.project(&state, &project).await?.into()))
+}
+
+async fn update(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    ApiJson(patch): ApiJson<ProjectPatch>,
+) -> Result<Json<ProjectView>, ApiError> {
+    let mut project = caller.project(&state, &project).await?;
+    if let Some(name) = patch.name {
+        check_name(&name)?;
+        project.name = name;
+    }
+    project.updated_at = now_millis();
+    state.store.update_project(&project).await?;
+    Ok(Json(project.into()))
+}
+
+/// Deletes the project with its webhooks, events, deliveries and tokens.
+async fn remove(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    if !state.store.delete_project(&project).await? {
+        return Err(ApiError::not_found("project"));
+    }
+    state.subscriptions.refresh_project(&*state.store, &project).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TokenInput {
+    #[serde(default)]
+    name: Option<String>,
+    /// `write` (default) or `read`.
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CreatedToken {
+    id: String,
+    /// The token itself: shown in this answer only.
+    token: String,
+    prefix: String,
+    kind: &'static str,
+    project_id: String,
+    name: Option<String>,
+    created_at: String,
+}
+
+async fn create_token(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
+    let project = caller.project(&state, &project).await?;
+    let input: TokenInput = super::optional_json(&body)?;
+    let kind = match input.kind.as_deref() {
+        None | Some("write") => TokenKind::Write,
+        Some("read") => TokenKind::Read,
+        Some(_) => return Err(ApiError::invalid_field("/kind", "must be \"write\" or \"read\"")),
+    };
+    if let Caller::Project { kind: TokenKind::Read, .. } = caller {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "a read token cannot create tokens"));
+    }
+    let (token, record) = generate_token(kind, Some(&project.id), input.name);
+    state.store.insert_token(&record).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            id: record.id,
+            token,
+            prefix: record.prefix,
+            kind: kind.as_str(),
+            project_id: project.id,
+            name: record.name,
+            created_at: millis_to_rfc3339(record.created_at),
+        }),
+    ))
+}

@@ -1,0 +1,209 @@
+//! Configuration of `mlhook serve`: flags, then `MLHOOK_*` environment
+//! variables, then an optional TOML file (`--config`), then defaults — each
+//! setting taken from the first of these that gives it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::delivery::{DeliveryConfig, RetryPolicy, retry::parse_schedule};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+/// `mlhook serve` flags; every one also reads its `MLHOOK_*` variable.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (snake_case keys).
+    #[arg(long, env = "MLHOOK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address the API listens on [default: 127.0.0.1:8080].
+    #[arg(long, env = "MLHOOK_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the embedded database, admin token and lock [default: ./mlhook-data].
+    #[arg(long, env = "MLHOOK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Largest accepted request body, e.g. 1MiB, 512KiB, 65536 [default: 1MiB].
+    #[arg(long, env = "MLHOOK_MAX_BODY_SIZE")]
+    pub max_body_size: Option<String>,
+    /// Time a receiver has to answer one delivery [default: 30s].
+    #[arg(long, env = "MLHOOK_DELIVERY_TIMEOUT")]
+    pub delivery_timeout: Option<String>,
+    /// Delays between attempts [default: 5s,5m,30m,2h,5h,10h,10h].
+    #[arg(long, env = "MLHOOK_RETRY_SCHEDULE")]
+    pub retry_schedule: Option<String>,
+    /// Random spread of each retry delay, 0 to 1 [default: 0.2 = ±20 %].
+    #[arg(long, env = "MLHOOK_RETRY_JITTER")]
+    pub retry_jitter: Option<f64>,
+    /// Longest `Retry-After` honoured [default: 1h].
+    #[arg(long, env = "MLHOOK_RETRY_AFTER_MAX")]
+    pub retry_after_max: Option<String>,
+    /// Requests in flight per webhook [default: 16].
+    #[arg(long, env = "MLHOOK_LANE_CONCURRENCY")]
+    pub lane_concurrency: Option<usize>,
+    /// Time given to attempts in flight at shutdown [default: 10s].
+    #[arg(long, env = "MLHOOK_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<String>,
+    /// How often the scheduler looks for due retries [default: 1s].
+    #[arg(long, env = "MLHOOK_SCAN_INTERVAL")]
+    pub scan_interval: Option<String>,
+    /// Log output: pretty or json [default: pretty].
+    #[arg(long, env = "MLHOOK_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The TOML file: the same settings, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    max_body_size: Option<String>,
+    delivery_timeout: Option<String>,
+    retry_schedule: Option<String>,
+    retry_jitter: Option<f64>,
+    retry_after_max: Option<String>,
+    lane_concurrency: Option<usize>,
+    shutdown_grace: Option<String>,
+    scan_interval: Option<String>,
+    log_format: Option<LogFormat>,
+}
+
+/// The resolved settings the service runs with.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub max_body_bytes: usize,
+    pub delivery: DeliveryConfig,
+    pub shutdown_grace: Duration,
+    pub log_format: LogFormat,
+    /// `MLHOOK_ADMIN_TOKEN`: read from the environment only, never a flag or file.
+    pub admin_token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("{setting}: {message}")]
+    Invalid { setting: &'static str, message: String },
+}
+
+impl ServeConfig {
+    pub fn resolve(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let defaults = DeliveryConfig::default();
+        let retry = RetryPolicy {
+            schedule: match args.retry_schedule.or(file.retry_schedule) {
+                Some(text) => parse_schedule(&text).map_err(|m| invalid("retry_schedule", m))?,
+                None => defaults.retry.schedule.clone(),
+            },
+            jitter: args.retry_jitter.or(file.retry_jitter).unwrap_or(defaults.retry.jitter),
+            retry_after_cap: duration("retry_after_max", args.retry_after_max.or(file.retry_after_max), defaults.retry.retry_after_cap)?,
+        };
+        if !(0.0..=1.0).contains(&retry.jitter) {
+            return Err(invalid("retry_jitter", "must be between 0 and 1".into()));
+        }
+        let delivery = DeliveryConfig {
+            timeout: duration("delivery_timeout", args.delivery_timeout.or(file.delivery_timeout), defaults.timeout)?,
+            lane_concurrency: args.lane_concurrency.or(file.lane_concurrency).unwrap_or(defaults.lane_concurrency).max(1),
+            retry,
+            lease: defaults.lease,
+            scan_interval: duration("scan_interval", args.scan_interval.or(file.scan_interval), defaults.scan_interval)?,
+        };
+        Ok(ServeConfig {
+            listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./mlhook-data")),
+            max_body_bytes: match args.max_body_size.or(file.max_body_size) {
+                Some(text) => parse_size(&text).map_err(|m| invalid("max_body_size", m))?,
+                None => 1024 * 1024,
+            },
+            delivery,
+            shutdown_grace: duration("shutdown_grace", args.shutdown_grace.or(file.shutdown_grace), Duration::from_secs(10))?,
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            admin_token: std::env::var("MLHOOK_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+}
+
+fn invalid(setting: &'static str, message: String) -> ConfigError {
+    ConfigError::Invalid { setting, message }
+}
+
+fn duration(setting: &'static str, text: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+    match text {
+        Some(t) => humantime::parse_duration(t.trim()).map_err(|e| invalid(setting, format!("{t:?}: {e}"))),
+        None => Ok(default),
+    }
+}
+
+/// `1048576`, `512KiB`, `1MiB`, `1MB` (decimal units are taken as binary).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number.parse().map_err(|_| format!("{text:?} is not a size"))?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        _ => return Err(format!("{text:?}: unknown unit (use B, KiB or MiB)")),
+    };
+    number.checked_mul(factor).filter(|n| *n > 0).ok_or_else(|| format!("{text:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("1MiB").unwrap(), 1_048_576);
+        assert_eq!(parse_size("512KiB").unwrap(), 524_288);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("1GiB").is_err());
+        assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn flags_win_over_file_and_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mlhook.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\nlane_concurrency = 4\nretry_schedule = \"1s,2s\"\n").unwrap();
+        let args = ServeArgs { config: Some(path), lane_concurrency: Some(8), ..Default::default() };
+        let config = ServeConfig::resolve(args).unwrap();
+        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.delivery.lane_concurrency, 8);
+        assert_eq!(config.delivery.retry.schedule, vec![Duration::from_secs(1), Duration::from_secs(2)]);
+        assert_eq!(config.delivery.timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "listne = \"x\"\n").unwrap();
+        let args = ServeArgs { config: Some(path), ..Default::default() };
+        assert!(matches!(ServeConfig::resolve(args), Err(ConfigError::Parse { .. })));
+        let args = ServeArgs { retry_schedule: Some("soon".into()), ..Default::default() };
+        assert!(matches!(ServeConfig::resolve(args), Err(ConfigError::Invalid { setting: "retry_schedule", .. })));
+    }
+}

@@ -1,0 +1,163 @@
+//! Delivery: from accepted event to the receiver's 2xx.
+//!
+//! ```text
+//! ingest ──submit──► lane (one per webhook, bounded in flight) ──► sender
+//!                      ▲                                             │
+//!  scheduler ──claims due rows from the store (retries, restarts)    ▼
+//!                      └──────── short retries ◄──── recorder (group commit of attempts)
+//! ```
+//! The in-memory path is a shortcut; the store is the truth. A delivery is
+//! *held* by this node while it sits in a lane, in flight, or waits for a
+//! short retry; the store's lease on it is renewed meanwhile. Anything not held
+//! is found again by the scheduler when due, so a crash loses nothing.
+
+mod lanes;
+mod recorder;
+pub mod retry;
+mod scheduler;
+pub mod sender;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::catalog::Catalog;
+use crate::formats::EventData;
+use crate::store::Store;
+use crate::subscriptions::Subscriptions;
+
+pub use retry::RetryPolicy;
+
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    pub timeout: Duration,
+    /// Requests in flight per webhook.
+    pub lane_concurrency: usize,
+    pub retry: RetryPolicy,
+    /// How long a node's claim on a delivery lasts without renewal.
+    pub lease: Duration,
+    /// How often the scheduler looks for due deliveries it does not hold.
+    pub scan_interval: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            timeout: Duration::from_secs(30),
+            lane_concurrency: 16,
+            retry: RetryPolicy::default(),
+            lease: Duration::from_secs(60),
+            scan_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// One attempt to make: which delivery, for which webhook, of which event.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub delivery_id: String,
+    pub webhook_id: String,
+    pub event: Arc<EventData>,
+    pub attempts_made: u32,
+}
+
+/// Retries due within this horizon wait in memory; later ones in the store.
+const MEMORY_RETRY_HORIZON: Duration = Duration::from_secs(60);
+
+pub struct Engine {
+    shared: Arc<Shared>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// What every part of the engine reaches.
+struct Shared {
+    config: DeliveryConfig,
+    store: Arc<dyn Store>,
+    subscriptions: Arc<Subscriptions>,
+    catalog: Arc<Catalog>,
+    sender: sender::Sender,
+    lanes: lanes::Lanes,
+    held: Mutex<HashSet<String>>,
+    recorder_tx: mpsc::UnboundedSender<recorder::Recorded>,
+    /// Attempts in flight, awaited at shutdown.
+    in_flight: TaskTracker,
+    /// Stops lanes and the scheduler from starting new work.
+    stopping: CancellationToken,
+    /// Tells the recorder to write what it has and stop.
+    recorder_stop: CancellationToken,
+}
+
+impl Engine {
+    pub fn start(
+        config: DeliveryConfig,
+        store: Arc<dyn Store>,
+        subscriptions: Arc<Subscriptions>,
+        catalog: Arc<Catalog>,
+    ) -> Engine {
+        let (recorder_tx, recorder_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            sender: sender::Sender::new(config.timeout, config.lane_concurrency),
+            config,
+            store,
+            subscriptions,
+            catalog,
+            lanes: lanes::Lanes::default(),
+            held: Mutex::new(HashSet::new()),
+            recorder_tx,
+            in_flight: TaskTracker::new(),
+            stopping: CancellationToken::new(),
+            recorder_stop: CancellationToken::new(),
+        });
+        let tasks = vec![
+            tokio::spawn(recorder::run(shared.clone(), recorder_rx)),
+            tokio::spawn(scheduler::run_scans(shared.clone())),
+            tokio::spawn(scheduler::run_lease_renewal(shared.clone())),
+        ];
+        Engine { shared, tasks: Mutex::new(tasks) }
+    }
+
+    /// Hands a freshly stored delivery to its webhook's lane.
+    pub fn submit(&self, job: Job) {
+        self.shared.submit(job);
+    }
+
+    /// Stops taking work, lets attempts in flight finish for up to `grace`,
+    /// and writes their outcomes. What was still queued stays pending in the
+    /// store and is sent after the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shared.stopping.cancel();
+        self.shared.in_flight.close();
+        if tokio::time::timeout(grace, self.shared.in_flight.wait()).await.is_err() {
+            tracing::warn!(grace = ?grace, "attempts still in flight at shutdown; they will be retried");
+        }
+        self.shared.recorder_stop.cancel();
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks lock poisoned"));
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Shared {
+    fn submit(self: &Arc<Self>, job: Job) {
+        self.held.lock().expect("held lock poisoned").insert(job.delivery_id.clone());
+        self.lanes.push(self, job);
+    }
+
+    fn release(&self, delivery_id: &str) {
+        self.held.lock().expect("held lock poisoned").remove(delivery_id);
+    }
+
+    fn is_held(&self, delivery_id: &str) -> bool {
+        self.held.lock().expect("held lock poisoned").contains(delivery_id)
+    }
+}
+
+/// Back-off for background loops whose store calls fail: they keep going.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << failures.min(7)))
+}

@@ -1,0 +1,142 @@
+//! Writes attempt outcomes in batches (group commit): whatever arrived while
+//! the previous batch was being written goes into the next transaction. Only
+//! after the commit does a delivery move on (retry, release), so the store
+//! never lags behind what the receiver saw by more than one batch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::sender::SendResult;
+use super::{Job, MEMORY_RETRY_HORIZON, Shared, backoff};
+use crate::store::{AttemptRecord, DeliveryStatus};
+
+/// Outcomes written per transaction at most.
+const MAX_BATCH: usize = 2048;
+
+/// An attempt's row and what to do with the delivery once it is written.
+pub(super) struct Recorded {
+    record: AttemptRecord,
+    job: Job,
+    retry_in: Option<Duration>,
+}
+
+impl Recorded {
+    /// Decides the delivery's next state from the attempt's result.
+    pub(super) fn new(shared: &Shared, job: Job, result: SendResult) -> Recorded {
+        let attempt = job.attempts_made + 1;
+        let (status, retry_in) = if result.succeeded() {
+            (DeliveryStatus::Succeeded, None)
+        } else {
+            match shared.config.retry.next_delay(attempt, result.retry_after) {
+                Some(delay) => (DeliveryStatus::Failed, Some(delay)),
+                None => (DeliveryStatus::Exhausted, None),
+            }
+        };
+        let next_attempt_at = retry_in.map(|d| crate::ids::now_millis() + d.as_millis() as i64);
+        let lease_until = match (retry_in, next_attempt_at) {
+            (Some(d), Some(at)) if d <= MEMORY_RETRY_HORIZON => Some(at + shared.config.lease.as_millis() as i64),
+            _ => None,
+        };
+        let record = attempt_record(&job, attempt, result, status, next_attempt_at, lease_until);
+        Recorded { record, job, retry_in }
+    }
+}
+
+fn attempt_record(
+    job: &Job,
+    attempt: u32,
+    r: SendResult,
+    status: DeliveryStatus,
+    next_attempt_at: Option<i64>,
+    lease_until: Option<i64>,
+) -> AttemptRecord {
+    AttemptRecord {
+        delivery_id: job.delivery_id.clone(),
+        attempt,
+        started_at: r.started_at,
+        duration_ms: r.duration.as_millis() as i64,
+        request_url: r.url,
+        request_headers: pairs_to_json(&r.request_headers),
+        response_status: r.status,
+        response_headers: r.status.map(|_| pairs_to_json(&r.response_headers)),
+        response_body: r.response_body,
+        response_truncated: r.response_truncated,
+        error_kind: r.error.as_ref().map(|e| e.kind.to_string()),
+        error_message: r.error.map(|e| e.message),
+        status,
+        next_attempt_at,
+        lease_until,
+    }
+}
+
+/// Headers as a JSON object; repeated names are joined with ", ".
+fn pairs_to_json(pairs: &[(String, String)]) -> String {
+    let mut map = serde_json::Map::new();
+    for (k, v) in pairs {
+        match map.get_mut(k) {
+            Some(serde_json::Value::String(existing)) => {
+                existing.push_str(", ");
+                existing.push_str(v);
+            }
+            _ => {
+                map.insert(k.clone(), serde_json::Value::String(v.clone()));
+            }
+        }
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+pub(super) async fn run(shared: Arc<Shared>, mut outcomes: mpsc::UnboundedReceiver<Recorded>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let stopping = tokio::select! {
+            biased;
+            received = outcomes.recv_many(&mut batch, MAX_BATCH) => received == 0,
+            _ = shared.recorder_stop.cancelled() => {
+                while let Ok(recorded) = outcomes.try_recv() {
+                    batch.push(recorded);
+                }
+                true
+            }
+        };
+        if !batch.is_empty() {
+            write_until_stored(&shared, &batch).await;
+        }
+        if stopping {
+            return;
+        }
+        for recorded in batch.drain(..) {
+            follow_up(&shared, recorded);
+        }
+    }
+}
+
+/// An outcome is never dropped: a failing store is retried with back-off.
+async fn write_until_stored(shared: &Shared, batch: &[Recorded]) {
+    let records: Vec<AttemptRecord> = batch.iter().map(|r| r.record.clone()).collect();
+    let mut failures = 0;
+    while let Err(e) = shared.store.record_attempts(&records).await {
+        failures += 1;
+        tracing::error!(error = %e, batch = records.len(), "could not record attempts; retrying");
+        tokio::time::sleep(backoff(failures)).await;
+    }
+}
+
+fn follow_up(shared: &Arc<Shared>, recorded: Recorded) {
+    let Recorded { record, mut job, retry_in } = recorded;
+    match retry_in {
+        Some(delay) if record.lease_until.is_some() => {
+            job.attempts_made = record.attempt;
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = shared.stopping.cancelled() => {}
+                    _ = tokio::time::sleep(delay) => shared.submit(job),
+                }
+            });
+        }
+        _ => shared.release(&job.delivery_id),
+    }
+}

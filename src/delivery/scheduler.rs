@@ -1,0 +1,84 @@
+//! The slow path: finds due deliveries this node does not hold — retries
+//! scheduled far ahead, work left by a crash, deliveries of a re-enabled
+//! webhook — and keeps the leases of the ones it holds alive.
+
+use std::sync::Arc;
+
+use super::{Job, Shared, backoff};
+use crate::formats::EventData;
+use crate::store::DueDelivery;
+
+/// Deliveries claimed per store round trip.
+const CLAIM_BATCH: u32 = 500;
+
+pub(super) async fn run_scans(shared: Arc<Shared>) {
+    let mut failures = 0;
+    loop {
+        match claim_all_due(&shared).await {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, "scheduler could not claim due deliveries; backing off");
+                tokio::time::sleep(backoff(failures)).await;
+            }
+        }
+        tokio::select! {
+            _ = shared.stopping.cancelled() => return,
+            _ = tokio::time::sleep(shared.config.scan_interval) => {}
+        }
+    }
+}
+
+/// Claims due deliveries page by page until none are left.
+async fn claim_all_due(shared: &Arc<Shared>) -> Result<(), crate::store::StoreError> {
+    loop {
+        let now = crate::ids::now_millis();
+        let lease_until = now + shared.config.lease.as_millis() as i64;
+        let due = shared.store.claim_due(now, CLAIM_BATCH, lease_until).await?;
+        let full_page = due.len() == CLAIM_BATCH as usize;
+        for delivery in due {
+            if !shared.is_held(&delivery.delivery_id) {
+                let job = job_for(shared, delivery);
+                shared.submit(job);
+            }
+        }
+        if !full_page || shared.stopping.is_cancelled() {
+            return Ok(());
+        }
+    }
+}
+
+fn job_for(shared: &Shared, d: DueDelivery) -> Job {
+    let family = shared.catalog.get(&d.event_type).map(|t| t.family);
+    Job {
+        delivery_id: d.delivery_id,
+        webhook_id: d.webhook_id,
+        attempts_made: d.attempts,
+        event: Arc::new(EventData {
+            id: d.event_id,
+            project_id: d.project_id,
+            event_type: d.event_type,
+            family,
+            payload: d.payload,
+        }),
+    }
+}
+
+/// Renews, every third of a lease, the leases of everything held here.
+pub(super) async fn run_lease_renewal(shared: Arc<Shared>) {
+    let period = shared.config.lease / 3;
+    loop {
+        tokio::select! {
+            _ = shared.stopping.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        let held: Vec<String> = shared.held.lock().expect("held lock poisoned").iter().cloned().collect();
+        if held.is_empty() {
+            continue;
+        }
+        let until = crate::ids::now_millis() + shared.config.lease.as_millis() as i64;
+        if let Err(e) = shared.store.renew_leases(&held, until).await {
+            tracing::warn!(error = %e, held = held.len(), "could not renew leases");
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! One HTTP attempt: render, sign, add headers, POST through the pooled
+//! client, read (a bounded part of) the answer, classify what went wrong.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::formats::{self, EventData};
+use crate::webhook::Webhook;
+
+/// Response bodies are kept up to this size in the attempt log.
+pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
+/// What the log shows in place of a secret.
+pub const MASK: &str = "********";
+
+#[derive(Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    user_agent: String,
+}
+
+/// Everything learned from one attempt.
+#[derive(Debug, Clone)]
+pub struct SendResult {
+    pub started_at: i64,
+    pub duration: Duration,
+    pub url: String,
+    /// The headers as sent, secrets masked, in send order.
+    pub request_headers: Vec<(String, String)>,
+    pub status: Option<u16>,
+    pub response_headers: Vec<(String, String)>,
+    pub response_body: Option<String>,
+    pub response_truncated: bool,
+    pub error: Option<AttemptError>,
+    pub retry_after: Option<Duration>,
+}
+
+impl SendResult {
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none() && self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptError {
+    /// dns, connect, tls, timeout, http_status, network, render, request
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl Sender {
+    pub fn new(timeout: Duration, lane_concurrency: usize) -> Sender {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(lane_concurrency.max(1))
+            .tcp_nodelay(true)
+            .build()
+            .expect("the HTTP client configuration is static and valid");
+        Sender { client, user_agent: format!("mlhook/{}", env!("CARGO_PKG_VERSION")) }
+    }
+
+    /// Sends `event` to `webhook` as delivery `delivery_id`.
+    pub async fn send(&self, webhook: &Webhook, event: &EventData, delivery_id: &str) -> SendResult {
+        let started_at = crate::ids::now_millis();
+        let clock = Instant::now();
+        let mut result = SendResult {
+            started_at,
+            duration: Duration::ZERO,
+            url: webhook.url.clone(),
+            request_headers: Vec::new(),
+            status: None,
+            response_headers: Vec::new(),
+            response_body: None,
+            response_truncated: false,
+            error: None,
+            retry_after: None,
+        };
+        match self.build(webhook, event, delivery_id, started_at / 1000) {
+            Ok((headers, shown, body)) => {
+                result.request_headers = shown;
+                self.post(&webhook.url, headers, body, &mut result).await;
+            }
+            Err(error) => result.error = Some(error),
+        }
+        result.duration = clock.elapsed();
+        result
+    }
+
+    /// The headers to send, the same headers as the log may show them, and the body.
+    fn build(
+        &self,
+        webhook: &Webhook,
+        event: &EventData,
+        delivery_id: &str,
+        timestamp: i64,
+    ) -> Result<(HeaderMap, Vec<(String, String)>, bytes::Bytes), AttemptError> {
+        let rendered = formats::render(webhook, event)
+            .map_err(|e| AttemptError { kind: "render", message: e.to_string() })?;
+        let signature = crate::signing::sign(&webhook.signing_secret, delivery_id, timestamp, &rendered.body)
+            .map_err(|e| AttemptError { kind: "render", message: e.to_string() })?;
+        let mut out = OutgoingHeaders::default();
+        out.add("content-type", rendered.content_type, false);
+        out.add("user-agent", &self.user_agent, false);
+        out.add("webhook-id", delivery_id, false);
+        out.add("webhook-timestamp", &timestamp.to_string(), false);
+        out.add("webhook-signature", &signature, false);
+        for h in &webhook.headers {
+            out.add(&h.key, &h.value, h.protected);
+        }
+        if let Some(secret) = &webhook.secret {
+            out.add("authorization", secret, true);
+        }
+        let (headers, shown) = out.finish()?;
+        Ok((headers, shown, rendered.body))
+    }
+
+    async fn post(&self, url: &str, headers: HeaderMap, body: bytes::Bytes, result: &mut SendResult) {
+        let response = match self.client.post(url).headers(headers).body(body).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                result.error = Some(classify(&e));
+                return;
+            }
+        };
+        let status = response.status();
+        result.status = Some(status.as_u16());
+        result.response_headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        result.retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| super::retry::parse_retry_after(v, chrono::Utc::now()));
+        read_bounded_body(response, result).await;
+        if !status.is_success() && result.error.is_none() {
+            let kind = "http_status";
+            result.error = Some(AttemptError { kind, message: format!("receiver answered {status}") });
+        }
+    }
+}
+
+/// Collects headers for the wire and, in parallel, their masked copy for the log.
+#[derive(Default)]
+struct OutgoingHeaders {
+    wire: Vec<(String, String)>,
+    shown: Vec<(String, String)>,
+}
+
+impl OutgoingHeaders {
+    fn add(&mut self, key: &str, value: &str, secret: bool) {
+        self.wire.push((key.to_string(), value.to_string()));
+        let shown = if secret { MASK.to_string() } else { value.to_string() };
+        self.shown.push((key.to_ascii_lowercase(), shown));
+    }
+
+    fn finish(self) -> Result<(HeaderMap, Vec<(String, String)>), AttemptError> {
+        let mut map = HeaderMap::with_capacity(self.wire.len());
+        for (k, v) in self.wire {
+            let name = HeaderName::from_bytes(k.as_bytes());
+            let value = HeaderValue::from_str(&v);
+            let (Ok(name), Ok(mut value)) = (name, value) else {
+                // Validated on save; reaching here means stored data changed under us.
+                return Err(AttemptError { kind: "request", message: format!("header {k:?} is not valid") });
+            };
+            value.set_sensitive(true);
+            map.append(name, value);
+        }
+        Ok((map, self.shown))
+    }
+}
+
+/// Reads up to `MAX_RESPONSE_BODY` bytes and notes whether there was more.
+async fn read_bounded_body(mut response: reqwest::Response, result: &mut SendResult) {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = MAX_RESPONSE_BODY - body.len();
+                if chunk.len() > room {
+                    body.extend_from_slice(&chunk[..room]);
+                    result.response_truncated = true;
+                    break;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                result.error = Some(classify(&e));
+                break;
+            }
+        }
+    }
+    result.response_body = Some(String::from_utf8_lossy(&body).into_owned());
+}
+
+/// Names what failed, from reqwest's error and its causes. The URL is left out
+/// of the message: a destination URL can itself be a credential (Slack).
+fn classify(err: &reqwest::Error) -> AttemptError {
+    let chain = error_chain(err);
+    let lower = chain.to_ascii_lowercase();
+    let kind = if err.is_timeout() {
+        "timeout"
+    } else if lower.contains("dns error") || lower.contains("failed to lookup") {
+        "dns"
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        "tls"
+    } else if err.is_connect() {
+        "connect"
+    } else {
+        "network"
+    };
+    AttemptError { kind, message: chain }
+}
+
+fn error_chain(err: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = source {
+        let text = match e.downcast_ref::<reqwest::Error>() {
+            Some(r) if r.url().is_some() => {
+                let mut shown = format!("{r}");
+                if let Some(url) = r.url() {
+                    shown = shown.replace(&format!(" ({url})"), "").replace(url.as_str(), "<url>");
+                }
+                shown
+            }
+            _ => e.to_string(),
+        };
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,59 @@
+//! The `mlhook` command.
+
+use clap::{Parser, Subcommand};
+use mlhook::config::{LogFormat, ServeArgs, ServeConfig};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "mlhook", version, about = "Durable, signed webhooks for machine-learning platforms")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: REST API and delivery workers, on embedded SQLite by default.
+    ///
+    /// Example: mlhook serve --listen 127.0.0.1:8080 --data-dir ./mlhook-data
+    Serve(ServeArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => run_serve(args),
+    }
+}
+
+fn run_serve(args: ServeArgs) -> std::process::ExitCode {
+    let config = match ServeConfig::resolve(args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+    match runtime.block_on(mlhook::server::serve(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr; `MLHOOK_LOG` (or `RUST_LOG`) sets the filter, default `info`.
+fn init_logging(format: LogFormat) {
+    let filter = std::env::var("MLHOOK_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .map(EnvFilter::new)
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

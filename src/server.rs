@@ -1,0 +1,122 @@
+//! `mlhook serve`: opens the store, starts the delivery engine and the API,
+//! and shuts both down in order on SIGINT/SIGTERM.
+
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::api::{self, AppState, auth};
+use crate::catalog::Catalog;
+use crate::config::ServeConfig;
+use crate::delivery::Engine;
+use crate::ingest::Ingestor;
+use crate::store::{SqliteStore, Store, TokenKind};
+use crate::subscriptions::Subscriptions;
+
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let _lock = lock_data_dir(&config.data_dir)?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir).await.context("cannot open the store")?);
+    // One process owns this data directory (the lock above): any lease in it
+    // was left by a process that is gone, so its deliveries are ours to send.
+    let released = store.release_all_leases().await?;
+    if released > 0 {
+        tracing::info!(released, "recovered deliveries left in flight by the previous run");
+    }
+    let admin_token_hash = admin_token(&*store, &config).await?;
+
+    let catalog = Arc::new(Catalog::builtin());
+    let subscriptions = Arc::new(Subscriptions::load(&*store).await?);
+    let engine = Arc::new(Engine::start(config.delivery.clone(), store.clone(), subscriptions.clone(), catalog.clone()));
+    let state = AppState {
+        store: store.clone(),
+        catalog,
+        subscriptions,
+        ingestor: Ingestor::start(store.clone(), engine.clone()),
+        admin_token_hash,
+        token_cache: Arc::default(),
+        max_body_bytes: config.max_body_bytes,
+        lease_ms: config.delivery.lease.as_millis() as i64,
+    };
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    // A plain line on stdout, for people and for tests that start on port 0.
+    println!("mlhook listening on http://{address}");
+    tracing::info!(%address, data_dir = %config.data_dir.display(), "mlhook started");
+
+    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("API stopped; finishing deliveries in flight");
+    engine.shutdown(config.shutdown_grace).await;
+    tracing::info!("mlhook stopped");
+    Ok(())
+}
+
+/// Two processes on one SQLite directory would send the same deliveries twice.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
+    let file = File::create(dir.join("lock"))?;
+    file.try_lock()
+        .map_err(|_| anyhow::anyhow!("another mlhook process is using {}", dir.display()))?;
+    Ok(file)
+}
+
+/// The admin token's hash from `MLHOOK_ADMIN_TOKEN`, or `None` after making
+/// sure the store holds one (generated at first start, shown once).
+async fn admin_token(store: &dyn Store, config: &ServeConfig) -> anyhow::Result<Option<String>> {
+    if let Some(token) = &config.admin_token {
+        return Ok(Some(auth::hash_token(token)));
+    }
+    if store.has_admin_token().await? {
+        return Ok(None);
+    }
+    let (token, record) = auth::generate_token(TokenKind::Admin, None, Some("initial admin token".into()));
+    let path = config.data_dir.join("admin-token");
+    write_secret_file(&path, &token)?;
+    store.insert_token(&record).await?;
+    // The token goes to the terminal once and to the 0600 file; never to the log.
+    if std::io::stdout().is_terminal() {
+        println!("admin token (shown once; also in {}): {token}", path.display());
+    } else {
+        println!("admin token written to {} (mode 0600)", path.display());
+    }
+    Ok(None)
+}
+
+fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(file, "{secret}")?;
+    file.sync_all()?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,218 @@
+//! The storage interface. Everything the service keeps goes through `Store`;
+//! SQLite is the embedded default, PostgreSQL (its own issue) the shared one.
+//!
+//! The store knows rows, not HTTP and not formats. Writes on the hot path take
+//! batches (`insert_events`, `record_attempts`) so callers can group-commit.
+
+mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::catalog::ObjectRef;
+use crate::webhook::Webhook;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What a bearer token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Admin,
+    Write,
+    Read,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Admin => "admin",
+            TokenKind::Write => "write",
+            TokenKind::Read => "read",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenKind> {
+        match s {
+            "admin" => Some(TokenKind::Admin),
+            "write" => Some(TokenKind::Write),
+            "read" => Some(TokenKind::Read),
+            _ => None,
+        }
+    }
+}
+
+/// A token as stored: its hash, never the token.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub id: String,
+    pub project_id: Option<String>,
+    pub kind: TokenKind,
+    pub token_hash: String,
+    pub prefix: String,
+    pub name: Option<String>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// One accepted event and the deliveries it fans out to, written together.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub project_id: String,
+    pub event_type: String,
+    pub object: Option<ObjectRef>,
+    pub payload: String,
+    pub created_at: i64,
+    pub idempotency_key: Option<String>,
+    pub deliveries: Vec<NewDelivery>,
+    /// Deliveries are leased to this node until then: it sends them from memory.
+    pub lease_until: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: String,
+    pub webhook_id: String,
+}
+
+/// The answer to one `NewEvent` in a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    Created,
+    /// The idempotency key was seen within its window: the first answer.
+    Replayed { event_id: String, delivery_ids: Vec<String> },
+    /// The project was deleted meanwhile; nothing was written for it.
+    ProjectGone,
+}
+
+/// Status of a delivery, as stored and shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Succeeded,
+    /// Failed at least once; another attempt is scheduled.
+    Failed,
+    Exhausted,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Exhausted => "exhausted",
+        }
+    }
+}
+
+/// A delivery ready to be attempted, with what the sender needs.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub delivery_id: String,
+    pub webhook_id: String,
+    pub project_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub attempts: u32,
+}
+
+/// The outcome of one attempt and the delivery state it leads to.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: String,
+    pub attempt: u32,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub request_url: String,
+    /// JSON object of the request headers, secrets masked.
+    pub request_headers: String,
+    pub response_status: Option<u16>,
+    pub response_headers: Option<String>,
+    pub response_body: Option<String>,
+    pub response_truncated: bool,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+    pub status: DeliveryStatus,
+    pub next_attempt_at: Option<i64>,
+    /// Still held in memory by this node until then (a short retry), or released.
+    pub lease_until: Option<i64>,
+}
+
+/// A delivery row as read back (for tests and, later, the delivery log).
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub event_id: String,
+    pub webhook_id: String,
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: Option<i64>,
+    pub last_status_code: Option<u16>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip, for readiness.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Forgets every lease: a single-node store calls it at start, when no
+    /// other process can hold one.
+    async fn release_all_leases(&self) -> StoreResult<u64>;
+
+    async fn create_project(&self, project: &Project) -> StoreResult<()>;
+    async fn list_projects(&self) -> StoreResult<Vec<Project>>;
+    async fn get_project(&self, id: &str) -> StoreResult<Option<Project>>;
+    async fn update_project(&self, project: &Project) -> StoreResult<()>;
+    async fn delete_project(&self, id: &str) -> StoreResult<bool>;
+
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()>;
+    async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>>;
+    async fn has_admin_token(&self) -> StoreResult<bool>;
+
+    async fn create_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    async fn delete_webhook(&self, project_id: &str, id: &str) -> StoreResult<bool>;
+    async fn get_webhook(&self, project_id: &str, id: &str) -> StoreResult<Option<Webhook>>;
+    async fn list_webhooks(&self, project_id: &str) -> StoreResult<Vec<Webhook>>;
+    async fn list_all_webhooks(&self) -> StoreResult<Vec<Webhook>>;
+
+    /// Writes a batch of events with their deliveries in one transaction;
+    /// answers each in order. Idempotency keys are honoured for `window_ms`.
+    async fn insert_events(&self, events: &[NewEvent], window_ms: i64) -> StoreResult<Vec<Inserted>>;
+    /// Claims up to `limit` due deliveries not leased by anyone, leasing them
+    /// until `lease_until`.
+    async fn claim_due(&self, now: i64, limit: u32, lease_until: i64) -> StoreResult<Vec<DueDelivery>>;
+    /// Extends the lease of deliveries this node still holds.
+    async fn renew_leases(&self, delivery_ids: &[String], lease_until: i64) -> StoreResult<()>;
+    /// Gives up this node's hold on deliveries it will not send now (their
+    /// webhook was disabled); the scheduler finds them again when due.
+    async fn release_leases(&self, delivery_ids: &[String]) -> StoreResult<()>;
+    /// Writes attempt rows and the resulting delivery states in one transaction.
+    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()>;
+    /// The deliveries of one event.
+    async fn event_deliveries(&self, event_id: &str) -> StoreResult<Vec<DeliveryRow>>;
+}

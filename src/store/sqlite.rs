@@ -1,0 +1,548 @@
+//! The embedded store: SQLite in WAL mode inside the data directory.
+//!
+//! Durability: `synchronous = FULL`, so a transaction is on disk (the WAL is
+//! fsynced) before the commit returns — an event answered 202 survives a
+//! crash or a power cut. Group commit upstream keeps that fsync per batch,
+//! not per event. Write transactions start with `BEGIN IMMEDIATE` so two
+//! writers queue on the busy timeout instead of failing on lock upgrade.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use super::*;
+use crate::webhook::{Format, Webhook};
+
+/// Rows per multi-row statement, well under SQLite's bound-variable limit.
+const CHUNK: usize = 400;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<data_dir>/mlhook.db` and applies migrations.
+    pub async fn open(data_dir: &Path) -> StoreResult<SqliteStore> {
+        let path = data_dir.join("mlhook.db");
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data always serialises")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+fn project_from_row(row: &SqliteRow) -> StoreResult<Project> {
+    Ok(Project {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn token_from_row(row: &SqliteRow) -> StoreResult<TokenRecord> {
+    let kind: String = row.try_get("kind")?;
+    Ok(TokenRecord {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        kind: TokenKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("token kind {kind}")))?,
+        token_hash: row.try_get("token_hash")?,
+        prefix: row.try_get("prefix")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn webhook_from_row(row: &SqliteRow) -> StoreResult<Webhook> {
+    let format: String = row.try_get("format")?;
+    Ok(Webhook {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        url: row.try_get("url")?,
+        format: Format::parse(&format).ok_or_else(|| StoreError::Corrupt(format!("format {format}")))?,
+        events: from_json("events", row.try_get("events")?)?,
+        scope: from_json("scope", row.try_get("scope")?)?,
+        headers: from_json("headers", row.try_get("headers")?)?,
+        secret: row.try_get("secret")?,
+        signing_secret: row.try_get("signing_secret")?,
+        include_result: row.try_get("include_result")?,
+        enabled: row.try_get("enabled")?,
+        disabled_reason: row.try_get("disabled_reason")?,
+        disabled_at: row.try_get("disabled_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Binds a webhook's columns in the order of `WEBHOOK_COLUMNS`.
+fn bind_webhook<'q>(
+    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    w: &'q Webhook,
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    query
+        .bind(&w.id)
+        .bind(&w.project_id)
+        .bind(&w.name)
+        .bind(&w.description)
+        .bind(&w.url)
+        .bind(w.format.as_str())
+        .bind(to_json(&w.events))
+        .bind(to_json(&w.scope))
+        .bind(to_json(&w.headers))
+        .bind(&w.secret)
+        .bind(&w.signing_secret)
+        .bind(w.include_result)
+        .bind(w.enabled)
+        .bind(&w.disabled_reason)
+        .bind(w.disabled_at)
+        .bind(w.created_at)
+        .bind(w.updated_at)
+}
+
+const WEBHOOK_COLUMNS: &str = "id, project_id, name, description, url, format, events, scope, headers, secret, \
+     signing_secret, include_result, enabled, disabled_reason, disabled_at, created_at, updated_at";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn release_all_leases(&self) -> StoreResult<u64> {
+        let done = sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL")
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn create_project(&self, p: &Project) -> StoreResult<()> {
+        let result = sqlx::query("INSERT INTO projects (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)")
+            .bind(&p.id)
+            .bind(&p.name)
+            .bind(p.created_at)
+            .bind(p.updated_at)
+            .execute(&self.pool)
+            .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Conflict(format!("project {:?} already exists", p.id)))
+            }
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    async fn list_projects(&self) -> StoreResult<Vec<Project>> {
+        let rows = sqlx::query("SELECT * FROM projects ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(project_from_row).collect()
+    }
+
+    async fn get_project(&self, id: &str) -> StoreResult<Option<Project>> {
+        let row = sqlx::query("SELECT * FROM projects WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(project_from_row).transpose()
+    }
+
+    async fn update_project(&self, p: &Project) -> StoreResult<()> {
+        sqlx::query("UPDATE projects SET name = ?, updated_at = ? WHERE id = ?")
+            .bind(&p.name)
+            .bind(p.updated_at)
+            .bind(&p.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_project(&self, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM projects WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn insert_token(&self, t: &TokenRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO tokens (id, project_id, kind, token_hash, prefix, name, created_at, revoked_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.id)
+        .bind(&t.project_id)
+        .bind(t.kind.as_str())
+        .bind(&t.token_hash)
+        .bind(&t.prefix)
+        .bind(&t.name)
+        .bind(t.created_at)
+        .bind(t.revoked_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
+        let row = sqlx::query("SELECT * FROM tokens WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn has_admin_token(&self) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
+        let sql = format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        bind_webhook(sqlx::query(&sql), w).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn update_webhook(&self, w: &Webhook) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE webhooks SET name = ?, description = ?, url = ?, format = ?, events = ?, scope = ?, \
+             headers = ?, secret = ?, signing_secret = ?, include_result = ?, enabled = ?, \
+             disabled_reason = ?, disabled_at = ?, updated_at = ? WHERE id = ? AND project_id = ?",
+        )
+        .bind(&w.name)
+        .bind(&w.description)
+        .bind(&w.url)
+        .bind(w.format.as_str())
+        .bind(to_json(&w.events))
+        .bind(to_json(&w.scope))
+        .bind(to_json(&w.headers))
+        .bind(&w.secret)
+        .bind(&w.signing_secret)
+        .bind(w.include_result)
+        .bind(w.enabled)
+        .bind(&w.disabled_reason)
+        .bind(w.disabled_at)
+        .bind(w.updated_at)
+        .bind(&w.id)
+        .bind(&w.project_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_webhook(&self, project_id: &str, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM webhooks WHERE id = ? AND project_id = ?")
+            .bind(id)
+            .bind(project_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn get_webhook(&self, project_id: &str, id: &str) -> StoreResult<Option<Webhook>> {
+        let row = sqlx::query("SELECT * FROM webhooks WHERE id = ? AND project_id = ?")
+            .bind(id)
+            .bind(project_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(webhook_from_row).transpose()
+    }
+
+    async fn list_webhooks(&self, project_id: &str) -> StoreResult<Vec<Webhook>> {
+        let rows = sqlx::query("SELECT * FROM webhooks WHERE project_id = ? ORDER BY id")
+            .bind(project_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    async fn list_all_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        let rows = sqlx::query("SELECT * FROM webhooks ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    async fn insert_events(&self, events: &[NewEvent], window_ms: i64) -> StoreResult<Vec<Inserted>> {
+        let mut tx = self.write_tx().await?;
+        let live = live_projects(&mut tx, events).await?;
+        let answers = resolve_idempotency(&mut tx, events, &live, window_ms).await?;
+        let created: Vec<&NewEvent> =
+            events.iter().zip(&answers).filter(|(_, a)| **a == Inserted::Created).map(|(e, _)| e).collect();
+        insert_event_rows(&mut tx, &created).await?;
+        insert_delivery_rows(&mut tx, &created).await?;
+        tx.commit().await?;
+        Ok(answers)
+    }
+
+    async fn claim_due(&self, now: i64, limit: u32, lease_until: i64) -> StoreResult<Vec<DueDelivery>> {
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(
+            "SELECT d.id, d.webhook_id, d.project_id, d.event_id, d.attempts, e.event_type, e.payload \
+             FROM deliveries d JOIN events e ON e.id = d.event_id \
+             JOIN webhooks w ON w.id = d.webhook_id AND w.enabled = 1 \
+             WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1 \
+               AND (d.lease_until IS NULL OR d.lease_until < ?1) \
+             ORDER BY d.next_attempt_at LIMIT ?2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let due: Vec<DueDelivery> = rows
+            .iter()
+            .map(|r| {
+                Ok(DueDelivery {
+                    delivery_id: r.try_get("id")?,
+                    webhook_id: r.try_get("webhook_id")?,
+                    project_id: r.try_get("project_id")?,
+                    event_id: r.try_get("event_id")?,
+                    event_type: r.try_get("event_type")?,
+                    payload: r.try_get("payload")?,
+                    attempts: r.try_get::<i64, _>("attempts")? as u32,
+                })
+            })
+            .collect::<StoreResult<_>>()?;
+        let ids: Vec<String> = due.iter().map(|d| d.delivery_id.clone()).collect();
+        set_leases(&mut tx, &ids, Some(lease_until)).await?;
+        tx.commit().await?;
+        Ok(due)
+    }
+
+    async fn renew_leases(&self, delivery_ids: &[String], lease_until: i64) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        set_leases(&mut tx, delivery_ids, Some(lease_until)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_leases(&self, delivery_ids: &[String]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        set_leases(&mut tx, delivery_ids, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for chunk in attempts.chunks(CHUNK) {
+            insert_attempt_rows(&mut tx, chunk).await?;
+        }
+        let now = crate::ids::now_millis();
+        for a in attempts {
+            sqlx::query(
+                "UPDATE deliveries SET status = ?, attempts = MAX(attempts, ?), next_attempt_at = ?, \
+                 lease_until = ?, last_status_code = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(a.status.as_str())
+            .bind(a.attempt)
+            .bind(a.next_attempt_at)
+            .bind(a.lease_until)
+            .bind(a.response_status)
+            .bind(now)
+            .bind(&a.delivery_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn event_deliveries(&self, event_id: &str) -> StoreResult<Vec<DeliveryRow>> {
+        let rows = sqlx::query("SELECT * FROM deliveries WHERE event_id = ? ORDER BY id")
+            .bind(event_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeliveryRow {
+                    id: r.try_get("id")?,
+                    event_id: r.try_get("event_id")?,
+                    webhook_id: r.try_get("webhook_id")?,
+                    status: r.try_get("status")?,
+                    attempts: r.try_get::<i64, _>("attempts")? as u32,
+                    next_attempt_at: r.try_get("next_attempt_at")?,
+                    last_status_code: r.try_get::<Option<i64>, _>("last_status_code")?.map(|c| c as u16),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Decides, in order, which events are new and which repeat an idempotency
+/// key still inside its window (also within this very batch).
+async fn resolve_idempotency(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    events: &[NewEvent],
+    live_projects: &HashSet<String>,
+    window_ms: i64,
+) -> StoreResult<Vec<Inserted>> {
+    let mut in_batch: HashMap<(&str, &str), &NewEvent> = HashMap::new();
+    let mut answers = Vec::with_capacity(events.len());
+    for event in events {
+        if !live_projects.contains(&event.project_id) {
+            answers.push(Inserted::ProjectGone);
+            continue;
+        }
+        let Some(key) = event.idempotency_key.as_deref() else {
+            answers.push(Inserted::Created);
+            continue;
+        };
+        if let Some(first) = in_batch.get(&(event.project_id.as_str(), key)) {
+            answers.push(replay_of(first));
+            continue;
+        }
+        let existing = sqlx::query("SELECT event_id, created_at FROM idempotency_keys WHERE project_id = ? AND key = ?")
+            .bind(&event.project_id)
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(row) = existing {
+            let created_at: i64 = row.try_get("created_at")?;
+            if created_at > event.created_at - window_ms {
+                let event_id: String = row.try_get("event_id")?;
+                let delivery_ids = sqlx::query_scalar("SELECT id FROM deliveries WHERE event_id = ? ORDER BY id")
+                    .bind(&event_id)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                answers.push(Inserted::Replayed { event_id, delivery_ids });
+                continue;
+            }
+        }
+        sqlx::query("REPLACE INTO idempotency_keys (project_id, key, event_id, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&event.project_id)
+            .bind(key)
+            .bind(&event.id)
+            .bind(event.created_at)
+            .execute(&mut **tx)
+            .await?;
+        in_batch.insert((event.project_id.as_str(), key), event);
+        answers.push(Inserted::Created);
+    }
+    Ok(answers)
+}
+
+/// The projects of this batch that still exist: an event of a project deleted
+/// a moment ago must not fail the whole batch on a foreign key.
+async fn live_projects(tx: &mut sqlx::Transaction<'static, Sqlite>, events: &[NewEvent]) -> StoreResult<HashSet<String>> {
+    let wanted: HashSet<&str> = events.iter().map(|e| e.project_id.as_str()).collect();
+    let mut live = HashSet::new();
+    for id in wanted {
+        let found: Option<String> = sqlx::query_scalar("SELECT id FROM projects WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        live.extend(found);
+    }
+    Ok(live)
+}
+
+fn replay_of(first: &NewEvent) -> Inserted {
+    Inserted::Replayed {
+        event_id: first.id.clone(),
+        delivery_ids: first.deliveries.iter().map(|d| d.id.clone()).collect(),
+    }
+}
+
+async fn insert_event_rows(tx: &mut sqlx::Transaction<'static, Sqlite>, events: &[&NewEvent]) -> StoreResult<()> {
+    for chunk in events.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO events (id, project_id, event_type, object, payload, created_at) ");
+        q.push_values(chunk, |mut b, e| {
+            b.push_bind(&e.id)
+                .push_bind(&e.project_id)
+                .push_bind(&e.event_type)
+                .push_bind(e.object.as_ref().map(to_json))
+                .push_bind(&e.payload)
+                .push_bind(e.created_at);
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_delivery_rows(tx: &mut sqlx::Transaction<'static, Sqlite>, events: &[&NewEvent]) -> StoreResult<()> {
+    let rows: Vec<(&NewEvent, &NewDelivery)> =
+        events.iter().flat_map(|e| e.deliveries.iter().map(move |d| (*e, d))).collect();
+    for chunk in rows.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO deliveries (id, project_id, event_id, webhook_id, status, attempts, \
+             next_attempt_at, lease_until, created_at, updated_at) ",
+        );
+        q.push_values(chunk, |mut b, (e, d)| {
+            b.push_bind(&d.id)
+                .push_bind(&e.project_id)
+                .push_bind(&e.id)
+                .push_bind(&d.webhook_id)
+                .push_bind(DeliveryStatus::Pending.as_str())
+                .push_bind(0_i64)
+                .push_bind(e.created_at)
+                .push_bind(e.lease_until)
+                .push_bind(e.created_at)
+                .push_bind(e.created_at);
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Attempt rows for deliveries deleted meanwhile (webhook or project gone)
+/// are dropped, rather than failing the whole batch on a foreign key.
+async fn insert_attempt_rows(tx: &mut sqlx::Transaction<'static, Sqlite>, chunk: &[AttemptRecord]) -> StoreResult<()> {
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_at, duration_ms, request_url, \
+         request_headers, response_status, response_headers, response_body, response_truncated, \
+         error_kind, error_message, next_attempt_at) SELECT * FROM (",
+    );
+    q.push_values(chunk, |mut b, a| {
+        b.push_bind(&a.delivery_id)
+            .push_bind(a.attempt)
+            .push_bind(a.started_at)
+            .push_bind(a.duration_ms)
+            .push_bind(&a.request_url)
+            .push_bind(&a.request_headers)
+            .push_bind(a.response_status)
+            .push_bind(&a.response_headers)
+            .push_bind(&a.response_body)
+            .push_bind(a.response_truncated)
+            .push_bind(&a.error_kind)
+            .push_bind(&a.error_message)
+            .push_bind(a.next_attempt_at);
+    });
+    q.push(") AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column1)");
+    q.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+async fn set_leases(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    ids: &[String],
+    lease_until: Option<i64>,
+) -> StoreResult<()> {
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new("UPDATE deliveries SET lease_until = ");
+        q.push_bind(lease_until).push(" WHERE id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(id);
+        }
+        q.push(")");
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! Which webhooks want which events: an in-memory copy of every project's
+//! webhooks, read on the ingest path without touching the store.
+//!
+//! The store is the truth. Every webhook write refreshes the copy of its
+//! project right after the store commits, so routing never sees a deleted
+//! webhook. (Several nodes will refresh on a change notice: PostgreSQL issue.)
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::catalog::ObjectRef;
+use crate::store::{Store, StoreResult};
+use crate::webhook::Webhook;
+
+#[derive(Default)]
+pub struct Subscriptions {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_project: HashMap<String, Arc<[Arc<Webhook>]>>,
+    by_id: HashMap<String, Arc<Webhook>>,
+}
+
+impl Subscriptions {
+    /// Loads every webhook of every project.
+    pub async fn load(store: &dyn Store) -> StoreResult<Subscriptions> {
+        let subs = Subscriptions::default();
+        let mut grouped: HashMap<String, Vec<Webhook>> = HashMap::new();
+        for webhook in store.list_all_webhooks().await? {
+            grouped.entry(webhook.project_id.clone()).or_default().push(webhook);
+        }
+        for (project, webhooks) in grouped {
+            subs.replace_project(&project, webhooks);
+        }
+        Ok(subs)
+    }
+
+    /// Re-reads one project's webhooks after a change.
+    pub async fn refresh_project(&self, store: &dyn Store, project_id: &str) -> StoreResult<()> {
+        let webhooks = store.list_webhooks(project_id).await?;
+        self.replace_project(project_id, webhooks);
+        Ok(())
+    }
+
+    fn replace_project(&self, project_id: &str, webhooks: Vec<Webhook>) {
+        let webhooks: Vec<Arc<Webhook>> = webhooks.into_iter().map(Arc::new).collect();
+        let mut inner = self.inner.write().expect("subscriptions lock poisoned");
+        if let Some(old) = inner.by_project.remove(project_id) {
+            for w in old.iter() {
+                inner.by_id.remove(&w.id);
+            }
+        }
+        for w in &webhooks {
+            inner.by_id.insert(w.id.clone(), w.clone());
+        }
+        if !webhooks.is_empty() {
+            inner.by_project.insert(project_id.to_string(), webhooks.into());
+        }
+    }
+
+    /// The enabled webhooks of `project_id` that want this event.
+    pub fn matching(&self, project_id: &str, event_type: &str, object: Option<&ObjectRef>) -> Vec<Arc<Webhook>> {
+        let webhooks = {
+            let inner = self.inner.read().expect("subscriptions lock poisoned");
+            match inner.by_project.get(project_id) {
+                Some(list) => list.clone(),
+                None => return Vec::new(),
+            }
+        };
+        webhooks.iter().filter(|w| w.matches(event_type, object)).cloned().collect()
+    }
+
+    /// The current configuration of a webhook, as the sender must use it.
+    pub fn get(&self, webhook_id: &str) -> Option<Arc<Webhook>> {
+        self.inner.read().expect("subscriptions lock poisoned").by_id.get(webhook_id).cloned()
+    }
+}

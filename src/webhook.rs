@@ -1,0 +1,516 @@
+//! The webhook resource: what a client may send (`WebhookInput`, `WebhookPatch`),
+//! what is stored (`Webhook`), and what the API may show (`WebhookView`).
+//!
+//! Secrets are kept out of the view by construction: `WebhookView` has no field
+//! that could hold the secret or a protected header value.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::catalog::{Catalog, ObjectRef};
+use crate::error::FieldError;
+
+/// How the body of a delivery is rendered (more formats join in their own issue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    #[default]
+    Json,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Format> {
+        match s {
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+}
+
+pub const OBJECT_TYPES: [&str; 5] = ["model", "deployment", "pipeline", "experiment", "project"];
+
+/// Which objects' events a webhook wants; each field narrows when set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+impl Scope {
+    fn matches(&self, object: Option<&ObjectRef>) -> bool {
+        let wanted = [&self.object_type, &self.object_name, &self.version];
+        if wanted.iter().all(|f| f.is_none()) {
+            return true;
+        }
+        let Some(object) = object else { return false };
+        let field_ok = |want: &Option<String>, have: Option<&str>| match want {
+            None => true,
+            Some(w) => have == Some(w.as_str()),
+        };
+        field_ok(&self.object_type, Some(&object.object_type))
+            && field_ok(&self.object_name, object.name.as_deref())
+            && field_ok(&self.version, object.version.as_deref())
+    }
+}
+
+/// A header sent with every delivery; a protected value is write-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub key: String,
+    pub value: String,
+    pub protected: bool,
+}
+
+/// The stored webhook, secrets included. Never serialised to a client.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub description: String,
+    pub url: String,
+    pub format: Format,
+    pub events: Vec<String>,
+    pub scope: Scope,
+    pub headers: Vec<Header>,
+    pub secret: Option<String>,
+    pub signing_secret: String,
+    pub include_result: bool,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub disabled_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Webhook {
+    /// Whether an event of `event_type` about `object` goes to this webhook.
+    pub fn matches(&self, event_type: &str, object: Option<&ObjectRef>) -> bool {
+        self.enabled
+            && self.events.iter().any(|e| e == "*" || e == event_type)
+            && self.scope.matches(object)
+    }
+
+    pub fn view(&self) -> WebhookView {
+        WebhookView {
+            id: self.id.clone(),
+            project_id: self.project_id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            url: self.url.clone(),
+            format: self.format,
+            events: self.events.clone(),
+            scope: self.scope.clone(),
+            headers: self.headers.iter().map(HeaderView::from).collect(),
+            has_secret: self.secret.is_some(),
+            include_result: self.include_result,
+            enabled: self.enabled,
+            disabled_reason: self.disabled_reason.clone(),
+            disabled_at: self.disabled_at.map(crate::ids::millis_to_rfc3339),
+            created_at: crate::ids::millis_to_rfc3339(self.created_at),
+            updated_at: crate::ids::millis_to_rfc3339(self.updated_at),
+        }
+    }
+}
+
+/// A header as the API shows it: the value only when not protected.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HeaderView {
+    pub key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub protected: bool,
+}
+
+impl From<&Header> for HeaderView {
+    fn from(h: &Header) -> Self {
+        HeaderView {
+            key: h.key.clone(),
+            value: (!h.protected).then(|| h.value.clone()),
+            protected: h.protected,
+        }
+    }
+}
+
+/// The webhook as every read shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WebhookView {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub description: String,
+    pub url: String,
+    pub format: Format,
+    pub events: Vec<String>,
+    pub scope: Scope,
+    pub headers: Vec<HeaderView>,
+    pub has_secret: bool,
+    pub include_result: bool,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub disabled_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A header as a client sends it; `value` may be left out on update to keep
+/// the stored value of a protected header.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderInput {
+    pub key: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub protected: bool,
+}
+
+/// `POST /v1/projects/{p}/webhooks`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookInput {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub url: String,
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub scope: Option<Scope>,
+    #[serde(default)]
+    pub headers: Vec<HeaderInput>,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub include_result: bool,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub format: Format,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// `PATCH …/webhooks/{id}`: absent fields stay; `"secret": null` removes the secret.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub scope: Option<Scope>,
+    pub headers: Option<Vec<HeaderInput>>,
+    #[serde(default, deserialize_with = "present_or_null")]
+    pub secret: Option<Option<String>>,
+    pub include_result: Option<bool>,
+    pub enabled: Option<bool>,
+    pub format: Option<Format>,
+}
+
+/// Tells "field absent" (None) from "field null" (Some(None)).
+fn present_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+const RESERVED_HEADERS: [&str; 5] = ["host", "content-length", "content-type", "transfer-encoding", "connection"];
+const MAX_URL_LEN: usize = 2048;
+
+impl Webhook {
+    /// Builds a new webhook from a create request, or every field error found.
+    pub fn create(
+        input: WebhookInput,
+        project_id: &str,
+        catalog: &Catalog,
+        now: i64,
+    ) -> Result<Webhook, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let url = check_url(&input.url, &mut errors);
+        check_events(&input.events, catalog, &mut errors);
+        let scope = input.scope.unwrap_or_default();
+        check_scope(&scope, &mut errors);
+        let headers = resolve_headers(input.headers, &[], &mut errors);
+        check_secret(input.secret.as_deref(), &headers, &mut errors);
+        let name = input.name.unwrap_or_else(|| default_name(&url));
+        check_text("/name", &name, 200, &mut errors);
+        let description = input.description.unwrap_or_default();
+        check_text_allow_empty("/description", &description, 2000, &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Webhook {
+            id: crate::ids::new_id("wh"),
+            project_id: project_id.to_string(),
+            name,
+            description,
+            url,
+            format: input.format,
+            events: input.events,
+            scope,
+            headers,
+            secret: input.secret,
+            signing_secret: crate::signing::generate_secret(),
+            include_result: input.include_result,
+            enabled: input.enabled,
+            disabled_reason: None,
+            disabled_at: None,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// Applies a patch, validating the result as a whole.
+    pub fn apply(&mut self, patch: WebhookPatch, catalog: &Catalog, now: i64) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut next = self.clone();
+        if let Some(url) = patch.url {
+            next.url = check_url(&url, &mut errors);
+        }
+        if let Some(events) = patch.events {
+            check_events(&events, catalog, &mut errors);
+            next.events = events;
+        }
+        if let Some(scope) = patch.scope {
+            check_scope(&scope, &mut errors);
+            next.scope = scope;
+        }
+        if let Some(headers) = patch.headers {
+            next.headers = resolve_headers(headers, &self.headers, &mut errors);
+        }
+        if let Some(secret) = patch.secret {
+            next.secret = secret;
+        }
+        check_secret(next.secret.as_deref(), &next.headers, &mut errors);
+        if let Some(name) = patch.name {
+            check_text("/name", &name, 200, &mut errors);
+            next.name = name;
+        }
+        if let Some(description) = patch.description {
+            check_text_allow_empty("/description", &description, 2000, &mut errors);
+            next.description = description;
+        }
+        next.include_result = patch.include_result.unwrap_or(next.include_result);
+        next.format = patch.format.unwrap_or(next.format);
+        if let Some(enabled) = patch.enabled {
+            next.enabled = enabled;
+            if enabled {
+                next.disabled_reason = None;
+                next.disabled_at = None;
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        next.updated_at = now;
+        *self = next;
+        Ok(())
+    }
+}
+
+fn field_error(errors: &mut Vec<FieldError>, field: impl Into<String>, message: impl Into<String>) {
+    errors.push(FieldError { field: field.into(), message: message.into() });
+}
+
+/// A destination must be an absolute http(s) URL with a host and no credentials.
+fn check_url(raw: &str, errors: &mut Vec<FieldError>) -> String {
+    let mut fail = |m: &str| field_error(errors, "/url", m);
+    if raw.len() > MAX_URL_LEN {
+        fail("must be at most 2048 characters");
+        return raw.to_string();
+    }
+    match url::Url::parse(raw.trim()) {
+        Err(e) => fail(&format!("not a valid URL ({e})")),
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => fail("scheme must be http or https"),
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => fail("must name a host"),
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+            fail("must not hold credentials; send them in a header or the secret")
+        }
+        Ok(u) => return u.to_string(),
+    }
+    raw.to_string()
+}
+
+fn check_events(events: &[String], catalog: &Catalog, errors: &mut Vec<FieldError>) {
+    if events.is_empty() {
+        field_error(errors, "/events", "must list at least one event type, or \"*\"");
+    }
+    for (i, e) in events.iter().enumerate() {
+        if e != "*" && !catalog.contains(e) {
+            field_error(errors, format!("/events/{i}"), format!("unknown event type {e:?}"));
+        }
+    }
+}
+
+fn check_scope(scope: &Scope, errors: &mut Vec<FieldError>) {
+    if let Some(t) = &scope.object_type
+        && !OBJECT_TYPES.contains(&t.as_str())
+    {
+        field_error(errors, "/scope/object_type", format!("must be one of {}", OBJECT_TYPES.join(", ")));
+    }
+    if scope.object_type.is_none() && (scope.object_name.is_some() || scope.version.is_some()) {
+        field_error(errors, "/scope/object_type", "is required when object_name or version is set");
+    }
+}
+
+/// Validates header rows; a protected row without a value keeps the value it
+/// had in `previous` (so an editor never needs to know the secret to keep it).
+fn resolve_headers(input: Vec<HeaderInput>, previous: &[Header], errors: &mut Vec<FieldError>) -> Vec<Header> {
+    let mut seen = std::collections::HashSet::new();
+    let mut headers = Vec::with_capacity(input.len());
+    for (i, h) in input.into_iter().enumerate() {
+        let field = format!("/headers/{i}");
+        let lower = h.key.to_ascii_lowercase();
+        if reqwest::header::HeaderName::from_bytes(h.key.as_bytes()).is_err() {
+            field_error(errors, format!("{field}/key"), "not a valid header name");
+        } else if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") {
+            field_error(errors, format!("{field}/key"), format!("{:?} is set by mlhook and cannot be configured", h.key));
+        } else if !seen.insert(lower.clone()) {
+            field_error(errors, format!("{field}/key"), format!("duplicate header {:?}", h.key));
+        }
+        let kept = previous.iter().find(|p| p.protected && p.key.eq_ignore_ascii_case(&h.key));
+        let value = match (h.value, kept) {
+            (Some(v), _) => v,
+            (None, Some(p)) if h.protected => p.value.clone(),
+            (None, _) => {
+                field_error(errors, format!("{field}/value"), "is required");
+                continue;
+            }
+        };
+        if reqwest::header::HeaderValue::from_str(&value).is_err() {
+            field_error(errors, format!("{field}/value"), "not a valid header value");
+        }
+        headers.push(Header { key: h.key, value, protected: h.protected });
+    }
+    headers
+}
+
+/// The secret travels as the Authorization header, so it cannot share it.
+fn check_secret(secret: Option<&str>, headers: &[Header], errors: &mut Vec<FieldError>) {
+    let Some(secret) = secret else { return };
+    if reqwest::header::HeaderValue::from_str(secret).is_err() || secret.is_empty() {
+        field_error(errors, "/secret", "must be a non-empty header value");
+    }
+    if let Some(i) = headers.iter().position(|h| h.key.eq_ignore_ascii_case("authorization")) {
+        field_error(errors, format!("/headers/{i}/key"), "Authorization is already sent as the secret");
+    }
+}
+
+fn check_text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) {
+    if value.trim().is_empty() {
+        field_error(errors, field, "must not be empty");
+    }
+    check_text_allow_empty(field, value, max, errors);
+}
+
+fn check_text_allow_empty(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) {
+    if value.chars().count() > max {
+        field_error(errors, field, format!("must be at most {max} characters"));
+    }
+}
+
+fn default_name(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "webhook".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(json: serde_json::Value) -> WebhookInput {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn create(json: serde_json::Value) -> Result<Webhook, Vec<FieldError>> {
+        Webhook::create(input(json), "p", &Catalog::builtin(), 0)
+    }
+
+    fn fields(errors: Vec<FieldError>) -> Vec<String> {
+        errors.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn valid_webhook_gets_defaults_and_a_signing_secret() {
+        let w = create(serde_json::json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]})).unwrap();
+        assert_eq!(w.name, "127.0.0.1");
+        assert!(w.enabled);
+        assert!(w.signing_secret.starts_with("whsec_"));
+        assert_eq!(w.format, Format::Json);
+    }
+
+    #[test]
+    fn bad_fields_are_each_named() {
+        let errors = create(serde_json::json!({
+            "url": "ftp://x", "events": ["NOPE"],
+            "scope": {"object_type": "galaxy"},
+            "headers": [{"key": "X-A", "value": "1"}, {"key": "x-a", "value": "2"}, {"key": "Webhook-Id", "value": "3"}]
+        }))
+        .unwrap_err();
+        assert_eq!(fields(errors), ["/url", "/events/0", "/scope/object_type", "/headers/1/key", "/headers/2/key"]);
+    }
+
+    #[test]
+    fn empty_events_and_credentials_in_url_are_refused() {
+        let errors = create(serde_json::json!({"url": "http://u:p@h/x", "events": []})).unwrap_err();
+        assert_eq!(fields(errors), ["/url", "/events"]);
+    }
+
+    #[test]
+    fn view_hides_protected_values_and_secret() {
+        let w = create(serde_json::json!({
+            "url": "http://h/x", "events": ["*"], "secret": "s3cr3t",
+            "headers": [{"key": "X-Token", "value": "hidden", "protected": true}, {"key": "X-Team", "value": "ml"}]
+        }))
+        .unwrap();
+        let shown = serde_json::to_string(&w.view()).unwrap();
+        assert!(!shown.contains("hidden") && !shown.contains("s3cr3t") && !shown.contains(&w.signing_secret));
+        assert!(shown.contains("\"has_secret\":true") && shown.contains("\"value\":\"ml\""));
+    }
+
+    #[test]
+    fn patch_keeps_protected_value_when_left_out_and_null_removes_secret() {
+        let catalog = Catalog::builtin();
+        let mut w = create(serde_json::json!({
+            "url": "http://h/x", "events": ["*"], "secret": "s",
+            "headers": [{"key": "X-Token", "value": "hidden", "protected": true}]
+        }))
+        .unwrap();
+        let patch: WebhookPatch = serde_json::from_value(serde_json::json!({
+            "headers": [{"key": "X-Token", "protected": true}], "secret": null
+        }))
+        .unwrap();
+        w.apply(patch, &catalog, 5).unwrap();
+        assert_eq!(w.headers[0].value, "hidden");
+        assert_eq!(w.secret, None);
+        assert_eq!(w.updated_at, 5);
+    }
+
+    #[test]
+    fn scope_narrows_by_each_field_set() {
+        let mut w = create(serde_json::json!({"url": "http://h/x", "events": ["MODEL_VERSION_CREATED"],
+            "scope": {"object_type": "model", "object_name": "churn"}}))
+        .unwrap();
+        let churn = ObjectRef { object_type: "model".into(), name: Some("churn".into()), version: Some("3".into()) };
+        let other = ObjectRef { name: Some("fraud".into()), ..churn.clone() };
+        assert!(w.matches("MODEL_VERSION_CREATED", Some(&churn)));
+        assert!(!w.matches("MODEL_VERSION_CREATED", Some(&other)));
+        assert!(!w.matches("MODEL_VERSION_DELETED", Some(&churn)));
+        assert!(!w.matches("MODEL_VERSION_CREATED", None));
+        w.enabled = false;
+        assert!(!w.matches("MODEL_VERSION_CREATED", Some(&churn)));
+    }
+}
