@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/projects/{project}/events", post(create))
         .route("/v1/projects/{project}/events/batch", post(create_batch))
+        .route("/v1/projects/{project}/events/{id}", get(show))
 }
 
 #[derive(Deserialize)]
@@ -54,6 +55,58 @@ struct AcceptedView {
 #[derive(Serialize)]
 struct BatchAccepted {
     events: Vec<AcceptedView>,
+}
+
+#[derive(Serialize)]
+struct EventView {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    object: Option<ObjectRef>,
+    payload: Box<serde_json::value::RawValue>,
+    created_at: String,
+    deliveries: Vec<DeliveryStatusView>,
+}
+
+#[derive(Serialize)]
+struct DeliveryStatusView {
+    id: String,
+    webhook_id: String,
+    status: String,
+    attempts: u32,
+    next_attempt_at: Option<String>,
+    last_status_code: Option<u16>,
+}
+
+/// An event with the state of each of its deliveries.
+async fn show(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((project, id)): Path<(String, String)>,
+) -> Result<Json<EventView>, ApiError> {
+    let project = caller.project(&state, &project).await?;
+    let event = state.store.get_event(&project.id, &id).await?.ok_or_else(|| ApiError::not_found("event"))?;
+    let deliveries = state.store.event_deliveries(&event.id).await?;
+    let payload = serde_json::value::RawValue::from_string(event.payload)
+        .map_err(|e| ApiError::from(crate::store::StoreError::Corrupt(e.to_string())))?;
+    Ok(Json(EventView {
+        id: event.id,
+        event_type: event.event_type,
+        object: event.object,
+        payload,
+        created_at: crate::ids::millis_to_rfc3339(event.created_at),
+        deliveries: deliveries
+            .into_iter()
+            .map(|d| DeliveryStatusView {
+                id: d.id,
+                webhook_id: d.webhook_id,
+                status: d.status,
+                attempts: d.attempts,
+                next_attempt_at: d.next_attempt_at.map(crate::ids::millis_to_rfc3339),
+                last_status_code: d.last_status_code,
+            })
+            .collect(),
+    }))
 }
 
 async fn create(

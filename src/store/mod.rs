@@ -163,6 +163,17 @@ pub struct AttemptRecord {
     pub lease_until: Option<i64>,
 }
 
+/// A stored event.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub id: String,
+    pub project_id: String,
+    pub event_type: String,
+    pub object: Option<ObjectRef>,
+    pub payload: String,
+    pub created_at: i64,
+}
+
 /// A delivery row as read back (for tests and, later, the delivery log).
 #[derive(Debug, Clone)]
 pub struct DeliveryRow {
@@ -213,6 +224,7 @@ pub trait Store: Send + Sync + 'static {
     async fn release_leases(&self, delivery_ids: &[String]) -> StoreResult<()>;
     /// Writes attempt rows and the resulting delivery states in one transaction.
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()>;
+    async fn get_event(&self, project_id: &str, event_id: &str) -> StoreResult<Option<EventRow>>;
     /// The deliveries of one event.
     async fn event_deliveries(&self, event_id: &str) -> StoreResult<Vec<DeliveryRow>>;
 }

@@ -364,6 +364,24 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn get_event(&self, project_id: &str, event_id: &str) -> StoreResult<Option<EventRow>> {
+        let row = sqlx::query("SELECT * FROM events WHERE id = ? AND project_id = ?")
+            .bind(event_id)
+            .bind(project_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let object: Option<String> = r.try_get("object")?;
+        Ok(Some(EventRow {
+            id: r.try_get("id")?,
+            project_id: r.try_get("project_id")?,
+            event_type: r.try_get("event_type")?,
+            object: object.map(|o| from_json("object", &o)).transpose()?,
+            payload: r.try_get("payload")?,
+            created_at: r.try_get("created_at")?,
+        }))
+    }
+
     async fn event_deliveries(&self, event_id: &str) -> StoreResult<Vec<DeliveryRow>> {
         let rows = sqlx::query("SELECT * FROM deliveries WHERE event_id = ? ORDER BY id")
             .bind(event_id)
