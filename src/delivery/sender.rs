@@ -78,9 +78,9 @@ impl Sender {
             retry_after: None,
         };
         match self.build(webhook, event, delivery_id, started_at / 1000) {
-            Ok((headers, shown, body)) => {
-                result.request_headers = shown;
-                self.post(&webhook.url, headers, body, &mut result).await;
+            Ok(request) => {
+                result.request_headers = request.shown;
+                self.post(&webhook.url, request.headers, request.body, &mut result).await;
             }
             Err(error) => result.error = Some(error),
         }
@@ -88,14 +88,14 @@ impl Sender {
         result
     }
 
-    /// The headers to send, the same headers as the log may show them, and the body.
+    /// The request to send, with its headers as the log may show them.
     fn build(
         &self,
         webhook: &Webhook,
         event: &EventData,
         delivery_id: &str,
         timestamp: i64,
-    ) -> Result<(HeaderMap, Vec<(String, String)>, bytes::Bytes), AttemptError> {
+    ) -> Result<Outgoing, AttemptError> {
         let rendered = formats::render(webhook, event)
             .map_err(|e| AttemptError { kind: "render", message: e.to_string() })?;
         let signature = crate::signing::sign(&webhook.signing_secret, delivery_id, timestamp, &rendered.body)
@@ -113,7 +113,7 @@ impl Sender {
             out.add("authorization", secret, true);
         }
         let (headers, shown) = out.finish()?;
-        Ok((headers, shown, rendered.body))
+        Ok(Outgoing { headers, shown, body: rendered.body })
     }
 
     async fn post(&self, url: &str, headers: HeaderMap, body: bytes::Bytes, result: &mut SendResult) {
@@ -142,6 +142,14 @@ impl Sender {
             result.error = Some(AttemptError { kind, message: format!("receiver answered {status}") });
         }
     }
+}
+
+/// A request ready to go out.
+struct Outgoing {
+    headers: HeaderMap,
+    /// The same headers with secrets masked, for the attempt log.
+    shown: Vec<(String, String)>,
+    body: bytes::Bytes,
 }
 
 /// Collects headers for the wire and, in parallel, their masked copy for the log.

@@ -1,0 +1,935 @@
+//! Delivery integration tests: the real `mlhook` binary, real receivers on
+//! 127.0.0.1, and the independent `standardwebhooks` crate as the verifier.
+
+mod common;
+use common::*;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+const TEST_FLAGS: [&str; 4] = ["--retry-schedule", "100ms,200ms", "--retry-jitter", "0"];
+/// A valid `whsec_` secret that no webhook has (the Standard Webhooks spec example).
+const OTHER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn flags<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut all: Vec<&str> = TEST_FLAGS.to_vec();
+    all.extend_from_slice(extra);
+    all
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn compact(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ids(value: &Value) -> Vec<String> {
+    value.as_array().unwrap_or_else(|| panic!("not an array: {value}")).iter().map(|v| v.as_str().unwrap().to_string()).collect()
+}
+
+fn webhook_ids(received: &[Received]) -> Vec<String> {
+    received.iter().map(|r| r.header("webhook-id").to_string()).collect()
+}
+
+async fn get_event(server: &Server, project: &str, id: &str) -> Value {
+    let (status, body) = server.get(&format!("/v1/projects/{project}/events/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// Polls the event until its only delivery satisfies `done`; answers that delivery.
+async fn wait_delivery(server: &Server, project: &str, event_id: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let event = get_event(server, project, event_id).await;
+        let delivery = event["deliveries"][0].clone();
+        if done(&delivery) {
+            return delivery;
+        }
+        if Instant::now() > deadline {
+            panic!("delivery of {event_id} never reached the expected state; last seen: {event}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn wait_status(server: &Server, project: &str, event_id: &str, status: &str) -> Value {
+    wait_delivery(server, project, event_id, Duration::from_secs(5), |d| d["status"] == status).await
+}
+
+/// A POST with extra request headers; answers status, response headers and JSON.
+async fn post_with_headers(server: &Server, path: &str, headers: &[(&str, &str)], body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}{}", server.base, path))
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.expect("request reaches mlhook");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// Waits until every id in `wanted` arrived with `pred` true for one of its requests.
+async fn wait_for_ids(receiver: &Receiver, wanted: &HashSet<String>, timeout: Duration, pred: impl Fn(&Received) -> bool) -> Vec<Received> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = receiver.received();
+        let seen: HashSet<String> = got.iter().filter(|r| pred(r)).map(|r| r.header("webhook-id").to_string()).collect();
+        let missing: Vec<&String> = wanted.iter().filter(|id| !seen.contains(*id)).collect();
+        if missing.is_empty() {
+            return got;
+        }
+        if Instant::now() > deadline {
+            panic!("{} of {} accepted deliveries never arrived, e.g. {:?}", missing.len(), wanted.len(), &missing[..missing.len().min(5)]);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Vendor payloads (written out here, independently of the service's catalog)
+// ---------------------------------------------------------------------------
+
+/// NannyML Cloud's documented RUN_COMPLETED example.
+fn nannyml_document() -> Value {
+    json!({
+        "header": {"model_name": "test", "model_id": 28740, "notification_type": "RUN_COMPLETED"},
+        "payload": {
+            "run": {"started_at": "2024-01-25T14:04:10.157236"},
+            "performance_alerts": {"cbpe": [{"metric_name": "specificity"}]},
+            "other_alerts": {"univariate_drift": [{"metric_name": "country"}]},
+            "success": ["unseen_values", "missing_values"],
+            "report_link": "https://test.app.nannyml.com/model/1"
+        }
+    })
+}
+
+fn nannyml_for(model: &str) -> Value {
+    let mut payload = nannyml_document();
+    payload["header"]["model_name"] = json!(model);
+    payload
+}
+
+/// Valohai's documented execution_completed example.
+fn valohai_document() -> Value {
+    json!({
+        "project": "016f3203-4a8c-969e-078c-52ab66947746",
+        "title": "Execution finished: demo/cool-tensorflow/#736 (completed)",
+        "type": "execution_completed",
+        "body": "Execution [demo/cool-tensorflow/#736](https://app.demo.com/p/valohai/cool-tensorflow/execution/0178f482-8686-fb28-8af1-3d36af38079d/) (by demouser)\nfinished with duration 11:01.",
+        "url": "/p/demo/cool-tensorflow/execution/0178f482-8686-fb28-8af1-3d36af38079d/",
+        "data": {
+            "valohai.execution-counter": 736,
+            "valohai.execution-ctime": "2021-04-21T12:58:18.119973+00:00",
+            "valohai.execution-duration": 660.0186445713043,
+            "valohai.execution-id": "0178f482-8686-fb28-8af1-3d36af38079d",
+            "valohai.execution-qtime": "2021-04-21T12:58:18.201116+00:00",
+            "valohai.execution-status": "complete",
+            "valohai.execution-step": "Train model (MNIST)",
+            "valohai.execution-title": null,
+            "valohai.project-id": "016f3203-4a8c-969e-078c-52ab66947746",
+            "valohai.project-name": "demo/cool-tensorflow",
+            "valohai.creator-id": 3323,
+            "valohai.creator-name": "demouser",
+            "valohai.commit-identifier": "4d34124453b680daa0ecb881bcf1bd735a3bf99d"
+        }
+    })
+}
+
+/// All 10 Comet fields, in the order of Comet's field table.
+fn comet(trigger: &str, model: &str, version: &str) -> Value {
+    json!({
+        "eventTrigger": trigger,
+        "workspaceName": "acme-ml",
+        "registryModelName": model,
+        "version": version,
+        "tags": ["production", "candidate"],
+        "deletedTags": [],
+        "status": "Production",
+        "oldStatus": null,
+        "createdAt": 1706191450,
+        "sourceExperimentKey": "2b9a6f3c1d8e4f70a5c6b7d8e9f01234"
+    })
+}
+
+/// A complete UbiOps deployment request payload, in UbiOps' field order.
+fn ubiops(event: &str, deployment: &str, version: &str, result: Option<Value>) -> Value {
+    let mut payload = json!({
+        "event": event,
+        "deployment_id": "3f6c1a52-8d2e-4b7a-9c41-5e0d7b2a9f13",
+        "deployment_name": deployment,
+        "deployment_version_id": "b1d7e9c4-2a65-4f38-8e17-6c9a0d3b5e21",
+        "deployment_version_name": version,
+        "request_id": "7e2b4c91-5f3a-4d86-a0c7-19e8d6f2b435",
+        "status": "completed",
+    });
+    if let Some(result) = result {
+        payload["result"] = result;
+    }
+    payload["text"] = json!(format!(
+        "Deployment request 7e2b4c91-5f3a-4d86-a0c7-19e8d6f2b435 finished for deployment {deployment} {version} in project acme-production"
+    ));
+    payload
+}
+
+// ---------------------------------------------------------------------------
+// 1. Vendor families byte for byte, headers, signature
+// ---------------------------------------------------------------------------
+
+/// Sends `payload` as `event_type` to one webhook with custom headers and a
+/// secret, and checks everything the receiver sees.
+async fn assert_delivered_verbatim(event_type: &str, payload: Value) {
+    let server = Server::start().await;
+    let receiver = Receiver::start().await;
+    server.create_project("p").await;
+    let hook = server
+        .create_webhook(
+            "p",
+            json!({
+                "url": format!("{}/hook", receiver.url),
+                "events": [event_type],
+                "include_result": true,
+                "secret": "Bearer receiver-s3cr3t",
+                "headers": [
+                    {"key": "X-Team", "value": "ml-platform"},
+                    {"key": "X-Api-Key", "value": "protected-value-123", "protected": true}
+                ]
+            }),
+        )
+        .await;
+    let signing_secret = hook["signing_secret"].as_str().unwrap().to_string();
+
+    let accepted = server.send_event("p", event_type, payload.clone()).await;
+    let deliveries = ids(&accepted["deliveries"]);
+    assert_eq!(deliveries.len(), 1, "{accepted}");
+
+    let got = receiver.wait_for(1, Duration::from_secs(5)).await;
+    let request = &got[0];
+    assert_eq!(request.path, "/hook");
+    assert_eq!(text(&request.body), text(&compact(&payload)), "body is not the payload byte for byte");
+    assert_eq!(request.body.as_ref(), compact(&payload).as_slice());
+
+    assert_eq!(request.header("content-type"), "application/json");
+    assert!(request.header("user-agent").starts_with("mlhook/"), "user-agent {:?}", request.header("user-agent"));
+    assert_eq!(request.header("webhook-id"), deliveries[0]);
+    let timestamp: i64 = request.header("webhook-timestamp").parse().expect("numeric webhook-timestamp");
+    assert!((timestamp - now_secs()).abs() <= 5, "webhook-timestamp {timestamp} is not now ({})", now_secs());
+
+    assert!(verify_signature(&signing_secret, request), "signature rejected: {:?}", request.header("webhook-signature"));
+    assert!(!verify_signature(OTHER_SECRET, request), "signature accepted with another secret");
+    let mut tampered = request.clone();
+    let mut body = tampered.body.to_vec();
+    body.push(b' ');
+    tampered.body = body.into();
+    assert!(!verify_signature(&signing_secret, &tampered), "signature does not cover the body");
+
+    assert_eq!(request.header("x-team"), "ml-platform");
+    assert_eq!(request.header("x-api-key"), "protected-value-123");
+    assert_eq!(request.header("authorization"), "Bearer receiver-s3cr3t");
+
+    // Exactly one request, and the delivery is recorded as succeeded.
+    let delivery = wait_status(&server, "p", accepted["id"].as_str().unwrap(), "succeeded").await;
+    assert_eq!(delivery["attempts"], 1);
+    assert_eq!(delivery["last_status_code"], 200);
+    assert_eq!(receiver.settle(Duration::from_millis(300)).await.len(), 1);
+}
+
+#[tokio::test]
+async fn nannyml_run_completed_document_example_arrives_verbatim() {
+    // The document's example is the catalog's example too.
+    let server = Server::start().await;
+    let (status, body) = server.get("/v1/event-types/RUN_COMPLETED").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(compact(&body["example"]), compact(&nannyml_document()));
+    drop(server);
+    assert_delivered_verbatim("RUN_COMPLETED", nannyml_document()).await;
+}
+
+#[tokio::test]
+async fn ubiops_deployment_request_completed_arrives_verbatim() {
+    let payload = ubiops(
+        "deployment_request_completed",
+        "churn-model",
+        "v1",
+        Some(json!({"prediction": "churn", "probability": 0.87, "explanations": [1, 2.5, null, "é∑"]})),
+    );
+    assert_delivered_verbatim("deployment_request_completed", payload).await;
+}
+
+#[tokio::test]
+async fn comet_model_version_created_all_fields_arrive_verbatim_in_document_order() {
+    let payload = comet("MODEL_VERSION_CREATED", "churn-classifier", "1.4.0");
+    let keys: Vec<&str> = payload.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "eventTrigger",
+            "workspaceName",
+            "registryModelName",
+            "version",
+            "tags",
+            "deletedTags",
+            "status",
+            "oldStatus",
+            "createdAt",
+            "sourceExperimentKey"
+        ]
+    );
+    assert_delivered_verbatim("MODEL_VERSION_CREATED", payload).await;
+}
+
+#[tokio::test]
+async fn valohai_execution_completed_document_example_arrives_verbatim() {
+    let server = Server::start().await;
+    let (status, body) = server.get("/v1/event-types/execution_completed").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(compact(&body["example"]), compact(&valohai_document()));
+    drop(server);
+    assert_delivered_verbatim("execution_completed", valohai_document()).await;
+}
+
+#[tokio::test]
+async fn derived_fields_missing_from_the_payload_arrive_filled_in() {
+    let server = Server::start().await;
+    let receiver = Receiver::start().await;
+    server.create_project("p").await;
+    server.create_webhook("p", json!({"url": format!("{}/hook", receiver.url), "events": ["*"]})).await;
+
+    // Comet without eventTrigger: filled in first, the rest untouched.
+    let full = comet("MODEL_VERSION_CREATED", "fraud", "2.0.1");
+    let mut sent = full.clone();
+    sent.as_object_mut().unwrap().shift_remove("eventTrigger");
+    let comet_id = ids(&server.send_event("p", "MODEL_VERSION_CREATED", sent).await["deliveries"])[0].clone();
+
+    // NannyML without notification_type: filled in after model_id.
+    let mut sent = nannyml_document();
+    sent["header"].as_object_mut().unwrap().shift_remove("notification_type");
+    let nannyml_id = ids(&server.send_event("p", "RUN_COMPLETED", sent).await["deliveries"])[0].clone();
+
+    // Valohai without title and type: both derived in the document's wording.
+    let mut sent = valohai_document();
+    sent.as_object_mut().unwrap().shift_remove("title");
+    sent.as_object_mut().unwrap().shift_remove("type");
+    let valohai_id = ids(&server.send_event("p", "execution_completed", sent).await["deliveries"])[0].clone();
+
+    // UbiOps without event and text: the text names this project.
+    let mut sent = ubiops("deployment_request_failed", "dep", "v7", None);
+    sent["status"] = json!("failed");
+    sent.as_object_mut().unwrap().shift_remove("event");
+    sent.as_object_mut().unwrap().shift_remove("text");
+    let ubiops_id = ids(&server.send_event("p", "deployment_request_failed", sent.clone()).await["deliveries"])[0].clone();
+    let mut ubiops_expected = json!({"event": "deployment_request_failed"});
+    for (k, v) in sent.as_object().unwrap() {
+        ubiops_expected[k] = v.clone();
+    }
+    ubiops_expected["text"] =
+        json!("Deployment request 7e2b4c91-5f3a-4d86-a0c7-19e8d6f2b435 failed for deployment dep v7 in project p");
+
+    let expected: HashMap<String, Vec<u8>> = [
+        (comet_id, compact(&full)),
+        (nannyml_id, compact(&nannyml_document())),
+        (valohai_id, compact(&valohai_document())),
+        (ubiops_id, compact(&ubiops_expected)),
+    ]
+    .into_iter()
+    .collect();
+    let got = receiver.wait_for(4, Duration::from_secs(5)).await;
+    for request in &got {
+        let want = expected.get(request.header("webhook-id")).expect("a known delivery id");
+        assert_eq!(text(&request.body), text(want));
+    }
+    let arrived: HashSet<&str> = got.iter().map(|r| r.header("webhook-id")).collect();
+    assert_eq!(arrived.len(), 4);
+}
+
+// ---------------------------------------------------------------------------
+// 2. Routing
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn events_are_routed_by_type_scope_and_enabled_state() {
+    let server = Server::start().await;
+    let receiver = Receiver::start().await;
+    server.create_project("p").await;
+    let url = |name: &str| format!("{}/{name}", receiver.url);
+    let mut hooks: HashMap<String, String> = HashMap::new(); // webhook id -> name
+    let mut create = async |name: &str, mut config: Value| {
+        config["url"] = json!(url(name));
+        let hook = server.create_webhook("p", config).await;
+        hooks.insert(hook["id"].as_str().unwrap().to_string(), name.to_string());
+        hook["id"].as_str().unwrap().to_string()
+    };
+    create("model-churn", json!({"events": ["*"], "scope": {"object_type": "model", "object_name": "churn"}})).await;
+    create(
+        "churn-v2-created",
+        json!({"events": ["MODEL_VERSION_CREATED"], "scope": {"object_type": "model", "object_name": "churn", "version": "2"}}),
+    )
+    .await;
+    create("everything", json!({"events": ["*"]})).await;
+    create("runs-only", json!({"events": ["RUN_COMPLETED"]})).await;
+    create("disabled-at-create", json!({"events": ["*"], "enabled": false})).await;
+    let patched = create("disabled-by-patch", json!({"events": ["*"]})).await;
+    create("deployment-dep-v1", json!({"events": ["*"], "scope": {"object_type": "deployment", "object_name": "dep", "version": "v1"}}))
+        .await;
+    create(
+        "valohai-project",
+        json!({"events": ["*"], "scope": {"object_type": "project", "object_name": "016f3203-4a8c-969e-078c-52ab66947746"}}),
+    )
+    .await;
+
+    // Every check: (event request, names of the webhooks that must get it).
+    let mut sent: Vec<(Value, Vec<&str>)> = Vec::new();
+    // Before the PATCH the webhook receives.
+    sent.push((json!({"type": "MODEL_VERSION_CREATED", "payload": comet("MODEL_VERSION_CREATED", "other", "1")}), vec![
+        "everything",
+        "disabled-by-patch",
+    ]));
+    let mut expectations = Vec::new();
+    for (request, want) in sent.drain(..) {
+        let (status, body) = server.post("/v1/projects/p/events", request.clone()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        expectations.push((request, body, want));
+    }
+    let (status, body) = server.patch(&format!("/v1/projects/p/webhooks/{patched}"), json!({"enabled": false})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["enabled"], false);
+
+    sent.push((json!({"type": "MODEL_VERSION_CREATED", "payload": comet("MODEL_VERSION_CREATED", "churn", "2")}), vec![
+        "model-churn",
+        "churn-v2-created",
+        "everything",
+    ]));
+    sent.push((json!({"type": "MODEL_VERSION_CREATED", "payload": comet("MODEL_VERSION_CREATED", "churn", "3")}), vec![
+        "model-churn",
+        "everything",
+    ]));
+    sent.push((json!({"type": "MODEL_VERSION_DELETED", "payload": comet("MODEL_VERSION_DELETED", "churn", "2")}), vec![
+        "model-churn",
+        "everything",
+    ]));
+    sent.push((json!({"type": "MODEL_VERSION_CREATED", "payload": comet("MODEL_VERSION_CREATED", "fraud", "2")}), vec!["everything"]));
+    sent.push((json!({"type": "RUN_COMPLETED", "payload": nannyml_for("churn")}), vec!["model-churn", "everything", "runs-only"]));
+    sent.push((json!({"type": "RUN_COMPLETED", "payload": nannyml_for("fraud")}), vec!["everything", "runs-only"]));
+    sent.push((json!({"type": "deployment_request_completed", "payload": ubiops("deployment_request_completed", "dep", "v1", None)}), vec![
+        "everything",
+        "deployment-dep-v1",
+    ]));
+    sent.push((json!({"type": "deployment_request_completed", "payload": ubiops("deployment_request_completed", "dep", "v2", None)}), vec![
+        "everything",
+    ]));
+    sent.push((json!({"type": "execution_completed", "payload": valohai_document()}), vec!["everything", "valohai-project"]));
+    // An explicit object replaces the derived one (the Valohai project).
+    sent.push((
+        json!({"type": "execution_completed", "payload": valohai_document(), "object": {"type": "model", "name": "churn"}}),
+        vec!["model-churn", "everything"],
+    ));
+    sent.push((
+        json!({"type": "execution_completed", "payload": valohai_document(), "object": {"type": "deployment", "name": "dep", "version": "v1"}}),
+        vec!["everything", "deployment-dep-v1"],
+    ));
+    for (request, want) in sent {
+        let (status, body) = server.post("/v1/projects/p/events", request.clone()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        expectations.push((request, body, want));
+    }
+
+    // The 202 lists one delivery per matching webhook, and the event view agrees.
+    let mut delivery_to_hook: HashMap<String, String> = HashMap::new();
+    let mut total = 0;
+    for (request, accepted, want) in &expectations {
+        let deliveries = ids(&accepted["deliveries"]);
+        let event = get_event(&server, "p", accepted["id"].as_str().unwrap()).await;
+        let mut routed: Vec<&str> = Vec::new();
+        for d in event["deliveries"].as_array().unwrap() {
+            let name = hooks[d["webhook_id"].as_str().unwrap()].as_str();
+            routed.push(name);
+            delivery_to_hook.insert(d["id"].as_str().unwrap().to_string(), name.to_string());
+        }
+        let in_view: HashSet<String> = event["deliveries"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_string()).collect();
+        assert_eq!(in_view, deliveries.iter().cloned().collect::<HashSet<_>>(), "202 deliveries differ from the event's");
+        assert_eq!(deliveries.len(), want.len(), "202 deliveries for {request}: {routed:?}, want {want:?}");
+        routed.sort();
+        let mut want = want.clone();
+        want.sort();
+        assert_eq!(routed, want, "routing of {request}");
+        total += want.len();
+    }
+
+    // The receiver sees exactly those deliveries, each at its webhook's URL.
+    receiver.wait_for(total, Duration::from_secs(5)).await;
+    let got = receiver.settle(Duration::from_millis(400)).await;
+    assert_eq!(got.len(), total, "extra deliveries arrived: {:?}", got.iter().map(|r| &r.path).collect::<Vec<_>>());
+    let mut seen = HashSet::new();
+    for request in &got {
+        let id = request.header("webhook-id").to_string();
+        let hook = delivery_to_hook.get(&id).unwrap_or_else(|| panic!("unknown delivery {id} at {}", request.path));
+        assert_eq!(request.path, format!("/{hook}"));
+        assert!(seen.insert(id));
+    }
+    assert!(got.iter().all(|r| r.path != "/disabled-at-create"));
+    assert_eq!(got.iter().filter(|r| r.path == "/disabled-by-patch").count(), 1, "only the event before the PATCH");
+}
+
+// ---------------------------------------------------------------------------
+// 3. Idempotency
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn idempotency_keys_give_one_event_and_the_same_answer() {
+    let server = Server::start().await;
+    let receiver = Receiver::start().await;
+    server.create_project("p").await;
+    for name in ["a", "b"] {
+        server.create_webhook("p", json!({"url": format!("{}/{name}", receiver.url), "events": ["*"]})).await;
+    }
+    let request = |key: Option<&str>| {
+        let mut r = json!({"type": "RUN_COMPLETED", "payload": nannyml_document()});
+        if let Some(key) = key {
+            r["idempotency_key"] = json!(key);
+        }
+        r
+    };
+
+    // Body field: the second answer repeats the first.
+    let (s1, first) = server.post("/v1/projects/p/events", request(Some("k1"))).await;
+    let (s2, second) = server.post("/v1/projects/p/events", request(Some("k1"))).await;
+    assert_eq!((s1, s2), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    assert_eq!(ids(&first["deliveries"]).len(), 2);
+    assert_eq!(first, second, "a repeated key must answer the first answer");
+
+    // Header: same, and the repeat is marked.
+    let (h1, headers1, by_header) = post_with_headers(&server, "/v1/projects/p/events", &[("Idempotency-Key", "hk-1")], &request(None)).await;
+    let (h2, headers2, by_header_again) =
+        post_with_headers(&server, "/v1/projects/p/events", &[("Idempotency-Key", "hk-1")], &request(None)).await;
+    assert_eq!((h1, h2), (202, 202));
+    assert_eq!(by_header, by_header_again);
+    assert_ne!(by_header["id"], first["id"]);
+    assert!(headers1.get("idempotent-replayed").is_none());
+    assert_eq!(headers2.get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+
+    // A different key is a different event.
+    let (_, other) = server.post("/v1/projects/p/events", request(Some("k2"))).await;
+    assert_ne!(other["id"], first["id"]);
+    assert!(ids(&other["deliveries"]).iter().all(|d| !ids(&first["deliveries"]).contains(d)));
+
+    // Batch: a key repeated inside the batch, and a key seen before the batch.
+    let (status, batch) = server
+        .post(
+            "/v1/projects/p/events/batch",
+            json!({"events": [request(Some("b1")), request(Some("b2")), request(Some("b1")), request(Some("k1"))]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
+    let events = batch["events"].as_array().unwrap();
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[0], events[2], "duplicate key inside one batch");
+    assert_ne!(events[0]["id"], events[1]["id"]);
+    assert_eq!(events[3], first, "key from an earlier request");
+
+    // Distinct events: k1, hk-1, k2, b1, b2 — two webhooks each, each delivered once.
+    let distinct: HashSet<String> = [&first, &by_header, &other, &events[0], &events[1]]
+        .iter()
+        .flat_map(|e| ids(&e["deliveries"]))
+        .collect();
+    assert_eq!(distinct.len(), 10);
+    receiver.wait_for(10, Duration::from_secs(5)).await;
+    let got = receiver.settle(Duration::from_millis(400)).await;
+    let arrived: Vec<String> = webhook_ids(&got);
+    assert_eq!(arrived.len(), 10, "duplicates delivered: {arrived:?}");
+    assert_eq!(arrived.into_iter().collect::<HashSet<_>>(), distinct);
+}
+
+// ---------------------------------------------------------------------------
+// 4. include_result (UbiOps)
+// ---------------------------------------------------------------------------
+
+/// A result whose compact JSON is exactly `size` bytes.
+fn result_of_size(size: usize) -> Value {
+    let frame = compact(&json!({"prediction": "churn", "blob": ""})).len();
+    let result = json!({"prediction": "churn", "blob": "x".repeat(size - frame)});
+    assert_eq!(compact(&result).len(), size);
+    result
+}
+
+#[tokio::test]
+async fn include_result_keeps_results_up_to_16384_bytes() {
+    let server = Server::start().await;
+    let receiver = Receiver::start().await;
+    server.create_project("p").await;
+    let with = server
+        .create_webhook("p", json!({"url": format!("{}/with", receiver.url), "events": ["*"], "include_result": true}))
+        .await;
+    let without = server.create_webhook("p", json!({"url": format!("{}/without", receiver.url), "events": ["*"]})).await;
+    assert_eq!(without["include_result"], false);
+
+    let at_limit = ubiops("deployment_request_completed", "dep", "v1", Some(result_of_size(16_384)));
+    let over = ubiops("deployment_request_completed", "dep", "v1", Some(result_of_size(16_385)));
+    let strip = |p: &Value| {
+        let mut p = p.clone();
+        p.as_object_mut().unwrap().shift_remove("result");
+        p
+    };
+    let a = server.send_event("p", "deployment_request_completed", at_limit.clone()).await;
+    let b = server.send_event("p", "deployment_request_completed", over.clone()).await;
+
+    let mut expected: HashMap<String, (String, Vec<u8>)> = HashMap::new();
+    for (accepted, payload) in [(&a, &at_limit), (&b, &over)] {
+        let event = get_event(&server, "p", accepted["id"].as_str().unwrap()).await;
+        for d in event["deliveries"].as_array().unwrap() {
+            let to_with = d["webhook_id"] == with["id"];
+            let body = if to_with && payload == &at_limit { compact(payload) } else { compact(&strip(payload)) };
+            let path = if to_with { "/with" } else { "/without" };
+            expected.insert(d["id"].as_str().unwrap().to_string(), (path.to_string(), body));
+        }
+    }
+    assert_eq!(expected.len(), 4);
+    receiver.wait_for(4, Duration::from_secs(5)).await;
+    let got = receiver.settle(Duration::from_millis(300)).await;
+    assert_eq!(got.len(), 4);
+    for request in &got {
+        let (path, body) = &expected[request.header("webhook-id")];
+        assert_eq!(&request.path, path);
+        let shown = |b: &[u8]| {
+            let t = text(b);
+            if t.len() > 300 { format!("{}…{} ({} bytes)", &t[..150], &t[t.len() - 150..], t.len()) } else { t }
+        };
+        assert!(request.body.as_ref() == body.as_slice(), "{path}: got {}, want {}", shown(&request.body), shown(body));
+    }
+    let with_result = got.iter().filter(|r| r.json().get("result").is_some()).count();
+    assert_eq!(with_result, 1, "only the 16,384-byte result to the include_result webhook");
+}
+
+// ---------------------------------------------------------------------------
+// 5. Retries
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_twice_then_ok_takes_three_attempts_with_one_webhook_id() {
+    let server = Server::start().await;
+    let receiver = Receiver::start_with(|n, _| Reply::status(if n < 2 { 500 } else { 200 })).await;
+    server.create_project("p").await;
+    let hook = server.create_webhook("p", json!({"url": format!("{}/hook", receiver.url), "events": ["*"]})).await;
+    let secret = hook["signing_secret"].as_str().unwrap();
+    let payload = comet("MODEL_VERSION_CREATED", "churn", "1");
+    let accepted = server.send_event("p", "MODEL_VERSION_CREATED", payload.clone()).await;
+    let delivery_id = ids(&accepted["deliveries"])[0].clone();
+
+    receiver.wait_for(3, Duration::from_secs(5)).await;
+    let delivery = wait_status(&server, "p", accepted["id"].as_str().unwrap(), "succeeded").await;
+    assert_eq!(delivery["attempts"], 3, "{delivery}");
+    assert_eq!(delivery["last_status_code"], 200);
+    let got = receiver.settle(Duration::from_millis(500)).await;
+    assert_eq!(got.len(), 3);
+    for request in &got {
+        assert_eq!(request.header("webhook-id"), delivery_id);
+        assert_eq!(request.body.as_ref(), compact(&payload).as_slice());
+        assert!(verify_signature(secret, request));
+    }
+    // The schedule (100ms, then 200ms, no jitter) is kept.
+    let gap1 = got[1].at - got[0].at;
+    let gap2 = got[2].at - got[1].at;
+    assert!(gap1 >= Duration::from_millis(90), "first retry after {gap1:?}");
+    assert!(gap2 >= Duration::from_millis(190), "second retry after {gap2:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_is_a_failure_retried_not_followed() {
+    let server = Server::start().await;
+    let receiver = Receiver::start().await; // only to learn a URL for the Location
+    let elsewhere = format!("{}/elsewhere", receiver.url);
+    let redirecting = Receiver::start_with(move |n, _| {
+        if n == 0 { Reply { headers: vec![("location", elsewhere.clone())], ..Reply::status(302) } } else { Reply::status(200) }
+    })
+    .await;
+    server.create_project("p").await;
+    server.create_webhook("p", json!({"url": format!("{}/hook", redirecting.url), "events": ["*"]})).await;
+    let accepted = server.send_event("p", "RUN_COMPLETED", nannyml_document()).await;
+
+    let delivery = wait_status(&server, "p", accepted["id"].as_str().unwrap(), "succeeded").await;
+    assert_eq!(delivery["attempts"], 2, "{delivery}");
+    let got = redirecting.settle(Duration::from_millis(400)).await;
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|r| r.path == "/hook"));
+    assert_eq!(receiver.count(), 0, "the redirect was followed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_after_delays_the_next_attempt_beyond_the_schedule() {
+    let server = Server::start().await;
+    let receiver = Receiver::start_with(|n, _| match n {
+        0 => Reply { headers: vec![("retry-after", "1".to_string())], ..Reply::status(429) },
+        1 => Reply { headers: vec![("retry-after", "1".to_string())], ..Reply::status(503) },
+        _ => Reply::status(200),
+    })
+    .await;
+    server.create_project("p").await;
+    server.create_webhook("p", json!({"url": format!("{}/hook", receiver.url), "events": ["*"]})).await;
+    let accepted = server.send_event("p", "RUN_COMPLETED", nannyml_document()).await;
+
+    let got = receiver.wait_for(3, Duration::from_secs(6)).await;
+    let gap1 = got[1].at - got[0].at;
+    let gap2 = got[2].at - got[1].at;
+    assert!(gap1 >= Duration::from_millis(950), "429 Retry-After: 1 was retried after {gap1:?}");
+    assert!(gap2 >= Duration::from_millis(950), "503 Retry-After: 1 was retried after {gap2:?}");
+    assert!(gap1 < Duration::from_secs(3) && gap2 < Duration::from_secs(3), "{gap1:?} {gap2:?}");
+    let delivery = wait_status(&server, "p", accepted["id"].as_str().unwrap(), "succeeded").await;
+    assert_eq!(delivery["attempts"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn always_failing_receiver_exhausts_after_three_attempts() {
+    let server = Server::start_with(&flags(&["--scan-interval", "100ms"])).await;
+    let receiver = Receiver::start_with(|_, _| Reply::status(500)).await;
+    server.create_project("p").await;
+    server.create_webhook("p", json!({"url": format!("{}/hook", receiver.url), "events": ["*"]})).await;
+    let accepted = server.send_event("p", "RUN_COMPLETED", nannyml_document()).await;
+    let event_id = accepted["id"].as_str().unwrap();
+
+    receiver.wait_for(3, Duration::from_secs(5)).await;
+    let delivery = wait_status(&server, "p", event_id, "exhausted").await;
+    assert_eq!(delivery["attempts"], 3, "{delivery}");
+    assert_eq!(delivery["last_status_code"], 500);
+    assert!(delivery["next_attempt_at"].is_null(), "{delivery}");
+    let got = receiver.settle(Duration::from_millis(1500)).await;
+    assert_eq!(got.len(), 3, "attempts after exhaustion");
+    assert_eq!(webhook_ids(&got).into_iter().collect::<HashSet<_>>().len(), 1);
+    let delivery = get_event(&server, "p", event_id).await["deliveries"][0].clone();
+    assert_eq!(delivery["status"], "exhausted");
+    assert_eq!(delivery["attempts"], 3);
+}
+
+// ---------------------------------------------------------------------------
+// 6. Isolation
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_receiver_does_not_delay_a_healthy_one() {
+    let server = Server::start_with(&flags(&["--delivery-timeout", "30s"])).await;
+    let hanging = Receiver::start_with(|_, _| Reply { delay: Duration::from_secs(60), ..Reply::status(200) }).await;
+    let healthy = Receiver::start().await;
+    server.create_project("p").await;
+    server.create_webhook("p", json!({"url": format!("{}/hang", hanging.url), "events": ["*"]})).await;
+    server.create_webhook("p", json!({"url": format!("{}/ok", healthy.url), "events": ["*"]})).await;
+
+    let answers = futures::future::join_all((0..50).map(|i| {
+        let server = &server;
+        async move { server.send_event("p", "RUN_COMPLETED", nannyml_for(&format!("model-{i}"))).await }
+    }))
+    .await;
+    let sent_at = Instant::now();
+    let all: HashSet<String> = answers.iter().flat_map(|a| ids(&a["deliveries"])).collect();
+    assert_eq!(all.len(), 100);
+
+    let got = healthy.wait_for(50, Duration::from_secs(3)).await;
+    let took = sent_at.elapsed();
+    let arrived: HashSet<String> = webhook_ids(&got).into_iter().collect();
+    assert_eq!(arrived.len(), 50, "took {took:?}");
+    assert!(arrived.is_subset(&all));
+    assert!(hanging.count() >= 1, "the hanging receiver was never tried");
+    assert!(webhook_ids(&hanging.received()).iter().all(|id| !arrived.contains(id)));
+}
+
+// ---------------------------------------------------------------------------
+// 7. Crash durability
+// ---------------------------------------------------------------------------
+
+/// Sends `total` events from `workers` concurrent senders to `base` until the
+/// server goes away; answers the delivery ids of every event answered 202.
+fn stream_events(base: String, total: usize, workers: usize, accepted: Arc<Mutex<Vec<String>>>) -> tokio::task::JoinHandle<usize> {
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let next = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(AtomicUsize::new(0));
+        let senders = (0..workers).map(|_| {
+            let (client, base, next, accepted, failures) = (client.clone(), base.clone(), next.clone(), accepted.clone(), failures.clone());
+            async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= total {
+                        return;
+                    }
+                    let body = json!({"type": "RUN_COMPLETED", "payload": nannyml_for(&format!("model-{i}"))});
+                    let sent = client
+                        .post(format!("{base}/v1/projects/p/events"))
+                        .header("authorization", format!("Bearer {ADMIN}"))
+                        .header("content-type", "application/json")
+                        .body(body.to_string())
+                        .send()
+                        .await;
+                    let Ok(resp) = sent else {
+                        failures.fetch_add(1, Ordering::SeqCst);
+                        continue;
+                    };
+                    if resp.status() != 202 {
+                        failures.fetch_add(1, Ordering::SeqCst);
+                        continue;
+                    }
+                    let Ok(answer) = resp.json::<Value>().await else {
+                        // Killed between the status line and the body: not counted as accepted.
+                        failures.fetch_add(1, Ordering::SeqCst);
+                        continue;
+                    };
+                    accepted.lock().unwrap().extend(ids(&answer["deliveries"]));
+                }
+            }
+        });
+        futures::future::join_all(senders).await;
+        failures.load(Ordering::SeqCst)
+    })
+}
+
+async fn wait_accepted(accepted: &Mutex<Vec<String>>, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while accepted.lock().unwrap().len() < n {
+        assert!(Instant::now() < deadline, "the stream of events never got {n} answers");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill9_mid_stream_loses_no_accepted_event() {
+    let mut server = Server::start_with(&flags(&["--scan-interval", "100ms", "--lane-concurrency", "2"])).await;
+    // A slightly slow receiver, so a backlog exists when the server dies.
+    let receiver = Receiver::start_with(|_, _| Reply { delay: Duration::from_millis(10), ..Reply::status(200) }).await;
+    server.create_project("p").await;
+    server.create_webhook("p", json!({"url": format!("{}/hook", receiver.url), "events": ["*"]})).await;
+
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let stream = stream_events(server.base.clone(), 300, 8, accepted.clone());
+    wait_accepted(&accepted, 100).await;
+    server.kill9();
+    let failures = stream.await.unwrap();
+    let wanted: HashSet<String> = accepted.lock().unwrap().iter().cloned().collect();
+    let before = receiver.received().len();
+    eprintln!("accepted {} of 300 before the kill ({failures} refused); {before} requests had arrived", wanted.len());
+
+    server.restart().await;
+    wait_for_ids(&receiver, &wanted, Duration::from_secs(10), |_| true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill9_while_the_receiver_is_down_delivers_everything_after_restart() {
+    let schedule = vec!["300ms"; 30].join(",");
+    let mut server =
+        Server::start_with(&["--retry-schedule", schedule.as_str(), "--retry-jitter", "0", "--scan-interval", "100ms"]).await;
+    let healthy = Arc::new(AtomicBool::new(false));
+    let up = healthy.clone();
+    let receiver = Receiver::start_with(move |_, _| Reply::status(if up.load(Ordering::SeqCst) { 200 } else { 500 })).await;
+    server.create_project("p").await;
+    server.create_webhook("p", json!({"url": format!("{}/hook", receiver.url), "events": ["*"]})).await;
+
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let stream = stream_events(server.base.clone(), 150, 4, accepted.clone());
+    wait_accepted(&accepted, 50).await;
+    receiver.wait_for(20, Duration::from_secs(5)).await; // failures are under way
+    server.kill9();
+    stream.await.unwrap();
+    let wanted: HashSet<String> = accepted.lock().unwrap().iter().cloned().collect();
+    eprintln!("accepted {} before the kill; {} failed attempts had arrived", wanted.len(), receiver.count());
+
+    healthy.store(true, Ordering::SeqCst);
+    let back_at = Instant::now();
+    server.restart().await;
+    wait_for_ids(&receiver, &wanted, Duration::from_secs(10), |r| r.at > back_at).await;
+}
+
+// ---------------------------------------------------------------------------
+// 8. Graceful shutdown
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_the_attempt_in_flight_finish_and_records_it() {
+    let mut server = Server::start_with(&flags(&["--shutdown-grace", "5s", "--scan-interval", "100ms"])).await;
+    let receiver = Receiver::start_with(|_, _| Reply { delay: Duration::from_secs(1), ..Reply::status(200) }).await;
+    server.create_project("p").await;
+    server.create_webhook("p", json!({"url": format!("{}/hook", receiver.url), "events": ["*"]})).await;
+    let accepted = server.send_event("p", "RUN_COMPLETED", nannyml_document()).await;
+    let event_id = accepted["id"].as_str().unwrap().to_string();
+
+    let got = receiver.wait_for(1, Duration::from_secs(5)).await;
+    let status = server.terminate();
+    let exited_after = got[0].at.elapsed();
+    assert!(status.success(), "exit status {status:?}; log:\n{}", server.log());
+    assert!(exited_after >= Duration::from_millis(900), "exited {exited_after:?} after the request arrived: the attempt was cut short");
+
+    server.restart().await;
+    let delivery = get_event(&server, "p", &event_id).await["deliveries"][0].clone();
+    assert_eq!(delivery["status"], "succeeded", "outcome not recorded at shutdown: {delivery}");
+    assert_eq!(delivery["attempts"], 1);
+    assert_eq!(delivery["last_status_code"], 200);
+    let got = receiver.settle(Duration::from_millis(1500)).await;
+    assert_eq!(got.len(), 1, "re-sent after restart");
+}
+
+// ---------------------------------------------------------------------------
+// 9. Batch route
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn batch_route_accepts_and_delivers_every_event() {
+    let server = Server::start().await;
+    let receiver = Receiver::start().await;
+    server.create_project("p").await;
+    server.create_webhook("p", json!({"url": format!("{}/hook", receiver.url), "events": ["*"], "include_result": true})).await;
+    let payloads = [
+        ("RUN_COMPLETED", nannyml_document()),
+        ("MODEL_VERSION_CREATED", comet("MODEL_VERSION_CREATED", "churn", "5")),
+        ("deployment_request_completed", ubiops("deployment_request_completed", "dep", "v1", Some(json!({"score": 1})))),
+        ("execution_completed", valohai_document()),
+    ];
+    let events: Vec<Value> = payloads.iter().map(|(t, p)| json!({"type": t, "payload": p})).collect();
+    let (status, body) = server.post("/v1/projects/p/events/batch", json!({"events": events})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let answered = body["events"].as_array().unwrap();
+    assert_eq!(answered.len(), 4);
+    let mut expected: HashMap<String, Vec<u8>> = HashMap::new();
+    for (answer, (event_type, payload)) in answered.iter().zip(&payloads) {
+        let deliveries = ids(&answer["deliveries"]);
+        assert_eq!(deliveries.len(), 1, "{answer}");
+        let event = get_event(&server, "p", answer["id"].as_str().unwrap()).await;
+        assert_eq!(event["type"], *event_type, "answers follow the request's order");
+        expected.insert(deliveries[0].clone(), compact(payload));
+    }
+    let ids_answered: HashSet<&str> = answered.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids_answered.len(), 4);
+
+    receiver.wait_for(4, Duration::from_secs(5)).await;
+    let got = receiver.settle(Duration::from_millis(300)).await;
+    assert_eq!(got.len(), 4);
+    for request in &got {
+        assert_eq!(text(&request.body), text(&expected[request.header("webhook-id")]));
+    }
+    for answer in answered {
+        wait_status(&server, "p", answer["id"].as_str().unwrap(), "succeeded").await;
+    }
+
+    // One invalid event refuses the whole batch: nothing is stored or sent.
+    let bad = json!({"events": [
+        {"type": "RUN_COMPLETED", "payload": nannyml_document()},
+        {"type": "RUN_COMPLETED", "payload": {"header": {}}}
+    ]});
+    let (status, body) = server.post("/v1/projects/p/events/batch", bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["field"].as_str().unwrap_or("").starts_with("/events/1"), "{body}");
+    assert_eq!(receiver.settle(Duration::from_millis(300)).await.len(), 4);
+}
