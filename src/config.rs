@@ -54,6 +54,12 @@ pub struct ServeArgs {
     /// How often the scheduler looks for due retries [default: 1s].
     #[arg(long, env = "MLHOOK_SCAN_INTERVAL")]
     pub scan_interval: Option<String>,
+    /// Disable a webhook after this long without a success, once a delivery is exhausted [default: 5d].
+    #[arg(long, env = "MLHOOK_DISABLE_AFTER")]
+    pub disable_after: Option<String>,
+    /// Keep events, deliveries and attempts this long [default: 30d].
+    #[arg(long, env = "MLHOOK_RETENTION")]
+    pub retention: Option<String>,
     /// Log output: pretty or json [default: pretty].
     #[arg(long, env = "MLHOOK_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -73,6 +79,8 @@ struct FileConfig {
     lane_concurrency: Option<usize>,
     shutdown_grace: Option<String>,
     scan_interval: Option<String>,
+    disable_after: Option<String>,
+    retention: Option<String>,
     log_format: Option<LogFormat>,
 }
 
@@ -84,6 +92,8 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     pub delivery: DeliveryConfig,
     pub shutdown_grace: Duration,
+    /// Events older than this are purged with their deliveries and attempts.
+    pub retention: Duration,
     pub log_format: LogFormat,
     /// `MLHOOK_ADMIN_TOKEN`: read from the environment only, never a flag or file.
     pub admin_token: Option<String>,
@@ -92,11 +102,20 @@ pub struct ServeConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("{setting}: {message}")]
-    Invalid { setting: &'static str, message: String },
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
 }
 
 impl ServeConfig {
@@ -111,46 +130,99 @@ impl ServeConfig {
                 Some(text) => parse_schedule(&text).map_err(|m| invalid("retry_schedule", m))?,
                 None => defaults.retry.schedule.clone(),
             },
-            jitter: args.retry_jitter.or(file.retry_jitter).unwrap_or(defaults.retry.jitter),
-            retry_after_cap: duration("retry_after_max", args.retry_after_max.or(file.retry_after_max), defaults.retry.retry_after_cap)?,
+            jitter: args
+                .retry_jitter
+                .or(file.retry_jitter)
+                .unwrap_or(defaults.retry.jitter),
+            retry_after_cap: duration(
+                "retry_after_max",
+                args.retry_after_max.or(file.retry_after_max),
+                defaults.retry.retry_after_cap,
+            )?,
         };
         if !(0.0..=1.0).contains(&retry.jitter) {
             return Err(invalid("retry_jitter", "must be between 0 and 1".into()));
         }
         let delivery = DeliveryConfig {
-            timeout: duration("delivery_timeout", args.delivery_timeout.or(file.delivery_timeout), defaults.timeout)?,
-            lane_concurrency: args.lane_concurrency.or(file.lane_concurrency).unwrap_or(defaults.lane_concurrency).max(1),
+            timeout: duration(
+                "delivery_timeout",
+                args.delivery_timeout.or(file.delivery_timeout),
+                defaults.timeout,
+            )?,
+            lane_concurrency: args
+                .lane_concurrency
+                .or(file.lane_concurrency)
+                .unwrap_or(defaults.lane_concurrency)
+                .max(1),
             retry,
             lease: defaults.lease,
-            scan_interval: duration("scan_interval", args.scan_interval.or(file.scan_interval), defaults.scan_interval)?,
+            scan_interval: duration(
+                "scan_interval",
+                args.scan_interval.or(file.scan_interval),
+                defaults.scan_interval,
+            )?,
+            failure_window: duration(
+                "disable_after",
+                args.disable_after.or(file.disable_after),
+                defaults.failure_window,
+            )?,
         };
         Ok(ServeConfig {
-            listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
-            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./mlhook-data")),
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./mlhook-data")),
             max_body_bytes: match args.max_body_size.or(file.max_body_size) {
                 Some(text) => parse_size(&text).map_err(|m| invalid("max_body_size", m))?,
                 None => 1024 * 1024,
             },
             delivery,
-            shutdown_grace: duration("shutdown_grace", args.shutdown_grace.or(file.shutdown_grace), Duration::from_secs(10))?,
+            shutdown_grace: duration(
+                "shutdown_grace",
+                args.shutdown_grace.or(file.shutdown_grace),
+                Duration::from_secs(10),
+            )?,
+            retention: duration(
+                "retention",
+                args.retention.or(file.retention),
+                Duration::from_secs(30 * 24 * 3600),
+            )?,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
-            admin_token: std::env::var("MLHOOK_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
+            admin_token: std::env::var("MLHOOK_ADMIN_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
         })
     }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.into(),
+        source,
+    })
 }
 
 fn invalid(setting: &'static str, message: String) -> ConfigError {
     ConfigError::Invalid { setting, message }
 }
 
-fn duration(setting: &'static str, text: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+fn duration(
+    setting: &'static str,
+    text: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
     match text {
-        Some(t) => humantime::parse_duration(t.trim()).map_err(|e| invalid(setting, format!("{t:?}: {e}"))),
+        Some(t) => {
+            humantime::parse_duration(t.trim()).map_err(|e| invalid(setting, format!("{t:?}: {e}")))
+        }
         None => Ok(default),
     }
 }
@@ -158,16 +230,23 @@ fn duration(setting: &'static str, text: Option<String>, default: Duration) -> R
 /// `1048576`, `512KiB`, `1MiB`, `1MB` (decimal units are taken as binary).
 pub fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: usize = number.parse().map_err(|_| format!("{text:?} is not a size"))?;
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size"))?;
     let factor = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1024,
         "m" | "mb" | "mib" => 1024 * 1024,
         _ => return Err(format!("{text:?}: unknown unit (use B, KiB or MiB)")),
     };
-    number.checked_mul(factor).filter(|n| *n > 0).ok_or_else(|| format!("{text:?} is out of range"))
+    number
+        .checked_mul(factor)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{text:?} is out of range"))
 }
 
 #[cfg(test)]
@@ -187,12 +266,23 @@ mod tests {
     fn flags_win_over_file_and_file_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mlhook.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\nlane_concurrency = 4\nretry_schedule = \"1s,2s\"\n").unwrap();
-        let args = ServeArgs { config: Some(path), lane_concurrency: Some(8), ..Default::default() };
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\nlane_concurrency = 4\nretry_schedule = \"1s,2s\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            lane_concurrency: Some(8),
+            ..Default::default()
+        };
         let config = ServeConfig::resolve(args).unwrap();
         assert_eq!(config.listen.port(), 9999);
         assert_eq!(config.delivery.lane_concurrency, 8);
-        assert_eq!(config.delivery.retry.schedule, vec![Duration::from_secs(1), Duration::from_secs(2)]);
+        assert_eq!(
+            config.delivery.retry.schedule,
+            vec![Duration::from_secs(1), Duration::from_secs(2)]
+        );
         assert_eq!(config.delivery.timeout, Duration::from_secs(30));
     }
 
@@ -201,9 +291,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "listne = \"x\"\n").unwrap();
-        let args = ServeArgs { config: Some(path), ..Default::default() };
-        assert!(matches!(ServeConfig::resolve(args), Err(ConfigError::Parse { .. })));
-        let args = ServeArgs { retry_schedule: Some("soon".into()), ..Default::default() };
-        assert!(matches!(ServeConfig::resolve(args), Err(ConfigError::Invalid { setting: "retry_schedule", .. })));
+        let args = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        assert!(matches!(
+            ServeConfig::resolve(args),
+            Err(ConfigError::Parse { .. })
+        ));
+        let args = ServeArgs {
+            retry_schedule: Some("soon".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            ServeConfig::resolve(args),
+            Err(ConfigError::Invalid {
+                setting: "retry_schedule",
+                ..
+            })
+        ));
     }
 }

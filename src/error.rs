@@ -30,7 +30,14 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), field: None, details: Vec::new(), retry_after_secs: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            details: Vec::new(),
+            retry_after_secs: None,
+        }
     }
 
     /// 400 naming the field (a JSON pointer into the request body) at fault.
@@ -41,7 +48,10 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             code: "invalid_request",
             message: format!("{field}: {message}"),
-            details: vec![FieldError { field: field.clone(), message }],
+            details: vec![FieldError {
+                field: field.clone(),
+                message,
+            }],
             field: Some(field),
             retry_after_secs: None,
         }
@@ -66,13 +76,21 @@ impl ApiError {
 
     /// 503 with `Retry-After`: the store could not take the request now.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        let mut error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message);
+        let mut error = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            message,
+        );
         error.retry_after_secs = Some(1);
         error
     }
 
     pub fn not_found(what: &str) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn unauthorized() -> Self {
@@ -130,7 +148,9 @@ impl IntoResponse for ApiError {
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         response
     }
@@ -164,6 +184,9 @@ impl From<CatalogError> for ApiError {
 
 impl From<Violation> for FieldError {
     fn from(v: Violation) -> Self {
-        FieldError { field: v.pointer, message: v.message }
+        FieldError {
+            field: v.pointer,
+            message: v.message,
+        }
     }
 }

@@ -8,15 +8,26 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::catalog::Family;
-use crate::delivery::{Engine, Job};
+use crate::catalog::{Catalog, CatalogError, Family, ObjectRef, PrepareContext};
+use crate::delivery::{Engine, Job, Notice};
 use crate::formats::EventData;
-use crate::store::{Inserted, NewEvent, Store};
+use crate::ids::new_id;
+use crate::store::{Inserted, NewDelivery, NewEvent, Store};
+use crate::subscriptions::Subscriptions;
 
 /// Events written per transaction at most (a batch request is never split).
 const MAX_EVENTS_PER_COMMIT: usize = 4096;
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// An event as a client (or mlhook itself) publishes it.
+#[derive(Debug, Clone)]
+pub struct EventRequest {
+    pub event_type: String,
+    pub payload: serde_json::Value,
+    pub object: Option<ObjectRef>,
+    pub idempotency_key: Option<String>,
+}
 
 /// An event to store, with the family its deliveries render by.
 pub struct Submission {
@@ -26,8 +37,14 @@ pub struct Submission {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Accepted {
-    Created { event_id: String, delivery_ids: Vec<String> },
-    Replayed { event_id: String, delivery_ids: Vec<String> },
+    Created {
+        event_id: String,
+        delivery_ids: Vec<String>,
+    },
+    Replayed {
+        event_id: String,
+        delivery_ids: Vec<String>,
+    },
     ProjectGone,
 }
 
@@ -47,19 +64,106 @@ struct Request {
 #[derive(Clone)]
 pub struct Ingestor {
     requests: mpsc::Sender<Request>,
+    catalog: Arc<Catalog>,
+    subscriptions: Arc<Subscriptions>,
+    /// Lease given to the deliveries this node creates and sends from memory.
+    lease_ms: i64,
 }
 
 impl Ingestor {
-    pub fn start(store: Arc<dyn Store>, engine: Arc<Engine>) -> Ingestor {
+    pub fn start(
+        store: Arc<dyn Store>,
+        engine: Arc<Engine>,
+        catalog: Arc<Catalog>,
+        subscriptions: Arc<Subscriptions>,
+        lease_ms: i64,
+    ) -> Ingestor {
         let (requests, rx) = mpsc::channel(1024);
         tokio::spawn(run(store, engine, rx));
-        Ingestor { requests }
+        Ingestor {
+            requests,
+            catalog,
+            subscriptions,
+            lease_ms,
+        }
+    }
+
+    /// Validates an event against the catalog and decides its deliveries;
+    /// nothing is written yet.
+    pub fn prepare(
+        &self,
+        project_id: &str,
+        request: EventRequest,
+        now: i64,
+    ) -> Result<Submission, CatalogError> {
+        let ctx = PrepareContext { project_id };
+        let prepared = self
+            .catalog
+            .prepare(&request.event_type, request.payload, &ctx)?;
+        let object = request.object.or(prepared.object);
+        let family = self.catalog.get(&request.event_type).map(|t| t.family);
+        let webhooks =
+            self.subscriptions
+                .matching(project_id, &request.event_type, object.as_ref());
+        let deliveries = webhooks
+            .iter()
+            .map(|w| NewDelivery {
+                id: new_id("msg"),
+                webhook_id: w.id.clone(),
+            })
+            .collect();
+        let event = NewEvent {
+            id: new_id("evt"),
+            project_id: project_id.to_string(),
+            event_type: request.event_type,
+            object,
+            payload: prepared.payload.to_string(),
+            created_at: now,
+            idempotency_key: request.idempotency_key,
+            deliveries,
+            lease_until: now + self.lease_ms,
+            is_test: false,
+        };
+        Ok(Submission { event, family })
+    }
+
+    /// Publishes mlhook's own events as they come, like any client's.
+    pub fn publish_notices(&self, mut notices: mpsc::UnboundedReceiver<Notice>) {
+        let ingestor = self.clone();
+        tokio::spawn(async move {
+            while let Some(notice) = notices.recv().await {
+                ingestor.publish(notice).await;
+            }
+        });
+    }
+
+    async fn publish(&self, notice: Notice) {
+        let request = EventRequest {
+            event_type: notice.event_type.to_string(),
+            payload: notice.payload,
+            object: None,
+            idempotency_key: None,
+        };
+        let result = match self.prepare(&notice.project_id, request, crate::ids::now_millis()) {
+            Ok(submission) => self
+                .ingest(vec![submission])
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = result {
+            tracing::error!(event_type = notice.event_type, error = %e, "could not publish operational event");
+        }
     }
 
     /// Stores the events durably (all or none) and answers each in order.
     pub async fn ingest(&self, submissions: Vec<Submission>) -> Result<Vec<Accepted>, IngestError> {
         let (reply, answer) = oneshot::channel();
-        self.requests.send(Request { submissions, reply }).await.map_err(|_| IngestError::Stopped)?;
+        self.requests
+            .send(Request { submissions, reply })
+            .await
+            .map_err(|_| IngestError::Stopped)?;
         answer.await.map_err(|_| IngestError::Stopped)?
     }
 }
@@ -80,7 +184,10 @@ async fn run(store: Arc<dyn Store>, engine: Arc<Engine>, mut requests: mpsc::Rec
 
 /// Writes one group of requests and answers them; dispatches what was created.
 async fn commit(store: &dyn Store, engine: &Engine, batch: Vec<Request>) {
-    let events: Vec<NewEvent> = batch.iter().flat_map(|r| r.submissions.iter().map(|s| s.event.clone())).collect();
+    let events: Vec<NewEvent> = batch
+        .iter()
+        .flat_map(|r| r.submissions.iter().map(|s| s.event.clone()))
+        .collect();
     let result = store.insert_events(&events, IDEMPOTENCY_WINDOW_MS).await;
     let mut answers = match result {
         Ok(answers) => answers.into_iter(),
@@ -104,7 +211,13 @@ async fn commit(store: &dyn Store, engine: &Engine, batch: Vec<Request>) {
 
 fn accept(engine: &Engine, submission: Submission, inserted: Inserted) -> Accepted {
     match inserted {
-        Inserted::Replayed { event_id, delivery_ids } => Accepted::Replayed { event_id, delivery_ids },
+        Inserted::Replayed {
+            event_id,
+            delivery_ids,
+        } => Accepted::Replayed {
+            event_id,
+            delivery_ids,
+        },
         Inserted::ProjectGone => Accepted::ProjectGone,
         Inserted::Created => {
             let Submission { event, family } = submission;
@@ -117,9 +230,18 @@ fn accept(engine: &Engine, submission: Submission, inserted: Inserted) -> Accept
                 payload: event.payload,
             });
             for d in event.deliveries {
-                engine.submit(Job { delivery_id: d.id, webhook_id: d.webhook_id, event: data.clone(), attempts_made: 0 });
+                engine.submit(Job {
+                    delivery_id: d.id,
+                    webhook_id: d.webhook_id,
+                    event: data.clone(),
+                    attempts_made: 0,
+                    retry_base: 0,
+                });
             }
-            Accepted::Created { event_id: event.id, delivery_ids }
+            Accepted::Created {
+                event_id: event.id,
+                delivery_ids,
+            }
         }
     }
 }

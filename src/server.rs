@@ -13,6 +13,7 @@ use crate::catalog::Catalog;
 use crate::config::ServeConfig;
 use crate::delivery::Engine;
 use crate::ingest::Ingestor;
+use crate::retention;
 use crate::store::{SqliteStore, Store, TokenKind};
 use crate::subscriptions::Subscriptions;
 
@@ -20,27 +21,51 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let _lock = lock_data_dir(&config.data_dir)?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir).await.context("cannot open the store")?);
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&config.data_dir)
+            .await
+            .context("cannot open the store")?,
+    );
     // One process owns this data directory (the lock above): any lease in it
     // was left by a process that is gone, so its deliveries are ours to send.
     let released = store.release_all_leases().await?;
     if released > 0 {
-        tracing::info!(released, "recovered deliveries left in flight by the previous run");
+        tracing::info!(
+            released,
+            "recovered deliveries left in flight by the previous run"
+        );
     }
     let admin_token_hash = admin_token(&*store, &config).await?;
 
     let catalog = Arc::new(Catalog::builtin());
     let subscriptions = Arc::new(Subscriptions::load(&*store).await?);
-    let engine = Arc::new(Engine::start(config.delivery.clone(), store.clone(), subscriptions.clone(), catalog.clone()));
+    let (engine, notices) = Engine::start(
+        config.delivery.clone(),
+        store.clone(),
+        subscriptions.clone(),
+        catalog.clone(),
+    );
+    let engine = Arc::new(engine);
+    let lease_ms = config.delivery.lease.as_millis() as i64;
+    let ingestor = Ingestor::start(
+        store.clone(),
+        engine.clone(),
+        catalog.clone(),
+        subscriptions.clone(),
+        lease_ms,
+    );
+    ingestor.publish_notices(notices);
+    retention::start(store.clone(), config.retention);
     let state = AppState {
         store: store.clone(),
         catalog,
         subscriptions,
-        ingestor: Ingestor::start(store.clone(), engine.clone()),
+        ingestor,
+        engine: engine.clone(),
         admin_token_hash,
         token_cache: Arc::default(),
         max_body_bytes: config.max_body_bytes,
-        lease_ms: config.delivery.lease.as_millis() as i64,
+        lease_ms,
     };
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -51,7 +76,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     println!("mlhook listening on http://{address}");
     tracing::info!(%address, data_dir = %config.data_dir.display(), "mlhook started");
 
-    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("API stopped; finishing deliveries in flight");
     engine.shutdown(config.shutdown_grace).await;
     tracing::info!("mlhook stopped");
@@ -75,13 +102,17 @@ async fn admin_token(store: &dyn Store, config: &ServeConfig) -> anyhow::Result<
     if store.has_admin_token().await? {
         return Ok(None);
     }
-    let (token, record) = auth::generate_token(TokenKind::Admin, None, Some("initial admin token".into()));
+    let (token, record) =
+        auth::generate_token(TokenKind::Admin, None, Some("initial admin token".into()));
     let path = config.data_dir.join("admin-token");
     write_secret_file(&path, &token)?;
     store.insert_token(&record).await?;
     // The token goes to the terminal once and to the 0600 file; never to the log.
     if std::io::stdout().is_terminal() {
-        println!("admin token (shown once; also in {}): {token}", path.display());
+        println!(
+            "admin token (shown once; also in {}): {token}",
+            path.display()
+        );
     } else {
         println!("admin token written to {} (mode 0600)", path.display());
     }
@@ -93,7 +124,9 @@ fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     writeln!(file, "{secret}")?;
     file.sync_all()?;
     Ok(())

@@ -28,8 +28,11 @@ pub fn generate_secret() -> String {
 
 /// The raw HMAC key inside a `whsec_` secret.
 fn secret_key(secret: &str) -> Result<Vec<u8>, SigningError> {
-    let encoded = secret.strip_prefix(SECRET_PREFIX).ok_or(SigningError::MalformedSecret)?;
-    B64.decode(encoded).map_err(|_| SigningError::MalformedSecret)
+    let encoded = secret
+        .strip_prefix(SECRET_PREFIX)
+        .ok_or(SigningError::MalformedSecret)?;
+    B64.decode(encoded)
+        .map_err(|_| SigningError::MalformedSecret)
 }
 
 fn mac(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
@@ -59,9 +62,13 @@ pub fn verify(
     header: &str,
 ) -> Result<bool, SigningError> {
     let key = secret_key(secret)?;
-    let matches = header.split_whitespace().filter_map(|s| s.strip_prefix("v1,")).any(|sig| {
-        B64.decode(sig).is_ok_and(|bytes| mac(&key, id, timestamp, body).verify_slice(&bytes).is_ok())
-    });
+    let matches = header
+        .split_whitespace()
+        .filter_map(|s| s.strip_prefix("v1,"))
+        .any(|sig| {
+            B64.decode(sig)
+                .is_ok_and(|bytes| mac(&key, id, timestamp, body).verify_slice(&bytes).is_ok())
+        });
     Ok(matches)
 }
 
@@ -99,6 +106,9 @@ mod tests {
 
     #[test]
     fn malformed_secret_is_an_error() {
-        assert_eq!(sign("nope", "x", 1, b"").unwrap_err(), SigningError::MalformedSecret);
+        assert_eq!(
+            sign("nope", "x", 1, b"").unwrap_err(),
+            SigningError::MalformedSecret
+        );
     }
 }

@@ -29,7 +29,10 @@ impl Subscriptions {
         let subs = Subscriptions::default();
         let mut grouped: HashMap<String, Vec<Webhook>> = HashMap::new();
         for webhook in store.list_all_webhooks().await? {
-            grouped.entry(webhook.project_id.clone()).or_default().push(webhook);
+            grouped
+                .entry(webhook.project_id.clone())
+                .or_default()
+                .push(webhook);
         }
         for (project, webhooks) in grouped {
             subs.replace_project(&project, webhooks);
@@ -56,12 +59,19 @@ impl Subscriptions {
             inner.by_id.insert(w.id.clone(), w.clone());
         }
         if !webhooks.is_empty() {
-            inner.by_project.insert(project_id.to_string(), webhooks.into());
+            inner
+                .by_project
+                .insert(project_id.to_string(), webhooks.into());
         }
     }
 
     /// The enabled webhooks of `project_id` that want this event.
-    pub fn matching(&self, project_id: &str, event_type: &str, object: Option<&ObjectRef>) -> Vec<Arc<Webhook>> {
+    pub fn matching(
+        &self,
+        project_id: &str,
+        event_type: &str,
+        object: Option<&ObjectRef>,
+    ) -> Vec<Arc<Webhook>> {
         let webhooks = {
             let inner = self.inner.read().expect("subscriptions lock poisoned");
             match inner.by_project.get(project_id) {
@@ -69,11 +79,20 @@ impl Subscriptions {
                 None => return Vec::new(),
             }
         };
-        webhooks.iter().filter(|w| w.matches(event_type, object)).cloned().collect()
+        webhooks
+            .iter()
+            .filter(|w| w.matches(event_type, object))
+            .cloned()
+            .collect()
     }
 
     /// The current configuration of a webhook, as the sender must use it.
     pub fn get(&self, webhook_id: &str) -> Option<Arc<Webhook>> {
-        self.inner.read().expect("subscriptions lock poisoned").by_id.get(webhook_id).cloned()
+        self.inner
+            .read()
+            .expect("subscriptions lock poisoned")
+            .by_id
+            .get(webhook_id)
+            .cloned()
     }
 }

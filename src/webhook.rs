@@ -95,9 +95,15 @@ pub struct Webhook {
 
 impl Webhook {
     /// Whether an event of `event_type` about `object` goes to this webhook.
+    /// `"*"` means every platform event; mlhook's own `mlhook.*` events are
+    /// only sent to webhooks that name them.
     pub fn matches(&self, event_type: &str, object: Option<&ObjectRef>) -> bool {
+        let wildcard_covers = !event_type.starts_with("mlhook.");
         self.enabled
-            && self.events.iter().any(|e| e == "*" || e == event_type)
+            && self
+                .events
+                .iter()
+                .any(|e| e == event_type || (e == "*" && wildcard_covers))
             && self.scope.matches(object)
     }
 
@@ -225,7 +231,13 @@ fn present_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Stri
     Option::<String>::deserialize(d).map(Some)
 }
 
-const RESERVED_HEADERS: [&str; 5] = ["host", "content-length", "content-type", "transfer-encoding", "connection"];
+const RESERVED_HEADERS: [&str; 5] = [
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+];
 const MAX_URL_LEN: usize = 2048;
 
 impl Webhook {
@@ -272,7 +284,12 @@ impl Webhook {
     }
 
     /// Applies a patch, validating the result as a whole.
-    pub fn apply(&mut self, patch: WebhookPatch, catalog: &Catalog, now: i64) -> Result<(), Vec<FieldError>> {
+    pub fn apply(
+        &mut self,
+        patch: WebhookPatch,
+        catalog: &Catalog,
+        now: i64,
+    ) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut next = self.clone();
         if let Some(url) = patch.url {
@@ -320,7 +337,10 @@ impl Webhook {
 }
 
 fn field_error(errors: &mut Vec<FieldError>, field: impl Into<String>, message: impl Into<String>) {
-    errors.push(FieldError { field: field.into(), message: message.into() });
+    errors.push(FieldError {
+        field: field.into(),
+        message: message.into(),
+    });
 }
 
 /// A destination must be an absolute http(s) URL with a host and no credentials.
@@ -344,11 +364,19 @@ fn check_url(raw: &str, errors: &mut Vec<FieldError>) -> String {
 
 fn check_events(events: &[String], catalog: &Catalog, errors: &mut Vec<FieldError>) {
     if events.is_empty() {
-        field_error(errors, "/events", "must list at least one event type, or \"*\"");
+        field_error(
+            errors,
+            "/events",
+            "must list at least one event type, or \"*\"",
+        );
     }
     for (i, e) in events.iter().enumerate() {
         if e != "*" && !catalog.contains(e) {
-            field_error(errors, format!("/events/{i}"), format!("unknown event type {e:?}"));
+            field_error(
+                errors,
+                format!("/events/{i}"),
+                format!("unknown event type {e:?}"),
+            );
         }
     }
 }
@@ -357,16 +385,28 @@ fn check_scope(scope: &Scope, errors: &mut Vec<FieldError>) {
     if let Some(t) = &scope.object_type
         && !OBJECT_TYPES.contains(&t.as_str())
     {
-        field_error(errors, "/scope/object_type", format!("must be one of {}", OBJECT_TYPES.join(", ")));
+        field_error(
+            errors,
+            "/scope/object_type",
+            format!("must be one of {}", OBJECT_TYPES.join(", ")),
+        );
     }
     if scope.object_type.is_none() && (scope.object_name.is_some() || scope.version.is_some()) {
-        field_error(errors, "/scope/object_type", "is required when object_name or version is set");
+        field_error(
+            errors,
+            "/scope/object_type",
+            "is required when object_name or version is set",
+        );
     }
 }
 
 /// Validates header rows; a protected row without a value keeps the value it
 /// had in `previous` (so an editor never needs to know the secret to keep it).
-fn resolve_headers(input: Vec<HeaderInput>, previous: &[Header], errors: &mut Vec<FieldError>) -> Vec<Header> {
+fn resolve_headers(
+    input: Vec<HeaderInput>,
+    previous: &[Header],
+    errors: &mut Vec<FieldError>,
+) -> Vec<Header> {
     let mut seen = std::collections::HashSet::new();
     let mut headers = Vec::with_capacity(input.len());
     for (i, h) in input.into_iter().enumerate() {
@@ -375,11 +415,21 @@ fn resolve_headers(input: Vec<HeaderInput>, previous: &[Header], errors: &mut Ve
         if reqwest::header::HeaderName::from_bytes(h.key.as_bytes()).is_err() {
             field_error(errors, format!("{field}/key"), "not a valid header name");
         } else if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") {
-            field_error(errors, format!("{field}/key"), format!("{:?} is set by mlhook and cannot be configured", h.key));
+            field_error(
+                errors,
+                format!("{field}/key"),
+                format!("{:?} is set by mlhook and cannot be configured", h.key),
+            );
         } else if !seen.insert(lower.clone()) {
-            field_error(errors, format!("{field}/key"), format!("duplicate header {:?}", h.key));
+            field_error(
+                errors,
+                format!("{field}/key"),
+                format!("duplicate header {:?}", h.key),
+            );
         }
-        let kept = previous.iter().find(|p| p.protected && p.key.eq_ignore_ascii_case(&h.key));
+        let kept = previous
+            .iter()
+            .find(|p| p.protected && p.key.eq_ignore_ascii_case(&h.key));
         let value = match (h.value, kept) {
             (Some(v), _) => v,
             (None, Some(p)) if h.protected => p.value.clone(),
@@ -391,7 +441,11 @@ fn resolve_headers(input: Vec<HeaderInput>, previous: &[Header], errors: &mut Ve
         if reqwest::header::HeaderValue::from_str(&value).is_err() {
             field_error(errors, format!("{field}/value"), "not a valid header value");
         }
-        headers.push(Header { key: h.key, value, protected: h.protected });
+        headers.push(Header {
+            key: h.key,
+            value,
+            protected: h.protected,
+        });
     }
     headers
 }
@@ -402,8 +456,15 @@ fn check_secret(secret: Option<&str>, headers: &[Header], errors: &mut Vec<Field
     if reqwest::header::HeaderValue::from_str(secret).is_err() || secret.is_empty() {
         field_error(errors, "/secret", "must be a non-empty header value");
     }
-    if let Some(i) = headers.iter().position(|h| h.key.eq_ignore_ascii_case("authorization")) {
-        field_error(errors, format!("/headers/{i}/key"), "Authorization is already sent as the secret");
+    if let Some(i) = headers
+        .iter()
+        .position(|h| h.key.eq_ignore_ascii_case("authorization"))
+    {
+        field_error(
+            errors,
+            format!("/headers/{i}/key"),
+            "Authorization is already sent as the secret",
+        );
     }
 }
 
@@ -445,7 +506,8 @@ mod tests {
 
     #[test]
     fn valid_webhook_gets_defaults_and_a_signing_secret() {
-        let w = create(serde_json::json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]})).unwrap();
+        let w =
+            create(serde_json::json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]})).unwrap();
         assert_eq!(w.name, "127.0.0.1");
         assert!(w.enabled);
         assert!(w.signing_secret.starts_with("whsec_"));
@@ -460,12 +522,22 @@ mod tests {
             "headers": [{"key": "X-A", "value": "1"}, {"key": "x-a", "value": "2"}, {"key": "Webhook-Id", "value": "3"}]
         }))
         .unwrap_err();
-        assert_eq!(fields(errors), ["/url", "/events/0", "/scope/object_type", "/headers/1/key", "/headers/2/key"]);
+        assert_eq!(
+            fields(errors),
+            [
+                "/url",
+                "/events/0",
+                "/scope/object_type",
+                "/headers/1/key",
+                "/headers/2/key"
+            ]
+        );
     }
 
     #[test]
     fn empty_events_and_credentials_in_url_are_refused() {
-        let errors = create(serde_json::json!({"url": "http://u:p@h/x", "events": []})).unwrap_err();
+        let errors =
+            create(serde_json::json!({"url": "http://u:p@h/x", "events": []})).unwrap_err();
         assert_eq!(fields(errors), ["/url", "/events"]);
     }
 
@@ -477,7 +549,11 @@ mod tests {
         }))
         .unwrap();
         let shown = serde_json::to_string(&w.view()).unwrap();
-        assert!(!shown.contains("hidden") && !shown.contains("s3cr3t") && !shown.contains(&w.signing_secret));
+        assert!(
+            !shown.contains("hidden")
+                && !shown.contains("s3cr3t")
+                && !shown.contains(&w.signing_secret)
+        );
         assert!(shown.contains("\"has_secret\":true") && shown.contains("\"value\":\"ml\""));
     }
 
@@ -501,11 +577,20 @@ mod tests {
 
     #[test]
     fn scope_narrows_by_each_field_set() {
-        let mut w = create(serde_json::json!({"url": "http://h/x", "events": ["MODEL_VERSION_CREATED"],
-            "scope": {"object_type": "model", "object_name": "churn"}}))
+        let mut w = create(
+            serde_json::json!({"url": "http://h/x", "events": ["MODEL_VERSION_CREATED"],
+            "scope": {"object_type": "model", "object_name": "churn"}}),
+        )
         .unwrap();
-        let churn = ObjectRef { object_type: "model".into(), name: Some("churn".into()), version: Some("3".into()) };
-        let other = ObjectRef { name: Some("fraud".into()), ..churn.clone() };
+        let churn = ObjectRef {
+            object_type: "model".into(),
+            name: Some("churn".into()),
+            version: Some("3".into()),
+        };
+        let other = ObjectRef {
+            name: Some("fraud".into()),
+            ..churn.clone()
+        };
         assert!(w.matches("MODEL_VERSION_CREATED", Some(&churn)));
         assert!(!w.matches("MODEL_VERSION_CREATED", Some(&other)));
         assert!(!w.matches("MODEL_VERSION_DELETED", Some(&churn)));

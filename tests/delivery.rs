@@ -27,7 +27,10 @@ fn flags<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 }
 
 fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 fn compact(value: &Value) -> Vec<u8> {
@@ -39,21 +42,37 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn ids(value: &Value) -> Vec<String> {
-    value.as_array().unwrap_or_else(|| panic!("not an array: {value}")).iter().map(|v| v.as_str().unwrap().to_string()).collect()
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {value}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
 }
 
 fn webhook_ids(received: &[Received]) -> Vec<String> {
-    received.iter().map(|r| r.header("webhook-id").to_string()).collect()
+    received
+        .iter()
+        .map(|r| r.header("webhook-id").to_string())
+        .collect()
 }
 
 async fn get_event(server: &Server, project: &str, id: &str) -> Value {
-    let (status, body) = server.get(&format!("/v1/projects/{project}/events/{id}")).await;
+    let (status, body) = server
+        .get(&format!("/v1/projects/{project}/events/{id}"))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
 }
 
 /// Polls the event until its only delivery satisfies `done`; answers that delivery.
-async fn wait_delivery(server: &Server, project: &str, event_id: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+async fn wait_delivery(
+    server: &Server,
+    project: &str,
+    event_id: &str,
+    timeout: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + timeout;
     loop {
         let event = get_event(server, project, event_id).await;
@@ -69,11 +88,19 @@ async fn wait_delivery(server: &Server, project: &str, event_id: &str, timeout: 
 }
 
 async fn wait_status(server: &Server, project: &str, event_id: &str, status: &str) -> Value {
-    wait_delivery(server, project, event_id, Duration::from_secs(5), |d| d["status"] == status).await
+    wait_delivery(server, project, event_id, Duration::from_secs(5), |d| {
+        d["status"] == status
+    })
+    .await
 }
 
 /// A POST with extra request headers; answers status, response headers and JSON.
-async fn post_with_headers(server: &Server, path: &str, headers: &[(&str, &str)], body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+async fn post_with_headers(
+    server: &Server,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
     let mut req = reqwest::Client::new()
         .post(format!("{}{}", server.base, path))
         .header("authorization", format!("Bearer {ADMIN}"))
@@ -86,21 +113,39 @@ async fn post_with_headers(server: &Server, path: &str, headers: &[(&str, &str)]
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap();
-    (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// Waits until every id in `wanted` arrived with `pred` true for one of its requests.
-async fn wait_for_ids(receiver: &Receiver, wanted: &HashSet<String>, timeout: Duration, pred: impl Fn(&Received) -> bool) -> Vec<Received> {
+async fn wait_for_ids(
+    receiver: &Receiver,
+    wanted: &HashSet<String>,
+    timeout: Duration,
+    pred: impl Fn(&Received) -> bool,
+) -> Vec<Received> {
     let deadline = Instant::now() + timeout;
     loop {
         let got = receiver.received();
-        let seen: HashSet<String> = got.iter().filter(|r| pred(r)).map(|r| r.header("webhook-id").to_string()).collect();
+        let seen: HashSet<String> = got
+            .iter()
+            .filter(|r| pred(r))
+            .map(|r| r.header("webhook-id").to_string())
+            .collect();
         let missing: Vec<&String> = wanted.iter().filter(|id| !seen.contains(*id)).collect();
         if missing.is_empty() {
             return got;
         }
         if Instant::now() > deadline {
-            panic!("{} of {} accepted deliveries never arrived, e.g. {:?}", missing.len(), wanted.len(), &missing[..missing.len().min(5)]);
+            panic!(
+                "{} of {} accepted deliveries never arrived, e.g. {:?}",
+                missing.len(),
+                wanted.len(),
+                &missing[..missing.len().min(5)]
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -226,22 +271,47 @@ async fn assert_delivered_verbatim(event_type: &str, payload: Value) {
     let got = receiver.wait_for(1, Duration::from_secs(5)).await;
     let request = &got[0];
     assert_eq!(request.path, "/hook");
-    assert_eq!(text(&request.body), text(&compact(&payload)), "body is not the payload byte for byte");
+    assert_eq!(
+        text(&request.body),
+        text(&compact(&payload)),
+        "body is not the payload byte for byte"
+    );
     assert_eq!(request.body.as_ref(), compact(&payload).as_slice());
 
     assert_eq!(request.header("content-type"), "application/json");
-    assert!(request.header("user-agent").starts_with("mlhook/"), "user-agent {:?}", request.header("user-agent"));
+    assert!(
+        request.header("user-agent").starts_with("mlhook/"),
+        "user-agent {:?}",
+        request.header("user-agent")
+    );
     assert_eq!(request.header("webhook-id"), deliveries[0]);
-    let timestamp: i64 = request.header("webhook-timestamp").parse().expect("numeric webhook-timestamp");
-    assert!((timestamp - now_secs()).abs() <= 5, "webhook-timestamp {timestamp} is not now ({})", now_secs());
+    let timestamp: i64 = request
+        .header("webhook-timestamp")
+        .parse()
+        .expect("numeric webhook-timestamp");
+    assert!(
+        (timestamp - now_secs()).abs() <= 5,
+        "webhook-timestamp {timestamp} is not now ({})",
+        now_secs()
+    );
 
-    assert!(verify_signature(&signing_secret, request), "signature rejected: {:?}", request.header("webhook-signature"));
-    assert!(!verify_signature(OTHER_SECRET, request), "signature accepted with another secret");
+    assert!(
+        verify_signature(&signing_secret, request),
+        "signature rejected: {:?}",
+        request.header("webhook-signature")
+    );
+    assert!(
+        !verify_signature(OTHER_SECRET, request),
+        "signature accepted with another secret"
+    );
     let mut tampered = request.clone();
     let mut body = tampered.body.to_vec();
     body.push(b' ');
     tampered.body = body.into();
-    assert!(!verify_signature(&signing_secret, &tampered), "signature does not cover the body");
+    assert!(
+        !verify_signature(&signing_secret, &tampered),
+        "signature does not cover the body"
+    );
 
     assert_eq!(request.header("x-team"), "ml-platform");
     assert_eq!(request.header("x-api-key"), "protected-value-123");
@@ -271,7 +341,9 @@ async fn ubiops_deployment_request_completed_arrives_verbatim() {
         "deployment_request_completed",
         "churn-model",
         "v1",
-        Some(json!({"prediction": "churn", "probability": 0.87, "explanations": [1, 2.5, null, "é∑"]})),
+        Some(
+            json!({"prediction": "churn", "probability": 0.87, "explanations": [1, 2.5, null, "é∑"]}),
+        ),
     );
     assert_delivered_verbatim("deployment_request_completed", payload).await;
 }
@@ -279,7 +351,12 @@ async fn ubiops_deployment_request_completed_arrives_verbatim() {
 #[tokio::test]
 async fn comet_model_version_created_all_fields_arrive_verbatim_in_document_order() {
     let payload = comet("MODEL_VERSION_CREATED", "churn-classifier", "1.4.0");
-    let keys: Vec<&str> = payload.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = payload
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         keys,
         [
@@ -313,37 +390,52 @@ async fn derived_fields_missing_from_the_payload_arrive_filled_in() {
     let server = Server::start().await;
     let receiver = Receiver::start().await;
     server.create_project("p").await;
-    server.create_webhook("p", json!({"url": format!("{}/hook", receiver.url), "events": ["*"]})).await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
+        )
+        .await;
 
     // Comet without eventTrigger: filled in first, the rest untouched.
     let full = comet("MODEL_VERSION_CREATED", "fraud", "2.0.1");
     let mut sent = full.clone();
     sent.as_object_mut().unwrap().shift_remove("eventTrigger");
-    let comet_id = ids(&server.send_event("p", "MODEL_VERSION_CREATED", sent).await["deliveries"])[0].clone();
+    let comet_id =
+        ids(&server.send_event("p", "MODEL_VERSION_CREATED", sent).await["deliveries"])[0].clone();
 
     // NannyML without notification_type: filled in after model_id.
     let mut sent = nannyml_document();
-    sent["header"].as_object_mut().unwrap().shift_remove("notification_type");
-    let nannyml_id = ids(&server.send_event("p", "RUN_COMPLETED", sent).await["deliveries"])[0].clone();
+    sent["header"]
+        .as_object_mut()
+        .unwrap()
+        .shift_remove("notification_type");
+    let nannyml_id =
+        ids(&server.send_event("p", "RUN_COMPLETED", sent).await["deliveries"])[0].clone();
 
     // Valohai without title and type: both derived in the document's wording.
     let mut sent = valohai_document();
     sent.as_object_mut().unwrap().shift_remove("title");
     sent.as_object_mut().unwrap().shift_remove("type");
-    let valohai_id = ids(&server.send_event("p", "execution_completed", sent).await["deliveries"])[0].clone();
+    let valohai_id =
+        ids(&server.send_event("p", "execution_completed", sent).await["deliveries"])[0].clone();
 
     // UbiOps without event and text: the text names this project.
     let mut sent = ubiops("deployment_request_failed", "dep", "v7", None);
     sent["status"] = json!("failed");
     sent.as_object_mut().unwrap().shift_remove("event");
     sent.as_object_mut().unwrap().shift_remove("text");
-    let ubiops_id = ids(&server.send_event("p", "deployment_request_failed", sent.clone()).await["deliveries"])[0].clone();
+    let ubiops_id = ids(&server
+        .send_event("p", "deployment_request_failed", sent.clone())
+        .await["deliveries"])[0]
+        .clone();
     let mut ubiops_expected = json!({"event": "deployment_request_failed"});
     for (k, v) in sent.as_object().unwrap() {
         ubiops_expected[k] = v.clone();
     }
-    ubiops_expected["text"] =
-        json!("Deployment request 7e2b4c91-5f3a-4d86-a0c7-19e8d6f2b435 failed for deployment dep v7 in project p");
+    ubiops_expected["text"] = json!(
+        "Deployment request 7e2b4c91-5f3a-4d86-a0c7-19e8d6f2b435 failed for deployment dep v7 in project p"
+    );
 
     let expected: HashMap<String, Vec<u8>> = [
         (comet_id, compact(&full)),
@@ -355,7 +447,9 @@ async fn derived_fields_missing_from_the_payload_arrive_filled_in() {
     .collect();
     let got = receiver.wait_for(4, Duration::from_secs(5)).await;
     for request in &got {
-        let want = expected.get(request.header("webhook-id")).expect("a known delivery id");
+        let want = expected
+            .get(request.header("webhook-id"))
+            .expect("a known delivery id");
         assert_eq!(text(&request.body), text(want));
     }
     let arrived: HashSet<&str> = got.iter().map(|r| r.header("webhook-id")).collect();
@@ -379,7 +473,11 @@ async fn events_are_routed_by_type_scope_and_enabled_state() {
         hooks.insert(hook["id"].as_str().unwrap().to_string(), name.to_string());
         hook["id"].as_str().unwrap().to_string()
     };
-    create("model-churn", json!({"events": ["*"], "scope": {"object_type": "model", "object_name": "churn"}})).await;
+    create(
+        "model-churn",
+        json!({"events": ["*"], "scope": {"object_type": "model", "object_name": "churn"}}),
+    )
+    .await;
     create(
         "churn-v2-created",
         json!({"events": ["MODEL_VERSION_CREATED"], "scope": {"object_type": "model", "object_name": "churn", "version": "2"}}),
@@ -387,7 +485,11 @@ async fn events_are_routed_by_type_scope_and_enabled_state() {
     .await;
     create("everything", json!({"events": ["*"]})).await;
     create("runs-only", json!({"events": ["RUN_COMPLETED"]})).await;
-    create("disabled-at-create", json!({"events": ["*"], "enabled": false})).await;
+    create(
+        "disabled-at-create",
+        json!({"events": ["*"], "enabled": false}),
+    )
+    .await;
     let patched = create("disabled-by-patch", json!({"events": ["*"]})).await;
     create("deployment-dep-v1", json!({"events": ["*"], "scope": {"object_type": "deployment", "object_name": "dep", "version": "v1"}}))
         .await;
@@ -410,7 +512,12 @@ async fn events_are_routed_by_type_scope_and_enabled_state() {
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         expectations.push((request, body, want));
     }
-    let (status, body) = server.patch(&format!("/v1/projects/p/webhooks/{patched}"), json!({"enabled": false})).await;
+    let (status, body) = server
+        .patch(
+            &format!("/v1/projects/p/webhooks/{patched}"),
+            json!({"enabled": false}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["enabled"], false);
 
@@ -428,8 +535,14 @@ async fn events_are_routed_by_type_scope_and_enabled_state() {
         "everything",
     ]));
     sent.push((json!({"type": "MODEL_VERSION_CREATED", "payload": comet("MODEL_VERSION_CREATED", "fraud", "2")}), vec!["everything"]));
-    sent.push((json!({"type": "RUN_COMPLETED", "payload": nannyml_for("churn")}), vec!["model-churn", "everything", "runs-only"]));
-    sent.push((json!({"type": "RUN_COMPLETED", "payload": nannyml_for("fraud")}), vec!["everything", "runs-only"]));
+    sent.push((
+        json!({"type": "RUN_COMPLETED", "payload": nannyml_for("churn")}),
+        vec!["model-churn", "everything", "runs-only"],
+    ));
+    sent.push((
+        json!({"type": "RUN_COMPLETED", "payload": nannyml_for("fraud")}),
+        vec!["everything", "runs-only"],
+    ));
     sent.push((json!({"type": "deployment_request_completed", "payload": ubiops("deployment_request_completed", "dep", "v1", None)}), vec![
         "everything",
         "deployment-dep-v1",
@@ -437,7 +550,10 @@ async fn events_are_routed_by_type_scope_and_enabled_state() {
     sent.push((json!({"type": "deployment_request_completed", "payload": ubiops("deployment_request_completed", "dep", "v2", None)}), vec![
         "everything",
     ]));
-    sent.push((json!({"type": "execution_completed", "payload": valohai_document()}), vec!["everything", "valohai-project"]));
+    sent.push((
+        json!({"type": "execution_completed", "payload": valohai_document()}),
+        vec!["everything", "valohai-project"],
+    ));
     // An explicit object replaces the derived one (the Valohai project).
     sent.push((
         json!({"type": "execution_completed", "payload": valohai_document(), "object": {"type": "model", "name": "churn"}}),
@@ -465,9 +581,22 @@ async fn events_are_routed_by_type_scope_and_enabled_state() {
             routed.push(name);
             delivery_to_hook.insert(d["id"].as_str().unwrap().to_string(), name.to_string());
         }
-        let in_view: HashSet<String> = event["deliveries"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_string()).collect();
-        assert_eq!(in_view, deliveries.iter().cloned().collect::<HashSet<_>>(), "202 deliveries differ from the event's");
-        assert_eq!(deliveries.len(), want.len(), "202 deliveries for {request}: {routed:?}, want {want:?}");
+        let in_view: HashSet<String> = event["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            in_view,
+            deliveries.iter().cloned().collect::<HashSet<_>>(),
+            "202 deliveries differ from the event's"
+        );
+        assert_eq!(
+            deliveries.len(),
+            want.len(),
+            "202 deliveries for {request}: {routed:?}, want {want:?}"
+        );
         routed.sort();
         let mut want = want.clone();
         want.sort();
@@ -478,16 +607,29 @@ async fn events_are_routed_by_type_scope_and_enabled_state() {
     // The receiver sees exactly those deliveries, each at its webhook's URL.
     receiver.wait_for(total, Duration::from_secs(5)).await;
     let got = receiver.settle(Duration::from_millis(400)).await;
-    assert_eq!(got.len(), total, "extra deliveries arrived: {:?}", got.iter().map(|r| &r.path).collect::<Vec<_>>());
+    assert_eq!(
+        got.len(),
+        total,
+        "extra deliveries arrived: {:?}",
+        got.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
     let mut seen = HashSet::new();
     for request in &got {
         let id = request.header("webhook-id").to_string();
-        let hook = delivery_to_hook.get(&id).unwrap_or_else(|| panic!("unknown delivery {id} at {}", request.path));
+        let hook = delivery_to_hook
+            .get(&id)
+            .unwrap_or_else(|| panic!("unknown delivery {id} at {}", request.path));
         assert_eq!(request.path, format!("/{hook}"));
         assert!(seen.insert(id));
     }
     assert!(got.iter().all(|r| r.path != "/disabled-at-create"));
-    assert_eq!(got.iter().filter(|r| r.path == "/disabled-by-patch").count(), 1, "only the event before the PATCH");
+    assert_eq!(
+        got.iter()
+            .filter(|r| r.path == "/disabled-by-patch")
+            .count(),
+        1,
+        "only the event before the PATCH"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -500,7 +642,12 @@ async fn idempotency_keys_give_one_event_and_the_same_answer() {
     let receiver = Receiver::start().await;
     server.create_project("p").await;
     for name in ["a", "b"] {
-        server.create_webhook("p", json!({"url": format!("{}/{name}", receiver.url), "events": ["*"]})).await;
+        server
+            .create_webhook(
+                "p",
+                json!({"url": format!("{}/{name}", receiver.url), "events": ["*"]}),
+            )
+            .await;
     }
     let request = |key: Option<&str>| {
         let mut r = json!({"type": "RUN_COMPLETED", "payload": nannyml_document()});
@@ -511,26 +658,52 @@ async fn idempotency_keys_give_one_event_and_the_same_answer() {
     };
 
     // Body field: the second answer repeats the first.
-    let (s1, first) = server.post("/v1/projects/p/events", request(Some("k1"))).await;
-    let (s2, second) = server.post("/v1/projects/p/events", request(Some("k1"))).await;
+    let (s1, first) = server
+        .post("/v1/projects/p/events", request(Some("k1")))
+        .await;
+    let (s2, second) = server
+        .post("/v1/projects/p/events", request(Some("k1")))
+        .await;
     assert_eq!((s1, s2), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
     assert_eq!(ids(&first["deliveries"]).len(), 2);
     assert_eq!(first, second, "a repeated key must answer the first answer");
 
     // Header: same, and the repeat is marked.
-    let (h1, headers1, by_header) = post_with_headers(&server, "/v1/projects/p/events", &[("Idempotency-Key", "hk-1")], &request(None)).await;
-    let (h2, headers2, by_header_again) =
-        post_with_headers(&server, "/v1/projects/p/events", &[("Idempotency-Key", "hk-1")], &request(None)).await;
+    let (h1, headers1, by_header) = post_with_headers(
+        &server,
+        "/v1/projects/p/events",
+        &[("Idempotency-Key", "hk-1")],
+        &request(None),
+    )
+    .await;
+    let (h2, headers2, by_header_again) = post_with_headers(
+        &server,
+        "/v1/projects/p/events",
+        &[("Idempotency-Key", "hk-1")],
+        &request(None),
+    )
+    .await;
     assert_eq!((h1, h2), (202, 202));
     assert_eq!(by_header, by_header_again);
     assert_ne!(by_header["id"], first["id"]);
     assert!(headers1.get("idempotent-replayed").is_none());
-    assert_eq!(headers2.get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+    assert_eq!(
+        headers2
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap()),
+        Some("true")
+    );
 
     // A different key is a different event.
-    let (_, other) = server.post("/v1/projects/p/events", request(Some("k2"))).await;
+    let (_, other) = server
+        .post("/v1/projects/p/events", request(Some("k2")))
+        .await;
     assert_ne!(other["id"], first["id"]);
-    assert!(ids(&other["deliveries"]).iter().all(|d| !ids(&first["deliveries"]).contains(d)));
+    assert!(
+        ids(&other["deliveries"])
+            .iter()
+            .all(|d| !ids(&first["deliveries"]).contains(d))
+    );
 
     // Batch: a key repeated inside the batch, and a key seen before the batch.
     let (status, batch) = server
@@ -546,16 +719,44 @@ async fn idempotency_keys_give_one_event_and_the_same_answer() {
     assert_ne!(events[0]["id"], events[1]["id"]);
     assert_eq!(events[3], first, "key from an earlier request");
 
-    // Distinct events: k1, hk-1, k2, b1, b2 — two webhooks each, each delivered once.
-    let distinct: HashSet<String> = [&first, &by_header, &other, &events[0], &events[1]]
-        .iter()
-        .flat_map(|e| ids(&e["deliveries"]))
-        .collect();
-    assert_eq!(distinct.len(), 10);
-    receiver.wait_for(10, Duration::from_secs(5)).await;
+    // The same key sent by ten clients at once: one event, ten identical answers.
+    let answers = futures::future::join_all(
+        (0..10).map(|_| server.post("/v1/projects/p/events", request(Some("race")))),
+    )
+    .await;
+    assert!(answers.iter().all(|(s, _)| *s == StatusCode::ACCEPTED));
+    let raced = answers[0].1.clone();
+    assert!(
+        answers.iter().all(|(_, a)| *a == raced),
+        "concurrent repeats answered differently"
+    );
+
+    // Keys belong to a project: the same key elsewhere is a new event.
+    server.create_project("q").await;
+    server
+        .create_webhook(
+            "q",
+            json!({"url": format!("{}/q", receiver.url), "events": ["*"]}),
+        )
+        .await;
+    let (_, in_q) = server
+        .post("/v1/projects/q/events", request(Some("k1")))
+        .await;
+    assert_ne!(in_q["id"], first["id"]);
+    assert_eq!(ids(&in_q["deliveries"]).len(), 1);
+
+    // Distinct events: k1, hk-1, k2, b1, b2, race — two webhooks each — and k1 in q.
+    let distinct: HashSet<String> = [
+        &first, &by_header, &other, &events[0], &events[1], &raced, &in_q,
+    ]
+    .iter()
+    .flat_map(|e| ids(&e["deliveries"]))
+    .collect();
+    assert_eq!(distinct.len(), 13);
+    receiver.wait_for(13, Duration::from_secs(5)).await;
     let got = receiver.settle(Duration::from_millis(400)).await;
     let arrived: Vec<String> = webhook_ids(&got);
-    assert_eq!(arrived.len(), 10, "duplicates delivered: {arrived:?}");
+    assert_eq!(arrived.len(), 13, "duplicates delivered: {arrived:?}");
     assert_eq!(arrived.into_iter().collect::<HashSet<_>>(), distinct);
 }
 
@@ -579,27 +780,53 @@ async fn include_result_keeps_results_up_to_16384_bytes() {
     let with = server
         .create_webhook("p", json!({"url": format!("{}/with", receiver.url), "events": ["*"], "include_result": true}))
         .await;
-    let without = server.create_webhook("p", json!({"url": format!("{}/without", receiver.url), "events": ["*"]})).await;
+    let without = server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/without", receiver.url), "events": ["*"]}),
+        )
+        .await;
     assert_eq!(without["include_result"], false);
 
-    let at_limit = ubiops("deployment_request_completed", "dep", "v1", Some(result_of_size(16_384)));
-    let over = ubiops("deployment_request_completed", "dep", "v1", Some(result_of_size(16_385)));
+    let at_limit = ubiops(
+        "deployment_request_completed",
+        "dep",
+        "v1",
+        Some(result_of_size(16_384)),
+    );
+    let over = ubiops(
+        "deployment_request_completed",
+        "dep",
+        "v1",
+        Some(result_of_size(16_385)),
+    );
     let strip = |p: &Value| {
         let mut p = p.clone();
         p.as_object_mut().unwrap().shift_remove("result");
         p
     };
-    let a = server.send_event("p", "deployment_request_completed", at_limit.clone()).await;
-    let b = server.send_event("p", "deployment_request_completed", over.clone()).await;
+    let a = server
+        .send_event("p", "deployment_request_completed", at_limit.clone())
+        .await;
+    let b = server
+        .send_event("p", "deployment_request_completed", over.clone())
+        .await;
 
     let mut expected: HashMap<String, (String, Vec<u8>)> = HashMap::new();
     for (accepted, payload) in [(&a, &at_limit), (&b, &over)] {
         let event = get_event(&server, "p", accepted["id"].as_str().unwrap()).await;
         for d in event["deliveries"].as_array().unwrap() {
             let to_with = d["webhook_id"] == with["id"];
-            let body = if to_with && payload == &at_limit { compact(payload) } else { compact(&strip(payload)) };
+            let body = if to_with && payload == &at_limit {
+                compact(payload)
+            } else {
+                compact(&strip(payload))
+            };
             let path = if to_with { "/with" } else { "/without" };
-            expected.insert(d["id"].as_str().unwrap().to_string(), (path.to_string(), body));
+            expected.insert(
+                d["id"].as_str().unwrap().to_string(),
+                (path.to_string(), body),
+            );
         }
     }
     assert_eq!(expected.len(), 4);
@@ -611,12 +838,27 @@ async fn include_result_keeps_results_up_to_16384_bytes() {
         assert_eq!(&request.path, path);
         let shown = |b: &[u8]| {
             let t = text(b);
-            if t.len() > 300 { format!("{}…{} ({} bytes)", &t[..150], &t[t.len() - 150..], t.len()) } else { t }
+            if t.len() > 300 {
+                format!("{}…{} ({} bytes)", &t[..150], &t[t.len() - 150..], t.len())
+            } else {
+                t
+            }
         };
-        assert!(request.body.as_ref() == body.as_slice(), "{path}: got {}, want {}", shown(&request.body), shown(body));
+        assert!(
+            request.body.as_ref() == body.as_slice(),
+            "{path}: got {}, want {}",
+            shown(&request.body),
+            shown(body)
+        );
     }
-    let with_result = got.iter().filter(|r| r.json().get("result").is_some()).count();
-    assert_eq!(with_result, 1, "only the 16,384-byte result to the include_result webhook");
+    let with_result = got
+        .iter()
+        .filter(|r| r.json().get("result").is_some())
+        .count();
+    assert_eq!(
+        with_result, 1,
+        "only the 16,384-byte result to the include_result webhook"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -628,10 +870,17 @@ async fn failing_twice_then_ok_takes_three_attempts_with_one_webhook_id() {
     let server = Server::start().await;
     let receiver = Receiver::start_with(|n, _| Reply::status(if n < 2 { 500 } else { 200 })).await;
     server.create_project("p").await;
-    let hook = server.create_webhook("p", json!({"url": format!("{}/hook", receiver.url), "events": ["*"]})).await;
+    let hook = server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
+        )
+        .await;
     let secret = hook["signing_secret"].as_str().unwrap();
     let payload = comet("MODEL_VERSION_CREATED", "churn", "1");
-    let accepted = server.send_event("p", "MODEL_VERSION_CREATED", payload.clone()).await;
+    let accepted = server
+        .send_event("p", "MODEL_VERSION_CREATED", payload.clone())
+        .await;
     let delivery_id = ids(&accepted["deliveries"])[0].clone();
 
     receiver.wait_for(3, Duration::from_secs(5)).await;
@@ -648,8 +897,14 @@ async fn failing_twice_then_ok_takes_three_attempts_with_one_webhook_id() {
     // The schedule (100ms, then 200ms, no jitter) is kept.
     let gap1 = got[1].at - got[0].at;
     let gap2 = got[2].at - got[1].at;
-    assert!(gap1 >= Duration::from_millis(90), "first retry after {gap1:?}");
-    assert!(gap2 >= Duration::from_millis(190), "second retry after {gap2:?}");
+    assert!(
+        gap1 >= Duration::from_millis(90),
+        "first retry after {gap1:?}"
+    );
+    assert!(
+        gap2 >= Duration::from_millis(190),
+        "second retry after {gap2:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -658,12 +913,26 @@ async fn a_redirect_is_a_failure_retried_not_followed() {
     let receiver = Receiver::start().await; // only to learn a URL for the Location
     let elsewhere = format!("{}/elsewhere", receiver.url);
     let redirecting = Receiver::start_with(move |n, _| {
-        if n == 0 { Reply { headers: vec![("location", elsewhere.clone())], ..Reply::status(302) } } else { Reply::status(200) }
+        if n == 0 {
+            Reply {
+                headers: vec![("location", elsewhere.clone())],
+                ..Reply::status(302)
+            }
+        } else {
+            Reply::status(200)
+        }
     })
     .await;
     server.create_project("p").await;
-    server.create_webhook("p", json!({"url": format!("{}/hook", redirecting.url), "events": ["*"]})).await;
-    let accepted = server.send_event("p", "RUN_COMPLETED", nannyml_document()).await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hook", redirecting.url), "events": ["*"]}),
+        )
+        .await;
+    let accepted = server
+        .send_event("p", "RUN_COMPLETED", nannyml_document())
+        .await;
 
     let delivery = wait_status(&server, "p", accepted["id"].as_str().unwrap(), "succeeded").await;
     assert_eq!(delivery["attempts"], 2, "{delivery}");
@@ -677,23 +946,113 @@ async fn a_redirect_is_a_failure_retried_not_followed() {
 async fn retry_after_delays_the_next_attempt_beyond_the_schedule() {
     let server = Server::start().await;
     let receiver = Receiver::start_with(|n, _| match n {
-        0 => Reply { headers: vec![("retry-after", "1".to_string())], ..Reply::status(429) },
-        1 => Reply { headers: vec![("retry-after", "1".to_string())], ..Reply::status(503) },
+        0 => Reply {
+            headers: vec![("retry-after", "1".to_string())],
+            ..Reply::status(429)
+        },
+        1 => Reply {
+            headers: vec![("retry-after", "1".to_string())],
+            ..Reply::status(503)
+        },
         _ => Reply::status(200),
     })
     .await;
     server.create_project("p").await;
-    server.create_webhook("p", json!({"url": format!("{}/hook", receiver.url), "events": ["*"]})).await;
-    let accepted = server.send_event("p", "RUN_COMPLETED", nannyml_document()).await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
+        )
+        .await;
+    let accepted = server
+        .send_event("p", "RUN_COMPLETED", nannyml_document())
+        .await;
 
     let got = receiver.wait_for(3, Duration::from_secs(6)).await;
     let gap1 = got[1].at - got[0].at;
     let gap2 = got[2].at - got[1].at;
-    assert!(gap1 >= Duration::from_millis(950), "429 Retry-After: 1 was retried after {gap1:?}");
-    assert!(gap2 >= Duration::from_millis(950), "503 Retry-After: 1 was retried after {gap2:?}");
-    assert!(gap1 < Duration::from_secs(3) && gap2 < Duration::from_secs(3), "{gap1:?} {gap2:?}");
+    assert!(
+        gap1 >= Duration::from_millis(950),
+        "429 Retry-After: 1 was retried after {gap1:?}"
+    );
+    assert!(
+        gap2 >= Duration::from_millis(950),
+        "503 Retry-After: 1 was retried after {gap2:?}"
+    );
+    assert!(
+        gap1 < Duration::from_secs(3) && gap2 < Duration::from_secs(3),
+        "{gap1:?} {gap2:?}"
+    );
     let delivery = wait_status(&server, "p", accepted["id"].as_str().unwrap(), "succeeded").await;
     assert_eq!(delivery["attempts"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_after_as_an_http_date_is_honoured() {
+    let server = Server::start().await;
+    let receiver = Receiver::start_with(|n, _| {
+        if n == 0 {
+            let at = chrono::Utc::now() + chrono::Duration::seconds(2);
+            let date = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+            Reply {
+                headers: vec![("retry-after", date)],
+                ..Reply::status(503)
+            }
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    server.create_project("p").await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
+        )
+        .await;
+    server
+        .send_event("p", "RUN_COMPLETED", nannyml_document())
+        .await;
+    let got = receiver.wait_for(2, Duration::from_secs(6)).await;
+    let gap = got[1].at - got[0].at;
+    // The date has whole seconds, so the wait is between 1 and 2 s.
+    assert!(
+        gap >= Duration::from_millis(900) && gap < Duration::from_secs(4),
+        "retried after {gap:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_after_is_capped_by_retry_after_max() {
+    let server = Server::start_with(&flags(&["--retry-after-max", "500ms"])).await;
+    let receiver = Receiver::start_with(|n, _| {
+        if n == 0 {
+            Reply {
+                headers: vec![("retry-after", "30".to_string())],
+                ..Reply::status(503)
+            }
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    server.create_project("p").await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
+        )
+        .await;
+    let accepted = server
+        .send_event("p", "RUN_COMPLETED", nannyml_document())
+        .await;
+    let got = receiver.wait_for(2, Duration::from_secs(5)).await;
+    let gap = got[1].at - got[0].at;
+    assert!(
+        gap >= Duration::from_millis(450) && gap < Duration::from_secs(3),
+        "Retry-After: 30 capped at 500ms, retried after {gap:?}"
+    );
+    wait_status(&server, "p", accepted["id"].as_str().unwrap(), "succeeded").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -701,8 +1060,15 @@ async fn always_failing_receiver_exhausts_after_three_attempts() {
     let server = Server::start_with(&flags(&["--scan-interval", "100ms"])).await;
     let receiver = Receiver::start_with(|_, _| Reply::status(500)).await;
     server.create_project("p").await;
-    server.create_webhook("p", json!({"url": format!("{}/hook", receiver.url), "events": ["*"]})).await;
-    let accepted = server.send_event("p", "RUN_COMPLETED", nannyml_document()).await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
+        )
+        .await;
+    let accepted = server
+        .send_event("p", "RUN_COMPLETED", nannyml_document())
+        .await;
     let event_id = accepted["id"].as_str().unwrap();
 
     receiver.wait_for(3, Duration::from_secs(5)).await;
@@ -712,7 +1078,10 @@ async fn always_failing_receiver_exhausts_after_three_attempts() {
     assert!(delivery["next_attempt_at"].is_null(), "{delivery}");
     let got = receiver.settle(Duration::from_millis(1500)).await;
     assert_eq!(got.len(), 3, "attempts after exhaustion");
-    assert_eq!(webhook_ids(&got).into_iter().collect::<HashSet<_>>().len(), 1);
+    assert_eq!(
+        webhook_ids(&got).into_iter().collect::<HashSet<_>>().len(),
+        1
+    );
     let delivery = get_event(&server, "p", event_id).await["deliveries"][0].clone();
     assert_eq!(delivery["status"], "exhausted");
     assert_eq!(delivery["attempts"], 3);
@@ -725,15 +1094,33 @@ async fn always_failing_receiver_exhausts_after_three_attempts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hanging_receiver_does_not_delay_a_healthy_one() {
     let server = Server::start_with(&flags(&["--delivery-timeout", "30s"])).await;
-    let hanging = Receiver::start_with(|_, _| Reply { delay: Duration::from_secs(60), ..Reply::status(200) }).await;
+    let hanging = Receiver::start_with(|_, _| Reply {
+        delay: Duration::from_secs(60),
+        ..Reply::status(200)
+    })
+    .await;
     let healthy = Receiver::start().await;
     server.create_project("p").await;
-    server.create_webhook("p", json!({"url": format!("{}/hang", hanging.url), "events": ["*"]})).await;
-    server.create_webhook("p", json!({"url": format!("{}/ok", healthy.url), "events": ["*"]})).await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hang", hanging.url), "events": ["*"]}),
+        )
+        .await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/ok", healthy.url), "events": ["*"]}),
+        )
+        .await;
 
     let answers = futures::future::join_all((0..50).map(|i| {
         let server = &server;
-        async move { server.send_event("p", "RUN_COMPLETED", nannyml_for(&format!("model-{i}"))).await }
+        async move {
+            server
+                .send_event("p", "RUN_COMPLETED", nannyml_for(&format!("model-{i}")))
+                .await
+        }
     }))
     .await;
     let sent_at = Instant::now();
@@ -746,7 +1133,11 @@ async fn a_hanging_receiver_does_not_delay_a_healthy_one() {
     assert_eq!(arrived.len(), 50, "took {took:?}");
     assert!(arrived.is_subset(&all));
     assert!(hanging.count() >= 1, "the hanging receiver was never tried");
-    assert!(webhook_ids(&hanging.received()).iter().all(|id| !arrived.contains(id)));
+    assert!(
+        webhook_ids(&hanging.received())
+            .iter()
+            .all(|id| !arrived.contains(id))
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -755,7 +1146,12 @@ async fn a_hanging_receiver_does_not_delay_a_healthy_one() {
 
 /// Sends `total` events from `workers` concurrent senders to `base` until the
 /// server goes away; answers the delivery ids of every event answered 202.
-fn stream_events(base: String, total: usize, workers: usize, accepted: Arc<Mutex<Vec<String>>>) -> tokio::task::JoinHandle<usize> {
+fn stream_events(
+    base: String,
+    total: usize,
+    workers: usize,
+    accepted: Arc<Mutex<Vec<String>>>,
+) -> tokio::task::JoinHandle<usize> {
     tokio::spawn(async move {
         let client = reqwest::Client::new();
         let next = Arc::new(AtomicUsize::new(0));
@@ -784,7 +1180,7 @@ fn stream_events(base: String, total: usize, workers: usize, accepted: Arc<Mutex
                         failures.fetch_add(1, Ordering::SeqCst);
                         continue;
                     }
-                    let Ok(answer) = resp.json::<Value>().await else {
+                    let Some(answer) = resp.bytes().await.ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
                         // Killed between the status line and the body: not counted as accepted.
                         failures.fetch_add(1, Ordering::SeqCst);
                         continue;
@@ -801,18 +1197,36 @@ fn stream_events(base: String, total: usize, workers: usize, accepted: Arc<Mutex
 async fn wait_accepted(accepted: &Mutex<Vec<String>>, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while accepted.lock().unwrap().len() < n {
-        assert!(Instant::now() < deadline, "the stream of events never got {n} answers");
+        assert!(
+            Instant::now() < deadline,
+            "the stream of events never got {n} answers"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill9_mid_stream_loses_no_accepted_event() {
-    let mut server = Server::start_with(&flags(&["--scan-interval", "100ms", "--lane-concurrency", "2"])).await;
+    let mut server = Server::start_with(&flags(&[
+        "--scan-interval",
+        "100ms",
+        "--lane-concurrency",
+        "2",
+    ]))
+    .await;
     // A slightly slow receiver, so a backlog exists when the server dies.
-    let receiver = Receiver::start_with(|_, _| Reply { delay: Duration::from_millis(10), ..Reply::status(200) }).await;
+    let receiver = Receiver::start_with(|_, _| Reply {
+        delay: Duration::from_millis(10),
+        ..Reply::status(200)
+    })
+    .await;
     server.create_project("p").await;
-    server.create_webhook("p", json!({"url": format!("{}/hook", receiver.url), "events": ["*"]})).await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
+        )
+        .await;
 
     let accepted = Arc::new(Mutex::new(Vec::new()));
     let stream = stream_events(server.base.clone(), 300, 8, accepted.clone());
@@ -821,7 +1235,10 @@ async fn kill9_mid_stream_loses_no_accepted_event() {
     let failures = stream.await.unwrap();
     let wanted: HashSet<String> = accepted.lock().unwrap().iter().cloned().collect();
     let before = receiver.received().len();
-    eprintln!("accepted {} of 300 before the kill ({failures} refused); {before} requests had arrived", wanted.len());
+    eprintln!(
+        "accepted {} of 300 before the kill ({failures} refused); {before} requests had arrived",
+        wanted.len()
+    );
 
     server.restart().await;
     wait_for_ids(&receiver, &wanted, Duration::from_secs(10), |_| true).await;
@@ -830,13 +1247,28 @@ async fn kill9_mid_stream_loses_no_accepted_event() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kill9_while_the_receiver_is_down_delivers_everything_after_restart() {
     let schedule = vec!["300ms"; 30].join(",");
-    let mut server =
-        Server::start_with(&["--retry-schedule", schedule.as_str(), "--retry-jitter", "0", "--scan-interval", "100ms"]).await;
+    let mut server = Server::start_with(&[
+        "--retry-schedule",
+        schedule.as_str(),
+        "--retry-jitter",
+        "0",
+        "--scan-interval",
+        "100ms",
+    ])
+    .await;
     let healthy = Arc::new(AtomicBool::new(false));
     let up = healthy.clone();
-    let receiver = Receiver::start_with(move |_, _| Reply::status(if up.load(Ordering::SeqCst) { 200 } else { 500 })).await;
+    let receiver = Receiver::start_with(move |_, _| {
+        Reply::status(if up.load(Ordering::SeqCst) { 200 } else { 500 })
+    })
+    .await;
     server.create_project("p").await;
-    server.create_webhook("p", json!({"url": format!("{}/hook", receiver.url), "events": ["*"]})).await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
+        )
+        .await;
 
     let accepted = Arc::new(Mutex::new(Vec::new()));
     let stream = stream_events(server.base.clone(), 150, 4, accepted.clone());
@@ -845,12 +1277,19 @@ async fn kill9_while_the_receiver_is_down_delivers_everything_after_restart() {
     server.kill9();
     stream.await.unwrap();
     let wanted: HashSet<String> = accepted.lock().unwrap().iter().cloned().collect();
-    eprintln!("accepted {} before the kill; {} failed attempts had arrived", wanted.len(), receiver.count());
+    eprintln!(
+        "accepted {} before the kill; {} failed attempts had arrived",
+        wanted.len(),
+        receiver.count()
+    );
 
     healthy.store(true, Ordering::SeqCst);
     let back_at = Instant::now();
     server.restart().await;
-    wait_for_ids(&receiver, &wanted, Duration::from_secs(10), |r| r.at > back_at).await;
+    wait_for_ids(&receiver, &wanted, Duration::from_secs(10), |r| {
+        r.at > back_at
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------
@@ -859,26 +1298,126 @@ async fn kill9_while_the_receiver_is_down_delivers_everything_after_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_the_attempt_in_flight_finish_and_records_it() {
-    let mut server = Server::start_with(&flags(&["--shutdown-grace", "5s", "--scan-interval", "100ms"])).await;
-    let receiver = Receiver::start_with(|_, _| Reply { delay: Duration::from_secs(1), ..Reply::status(200) }).await;
+    let mut server = Server::start_with(&flags(&[
+        "--shutdown-grace",
+        "5s",
+        "--scan-interval",
+        "100ms",
+    ]))
+    .await;
+    let receiver = Receiver::start_with(|_, _| Reply {
+        delay: Duration::from_secs(1),
+        ..Reply::status(200)
+    })
+    .await;
     server.create_project("p").await;
-    server.create_webhook("p", json!({"url": format!("{}/hook", receiver.url), "events": ["*"]})).await;
-    let accepted = server.send_event("p", "RUN_COMPLETED", nannyml_document()).await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
+        )
+        .await;
+    let accepted = server
+        .send_event("p", "RUN_COMPLETED", nannyml_document())
+        .await;
     let event_id = accepted["id"].as_str().unwrap().to_string();
 
     let got = receiver.wait_for(1, Duration::from_secs(5)).await;
     let status = server.terminate();
     let exited_after = got[0].at.elapsed();
-    assert!(status.success(), "exit status {status:?}; log:\n{}", server.log());
-    assert!(exited_after >= Duration::from_millis(900), "exited {exited_after:?} after the request arrived: the attempt was cut short");
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        server.log()
+    );
+    assert!(
+        exited_after >= Duration::from_millis(900),
+        "exited {exited_after:?} after the request arrived: the attempt was cut short"
+    );
 
     server.restart().await;
     let delivery = get_event(&server, "p", &event_id).await["deliveries"][0].clone();
-    assert_eq!(delivery["status"], "succeeded", "outcome not recorded at shutdown: {delivery}");
+    assert_eq!(
+        delivery["status"], "succeeded",
+        "outcome not recorded at shutdown: {delivery}"
+    );
     assert_eq!(delivery["attempts"], 1);
     assert_eq!(delivery["last_status_code"], 200);
     let got = receiver.settle(Duration::from_millis(1500)).await;
     assert_eq!(got.len(), 1, "re-sent after restart");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_keeps_queued_deliveries_pending_and_they_go_out_after_restart() {
+    let mut server = Server::start_with(&flags(&[
+        "--shutdown-grace",
+        "5s",
+        "--scan-interval",
+        "100ms",
+        "--lane-concurrency",
+        "1",
+    ]))
+    .await;
+    let receiver = Receiver::start_with(|_, _| Reply {
+        delay: Duration::from_millis(800),
+        ..Reply::status(200)
+    })
+    .await;
+    server.create_project("p").await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
+        )
+        .await;
+    let mut events = Vec::new();
+    for i in 0..3 {
+        let accepted = server
+            .send_event("p", "RUN_COMPLETED", nannyml_for(&format!("m{i}")))
+            .await;
+        events.push((
+            accepted["id"].as_str().unwrap().to_string(),
+            ids(&accepted["deliveries"])[0].clone(),
+        ));
+    }
+
+    // One in flight (lane concurrency 1), two queued.
+    receiver.wait_for(1, Duration::from_secs(5)).await;
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        server.log()
+    );
+    let before = receiver.received();
+    assert_eq!(
+        before.len(),
+        1,
+        "queued deliveries were started during shutdown"
+    );
+    let first = before[0].header("webhook-id").to_string();
+
+    server.restart().await;
+    let wanted: HashSet<String> = events.iter().map(|(_, d)| d.clone()).collect();
+    wait_for_ids(&receiver, &wanted, Duration::from_secs(6), |_| true).await;
+    for (event_id, _) in &events {
+        let delivery = wait_status(&server, "p", event_id, "succeeded").await;
+        assert_eq!(delivery["attempts"], 1, "{delivery}");
+    }
+    let got = receiver.settle(Duration::from_millis(500)).await;
+    assert_eq!(
+        got.len(),
+        3,
+        "a delivery was sent twice: {:?}",
+        webhook_ids(&got)
+    );
+    assert_eq!(
+        got.iter()
+            .filter(|r| r.header("webhook-id") == first)
+            .count(),
+        1,
+        "the finished attempt was re-sent"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -893,12 +1432,28 @@ async fn batch_route_accepts_and_delivers_every_event() {
     server.create_webhook("p", json!({"url": format!("{}/hook", receiver.url), "events": ["*"], "include_result": true})).await;
     let payloads = [
         ("RUN_COMPLETED", nannyml_document()),
-        ("MODEL_VERSION_CREATED", comet("MODEL_VERSION_CREATED", "churn", "5")),
-        ("deployment_request_completed", ubiops("deployment_request_completed", "dep", "v1", Some(json!({"score": 1})))),
+        (
+            "MODEL_VERSION_CREATED",
+            comet("MODEL_VERSION_CREATED", "churn", "5"),
+        ),
+        (
+            "deployment_request_completed",
+            ubiops(
+                "deployment_request_completed",
+                "dep",
+                "v1",
+                Some(json!({"score": 1})),
+            ),
+        ),
         ("execution_completed", valohai_document()),
     ];
-    let events: Vec<Value> = payloads.iter().map(|(t, p)| json!({"type": t, "payload": p})).collect();
-    let (status, body) = server.post("/v1/projects/p/events/batch", json!({"events": events})).await;
+    let events: Vec<Value> = payloads
+        .iter()
+        .map(|(t, p)| json!({"type": t, "payload": p}))
+        .collect();
+    let (status, body) = server
+        .post("/v1/projects/p/events/batch", json!({"events": events}))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let answered = body["events"].as_array().unwrap();
     assert_eq!(answered.len(), 4);
@@ -907,7 +1462,10 @@ async fn batch_route_accepts_and_delivers_every_event() {
         let deliveries = ids(&answer["deliveries"]);
         assert_eq!(deliveries.len(), 1, "{answer}");
         let event = get_event(&server, "p", answer["id"].as_str().unwrap()).await;
-        assert_eq!(event["type"], *event_type, "answers follow the request's order");
+        assert_eq!(
+            event["type"], *event_type,
+            "answers follow the request's order"
+        );
         expected.insert(deliveries[0].clone(), compact(payload));
     }
     let ids_answered: HashSet<&str> = answered.iter().map(|a| a["id"].as_str().unwrap()).collect();
@@ -917,7 +1475,10 @@ async fn batch_route_accepts_and_delivers_every_event() {
     let got = receiver.settle(Duration::from_millis(300)).await;
     assert_eq!(got.len(), 4);
     for request in &got {
-        assert_eq!(text(&request.body), text(&expected[request.header("webhook-id")]));
+        assert_eq!(
+            text(&request.body),
+            text(&expected[request.header("webhook-id")])
+        );
     }
     for answer in answered {
         wait_status(&server, "p", answer["id"].as_str().unwrap(), "succeeded").await;
@@ -930,6 +1491,12 @@ async fn batch_route_accepts_and_delivers_every_event() {
     ]});
     let (status, body) = server.post("/v1/projects/p/events/batch", bad).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"]["field"].as_str().unwrap_or("").starts_with("/events/1"), "{body}");
+    assert!(
+        body["error"]["field"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("/events/1"),
+        "{body}"
+    );
     assert_eq!(receiver.settle(Duration::from_millis(300)).await.len(), 4);
 }

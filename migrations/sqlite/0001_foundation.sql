@@ -46,9 +46,12 @@ CREATE TABLE events (
     event_type   TEXT NOT NULL,
     object       TEXT,                   -- JSON {type, name, version}
     payload      TEXT NOT NULL,          -- the normalised payload, compact JSON
+    is_test      INTEGER NOT NULL DEFAULT 0,
     created_at   INTEGER NOT NULL
 );
 CREATE INDEX events_project ON events(project_id, id);
+CREATE INDEX events_project_type ON events(project_id, event_type, id);
+CREATE INDEX events_created ON events(created_at);
 
 CREATE TABLE idempotency_keys (
     project_id   TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
@@ -63,8 +66,11 @@ CREATE TABLE deliveries (
     project_id       TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
     event_id         TEXT NOT NULL REFERENCES events(id) ON DELETE CASCADE,
     webhook_id       TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
-    status           TEXT NOT NULL,      -- pending | succeeded | failed | exhausted
+    event_type       TEXT NOT NULL,      -- copied from the event, for the log's filters
+    status           TEXT NOT NULL,      -- pending | succeeded | failed | exhausted | paused
+    is_test          INTEGER NOT NULL DEFAULT 0,
     attempts         INTEGER NOT NULL DEFAULT 0,
+    retry_base       INTEGER NOT NULL DEFAULT 0, -- attempts made before the last recover: the schedule restarts there
     next_attempt_at  INTEGER,            -- NULL once final
     lease_until      INTEGER,            -- a node holds it in memory until then
     last_status_code INTEGER,
@@ -73,16 +79,24 @@ CREATE TABLE deliveries (
 );
 -- The scheduler's query: due, unfinished deliveries.
 CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+-- The delivery log pages newest first by id (time-ordered) under each filter.
+CREATE INDEX deliveries_project ON deliveries(project_id, id);
 CREATE INDEX deliveries_event ON deliveries(event_id);
 CREATE INDEX deliveries_webhook ON deliveries(webhook_id, id);
+CREATE INDEX deliveries_project_status ON deliveries(project_id, status, id);
+CREATE INDEX deliveries_project_type ON deliveries(project_id, event_type, id);
+CREATE INDEX deliveries_webhook_status ON deliveries(webhook_id, status, id);
 
 CREATE TABLE attempts (
     delivery_id       TEXT NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
     attempt           INTEGER NOT NULL,
+    webhook_id        TEXT NOT NULL,
+    manual            INTEGER NOT NULL DEFAULT 0, -- a redeliver or test: not counted in the schedule
     started_at        INTEGER NOT NULL,
     duration_ms       INTEGER NOT NULL,
     request_url       TEXT NOT NULL,
     request_headers   TEXT NOT NULL,     -- JSON, secret and protected values masked
+    request_body      TEXT,              -- NULL when it is the event payload itself
     response_status   INTEGER,
     response_headers  TEXT,
     response_body     TEXT,
@@ -90,5 +104,8 @@ CREATE TABLE attempts (
     error_kind        TEXT,
     error_message     TEXT,
     next_attempt_at   INTEGER,
-    PRIMARY KEY (delivery_id, attempt)
+    succeeded         INTEGER NOT NULL
 );
+CREATE INDEX attempts_delivery ON attempts(delivery_id, attempt);
+-- Stats and the failing-endpoint policy: a webhook's attempts over time.
+CREATE INDEX attempts_webhook ON attempts(webhook_id, started_at);

@@ -25,7 +25,11 @@ const TOKEN_PREFIX: &str = "mlh_";
 const CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// A new token, in clear (shown once) and as its stored record.
-pub fn generate_token(kind: TokenKind, project_id: Option<&str>, name: Option<String>) -> (String, TokenRecord) {
+pub fn generate_token(
+    kind: TokenKind,
+    project_id: Option<&str>,
+    name: Option<String>,
+) -> (String, TokenRecord) {
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
     let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw));
@@ -61,9 +65,26 @@ impl Caller {
     pub fn require_admin(&self) -> Result<(), ApiError> {
         match self {
             Caller::Admin => Ok(()),
-            Caller::Project { .. } => {
-                Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this route needs the admin token"))
-            }
+            Caller::Project { .. } => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this route needs the admin token",
+            )),
+        }
+    }
+
+    /// Secrets are shown to tokens that may write, never to read-only ones.
+    pub fn require_write(&self) -> Result<(), ApiError> {
+        match self {
+            Caller::Project {
+                kind: TokenKind::Read,
+                ..
+            } => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this token may only read",
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -72,7 +93,9 @@ impl Caller {
     pub fn may_see(&self, project_id: &str) -> bool {
         match self {
             Caller::Admin => true,
-            Caller::Project { project_id: own, .. } => own == project_id,
+            Caller::Project {
+                project_id: own, ..
+            } => own == project_id,
         }
     }
 
@@ -81,7 +104,11 @@ impl Caller {
         if !self.may_see(project_id) {
             return Err(ApiError::not_found("project"));
         }
-        state.store.get_project(project_id).await?.ok_or_else(|| ApiError::not_found("project"))
+        state
+            .store
+            .get_project(project_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("project"))
     }
 }
 
@@ -94,7 +121,10 @@ pub struct TokenCache {
 impl TokenCache {
     fn get(&self, hash: &str) -> Option<Caller> {
         let entries = self.entries.lock().expect("token cache poisoned");
-        entries.get(hash).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(c, _)| c.clone())
+        entries
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(c, _)| c.clone())
     }
 
     fn put(&self, hash: String, caller: Caller) {
@@ -109,22 +139,41 @@ impl TokenCache {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
-        let caller = resolve(state, token).await?.ok_or_else(ApiError::unauthorized)?;
-        if let Caller::Project { kind: TokenKind::Read, .. } = caller
+        let caller = resolve(state, token)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        if let Caller::Project {
+            kind: TokenKind::Read,
+            ..
+        } = caller
             && !matches!(parts.method, Method::GET | Method::HEAD)
         {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this token may only read"));
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this token may only read",
+            ));
         }
         Ok(caller)
     }
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 async fn resolve(state: &AppState, token: &str) -> Result<Option<Caller>, ApiError> {
@@ -137,7 +186,9 @@ async fn resolve(state: &AppState, token: &str) -> Result<Option<Caller>, ApiErr
     if let Some(caller) = state.token_cache.get(&hash) {
         return Ok(Some(caller));
     }
-    let Some(record) = state.store.find_token(&hash).await? else { return Ok(None) };
+    let Some(record) = state.store.find_token(&hash).await? else {
+        return Ok(None);
+    };
     if record.revoked_at.is_some() {
         return Ok(None);
     }

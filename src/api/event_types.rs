@@ -11,7 +11,9 @@ use crate::catalog::EventType;
 use crate::error::ApiError;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/event-types", get(list)).route("/v1/event-types/{event_type}", get(show))
+    Router::new()
+        .route("/v1/event-types", get(list))
+        .route("/v1/event-types/{event_type}", get(show))
 }
 
 #[derive(Serialize)]
@@ -20,7 +22,9 @@ struct EventTypeList<'a> {
 }
 
 async fn list(_caller: Caller, State(state): State<AppState>) -> Json<serde_json::Value> {
-    let list = EventTypeList { data: state.catalog.list().collect() };
+    let list = EventTypeList {
+        data: state.catalog.list().collect(),
+    };
     Json(serde_json::to_value(list).expect("catalog serialises"))
 }
 
@@ -29,5 +33,10 @@ async fn show(
     State(state): State<AppState>,
     Path(event_type): Path<String>,
 ) -> Result<Json<EventType>, ApiError> {
-    state.catalog.get(&event_type).cloned().map(Json).ok_or_else(|| ApiError::not_found("event type"))
+    state
+        .catalog
+        .get(&event_type)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("event type"))
 }

@@ -9,12 +9,15 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
-use super::{ApiJson, AppState};
-use crate::catalog::{ObjectRef, PrepareContext};
+use super::{ApiJson, AppState, Page, page_limit, parse_query, parse_time};
+use crate::catalog::ObjectRef;
+use crate::delivery::Job;
 use crate::error::{ApiError, FieldError};
-use crate::ids::{new_id, now_millis};
-use crate::ingest::{Accepted, IngestError, Submission};
-use crate::store::{NewDelivery, NewEvent};
+use crate::formats::EventData;
+use crate::ids::new_id;
+use crate::ids::now_millis;
+use crate::ingest::{Accepted, EventRequest, IngestError, Submission};
+use crate::store::{EventFilter, EventRow, NewDelivery};
 use crate::webhook::OBJECT_TYPES;
 
 /// Events per batch request at most.
@@ -23,9 +26,10 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/projects/{project}/events", post(create))
+        .route("/v1/projects/{project}/events", get(list).post(create))
         .route("/v1/projects/{project}/events/batch", post(create_batch))
         .route("/v1/projects/{project}/events/{id}", get(show))
+        .route("/v1/projects/{project}/events/{id}/replay", post(replay))
 }
 
 #[derive(Deserialize)]
@@ -64,8 +68,126 @@ struct EventView {
     event_type: String,
     object: Option<ObjectRef>,
     payload: Box<serde_json::value::RawValue>,
+    is_test: bool,
     created_at: String,
+}
+
+impl EventView {
+    fn new(event: EventRow) -> Result<EventView, ApiError> {
+        let payload = serde_json::value::RawValue::from_string(event.payload)
+            .map_err(|e| ApiError::from(crate::store::StoreError::Corrupt(e.to_string())))?;
+        Ok(EventView {
+            id: event.id,
+            event_type: event.event_type,
+            object: event.object,
+            payload,
+            is_test: event.is_test,
+            created_at: crate::ids::millis_to_rfc3339(event.created_at),
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct EventDetail {
+    #[serde(flatten)]
+    event: EventView,
     deliveries: Vec<DeliveryStatusView>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct EventQuery {
+    event_type: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// Events newest first, with filters and cursor pages.
+async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    uri: axum::http::Uri,
+) -> Result<Json<Page<EventView>>, ApiError> {
+    let project = caller.project(&state, &project).await?;
+    let q: EventQuery = parse_query(&uri)?;
+    let limit = page_limit(q.limit)?;
+    let filter = EventFilter {
+        project_id: project.id,
+        event_type: q.event_type,
+        since: q
+            .since
+            .as_deref()
+            .map(|t| parse_time("since", t))
+            .transpose()?,
+        until: q
+            .until
+            .as_deref()
+            .map(|t| parse_time("until", t))
+            .transpose()?,
+        cursor: q.cursor,
+        limit,
+    };
+    let rows = state.store.list_events(&filter).await?;
+    let views = rows
+        .into_iter()
+        .map(EventView::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(Page::new(views, limit, |e| e.id.clone())))
+}
+
+/// Delivers an event again to the webhooks that match it now (one created
+/// after the event, say): new deliveries, sent like any other.
+async fn replay(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((project, id)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<AcceptedView>), ApiError> {
+    let project = caller.project(&state, &project).await?;
+    let event = state
+        .store
+        .get_event(&project.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("event"))?;
+    let webhooks =
+        state
+            .subscriptions
+            .matching(&project.id, &event.event_type, event.object.as_ref());
+    let deliveries: Vec<NewDelivery> = webhooks
+        .iter()
+        .map(|w| NewDelivery {
+            id: new_id("msg"),
+            webhook_id: w.id.clone(),
+        })
+        .collect();
+    let lease_until = now_millis() + state.lease_ms;
+    state
+        .store
+        .insert_deliveries(&event, &deliveries, lease_until)
+        .await?;
+    let data = std::sync::Arc::new(EventData {
+        family: state.catalog.get(&event.event_type).map(|t| t.family),
+        id: event.id.clone(),
+        project_id: event.project_id,
+        event_type: event.event_type,
+        payload: event.payload,
+    });
+    for d in &deliveries {
+        state.engine.submit(Job {
+            delivery_id: d.id.clone(),
+            webhook_id: d.webhook_id.clone(),
+            event: data.clone(),
+            attempts_made: 0,
+            retry_base: 0,
+        });
+    }
+    let view = AcceptedView {
+        id: event.id,
+        deliveries: deliveries.into_iter().map(|d| d.id).collect(),
+    };
+    Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
 #[derive(Serialize)]
@@ -83,18 +205,16 @@ async fn show(
     caller: Caller,
     State(state): State<AppState>,
     Path((project, id)): Path<(String, String)>,
-) -> Result<Json<EventView>, ApiError> {
+) -> Result<Json<EventDetail>, ApiError> {
     let project = caller.project(&state, &project).await?;
-    let event = state.store.get_event(&project.id, &id).await?.ok_or_else(|| ApiError::not_found("event"))?;
+    let event = state
+        .store
+        .get_event(&project.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("event"))?;
     let deliveries = state.store.event_deliveries(&event.id).await?;
-    let payload = serde_json::value::RawValue::from_string(event.payload)
-        .map_err(|e| ApiError::from(crate::store::StoreError::Corrupt(e.to_string())))?;
-    Ok(Json(EventView {
-        id: event.id,
-        event_type: event.event_type,
-        object: event.object,
-        payload,
-        created_at: crate::ids::millis_to_rfc3339(event.created_at),
+    Ok(Json(EventDetail {
+        event: EventView::new(event)?,
         deliveries: deliveries
             .into_iter()
             .map(|d| DeliveryStatusView {
@@ -125,7 +245,9 @@ async fn create(
     let (view, replayed) = answer(accepted.remove(0))?;
     let mut response = (StatusCode::ACCEPTED, Json(view)).into_response();
     if replayed {
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
 }
@@ -138,7 +260,10 @@ async fn create_batch(
 ) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
     let project = caller.project(&state, &project).await?;
     if input.events.is_empty() || input.events.len() > MAX_BATCH {
-        return Err(ApiError::invalid_field("/events", format!("must hold 1 to {MAX_BATCH} events")));
+        return Err(ApiError::invalid_field(
+            "/events",
+            format!("must hold 1 to {MAX_BATCH} events"),
+        ));
     }
     let now = now_millis();
     let mut submissions = Vec::with_capacity(input.events.len());
@@ -153,52 +278,70 @@ async fn create_batch(
         return Err(ApiError::violations(errors));
     }
     let accepted = ingest(&state, submissions).await?;
-    let events = accepted.into_iter().map(|a| answer(a).map(|(v, _)| v)).collect::<Result<_, _>>()?;
+    let events = accepted
+        .into_iter()
+        .map(|a| answer(a).map(|(v, _)| v))
+        .collect::<Result<_, _>>()?;
     Ok((StatusCode::ACCEPTED, Json(BatchAccepted { events })))
 }
 
 fn idempotency_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
-    let text = value.to_str().map_err(|_| ApiError::invalid_field("Idempotency-Key", "must be visible ASCII"))?;
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| {
+        ApiError::invalid_field(
+            "/idempotency_key",
+            "the Idempotency-Key header must be visible ASCII",
+        )
+    })?;
     Ok(Some(text.to_string()))
 }
 
 /// Validates one event and decides its deliveries; nothing is written yet.
-fn prepare(state: &AppState, project_id: &str, input: EventInput, now: i64) -> Result<Submission, ApiError> {
+fn prepare(
+    state: &AppState,
+    project_id: &str,
+    input: EventInput,
+    now: i64,
+) -> Result<Submission, ApiError> {
     if let Some(key) = &input.idempotency_key
         && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY)
     {
-        return Err(ApiError::invalid_field("/idempotency_key", "must be 1 to 255 characters"));
+        return Err(ApiError::invalid_field(
+            "/idempotency_key",
+            "must be 1 to 255 characters",
+        ));
+    }
+    if input.event_type.starts_with("mlhook.") {
+        return Err(ApiError::invalid_field(
+            "/type",
+            "mlhook.* events are raised by mlhook itself",
+        ));
     }
     if let Some(object) = &input.object
         && !OBJECT_TYPES.contains(&object.object_type.as_str())
     {
-        return Err(ApiError::invalid_field("/object/type", format!("must be one of {}", OBJECT_TYPES.join(", "))));
+        return Err(ApiError::invalid_field(
+            "/object/type",
+            format!("must be one of {}", OBJECT_TYPES.join(", ")),
+        ));
     }
-    let ctx = PrepareContext { project_id };
-    let prepared = state.catalog.prepare(&input.event_type, input.payload, &ctx)?;
-    let object = input.object.or(prepared.object);
-    let family = state.catalog.get(&input.event_type).map(|t| t.family);
-    let webhooks = state.subscriptions.matching(project_id, &input.event_type, object.as_ref());
-    let deliveries = webhooks.iter().map(|w| NewDelivery { id: new_id("msg"), webhook_id: w.id.clone() }).collect();
-    let event = NewEvent {
-        id: new_id("evt"),
-        project_id: project_id.to_string(),
+    let request = EventRequest {
         event_type: input.event_type,
-        object,
-        payload: prepared.payload.to_string(),
-        created_at: now,
+        payload: input.payload,
+        object: input.object,
         idempotency_key: input.idempotency_key,
-        deliveries,
-        lease_until: now + state.lease_ms,
     };
-    Ok(Submission { event, family })
+    Ok(state.ingestor.prepare(project_id, request, now)?)
 }
 
 async fn ingest(state: &AppState, submissions: Vec<Submission>) -> Result<Vec<Accepted>, ApiError> {
     state.ingestor.ingest(submissions).await.map_err(|e| {
         tracing::error!(error = %e, "ingest failed");
-        let mut error = ApiError::unavailable("the event could not be stored; nothing was accepted, retry later");
+        let mut error = ApiError::unavailable(
+            "the event could not be stored; nothing was accepted, retry later",
+        );
         if matches!(e, IngestError::Stopped) {
             error.message = "the service is shutting down; retry later".to_string();
         }
@@ -209,8 +352,26 @@ async fn ingest(state: &AppState, submissions: Vec<Submission>) -> Result<Vec<Ac
 /// The answer for one accepted event, and whether it repeats an earlier one.
 fn answer(accepted: Accepted) -> Result<(AcceptedView, bool), ApiError> {
     match accepted {
-        Accepted::Created { event_id, delivery_ids } => Ok((AcceptedView { id: event_id, deliveries: delivery_ids }, false)),
-        Accepted::Replayed { event_id, delivery_ids } => Ok((AcceptedView { id: event_id, deliveries: delivery_ids }, true)),
+        Accepted::Created {
+            event_id,
+            delivery_ids,
+        } => Ok((
+            AcceptedView {
+                id: event_id,
+                deliveries: delivery_ids,
+            },
+            false,
+        )),
+        Accepted::Replayed {
+            event_id,
+            delivery_ids,
+        } => Ok((
+            AcceptedView {
+                id: event_id,
+                deliveries: delivery_ids,
+            },
+            true,
+        )),
         Accepted::ProjectGone => Err(ApiError::not_found("project")),
     }
 }

@@ -3,6 +3,7 @@
 //! request/answer types.
 
 pub mod auth;
+mod deliveries;
 mod event_types;
 mod events;
 mod health;
@@ -11,10 +12,9 @@ mod webhooks;
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::Router;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use axum::Router;
 use serde::de::DeserializeOwned;
 
 use crate::catalog::Catalog;
@@ -29,6 +29,7 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub subscriptions: Arc<Subscriptions>,
     pub ingestor: Ingestor,
+    pub engine: Arc<crate::delivery::Engine>,
     /// Hash of `MLHOOK_ADMIN_TOKEN`, when the operator set one.
     pub admin_token_hash: Option<String>,
     pub token_cache: Arc<auth::TokenCache>,
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(event_types::routes())
         .merge(webhooks::routes())
         .merge(events::routes())
+        .merge(deliveries::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
@@ -56,95 +58,253 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
 }
 
-/// `Json` whose rejections speak the API's error shape, naming the field.
+/// A JSON body whose errors speak the API's error shape, naming the field
+/// as a JSON pointer (`/headers/1/key`).
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
         }
+        let bytes = body_bytes(req, state).await?;
+        decode(&bytes).map(ApiJson)
     }
 }
 
-/// A body that may be empty (then the defaults apply) or JSON.
-pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::invalid_field("/", e.to_string()))
-}
+/// Like `ApiJson`, but an empty body means the defaults (any content type).
+pub struct ApiJsonOrDefault<T>(pub T);
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::JsonDataError(e) => data_error(&e.body_text()),
-        JsonRejection::JsonSyntaxError(e) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("body is not valid JSON: {}", source_text(&e)))
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiJsonOrDefault<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(ApiJsonOrDefault(T::default()));
         }
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON with Content-Type: application/json",
-        ),
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
-        other => ApiError::new(other.status(), "invalid_request", other.body_text()),
+        decode(&bytes).map(ApiJsonOrDefault)
     }
 }
 
-fn source_text(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text = s.to_string();
-        source = s.source();
-    }
-    text
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// serde's message names the path as `a.b[2].c: …`; the API names fields as JSON pointers.
-fn data_error(text: &str) -> ApiError {
-    let detail = text.strip_prefix("Failed to deserialize the JSON body into the target type: ").unwrap_or(text);
-    match detail.split_once(": ") {
-        Some((path, message)) if !path.contains(' ') => ApiError::invalid_field(to_pointer(path), message),
-        _ => ApiError::invalid_field("/", detail),
+async fn body_bytes<S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::new(e.status(), "invalid_request", e.body_text())
+            }
+        })
+}
+
+/// Parses JSON, naming the exact place of a type error, unknown or missing field.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let malformed = |e: &serde_json::Error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("body is not valid JSON: {e}"),
+        )
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let inner = e.inner();
+        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+            return malformed(inner);
+        }
+        let message = strip_position(&inner.to_string());
+        ApiError::invalid_field(pointer_of(e.path(), &message), message)
+    })?;
+    de.end().map_err(|e| malformed(&e))?;
+    Ok(value)
+}
+
+/// serde appends " at line 1 column 42"; the pointer already says where.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
     }
 }
 
-fn to_pointer(path: &str) -> String {
+/// The JSON pointer of an error: the path (which already ends in an unknown
+/// field's name), plus the field a missing-field message names.
+fn pointer_of(path: &serde_path_to_error::Path, message: &str) -> String {
+    use serde_path_to_error::Segment;
     let mut pointer = String::new();
-    for part in path.split('.') {
-        let (name, indexes) = part.split_once('[').map_or((part, ""), |(n, rest)| (n, rest));
-        if !name.is_empty() {
-            pointer.push('/');
-            pointer.push_str(name);
-        }
-        for index in indexes.split('[').filter(|s| !s.is_empty()) {
-            pointer.push('/');
-            pointer.push_str(index.trim_end_matches(']'));
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                pointer.push_str(&format!("/{}", escape(key)))
+            }
+            Segment::Unknown => {}
         }
     }
-    if pointer.is_empty() { "/".to_string() } else { pointer }
+    if let Some(rest) = message.strip_prefix("missing field `")
+        && let Some(field) = rest.split('`').next()
+    {
+        pointer.push_str(&format!("/{}", escape(field)));
+    }
+    pointer
+}
+
+/// RFC 6901: `~` is `~0`, `/` is `~1` inside a pointer segment.
+fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+/// One page of a list, newest first; `next_cursor` fetches the next one.
+#[derive(serde::Serialize)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// A full page has a next cursor: the id of its last item.
+    pub fn new(data: Vec<T>, limit: u32, id: impl Fn(&T) -> String) -> Page<T> {
+        let next_cursor = if data.len() as u32 == limit {
+            data.last().map(id)
+        } else {
+            None
+        };
+        Page { data, next_cursor }
+    }
+}
+
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 250;
+
+pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit.unwrap_or(DEFAULT_PAGE) {
+        n @ 1..=MAX_PAGE => Ok(n),
+        _ => Err(ApiError::invalid_field(
+            "limit",
+            format!("must be 1 to {MAX_PAGE}"),
+        )),
+    }
+}
+
+/// Query parameters into `T`; unknown or malformed ones are a 400 naming them.
+pub fn parse_query<T: DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, ApiError> {
+    match axum::extract::Query::<T>::try_from_uri(uri) {
+        Ok(axum::extract::Query(value)) => Ok(value),
+        Err(e) => {
+            let text = e.body_text();
+            let detail = text
+                .strip_prefix("Failed to deserialize query string: ")
+                .unwrap_or(&text)
+                .to_string();
+            Err(ApiError::invalid_field("query", detail))
+        }
+    }
+}
+
+/// A time given as RFC 3339 (`2026-11-25T10:00:00Z`) or as a duration ago (`2h`, `30m`).
+pub fn parse_time(field: &str, text: &str) -> Result<i64, ApiError> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.timestamp_millis());
+    }
+    match humantime::parse_duration(text) {
+        Ok(ago) => Ok(crate::ids::now_millis() - ago.as_millis() as i64),
+        Err(_) => Err(ApiError::invalid_field(
+            field,
+            "must be an RFC 3339 time or a duration ago such as 2h",
+        )),
+    }
 }
 
 pub fn too_large() -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than the configured limit")
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "the request body is larger than the configured limit",
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::to_pointer;
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Input {
+        name: String,
+        headers: Vec<Header>,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Header {
+        key: String,
+    }
+
+    fn error_of(body: &str) -> ApiError {
+        decode::<Input>(body.as_bytes()).unwrap_err()
+    }
 
     #[test]
-    fn serde_paths_become_json_pointers() {
-        assert_eq!(to_pointer("events[3].payload"), "/events/3/payload");
-        assert_eq!(to_pointer("headers[0].key"), "/headers/0/key");
-        assert_eq!(to_pointer("url"), "/url");
-        assert_eq!(to_pointer("."), "/");
+    fn errors_name_the_field_as_a_json_pointer() {
+        let field = |body: &str| error_of(body).field;
+        assert_eq!(
+            field(r#"{"name": 1, "headers": []}"#).as_deref(),
+            Some("/name")
+        );
+        assert_eq!(
+            field(r#"{"name": "n", "headers": [{"key": "a"}, {"key": 2}]}"#).as_deref(),
+            Some("/headers/1/key")
+        );
+        assert_eq!(
+            field(r#"{"name": "n", "headers": [], "a/b~c": 1}"#).as_deref(),
+            Some("/a~1b~0c")
+        );
+        assert_eq!(field(r#"{"headers": []}"#).as_deref(), Some("/name"));
+    }
+
+    #[test]
+    fn broken_json_is_malformed() {
+        assert_eq!(error_of(r#"{"name": "#).code, "malformed_json");
+        assert_eq!(
+            error_of(r#"{"name": "n", "headers": []} trailing"#).code,
+            "malformed_json"
+        );
     }
 }

@@ -15,7 +15,10 @@ use crate::store::{Project, TokenKind};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/projects", get(list).post(create))
-        .route("/v1/projects/{project}", get(show).patch(update).delete(remove))
+        .route(
+            "/v1/projects/{project}",
+            get(show).patch(update).delete(remove),
+        )
         .route("/v1/projects/{project}/tokens", post(create_token))
 }
 
@@ -59,19 +62,27 @@ struct ProjectList {
 /// A project id is a lowercase slug: it appears in URLs and messages.
 fn check_slug(id: &str) -> Result<(), ApiError> {
     let valid = (1..=63).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !id.starts_with('-')
         && !id.ends_with('-');
     if valid {
         Ok(())
     } else {
-        Err(ApiError::invalid_field("/id", "must be a lowercase slug: a-z, 0-9 and '-', 1 to 63 characters"))
+        Err(ApiError::invalid_field(
+            "/id",
+            "must be a lowercase slug: a-z, 0-9 and '-', 1 to 63 characters",
+        ))
     }
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
     if name.trim().is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::invalid_field("/name", "must be 1 to 200 characters"));
+        return Err(ApiError::invalid_field(
+            "/name",
+            "must be 1 to 200 characters",
+        ));
     }
     Ok(())
 }
@@ -85,14 +96,26 @@ async fn create(
     check_slug(&input.id)?;
     check_name(&input.name)?;
     let now = now_millis();
-    let project = Project { id: input.id, name: input.name, created_at: now, updated_at: now };
+    let project = Project {
+        id: input.id,
+        name: input.name,
+        created_at: now,
+        updated_at: now,
+    };
     state.store.create_project(&project).await?;
     Ok((StatusCode::CREATED, Json(project.into())))
 }
 
-async fn list(caller: Caller, State(state): State<AppState>) -> Result<Json<ProjectList>, ApiError> {
+async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> Result<Json<ProjectList>, ApiError> {
     let projects = state.store.list_projects().await?;
-    let data = projects.into_iter().filter(|p| caller.may_see(&p.id)).map(ProjectView::from).collect();
+    let data = projects
+        .into_iter()
+        .filter(|p| caller.may_see(&p.id))
+        .map(ProjectView::from)
+        .collect();
     Ok(Json(ProjectList { data }))
 }
 
@@ -130,7 +153,10 @@ async fn remove(
     if !state.store.delete_project(&project).await? {
         return Err(ApiError::not_found("project"));
     }
-    state.subscriptions.refresh_project(&*state.store, &project).await?;
+    state
+        .subscriptions
+        .refresh_project(&*state.store, &project)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -160,17 +186,29 @@ async fn create_token(
     caller: Caller,
     State(state): State<AppState>,
     Path(project): Path<String>,
-    body: axum::body::Bytes,
+    super::ApiJsonOrDefault(input): super::ApiJsonOrDefault<TokenInput>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let project = caller.project(&state, &project).await?;
-    let input: TokenInput = super::optional_json(&body)?;
     let kind = match input.kind.as_deref() {
         None | Some("write") => TokenKind::Write,
         Some("read") => TokenKind::Read,
-        Some(_) => return Err(ApiError::invalid_field("/kind", "must be \"write\" or \"read\"")),
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "/kind",
+                "must be \"write\" or \"read\"",
+            ));
+        }
     };
-    if let Caller::Project { kind: TokenKind::Read, .. } = caller {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "a read token cannot create tokens"));
+    if let Caller::Project {
+        kind: TokenKind::Read,
+        ..
+    } = caller
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a read token cannot create tokens",
+        ));
     }
     let (token, record) = generate_token(kind, Some(&project.id), input.name);
     state.store.insert_token(&record).await?;

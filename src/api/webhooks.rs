@@ -3,21 +3,39 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
+use serde::Deserialize;
+
 use super::auth::Caller;
-use super::{ApiJson, AppState};
+use super::deliveries::{SendOutcome, manual_record};
+use super::{ApiJson, AppState, parse_time};
 use crate::error::ApiError;
-use crate::ids::now_millis;
+use crate::formats::EventData;
+use crate::ids::{millis_to_rfc3339, new_id, now_millis};
+use crate::store::{DeliveryStatus, NewDelivery, NewEvent, StatusCounts};
 use crate::webhook::{Webhook, WebhookInput, WebhookPatch, WebhookView};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/projects/{project}/webhooks", get(list).post(create))
-        .route("/v1/projects/{project}/webhooks/{id}", get(show).patch(update).delete(remove))
-        .route("/v1/projects/{project}/webhooks/{id}/signing-secret", get(signing_secret))
+        .route(
+            "/v1/projects/{project}/webhooks/{id}",
+            get(show).patch(update).delete(remove),
+        )
+        .route(
+            "/v1/projects/{project}/webhooks/{id}/signing-secret",
+            get(signing_secret),
+        )
+        .route("/v1/projects/{project}/webhooks/{id}/stats", get(stats))
+        .route("/v1/projects/{project}/webhooks/{id}/test", post(test))
+        .route(
+            "/v1/projects/{project}/webhooks/{id}/recover",
+            post(recover),
+        )
+        .route("/v1/projects/{project}/webhooks/validate", post(validate))
 }
 
 #[derive(Serialize)]
@@ -45,7 +63,9 @@ async fn list(
 ) -> Result<Json<WebhookList>, ApiError> {
     let project = caller.project(&state, &project).await?;
     let webhooks = state.store.list_webhooks(&project.id).await?;
-    Ok(Json(WebhookList { data: webhooks.iter().map(Webhook::view).collect() }))
+    Ok(Json(WebhookList {
+        data: webhooks.iter().map(Webhook::view).collect(),
+    }))
 }
 
 async fn create(
@@ -55,16 +75,32 @@ async fn create(
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
     let project = caller.project(&state, &project).await?;
-    let webhook = Webhook::create(input, &project.id, &state.catalog, now_millis()).map_err(ApiError::violations)?;
+    let webhook = Webhook::create(input, &project.id, &state.catalog, now_millis())
+        .map_err(ApiError::violations)?;
     state.store.create_webhook(&webhook).await?;
-    state.subscriptions.refresh_project(&*state.store, &project.id).await?;
-    let created = CreatedWebhook { webhook: webhook.view(), signing_secret: webhook.signing_secret.clone() };
+    state
+        .subscriptions
+        .refresh_project(&*state.store, &project.id)
+        .await?;
+    let created = CreatedWebhook {
+        webhook: webhook.view(),
+        signing_secret: webhook.signing_secret.clone(),
+    };
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-async fn load(caller: &Caller, state: &AppState, project: &str, id: &str) -> Result<Webhook, ApiError> {
+async fn load(
+    caller: &Caller,
+    state: &AppState,
+    project: &str,
+    id: &str,
+) -> Result<Webhook, ApiError> {
     let project = caller.project(state, project).await?;
-    state.store.get_webhook(&project.id, id).await?.ok_or_else(|| ApiError::not_found("webhook"))
+    state
+        .store
+        .get_webhook(&project.id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))
 }
 
 async fn show(
@@ -82,9 +118,19 @@ async fn update(
     ApiJson(patch): ApiJson<WebhookPatch>,
 ) -> Result<Json<WebhookView>, ApiError> {
     let mut webhook = load(&caller, &state, &project, &id).await?;
-    webhook.apply(patch, &state.catalog, now_millis()).map_err(ApiError::violations)?;
+    let was_enabled = webhook.enabled;
+    webhook
+        .apply(patch, &state.catalog, now_millis())
+        .map_err(ApiError::violations)?;
     state.store.update_webhook(&webhook).await?;
-    state.subscriptions.refresh_project(&*state.store, &webhook.project_id).await?;
+    if was_enabled && !webhook.enabled {
+        // Kept as `paused` until the webhook is enabled again and recovered.
+        state.store.pause_webhook_deliveries(&webhook.id).await?;
+    }
+    state
+        .subscriptions
+        .refresh_project(&*state.store, &webhook.project_id)
+        .await?;
     Ok(Json(webhook.view()))
 }
 
@@ -94,8 +140,14 @@ async fn remove(
     Path((project, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let webhook = load(&caller, &state, &project, &id).await?;
-    state.store.delete_webhook(&webhook.project_id, &webhook.id).await?;
-    state.subscriptions.refresh_project(&*state.store, &webhook.project_id).await?;
+    state
+        .store
+        .delete_webhook(&webhook.project_id, &webhook.id)
+        .await?;
+    state
+        .subscriptions
+        .refresh_project(&*state.store, &webhook.project_id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -104,6 +156,212 @@ async fn signing_secret(
     State(state): State<AppState>,
     Path((project, id)): Path<(String, String)>,
 ) -> Result<Json<SigningSecret>, ApiError> {
+    caller.require_write()?;
     let webhook = load(&caller, &state, &project, &id).await?;
-    Ok(Json(SigningSecret { signing_secret: webhook.signing_secret }))
+    Ok(Json(SigningSecret {
+        signing_secret: webhook.signing_secret,
+    }))
+}
+
+#[derive(Serialize)]
+struct WindowStats {
+    pending: u64,
+    succeeded: u64,
+    failed: u64,
+    exhausted: u64,
+    paused: u64,
+    /// Succeeded over finished-or-failing deliveries; null when there were none.
+    success_rate: Option<f64>,
+}
+
+impl From<StatusCounts> for WindowStats {
+    fn from(c: StatusCounts) -> Self {
+        let judged = c.succeeded + c.failed + c.exhausted;
+        let success_rate = (judged > 0).then(|| c.succeeded as f64 / judged as f64);
+        WindowStats {
+            pending: c.pending,
+            succeeded: c.succeeded,
+            failed: c.failed,
+            exhausted: c.exhausted,
+            paused: c.paused,
+            success_rate,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct StatsView {
+    webhook_id: String,
+    last_hour: WindowStats,
+    last_day: WindowStats,
+    last_success_at: Option<String>,
+    last_failure_at: Option<String>,
+}
+
+/// Counts by status and success rate over the last hour and day.
+async fn stats(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((project, id)): Path<(String, String)>,
+) -> Result<Json<StatsView>, ApiError> {
+    let webhook = load(&caller, &state, &project, &id).await?;
+    let s = state.store.webhook_stats(&webhook.id, now_millis()).await?;
+    Ok(Json(StatsView {
+        webhook_id: webhook.id,
+        last_hour: s.last_hour.into(),
+        last_day: s.last_day.into(),
+        last_success_at: s.last_success_at.map(millis_to_rfc3339),
+        last_failure_at: s.last_failure_at.map(millis_to_rfc3339),
+    }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TestInput {
+    event_type: Option<String>,
+}
+
+/// Sends the event family's test payload now and answers what was sent and
+/// what came back; the send is recorded in the delivery log as a test.
+async fn test(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((project, id)): Path<(String, String)>,
+    super::ApiJsonOrDefault(input): super::ApiJsonOrDefault<TestInput>,
+) -> Result<Json<SendOutcome>, ApiError> {
+    let webhook = load(&caller, &state, &project, &id).await?;
+    let event = test_event(&state, &webhook, input.event_type)?;
+    let delivery_id = new_id("msg");
+    let result = state.engine.send_now(&webhook, &event, &delivery_id).await;
+    record_test(&state, &webhook, &event, &delivery_id, &result).await?;
+    Ok(Json(SendOutcome::new(&result, Some(delivery_id))))
+}
+
+/// The wizard's check before save: the same send for a configuration that
+/// is not stored; nothing is recorded.
+async fn validate(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    ApiJson(input): ApiJson<WebhookInput>,
+) -> Result<Json<SendOutcome>, ApiError> {
+    let project = caller.project(&state, &project).await?;
+    let webhook = Webhook::create(input, &project.id, &state.catalog, now_millis())
+        .map_err(ApiError::violations)?;
+    let event = test_event(&state, &webhook, None)?;
+    let result = state
+        .engine
+        .send_now(&webhook, &event, &new_id("msg"))
+        .await;
+    Ok(Json(SendOutcome::new(&result, None)))
+}
+
+/// The test event for a webhook: the requested type, else the first type it
+/// listens to, else `TEST`; the family's test payload (Comet's is a `TEST`).
+fn test_event(
+    state: &AppState,
+    webhook: &Webhook,
+    requested: Option<String>,
+) -> Result<EventData, ApiError> {
+    let listed = webhook.events.iter().find(|e| *e != "*").cloned();
+    let event_type = requested
+        .clone()
+        .or(listed)
+        .unwrap_or_else(|| "TEST".to_string());
+    let known = state.catalog.get(&event_type);
+    let payload = state.catalog.test_payload(&event_type, chrono::Utc::now());
+    let (Some(known), Some(payload)) = (known, payload) else {
+        return Err(ApiError::invalid_field(
+            "/event_type",
+            format!("unknown event type {event_type:?}"),
+        ));
+    };
+    // The registry family's test payload is a TEST event, as the Comet document sends it.
+    let sent_type = payload
+        .get("eventTrigger")
+        .and_then(|t| t.as_str())
+        .unwrap_or(&known.name)
+        .to_string();
+    Ok(EventData {
+        id: new_id("evt"),
+        project_id: webhook.project_id.clone(),
+        family: state.catalog.get(&sent_type).map(|t| t.family),
+        event_type: sent_type,
+        payload: payload.to_string(),
+    })
+}
+
+/// Writes the test event, its delivery and the attempt: shown in the log, never retried.
+async fn record_test(
+    state: &AppState,
+    webhook: &Webhook,
+    event: &EventData,
+    delivery_id: &str,
+    result: &crate::delivery::sender::SendResult,
+) -> Result<(), ApiError> {
+    let now = now_millis();
+    let new_event = NewEvent {
+        id: event.id.clone(),
+        project_id: event.project_id.clone(),
+        event_type: event.event_type.clone(),
+        object: None,
+        payload: event.payload.clone(),
+        created_at: now,
+        idempotency_key: None,
+        deliveries: vec![NewDelivery {
+            id: delivery_id.to_string(),
+            webhook_id: webhook.id.clone(),
+        }],
+        lease_until: now,
+        is_test: true,
+    };
+    state.store.insert_events(&[new_event], 0).await?;
+    let status = if result.succeeded() {
+        DeliveryStatus::Succeeded
+    } else {
+        DeliveryStatus::Exhausted
+    };
+    let record = manual_record(delivery_id, &webhook.id, 1, result, &event.payload, status);
+    state.store.record_manual_attempt(&record).await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecoverInput {
+    since: String,
+    until: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Recovered {
+    recovered: u64,
+}
+
+/// Re-queues the webhook's failed, exhausted and paused deliveries created in
+/// the window, with a fresh retry schedule.
+async fn recover(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((project, id)): Path<(String, String)>,
+    ApiJson(input): ApiJson<RecoverInput>,
+) -> Result<Json<Recovered>, ApiError> {
+    let webhook = load(&caller, &state, &project, &id).await?;
+    if !webhook.enabled {
+        return Err(ApiError::conflict(
+            "the webhook is disabled: enable it (PATCH enabled: true) before recovering",
+        ));
+    }
+    let since = parse_time("/since", &input.since)?;
+    let until = input
+        .until
+        .as_deref()
+        .map(|t| parse_time("/until", t))
+        .transpose()?;
+    let recovered = state
+        .store
+        .recover_deliveries(&webhook.id, since, until, now_millis())
+        .await?;
+    state.engine.wake_scheduler();
+    Ok(Json(Recovered { recovered }))
 }

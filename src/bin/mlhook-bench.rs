@@ -27,7 +27,10 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let scenario = args.first().cloned().unwrap_or_else(|| "all".into());
     let events = flag(&args, "--events").unwrap_or(20_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let figures = runtime.block_on(run(&scenario, events))?;
     print_table(&figures);
     let out = PathBuf::from("bench-results");
@@ -39,7 +42,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn flag(args: &[String], name: &str) -> Option<usize> {
-    args.windows(2).find(|w| w[0] == name).and_then(|w| w[1].parse().ok())
+    args.windows(2)
+        .find(|w| w[0] == name)
+        .and_then(|w| w[1].parse().ok())
 }
 
 async fn run(scenario: &str, events: usize) -> anyhow::Result<Vec<Figure>> {
@@ -53,7 +58,10 @@ async fn run(scenario: &str, events: usize) -> anyhow::Result<Vec<Figure>> {
     if matches!(scenario, "deliver" | "all") {
         figures.extend(deliver(events).await?);
     }
-    anyhow::ensure!(!figures.is_empty(), "unknown scenario {scenario:?}: use ingest, end-to-end, deliver or all");
+    anyhow::ensure!(
+        !figures.is_empty(),
+        "unknown scenario {scenario:?}: use ingest, end-to-end, deliver or all"
+    );
     Ok(figures)
 }
 
@@ -62,7 +70,12 @@ async fn ingest(events: usize) -> anyhow::Result<Vec<Figure>> {
     let service = Service::start(&[])?;
     service.setup(None).await?;
     let seconds = service.send_events(events, 64).await?;
-    Ok(vec![fig("ingest", "events accepted/s (single POST, c=64)", events as f64 / seconds, "events/s")])
+    Ok(vec![fig(
+        "ingest",
+        "events accepted/s (single POST, c=64)",
+        events as f64 / seconds,
+        "events/s",
+    )])
 }
 
 /// Events per second from the first send until the receiver has them all
@@ -75,7 +88,12 @@ async fn end_to_end(events: usize) -> anyhow::Result<Vec<Figure>> {
     service.send_events(events, 32).await?;
     receiver.wait_for(events, Duration::from_secs(300)).await?;
     let seconds = start.elapsed().as_secs_f64();
-    Ok(vec![fig("end-to-end", "events delivered/s (c=32, 1 webhook)", events as f64 / seconds, "events/s")])
+    Ok(vec![fig(
+        "end-to-end",
+        "events delivered/s (c=32, 1 webhook)",
+        events as f64 / seconds,
+        "events/s",
+    )])
 }
 
 /// Deliveries per second draining a backlog of `events` × `webhooks`
@@ -94,19 +112,36 @@ async fn deliver(events: usize) -> anyhow::Result<Vec<Figure>> {
         receiver.wait_for(total, Duration::from_secs(600)).await?;
         let seconds = start.elapsed().as_secs_f64();
         let metric = format!("deliveries/s draining {total} ({webhooks} webhook(s))");
-        figures.push(fig("deliver", &metric, total as f64 / seconds, "deliveries/s"));
+        figures.push(fig(
+            "deliver",
+            &metric,
+            total as f64 / seconds,
+            "deliveries/s",
+        ));
     }
     Ok(figures)
 }
 
 /// Writes a project, `webhooks` webhooks and `events` events fanned out to
 /// all of them, through the store's own interface.
-async fn seed_backlog(dir: &std::path::Path, url: &str, events: usize, webhooks: usize) -> anyhow::Result<()> {
+async fn seed_backlog(
+    dir: &std::path::Path,
+    url: &str,
+    events: usize,
+    webhooks: usize,
+) -> anyhow::Result<()> {
     use mlhook::store::{NewDelivery, NewEvent, Project, SqliteStore, Store};
     let store = SqliteStore::open(dir).await?;
     let catalog = mlhook::catalog::Catalog::builtin();
     let now = mlhook::ids::now_millis();
-    store.create_project(&Project { id: "bench".into(), name: "Bench".into(), created_at: now, updated_at: now }).await?;
+    store
+        .create_project(&Project {
+            id: "bench".into(),
+            name: "Bench".into(),
+            created_at: now,
+            updated_at: now,
+        })
+        .await?;
     let mut ids = Vec::new();
     for _ in 0..webhooks {
         let input = serde_json::from_value(json!({"url": url, "events": ["*"]}))?;
@@ -129,9 +164,13 @@ async fn seed_backlog(dir: &std::path::Path, url: &str, events: usize, webhooks:
                 idempotency_key: None,
                 deliveries: ids
                     .iter()
-                    .map(|w| NewDelivery { id: mlhook::ids::new_id("msg"), webhook_id: w.clone() })
+                    .map(|w| NewDelivery {
+                        id: mlhook::ids::new_id("msg"),
+                        webhook_id: w.clone(),
+                    })
                     .collect(),
                 lease_until: 0,
+                is_test: false,
             })
             .collect();
         store.insert_events(&batch, 0).await?;
@@ -140,13 +179,21 @@ async fn seed_backlog(dir: &std::path::Path, url: &str, events: usize, webhooks:
 }
 
 fn fig(scenario: &str, metric: &str, value: f64, unit: &str) -> Figure {
-    Figure { scenario: scenario.into(), metric: metric.into(), value, unit: unit.into() }
+    Figure {
+        scenario: scenario.into(),
+        metric: metric.into(),
+        value,
+        unit: unit.into(),
+    }
 }
 
 fn print_table(figures: &[Figure]) {
     println!("{:<12} {:<50} {:>14}", "scenario", "metric", "value");
     for f in figures {
-        println!("{:<12} {:<50} {:>10.0} {}", f.scenario, f.metric, f.value, f.unit);
+        println!(
+            "{:<12} {:<50} {:>10.0} {}",
+            f.scenario, f.metric, f.value, f.unit
+        );
     }
 }
 
@@ -166,7 +213,12 @@ impl Service {
     fn start_in(data_dir: BenchDir, extra: &[&str]) -> anyhow::Result<Service> {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let (child, base) = spawn(data_dir.path(), &extra)?;
-        Ok(Service { child: Some(child), base, client: reqwest::Client::new(), _data_dir: data_dir })
+        Ok(Service {
+            child: Some(child),
+            base,
+            client: reqwest::Client::new(),
+            _data_dir: data_dir,
+        })
     }
 
     fn kill(&mut self) {
@@ -192,9 +244,14 @@ impl Service {
     }
 
     async fn setup(&self, receiver: Option<&str>) -> anyhow::Result<()> {
-        self.post("/v1/projects", &json!({"id": "bench", "name": "Bench"})).await?;
+        self.post("/v1/projects", &json!({"id": "bench", "name": "Bench"}))
+            .await?;
         if let Some(url) = receiver {
-            self.post("/v1/projects/bench/webhooks", &json!({"url": url, "events": ["*"]})).await?;
+            self.post(
+                "/v1/projects/bench/webhooks",
+                &json!({"url": url, "events": ["*"]}),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -249,7 +306,9 @@ fn spawn(data_dir: &std::path::Path, extra: &[String]) -> anyhow::Result<(Child,
     let stdout = child.stdout.take().expect("piped");
     let mut lines = BufReader::new(stdout).lines();
     let base = loop {
-        let line = lines.next().ok_or_else(|| anyhow::anyhow!("mlhook exited before listening"))??;
+        let line = lines
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("mlhook exited before listening"))??;
         if let Some(addr) = line.strip_prefix("mlhook listening on ") {
             break addr.to_string();
         }
@@ -310,7 +369,11 @@ impl Receiver {
     async fn wait_for(&self, n: usize, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         while self.count.load(Ordering::Relaxed) < n {
-            anyhow::ensure!(Instant::now() < deadline, "receiver got {} of {n}", self.count.load(Ordering::Relaxed));
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "receiver got {} of {n}",
+                self.count.load(Ordering::Relaxed)
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         Ok(())

@@ -13,6 +13,7 @@
 
 mod executions;
 mod monitoring;
+pub mod operational;
 mod registry;
 mod requests;
 
@@ -33,6 +34,8 @@ pub enum Family {
     ModelRegistry,
     Executions,
     Test,
+    /// mlhook's own events about delivery health.
+    Operational,
 }
 
 /// The object an event is about; subscriptions filter on it.
@@ -152,6 +155,7 @@ impl Catalog {
             registry::specs(),
             executions::specs(),
             registry::test_specs(),
+            operational::specs(),
         ];
         Self::from_specs(specs.into_iter().flatten())
     }
@@ -408,6 +412,9 @@ mod tests {
                 "deployment_completed",
                 "deployment_failed",
                 "TEST",
+                "mlhook.webhook.disabled",
+                "mlhook.delivery.exhausted",
+                "mlhook.delivery.recovered",
             ]
         );
         let families: Vec<Family> = catalog.list().map(|t| t.family).collect();
@@ -502,7 +509,9 @@ mod tests {
                 "{}",
                 t.name
             );
-            assert!(prepared.object.is_some(), "{}", t.name);
+            // mlhook's own events are about a webhook, not a routed object.
+            let routed = t.family != Family::Operational;
+            assert_eq!(prepared.object.is_some(), routed, "{}", t.name);
         }
     }
 

@@ -18,7 +18,9 @@ impl Lanes {
     /// Queues `job` on its webhook's lane, opening the lane on first use.
     pub(super) fn push(&self, shared: &Arc<Shared>, job: Job) {
         let mut queues = self.queues.lock().expect("lanes lock poisoned");
-        let lane = queues.entry(job.webhook_id.clone()).or_insert_with(|| open_lane(shared));
+        let lane = queues
+            .entry(job.webhook_id.clone())
+            .or_insert_with(|| open_lane(shared));
         if let Err(mpsc::error::SendError(job)) = lane.send(job) {
             // The lane stopped (shutting down): the delivery stays pending in the store.
             shared.release(&job.delivery_id);
@@ -60,15 +62,18 @@ async fn attempt(shared: &Arc<Shared>, job: Job) {
         return;
     };
     if !webhook.enabled {
-        // Kept pending in the store; the scheduler skips disabled webhooks.
+        // Kept, paused, until the webhook is enabled and recovered.
         shared.release(&job.delivery_id);
         let ids = [job.delivery_id.clone()];
-        if let Err(e) = shared.store.release_leases(&ids).await {
-            tracing::warn!(delivery_id = %job.delivery_id, error = %e, "could not release lease");
+        if let Err(e) = shared.store.pause_deliveries(&ids).await {
+            tracing::warn!(delivery_id = %job.delivery_id, error = %e, "could not pause delivery");
         }
         return;
     }
-    let result = shared.sender.send(&webhook, &job.event, &job.delivery_id).await;
+    let result = shared
+        .sender
+        .send(&webhook, &job.event, &job.delivery_id)
+        .await;
     tracing::debug!(
         delivery_id = %job.delivery_id, webhook_id = %job.webhook_id, status = ?result.status,
         error = ?result.error.as_ref().map(|e| e.kind), "attempt finished"

@@ -11,6 +11,7 @@
 //! short retry; the store's lease on it is renewed meanwhile. Anything not held
 //! is found again by the scheduler when due, so a crash loses nothing.
 
+mod health;
 mod lanes;
 mod recorder;
 pub mod retry;
@@ -42,6 +43,8 @@ pub struct DeliveryConfig {
     pub lease: Duration,
     /// How often the scheduler looks for due deliveries it does not hold.
     pub scan_interval: Duration,
+    /// A webhook with an exhausted delivery and no success for this long is disabled.
+    pub failure_window: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -52,6 +55,7 @@ impl Default for DeliveryConfig {
             retry: RetryPolicy::default(),
             lease: Duration::from_secs(60),
             scan_interval: Duration::from_secs(1),
+            failure_window: Duration::from_secs(5 * 24 * 3600),
         }
     }
 }
@@ -63,6 +67,16 @@ pub struct Job {
     pub webhook_id: String,
     pub event: Arc<EventData>,
     pub attempts_made: u32,
+    /// Attempts made before the last recover; the schedule counts from there.
+    pub retry_base: u32,
+}
+
+/// One of mlhook's own events (`mlhook.*`), for the ingest path to publish.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub project_id: String,
+    pub event_type: &'static str,
+    pub payload: serde_json::Value,
 }
 
 /// Retries due within this horizon wait in memory; later ones in the store.
@@ -83,6 +97,11 @@ struct Shared {
     lanes: lanes::Lanes,
     held: Mutex<HashSet<String>>,
     recorder_tx: mpsc::UnboundedSender<recorder::Recorded>,
+    notices: mpsc::UnboundedSender<Notice>,
+    /// Webhooks whose last attempt failed: their next success is a recovery.
+    failing: Mutex<HashSet<String>>,
+    /// Wakes the scheduler early (after a recover).
+    wake_scheduler: tokio::sync::Notify,
     /// Attempts in flight, awaited at shutdown.
     in_flight: TaskTracker,
     /// Stops lanes and the scheduler from starting new work.
@@ -92,13 +111,15 @@ struct Shared {
 }
 
 impl Engine {
+    /// Starts the engine; the receiver yields the `mlhook.*` events it raises.
     pub fn start(
         config: DeliveryConfig,
         store: Arc<dyn Store>,
         subscriptions: Arc<Subscriptions>,
         catalog: Arc<Catalog>,
-    ) -> Engine {
+    ) -> (Engine, mpsc::UnboundedReceiver<Notice>) {
         let (recorder_tx, recorder_rx) = mpsc::unbounded_channel();
+        let (notices, notices_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             sender: sender::Sender::new(config.timeout, config.lane_concurrency),
             config,
@@ -108,6 +129,9 @@ impl Engine {
             lanes: lanes::Lanes::default(),
             held: Mutex::new(HashSet::new()),
             recorder_tx,
+            notices,
+            failing: Mutex::new(HashSet::new()),
+            wake_scheduler: tokio::sync::Notify::new(),
             in_flight: TaskTracker::new(),
             stopping: CancellationToken::new(),
             recorder_stop: CancellationToken::new(),
@@ -117,7 +141,34 @@ impl Engine {
             tokio::spawn(scheduler::run_scans(shared.clone())),
             tokio::spawn(scheduler::run_lease_renewal(shared.clone())),
         ];
-        Engine { shared, tasks: Mutex::new(tasks) }
+        (
+            Engine {
+                shared,
+                tasks: Mutex::new(tasks),
+            },
+            notices_rx,
+        )
+    }
+
+    /// One attempt outside the lanes and the schedule: a test, a validation
+    /// or a redeliver. Same renderer, signer, headers and network path.
+    pub async fn send_now(
+        &self,
+        webhook: &crate::webhook::Webhook,
+        event: &EventData,
+        delivery_id: &str,
+    ) -> sender::SendResult {
+        self.shared.sender.send(webhook, event, delivery_id).await
+    }
+
+    /// Looks for due deliveries now rather than at the next scan.
+    pub fn wake_scheduler(&self) {
+        self.shared.wake_scheduler.notify_one();
+    }
+
+    /// Disables a webhook (as the failing-endpoint policy does) and announces it.
+    pub async fn disable_webhook(&self, webhook_id: &str, reason: &str) {
+        health::disable(&self.shared, webhook_id, reason).await;
     }
 
     /// Hands a freshly stored delivery to its webhook's lane.
@@ -131,7 +182,10 @@ impl Engine {
     pub async fn shutdown(&self, grace: Duration) {
         self.shared.stopping.cancel();
         self.shared.in_flight.close();
-        if tokio::time::timeout(grace, self.shared.in_flight.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.shared.in_flight.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(grace = ?grace, "attempts still in flight at shutdown; they will be retried");
         }
         self.shared.recorder_stop.cancel();
@@ -144,16 +198,25 @@ impl Engine {
 
 impl Shared {
     fn submit(self: &Arc<Self>, job: Job) {
-        self.held.lock().expect("held lock poisoned").insert(job.delivery_id.clone());
+        self.held
+            .lock()
+            .expect("held lock poisoned")
+            .insert(job.delivery_id.clone());
         self.lanes.push(self, job);
     }
 
     fn release(&self, delivery_id: &str) {
-        self.held.lock().expect("held lock poisoned").remove(delivery_id);
+        self.held
+            .lock()
+            .expect("held lock poisoned")
+            .remove(delivery_id);
     }
 
     fn is_held(&self, delivery_id: &str) -> bool {
-        self.held.lock().expect("held lock poisoned").contains(delivery_id)
+        self.held
+            .lock()
+            .expect("held lock poisoned")
+            .contains(delivery_id)
     }
 }
 

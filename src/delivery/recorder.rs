@@ -29,18 +29,28 @@ impl Recorded {
         let (status, retry_in) = if result.succeeded() {
             (DeliveryStatus::Succeeded, None)
         } else {
-            match shared.config.retry.next_delay(attempt, result.retry_after) {
+            match shared
+                .config
+                .retry
+                .next_delay(attempt - job.retry_base, result.retry_after)
+            {
                 Some(delay) => (DeliveryStatus::Failed, Some(delay)),
                 None => (DeliveryStatus::Exhausted, None),
             }
         };
         let next_attempt_at = retry_in.map(|d| crate::ids::now_millis() + d.as_millis() as i64);
         let lease_until = match (retry_in, next_attempt_at) {
-            (Some(d), Some(at)) if d <= MEMORY_RETRY_HORIZON => Some(at + shared.config.lease.as_millis() as i64),
+            (Some(d), Some(at)) if d <= MEMORY_RETRY_HORIZON => {
+                Some(at + shared.config.lease.as_millis() as i64)
+            }
             _ => None,
         };
         let record = attempt_record(&job, attempt, result, status, next_attempt_at, lease_until);
-        Recorded { record, job, retry_in }
+        Recorded {
+            record,
+            job,
+            retry_in,
+        }
     }
 }
 
@@ -52,9 +62,16 @@ fn attempt_record(
     next_attempt_at: Option<i64>,
     lease_until: Option<i64>,
 ) -> AttemptRecord {
+    // The body is stored only when it is not the stored payload itself.
+    let request_body = (r.request_body != job.event.payload.as_bytes())
+        .then(|| String::from_utf8_lossy(&r.request_body).into_owned());
     AttemptRecord {
         delivery_id: job.delivery_id.clone(),
+        webhook_id: job.webhook_id.clone(),
         attempt,
+        manual: false,
+        request_body,
+        succeeded: r.succeeded(),
         started_at: r.started_at,
         duration_ms: r.duration.as_millis() as i64,
         request_url: r.url,
@@ -125,7 +142,12 @@ async fn write_until_stored(shared: &Shared, batch: &[Recorded]) {
 }
 
 fn follow_up(shared: &Arc<Shared>, recorded: Recorded) {
-    let Recorded { record, mut job, retry_in } = recorded;
+    super::health::observe(shared, &recorded.record, &recorded.job);
+    let Recorded {
+        record,
+        mut job,
+        retry_in,
+    } = recorded;
     match retry_in {
         Some(delay) if record.lease_until.is_some() => {
             job.attempts_made = record.attempt;

@@ -32,11 +32,17 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The wait before the next attempt after `attempts_made` failed ones, or
     /// `None` when the delivery is exhausted.
-    pub fn next_delay(&self, attempts_made: u32, retry_after: Option<Duration>) -> Option<Duration> {
+    pub fn next_delay(
+        &self,
+        attempts_made: u32,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
         let index = usize::try_from(attempts_made).ok()?.checked_sub(1)?;
         let base = *self.schedule.get(index)?;
         let jittered = self.jittered(base);
-        let floor = retry_after.map(|r| r.min(self.retry_after_cap)).unwrap_or_default();
+        let floor = retry_after
+            .map(|r| r.min(self.retry_after_cap))
+            .unwrap_or_default();
         Some(jittered.max(floor))
     }
 
@@ -103,31 +109,62 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_twenty_percent() {
-        let p = RetryPolicy { jitter: 0.2, ..fixed(&[100]) };
-        let delays: Vec<f64> = (0..200).map(|_| p.next_delay(1, None).unwrap().as_secs_f64()).collect();
-        assert!(delays.iter().all(|d| (80.0..=120.0).contains(d)), "{delays:?}");
-        assert!(delays.iter().any(|d| (*d - 100.0).abs() > 1.0), "jitter never applied");
+        let p = RetryPolicy {
+            jitter: 0.2,
+            ..fixed(&[100])
+        };
+        let delays: Vec<f64> = (0..200)
+            .map(|_| p.next_delay(1, None).unwrap().as_secs_f64())
+            .collect();
+        assert!(
+            delays.iter().all(|d| (80.0..=120.0).contains(d)),
+            "{delays:?}"
+        );
+        assert!(
+            delays.iter().any(|d| (*d - 100.0).abs() > 1.0),
+            "jitter never applied"
+        );
     }
 
     #[test]
     fn retry_after_is_a_floor_up_to_the_cap() {
         let p = fixed(&[5]);
-        assert_eq!(p.next_delay(1, Some(Duration::from_secs(30))), Some(Duration::from_secs(30)));
-        assert_eq!(p.next_delay(1, Some(Duration::from_secs(1))), Some(Duration::from_secs(5)));
-        assert_eq!(p.next_delay(1, Some(Duration::from_secs(9999))), Some(Duration::from_secs(60)));
+        assert_eq!(
+            p.next_delay(1, Some(Duration::from_secs(30))),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            p.next_delay(1, Some(Duration::from_secs(1))),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            p.next_delay(1, Some(Duration::from_secs(9999))),
+            Some(Duration::from_secs(60))
+        );
     }
 
     #[test]
     fn parses_schedules_and_retry_after() {
-        assert_eq!(parse_schedule("5s, 5m,2h").unwrap(), vec![
-            Duration::from_secs(5),
-            Duration::from_secs(300),
-            Duration::from_secs(7200)
-        ]);
+        assert_eq!(
+            parse_schedule("5s, 5m,2h").unwrap(),
+            vec![
+                Duration::from_secs(5),
+                Duration::from_secs(300),
+                Duration::from_secs(7200)
+            ]
+        );
         assert!(parse_schedule("5x").is_err());
-        let now = chrono::DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT").unwrap().to_utc();
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:29:00 GMT", now), Some(Duration::from_secs(60)));
+        let now = chrono::DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT")
+            .unwrap()
+            .to_utc();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:29:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 }

@@ -25,6 +25,7 @@ pub(super) async fn run_scans(shared: Arc<Shared>) {
         tokio::select! {
             _ = shared.stopping.cancelled() => return,
             _ = tokio::time::sleep(shared.config.scan_interval) => {}
+            _ = shared.wake_scheduler.notified() => {}
         }
     }
 }
@@ -34,7 +35,10 @@ async fn claim_all_due(shared: &Arc<Shared>) -> Result<(), crate::store::StoreEr
     loop {
         let now = crate::ids::now_millis();
         let lease_until = now + shared.config.lease.as_millis() as i64;
-        let due = shared.store.claim_due(now, CLAIM_BATCH, lease_until).await?;
+        let due = shared
+            .store
+            .claim_due(now, CLAIM_BATCH, lease_until)
+            .await?;
         let full_page = due.len() == CLAIM_BATCH as usize;
         for delivery in due {
             if !shared.is_held(&delivery.delivery_id) {
@@ -54,6 +58,7 @@ fn job_for(shared: &Shared, d: DueDelivery) -> Job {
         delivery_id: d.delivery_id,
         webhook_id: d.webhook_id,
         attempts_made: d.attempts,
+        retry_base: d.retry_base,
         event: Arc::new(EventData {
             id: d.event_id,
             project_id: d.project_id,
@@ -72,7 +77,13 @@ pub(super) async fn run_lease_renewal(shared: Arc<Shared>) {
             _ = shared.stopping.cancelled() => return,
             _ = tokio::time::sleep(period) => {}
         }
-        let held: Vec<String> = shared.held.lock().expect("held lock poisoned").iter().cloned().collect();
+        let held: Vec<String> = shared
+            .held
+            .lock()
+            .expect("held lock poisoned")
+            .iter()
+            .cloned()
+            .collect();
         if held.is_empty() {
             continue;
         }

@@ -27,6 +27,7 @@ pub struct SendResult {
     pub url: String,
     /// The headers as sent, secrets masked, in send order.
     pub request_headers: Vec<(String, String)>,
+    pub request_body: bytes::Bytes,
     pub status: Option<u16>,
     pub response_headers: Vec<(String, String)>,
     pub response_body: Option<String>,
@@ -58,11 +59,19 @@ impl Sender {
             .tcp_nodelay(true)
             .build()
             .expect("the HTTP client configuration is static and valid");
-        Sender { client, user_agent: format!("mlhook/{}", env!("CARGO_PKG_VERSION")) }
+        Sender {
+            client,
+            user_agent: format!("mlhook/{}", env!("CARGO_PKG_VERSION")),
+        }
     }
 
     /// Sends `event` to `webhook` as delivery `delivery_id`.
-    pub async fn send(&self, webhook: &Webhook, event: &EventData, delivery_id: &str) -> SendResult {
+    pub async fn send(
+        &self,
+        webhook: &Webhook,
+        event: &EventData,
+        delivery_id: &str,
+    ) -> SendResult {
         let started_at = crate::ids::now_millis();
         let clock = Instant::now();
         let mut result = SendResult {
@@ -70,6 +79,7 @@ impl Sender {
             duration: Duration::ZERO,
             url: webhook.url.clone(),
             request_headers: Vec::new(),
+            request_body: bytes::Bytes::new(),
             status: None,
             response_headers: Vec::new(),
             response_body: None,
@@ -80,7 +90,9 @@ impl Sender {
         match self.build(webhook, event, delivery_id, started_at / 1000) {
             Ok(request) => {
                 result.request_headers = request.shown;
-                self.post(&webhook.url, request.headers, request.body, &mut result).await;
+                result.request_body = request.body.clone();
+                self.post(&webhook.url, request.headers, request.body, &mut result)
+                    .await;
             }
             Err(error) => result.error = Some(error),
         }
@@ -96,10 +108,20 @@ impl Sender {
         delivery_id: &str,
         timestamp: i64,
     ) -> Result<Outgoing, AttemptError> {
-        let rendered = formats::render(webhook, event)
-            .map_err(|e| AttemptError { kind: "render", message: e.to_string() })?;
-        let signature = crate::signing::sign(&webhook.signing_secret, delivery_id, timestamp, &rendered.body)
-            .map_err(|e| AttemptError { kind: "render", message: e.to_string() })?;
+        let rendered = formats::render(webhook, event).map_err(|e| AttemptError {
+            kind: "render",
+            message: e.to_string(),
+        })?;
+        let signature = crate::signing::sign(
+            &webhook.signing_secret,
+            delivery_id,
+            timestamp,
+            &rendered.body,
+        )
+        .map_err(|e| AttemptError {
+            kind: "render",
+            message: e.to_string(),
+        })?;
         let mut out = OutgoingHeaders::default();
         out.add("content-type", rendered.content_type, false);
         out.add("user-agent", &self.user_agent, false);
@@ -113,11 +135,28 @@ impl Sender {
             out.add("authorization", secret, true);
         }
         let (headers, shown) = out.finish()?;
-        Ok(Outgoing { headers, shown, body: rendered.body })
+        Ok(Outgoing {
+            headers,
+            shown,
+            body: rendered.body,
+        })
     }
 
-    async fn post(&self, url: &str, headers: HeaderMap, body: bytes::Bytes, result: &mut SendResult) {
-        let response = match self.client.post(url).headers(headers).body(body).send().await {
+    async fn post(
+        &self,
+        url: &str,
+        headers: HeaderMap,
+        body: bytes::Bytes,
+        result: &mut SendResult,
+    ) {
+        let response = match self
+            .client
+            .post(url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 result.error = Some(classify(&e));
@@ -129,7 +168,12 @@ impl Sender {
         result.response_headers = response
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         result.retry_after = response
             .headers()
@@ -139,7 +183,10 @@ impl Sender {
         read_bounded_body(response, result).await;
         if !status.is_success() && result.error.is_none() {
             let kind = "http_status";
-            result.error = Some(AttemptError { kind, message: format!("receiver answered {status}") });
+            result.error = Some(AttemptError {
+                kind,
+                message: format!("receiver answered {status}"),
+            });
         }
     }
 }
@@ -162,7 +209,11 @@ struct OutgoingHeaders {
 impl OutgoingHeaders {
     fn add(&mut self, key: &str, value: &str, secret: bool) {
         self.wire.push((key.to_string(), value.to_string()));
-        let shown = if secret { MASK.to_string() } else { value.to_string() };
+        let shown = if secret {
+            MASK.to_string()
+        } else {
+            value.to_string()
+        };
         self.shown.push((key.to_ascii_lowercase(), shown));
     }
 
@@ -173,7 +224,10 @@ impl OutgoingHeaders {
             let value = HeaderValue::from_str(&v);
             let (Ok(name), Ok(mut value)) = (name, value) else {
                 // Validated on save; reaching here means stored data changed under us.
-                return Err(AttemptError { kind: "request", message: format!("header {k:?} is not valid") });
+                return Err(AttemptError {
+                    kind: "request",
+                    message: format!("header {k:?} is not valid"),
+                });
             };
             value.set_sensitive(true);
             map.append(name, value);
@@ -215,14 +269,18 @@ fn classify(err: &reqwest::Error) -> AttemptError {
         "timeout"
     } else if lower.contains("dns error") || lower.contains("failed to lookup") {
         "dns"
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
         "tls"
     } else if err.is_connect() {
         "connect"
     } else {
         "network"
     };
-    AttemptError { kind, message: chain }
+    AttemptError {
+        kind,
+        message: chain,
+    }
 }
 
 fn error_chain(err: &reqwest::Error) -> String {
@@ -233,7 +291,9 @@ fn error_chain(err: &reqwest::Error) -> String {
             Some(r) if r.url().is_some() => {
                 let mut shown = format!("{r}");
                 if let Some(url) = r.url() {
-                    shown = shown.replace(&format!(" ({url})"), "").replace(url.as_str(), "<url>");
+                    shown = shown
+                        .replace(&format!(" ({url})"), "")
+                        .replace(url.as_str(), "<url>");
                 }
                 shown
             }

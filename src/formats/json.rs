@@ -16,7 +16,10 @@ pub fn render(webhook: &Webhook, event: &EventData) -> Result<Rendered, RenderEr
     } else {
         Bytes::copy_from_slice(event.payload.as_bytes())
     };
-    Ok(Rendered { body, content_type: "application/json" })
+    Ok(Rendered {
+        body,
+        content_type: "application/json",
+    })
 }
 
 /// The request family's `result` goes out only when the webhook asks for it
@@ -53,7 +56,8 @@ mod tests {
         let at_limit = payload_with_result(MAX_RESULT_BYTES);
         assert_eq!(request_body(true, &at_limit).unwrap(), at_limit.as_bytes());
         let over = payload_with_result(MAX_RESULT_BYTES + 1);
-        let body: serde_json::Value = serde_json::from_slice(&request_body(true, &over).unwrap()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&request_body(true, &over).unwrap()).unwrap();
         assert!(body.get("result").is_none());
         assert_eq!(body["text"], "t");
     }
@@ -62,6 +66,9 @@ mod tests {
     fn result_left_out_when_not_asked_for_keeping_key_order() {
         let small = payload_with_result(10);
         let body = String::from_utf8(request_body(false, &small).unwrap()).unwrap();
-        assert_eq!(body, r#"{"event":"deployment_request_completed","request_id":"q","text":"t"}"#);
+        assert_eq!(
+            body,
+            r#"{"event":"deployment_request_completed","request_id":"q","text":"t"}"#
+        );
     }
 }

@@ -90,6 +90,8 @@ pub struct NewEvent {
     pub deliveries: Vec<NewDelivery>,
     /// Deliveries are leased to this node until then: it sends them from memory.
     pub lease_until: i64,
+    /// A test send: shown in the log as such, never retried.
+    pub is_test: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -103,7 +105,10 @@ pub struct NewDelivery {
 pub enum Inserted {
     Created,
     /// The idempotency key was seen within its window: the first answer.
-    Replayed { event_id: String, delivery_ids: Vec<String> },
+    Replayed {
+        event_id: String,
+        delivery_ids: Vec<String>,
+    },
     /// The project was deleted meanwhile; nothing was written for it.
     ProjectGone,
 }
@@ -116,6 +121,8 @@ pub enum DeliveryStatus {
     /// Failed at least once; another attempt is scheduled.
     Failed,
     Exhausted,
+    /// Waiting for its disabled webhook to be enabled and recovered.
+    Paused,
 }
 
 impl DeliveryStatus {
@@ -125,13 +132,27 @@ impl DeliveryStatus {
             DeliveryStatus::Succeeded => "succeeded",
             DeliveryStatus::Failed => "failed",
             DeliveryStatus::Exhausted => "exhausted",
+            DeliveryStatus::Paused => "paused",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        [
+            Self::Pending,
+            Self::Succeeded,
+            Self::Failed,
+            Self::Exhausted,
+            Self::Paused,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
     }
 }
 
 /// A delivery ready to be attempted, with what the sender needs.
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
+    pub retry_base: u32,
     pub delivery_id: String,
     pub webhook_id: String,
     pub project_id: String,
@@ -145,12 +166,18 @@ pub struct DueDelivery {
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
     pub delivery_id: String,
+    pub webhook_id: String,
     pub attempt: u32,
+    /// A redeliver or test: recorded, never retried.
+    pub manual: bool,
     pub started_at: i64,
     pub duration_ms: i64,
     pub request_url: String,
     /// JSON object of the request headers, secrets masked.
     pub request_headers: String,
+    /// The body, when it is not the event's payload itself (other formats, results left out).
+    pub request_body: Option<String>,
+    pub succeeded: bool,
     pub response_status: Option<u16>,
     pub response_headers: Option<String>,
     pub response_body: Option<String>,
@@ -171,19 +198,91 @@ pub struct EventRow {
     pub event_type: String,
     pub object: Option<ObjectRef>,
     pub payload: String,
+    pub is_test: bool,
     pub created_at: i64,
 }
 
-/// A delivery row as read back (for tests and, later, the delivery log).
+/// A delivery row as the log shows it.
 #[derive(Debug, Clone)]
 pub struct DeliveryRow {
     pub id: String,
+    pub project_id: String,
     pub event_id: String,
     pub webhook_id: String,
+    pub event_type: String,
     pub status: String,
+    pub is_test: bool,
     pub attempts: u32,
+    pub retry_base: u32,
     pub next_attempt_at: Option<i64>,
     pub last_status_code: Option<u16>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One recorded attempt, as the log shows it.
+#[derive(Debug, Clone)]
+pub struct AttemptRow {
+    pub attempt: u32,
+    pub manual: bool,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub request_url: String,
+    pub request_headers: String,
+    pub request_body: Option<String>,
+    pub succeeded: bool,
+    pub response_status: Option<u16>,
+    pub response_headers: Option<String>,
+    pub response_body: Option<String>,
+    pub response_truncated: bool,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+    pub next_attempt_at: Option<i64>,
+}
+
+/// Filters of the delivery log; pages go newest first, before `cursor`.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub project_id: String,
+    pub webhook_id: Option<String>,
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub status: Option<DeliveryStatus>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// The last id of the previous page.
+    pub cursor: Option<String>,
+    pub limit: u32,
+}
+
+/// Filters of the event list; newest first, before `cursor`.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub project_id: String,
+    pub event_type: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub cursor: Option<String>,
+    pub limit: u32,
+}
+
+/// Deliveries of one webhook by status, created since a time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatusCounts {
+    pub pending: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub exhausted: u64,
+    pub paused: u64,
+}
+
+/// What `webhook_stats` reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WebhookStats {
+    pub last_hour: StatusCounts,
+    pub last_day: StatusCounts,
+    pub last_success_at: Option<i64>,
+    pub last_failure_at: Option<i64>,
 }
 
 #[async_trait]
@@ -213,10 +312,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes a batch of events with their deliveries in one transaction;
     /// answers each in order. Idempotency keys are honoured for `window_ms`.
-    async fn insert_events(&self, events: &[NewEvent], window_ms: i64) -> StoreResult<Vec<Inserted>>;
+    async fn insert_events(
+        &self,
+        events: &[NewEvent],
+        window_ms: i64,
+    ) -> StoreResult<Vec<Inserted>>;
     /// Claims up to `limit` due deliveries not leased by anyone, leasing them
     /// until `lease_until`.
-    async fn claim_due(&self, now: i64, limit: u32, lease_until: i64) -> StoreResult<Vec<DueDelivery>>;
+    async fn claim_due(
+        &self,
+        now: i64,
+        limit: u32,
+        lease_until: i64,
+    ) -> StoreResult<Vec<DueDelivery>>;
     /// Extends the lease of deliveries this node still holds.
     async fn renew_leases(&self, delivery_ids: &[String], lease_until: i64) -> StoreResult<()>;
     /// Gives up this node's hold on deliveries it will not send now (their
@@ -225,6 +333,51 @@ pub trait Store: Send + Sync + 'static {
     /// Writes attempt rows and the resulting delivery states in one transaction.
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()>;
     async fn get_event(&self, project_id: &str, event_id: &str) -> StoreResult<Option<EventRow>>;
+    async fn list_events(&self, filter: &EventFilter) -> StoreResult<Vec<EventRow>>;
+    async fn list_deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>>;
+    async fn get_delivery(
+        &self,
+        project_id: &str,
+        delivery_id: &str,
+    ) -> StoreResult<Option<DeliveryRow>>;
+    async fn delivery_attempts(&self, delivery_id: &str) -> StoreResult<Vec<AttemptRow>>;
+    async fn webhook_stats(&self, webhook_id: &str, now: i64) -> StoreResult<WebhookStats>;
+    /// Adds deliveries to an existing event (a replay), leased to this node.
+    async fn insert_deliveries(
+        &self,
+        event: &EventRow,
+        deliveries: &[NewDelivery],
+        lease_until: i64,
+    ) -> StoreResult<()>;
+    /// Records a redeliver or test attempt and sets the delivery's status;
+    /// a success also cancels any scheduled retry.
+    async fn record_manual_attempt(&self, attempt: &AttemptRecord) -> StoreResult<()>;
+    /// Marks deliveries paused (their webhook is disabled): no attempt until recovered.
+    async fn pause_deliveries(&self, delivery_ids: &[String]) -> StoreResult<()>;
+    /// Disables an enabled webhook with a reason and pauses its unfinished
+    /// deliveries, in one transaction; false when it was not enabled.
+    async fn disable_webhook(&self, webhook_id: &str, reason: &str, at: i64) -> StoreResult<bool>;
+    /// Pauses the unfinished deliveries of a webhook (disabled by a client).
+    async fn pause_webhook_deliveries(&self, webhook_id: &str) -> StoreResult<u64>;
+    /// Re-queues a webhook's failed, exhausted and paused deliveries created
+    /// in the window, due now with a fresh retry schedule; answers how many.
+    async fn recover_deliveries(
+        &self,
+        webhook_id: &str,
+        since: i64,
+        until: Option<i64>,
+        now: i64,
+    ) -> StoreResult<u64>;
+    /// When a webhook last had a successful attempt.
+    async fn last_success_at(&self, webhook_id: &str) -> StoreResult<Option<i64>>;
+    /// Deletes up to `limit` events older than `cutoff` whose deliveries are all
+    /// finished (with their deliveries and attempts), and expired idempotency keys.
+    async fn purge_before(
+        &self,
+        cutoff: i64,
+        idempotency_cutoff: i64,
+        limit: u32,
+    ) -> StoreResult<u64>;
     /// The deliveries of one event.
     async fn event_deliveries(&self, event_id: &str) -> StoreResult<Vec<DeliveryRow>>;
 }

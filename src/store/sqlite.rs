@@ -12,7 +12,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::*;
@@ -35,7 +37,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         Ok(SqliteStore { pool })
     }
@@ -67,7 +72,8 @@ fn token_from_row(row: &SqliteRow) -> StoreResult<TokenRecord> {
     Ok(TokenRecord {
         id: row.try_get("id")?,
         project_id: row.try_get("project_id")?,
-        kind: TokenKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("token kind {kind}")))?,
+        kind: TokenKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("token kind {kind}")))?,
         token_hash: row.try_get("token_hash")?,
         prefix: row.try_get("prefix")?,
         name: row.try_get("name")?,
@@ -84,7 +90,8 @@ fn webhook_from_row(row: &SqliteRow) -> StoreResult<Webhook> {
         name: row.try_get("name")?,
         description: row.try_get("description")?,
         url: row.try_get("url")?,
-        format: Format::parse(&format).ok_or_else(|| StoreError::Corrupt(format!("format {format}")))?,
+        format: Format::parse(&format)
+            .ok_or_else(|| StoreError::Corrupt(format!("format {format}")))?,
         events: from_json("events", row.try_get("events")?)?,
         scope: from_json("scope", row.try_get("scope")?)?,
         headers: from_json("headers", row.try_get("headers")?)?,
@@ -135,35 +142,43 @@ impl Store for SqliteStore {
     }
 
     async fn release_all_leases(&self) -> StoreResult<u64> {
-        let done = sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL")
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL")
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected())
     }
 
     async fn create_project(&self, p: &Project) -> StoreResult<()> {
-        let result = sqlx::query("INSERT INTO projects (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)")
-            .bind(&p.id)
-            .bind(&p.name)
-            .bind(p.created_at)
-            .bind(p.updated_at)
-            .execute(&self.pool)
-            .await;
+        let result = sqlx::query(
+            "INSERT INTO projects (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&p.id)
+        .bind(&p.name)
+        .bind(p.created_at)
+        .bind(p.updated_at)
+        .execute(&self.pool)
+        .await;
         match result {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::Conflict(format!("project {:?} already exists", p.id)))
-            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
+                format!("project {:?} already exists", p.id),
+            )),
             other => other.map(|_| ()).map_err(Into::into),
         }
     }
 
     async fn list_projects(&self) -> StoreResult<Vec<Project>> {
-        let rows = sqlx::query("SELECT * FROM projects ORDER BY id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM projects ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(project_from_row).collect()
     }
 
     async fn get_project(&self, id: &str) -> StoreResult<Option<Project>> {
-        let row = sqlx::query("SELECT * FROM projects WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM projects WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(project_from_row).transpose()
     }
 
@@ -178,7 +193,10 @@ impl Store for SqliteStore {
     }
 
     async fn delete_project(&self, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM projects WHERE id = ?").bind(id).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM projects WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -209,15 +227,21 @@ impl Store for SqliteStore {
     }
 
     async fn has_admin_token(&self) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL")
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
-        let sql = format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-        bind_webhook(sqlx::query(&sql), w).execute(&self.pool).await?;
+        let sql = format!(
+            "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        );
+        bind_webhook(sqlx::query(&sql), w)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -275,26 +299,41 @@ impl Store for SqliteStore {
     }
 
     async fn list_all_webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        let rows = sqlx::query("SELECT * FROM webhooks ORDER BY id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM webhooks ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(webhook_from_row).collect()
     }
 
-    async fn insert_events(&self, events: &[NewEvent], window_ms: i64) -> StoreResult<Vec<Inserted>> {
+    async fn insert_events(
+        &self,
+        events: &[NewEvent],
+        window_ms: i64,
+    ) -> StoreResult<Vec<Inserted>> {
         let mut tx = self.write_tx().await?;
         let live = live_projects(&mut tx, events).await?;
         let answers = resolve_idempotency(&mut tx, events, &live, window_ms).await?;
-        let created: Vec<&NewEvent> =
-            events.iter().zip(&answers).filter(|(_, a)| **a == Inserted::Created).map(|(e, _)| e).collect();
+        let created: Vec<&NewEvent> = events
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| **a == Inserted::Created)
+            .map(|(e, _)| e)
+            .collect();
         insert_event_rows(&mut tx, &created).await?;
         insert_delivery_rows(&mut tx, &created).await?;
         tx.commit().await?;
         Ok(answers)
     }
 
-    async fn claim_due(&self, now: i64, limit: u32, lease_until: i64) -> StoreResult<Vec<DueDelivery>> {
+    async fn claim_due(
+        &self,
+        now: i64,
+        limit: u32,
+        lease_until: i64,
+    ) -> StoreResult<Vec<DueDelivery>> {
         let mut tx = self.write_tx().await?;
         let rows = sqlx::query(
-            "SELECT d.id, d.webhook_id, d.project_id, d.event_id, d.attempts, e.event_type, e.payload \
+            "SELECT d.id, d.webhook_id, d.project_id, d.event_id, d.attempts, d.retry_base, e.event_type, e.payload \
              FROM deliveries d JOIN events e ON e.id = d.event_id \
              JOIN webhooks w ON w.id = d.webhook_id AND w.enabled = 1 \
              WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1 \
@@ -316,6 +355,7 @@ impl Store for SqliteStore {
                     event_type: r.try_get("event_type")?,
                     payload: r.try_get("payload")?,
                     attempts: r.try_get::<i64, _>("attempts")? as u32,
+                    retry_base: r.try_get::<i64, _>("retry_base")? as u32,
                 })
             })
             .collect::<StoreResult<_>>()?;
@@ -370,16 +410,219 @@ impl Store for SqliteStore {
             .bind(project_id)
             .fetch_optional(&self.pool)
             .await?;
-        let Some(r) = row else { return Ok(None) };
-        let object: Option<String> = r.try_get("object")?;
-        Ok(Some(EventRow {
-            id: r.try_get("id")?,
-            project_id: r.try_get("project_id")?,
-            event_type: r.try_get("event_type")?,
-            object: object.map(|o| from_json("object", &o)).transpose()?,
-            payload: r.try_get("payload")?,
-            created_at: r.try_get("created_at")?,
-        }))
+        row.as_ref().map(event_from_row).transpose()
+    }
+
+    async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<EventRow>> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM events WHERE project_id = ");
+        q.push_bind(&f.project_id);
+        if let Some(t) = &f.event_type {
+            q.push(" AND event_type = ").push_bind(t);
+        }
+        push_id_window(&mut q, "evt", f.since, f.until, f.cursor.as_deref());
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn list_deliveries(&self, f: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM deliveries WHERE project_id = ");
+        q.push_bind(&f.project_id);
+        if let Some(w) = &f.webhook_id {
+            q.push(" AND webhook_id = ").push_bind(w);
+        }
+        if let Some(e) = &f.event_id {
+            q.push(" AND event_id = ").push_bind(e);
+        }
+        if let Some(t) = &f.event_type {
+            q.push(" AND event_type = ").push_bind(t);
+        }
+        if let Some(status) = f.status {
+            q.push(" AND status = ").push_bind(status.as_str());
+        }
+        push_id_window(&mut q, "msg", f.since, f.until, f.cursor.as_deref());
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn get_delivery(
+        &self,
+        project_id: &str,
+        delivery_id: &str,
+    ) -> StoreResult<Option<DeliveryRow>> {
+        let row = sqlx::query("SELECT * FROM deliveries WHERE id = ? AND project_id = ?")
+            .bind(delivery_id)
+            .bind(project_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(delivery_from_row).transpose()
+    }
+
+    async fn delivery_attempts(&self, delivery_id: &str) -> StoreResult<Vec<AttemptRow>> {
+        let rows =
+            sqlx::query("SELECT * FROM attempts WHERE delivery_id = ? ORDER BY started_at, rowid")
+                .bind(delivery_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+
+    async fn webhook_stats(&self, webhook_id: &str, now: i64) -> StoreResult<WebhookStats> {
+        const HOUR: i64 = 3600 * 1000;
+        let last_hour = status_counts(&self.pool, webhook_id, now - HOUR).await?;
+        let last_day = status_counts(&self.pool, webhook_id, now - 24 * HOUR).await?;
+        let last = |succeeded: bool| {
+            sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT MAX(started_at) FROM attempts WHERE webhook_id = ? AND succeeded = ?",
+            )
+            .bind(webhook_id)
+            .bind(succeeded)
+            .fetch_one(&self.pool)
+        };
+        Ok(WebhookStats {
+            last_hour,
+            last_day,
+            last_success_at: last(true).await?,
+            last_failure_at: last(false).await?,
+        })
+    }
+
+    async fn insert_deliveries(
+        &self,
+        event: &EventRow,
+        deliveries: &[NewDelivery],
+        lease_until: i64,
+    ) -> StoreResult<()> {
+        let new_event = NewEvent {
+            id: event.id.clone(),
+            project_id: event.project_id.clone(),
+            event_type: event.event_type.clone(),
+            object: None,
+            payload: String::new(),
+            created_at: crate::ids::now_millis(),
+            idempotency_key: None,
+            deliveries: deliveries.to_vec(),
+            lease_until,
+            is_test: false,
+        };
+        let mut tx = self.write_tx().await?;
+        insert_delivery_rows(&mut tx, &[&new_event]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_manual_attempt(&self, a: &AttemptRecord) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        insert_attempt_rows(&mut tx, std::slice::from_ref(a)).await?;
+        sqlx::query(
+            "UPDATE deliveries SET status = ?, last_status_code = ?, updated_at = ?, \
+             next_attempt_at = CASE WHEN ? THEN NULL ELSE next_attempt_at END WHERE id = ?",
+        )
+        .bind(a.status.as_str())
+        .bind(a.response_status)
+        .bind(crate::ids::now_millis())
+        .bind(a.succeeded)
+        .bind(&a.delivery_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn pause_deliveries(&self, delivery_ids: &[String]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for chunk in delivery_ids.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE deliveries SET status = 'paused', next_attempt_at = NULL, lease_until = NULL WHERE id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id);
+            }
+            q.push(") AND status IN ('pending', 'failed')");
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn disable_webhook(&self, webhook_id: &str, reason: &str, at: i64) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE webhooks SET enabled = 0, disabled_reason = ?, disabled_at = ?, updated_at = ? \
+             WHERE id = ? AND enabled = 1",
+        )
+        .bind(reason)
+        .bind(at)
+        .bind(at)
+        .bind(webhook_id)
+        .execute(&mut *tx)
+        .await?;
+        pause_unfinished(&mut tx, webhook_id).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn pause_webhook_deliveries(&self, webhook_id: &str) -> StoreResult<u64> {
+        let mut tx = self.write_tx().await?;
+        let paused = pause_unfinished(&mut tx, webhook_id).await?;
+        tx.commit().await?;
+        Ok(paused)
+    }
+
+    async fn recover_deliveries(
+        &self,
+        webhook_id: &str,
+        since: i64,
+        until: Option<i64>,
+        now: i64,
+    ) -> StoreResult<u64> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = ",
+        );
+        q.push_bind(now)
+            .push(", retry_base = attempts, lease_until = NULL, updated_at = ")
+            .push_bind(now)
+            .push(" WHERE webhook_id = ")
+            .push_bind(webhook_id)
+            .push(" AND is_test = 0 AND status IN ('failed', 'exhausted', 'paused')");
+        push_id_window(&mut q, "msg", Some(since), until, None);
+        let done = q.build().execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn last_success_at(&self, webhook_id: &str) -> StoreResult<Option<i64>> {
+        let at = sqlx::query_scalar(
+            "SELECT MAX(started_at) FROM attempts WHERE webhook_id = ? AND succeeded = 1",
+        )
+        .bind(webhook_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(at)
+    }
+
+    async fn purge_before(
+        &self,
+        cutoff: i64,
+        idempotency_cutoff: i64,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.id < ? AND NOT EXISTS \
+             (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.next_attempt_at IS NOT NULL) LIMIT ?)",
+        )
+        .bind(id_bound("evt", cutoff))
+        .bind(limit)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+            .bind(idempotency_cutoff)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
     }
 
     async fn event_deliveries(&self, event_id: &str) -> StoreResult<Vec<DeliveryRow>> {
@@ -387,20 +630,129 @@ impl Store for SqliteStore {
             .bind(event_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DeliveryRow {
-                    id: r.try_get("id")?,
-                    event_id: r.try_get("event_id")?,
-                    webhook_id: r.try_get("webhook_id")?,
-                    status: r.try_get("status")?,
-                    attempts: r.try_get::<i64, _>("attempts")? as u32,
-                    next_attempt_at: r.try_get("next_attempt_at")?,
-                    last_status_code: r.try_get::<Option<i64>, _>("last_status_code")?.map(|c| c as u16),
-                })
-            })
-            .collect()
+        rows.iter().map(delivery_from_row).collect()
     }
+}
+
+/// Pauses a webhook's deliveries that would otherwise be attempted.
+async fn pause_unfinished(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    webhook_id: &str,
+) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE deliveries SET status = 'paused', next_attempt_at = NULL, lease_until = NULL \
+         WHERE webhook_id = ? AND status IN ('pending', 'failed')",
+    )
+    .bind(webhook_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deliveries of a webhook created since `since`, counted by status.
+async fn status_counts(
+    pool: &SqlitePool,
+    webhook_id: &str,
+    since: i64,
+) -> StoreResult<StatusCounts> {
+    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM deliveries WHERE webhook_id = ? AND id >= ? GROUP BY status")
+        .bind(webhook_id)
+        .bind(id_bound("msg", since))
+        .fetch_all(pool)
+        .await?;
+    let mut counts = StatusCounts::default();
+    for row in rows {
+        let n = row.try_get::<i64, _>("n")? as u64;
+        match DeliveryStatus::parse(row.try_get("status")?) {
+            Some(DeliveryStatus::Pending) => counts.pending = n,
+            Some(DeliveryStatus::Succeeded) => counts.succeeded = n,
+            Some(DeliveryStatus::Failed) => counts.failed = n,
+            Some(DeliveryStatus::Exhausted) => counts.exhausted = n,
+            Some(DeliveryStatus::Paused) => counts.paused = n,
+            None => {}
+        }
+    }
+    Ok(counts)
+}
+
+/// Ids are `<prefix>_<UUIDv7 hex>`, whose first 12 hex digits are the
+/// creation time in milliseconds: a time bound is an id bound, and a page
+/// filtered by time still walks the `(…, id)` indexes.
+fn id_bound(prefix: &str, millis: i64) -> String {
+    format!("{prefix}_{:012x}", millis.max(0))
+}
+
+fn push_id_window(
+    q: &mut QueryBuilder<'_, Sqlite>,
+    prefix: &str,
+    since: Option<i64>,
+    until: Option<i64>,
+    cursor: Option<&str>,
+) {
+    if let Some(since) = since {
+        q.push(" AND id >= ").push_bind(id_bound(prefix, since));
+    }
+    if let Some(until) = until {
+        q.push(" AND id < ").push_bind(id_bound(prefix, until + 1));
+    }
+    if let Some(cursor) = cursor {
+        q.push(" AND id < ").push_bind(cursor.to_string());
+    }
+}
+
+fn event_from_row(r: &SqliteRow) -> StoreResult<EventRow> {
+    let object: Option<String> = r.try_get("object")?;
+    Ok(EventRow {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        event_type: r.try_get("event_type")?,
+        object: object.map(|o| from_json("object", &o)).transpose()?,
+        payload: r.try_get("payload")?,
+        is_test: r.try_get("is_test")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn delivery_from_row(r: &SqliteRow) -> StoreResult<DeliveryRow> {
+    Ok(DeliveryRow {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        event_id: r.try_get("event_id")?,
+        webhook_id: r.try_get("webhook_id")?,
+        event_type: r.try_get("event_type")?,
+        status: r.try_get("status")?,
+        is_test: r.try_get("is_test")?,
+        attempts: r.try_get::<i64, _>("attempts")? as u32,
+        retry_base: r.try_get::<i64, _>("retry_base")? as u32,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        last_status_code: r
+            .try_get::<Option<i64>, _>("last_status_code")?
+            .map(|c| c as u16),
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn attempt_from_row(r: &SqliteRow) -> StoreResult<AttemptRow> {
+    Ok(AttemptRow {
+        attempt: r.try_get::<i64, _>("attempt")? as u32,
+        manual: r.try_get("manual")?,
+        started_at: r.try_get("started_at")?,
+        duration_ms: r.try_get("duration_ms")?,
+        request_url: r.try_get("request_url")?,
+        request_headers: r.try_get("request_headers")?,
+        request_body: r.try_get("request_body")?,
+        succeeded: r.try_get("succeeded")?,
+        response_status: r
+            .try_get::<Option<i64>, _>("response_status")?
+            .map(|c| c as u16),
+        response_headers: r.try_get("response_headers")?,
+        response_body: r.try_get("response_body")?,
+        response_truncated: r.try_get("response_truncated")?,
+        error_kind: r.try_get("error_kind")?,
+        error_message: r.try_get("error_message")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+    })
 }
 
 /// Decides, in order, which events are new and which repeat an idempotency
@@ -426,20 +778,26 @@ async fn resolve_idempotency(
             answers.push(replay_of(first));
             continue;
         }
-        let existing = sqlx::query("SELECT event_id, created_at FROM idempotency_keys WHERE project_id = ? AND key = ?")
-            .bind(&event.project_id)
-            .bind(key)
-            .fetch_optional(&mut **tx)
-            .await?;
+        let existing = sqlx::query(
+            "SELECT event_id, created_at FROM idempotency_keys WHERE project_id = ? AND key = ?",
+        )
+        .bind(&event.project_id)
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?;
         if let Some(row) = existing {
             let created_at: i64 = row.try_get("created_at")?;
             if created_at > event.created_at - window_ms {
                 let event_id: String = row.try_get("event_id")?;
-                let delivery_ids = sqlx::query_scalar("SELECT id FROM deliveries WHERE event_id = ? ORDER BY id")
-                    .bind(&event_id)
-                    .fetch_all(&mut **tx)
-                    .await?;
-                answers.push(Inserted::Replayed { event_id, delivery_ids });
+                let delivery_ids =
+                    sqlx::query_scalar("SELECT id FROM deliveries WHERE event_id = ? ORDER BY id")
+                        .bind(&event_id)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                answers.push(Inserted::Replayed {
+                    event_id,
+                    delivery_ids,
+                });
                 continue;
             }
         }
@@ -458,7 +816,10 @@ async fn resolve_idempotency(
 
 /// The projects of this batch that still exist: an event of a project deleted
 /// a moment ago must not fail the whole batch on a foreign key.
-async fn live_projects(tx: &mut sqlx::Transaction<'static, Sqlite>, events: &[NewEvent]) -> StoreResult<HashSet<String>> {
+async fn live_projects(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    events: &[NewEvent],
+) -> StoreResult<HashSet<String>> {
     let wanted: HashSet<&str> = events.iter().map(|e| e.project_id.as_str()).collect();
     let mut live = HashSet::new();
     for id in wanted {
@@ -478,15 +839,21 @@ fn replay_of(first: &NewEvent) -> Inserted {
     }
 }
 
-async fn insert_event_rows(tx: &mut sqlx::Transaction<'static, Sqlite>, events: &[&NewEvent]) -> StoreResult<()> {
+async fn insert_event_rows(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    events: &[&NewEvent],
+) -> StoreResult<()> {
     for chunk in events.chunks(CHUNK) {
-        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO events (id, project_id, event_type, object, payload, created_at) ");
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (id, project_id, event_type, object, payload, is_test, created_at) ",
+        );
         q.push_values(chunk, |mut b, e| {
             b.push_bind(&e.id)
                 .push_bind(&e.project_id)
                 .push_bind(&e.event_type)
                 .push_bind(e.object.as_ref().map(to_json))
                 .push_bind(&e.payload)
+                .push_bind(e.is_test)
                 .push_bind(e.created_at);
         });
         q.build().execute(&mut **tx).await?;
@@ -494,22 +861,30 @@ async fn insert_event_rows(tx: &mut sqlx::Transaction<'static, Sqlite>, events: 
     Ok(())
 }
 
-async fn insert_delivery_rows(tx: &mut sqlx::Transaction<'static, Sqlite>, events: &[&NewEvent]) -> StoreResult<()> {
-    let rows: Vec<(&NewEvent, &NewDelivery)> =
-        events.iter().flat_map(|e| e.deliveries.iter().map(move |d| (*e, d))).collect();
+async fn insert_delivery_rows(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    events: &[&NewEvent],
+) -> StoreResult<()> {
+    let rows: Vec<(&NewEvent, &NewDelivery)> = events
+        .iter()
+        .flat_map(|e| e.deliveries.iter().map(move |d| (*e, d)))
+        .collect();
     for chunk in rows.chunks(CHUNK) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO deliveries (id, project_id, event_id, webhook_id, status, attempts, \
-             next_attempt_at, lease_until, created_at, updated_at) ",
+            "INSERT INTO deliveries (id, project_id, event_id, webhook_id, event_type, status, is_test, \
+             attempts, next_attempt_at, lease_until, created_at, updated_at) ",
         );
         q.push_values(chunk, |mut b, (e, d)| {
             b.push_bind(&d.id)
                 .push_bind(&e.project_id)
                 .push_bind(&e.id)
                 .push_bind(&d.webhook_id)
+                .push_bind(&e.event_type)
                 .push_bind(DeliveryStatus::Pending.as_str())
+                .push_bind(e.is_test)
                 .push_bind(0_i64)
-                .push_bind(e.created_at)
+                // A test send is recorded after it happened: never due.
+                .push_bind((!e.is_test).then_some(e.created_at))
                 .push_bind(e.lease_until)
                 .push_bind(e.created_at)
                 .push_bind(e.created_at);
@@ -521,19 +896,26 @@ async fn insert_delivery_rows(tx: &mut sqlx::Transaction<'static, Sqlite>, event
 
 /// Attempt rows for deliveries deleted meanwhile (webhook or project gone)
 /// are dropped, rather than failing the whole batch on a foreign key.
-async fn insert_attempt_rows(tx: &mut sqlx::Transaction<'static, Sqlite>, chunk: &[AttemptRecord]) -> StoreResult<()> {
+async fn insert_attempt_rows(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    chunk: &[AttemptRecord],
+) -> StoreResult<()> {
     let mut q = QueryBuilder::<Sqlite>::new(
-        "INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_at, duration_ms, request_url, \
-         request_headers, response_status, response_headers, response_body, response_truncated, \
-         error_kind, error_message, next_attempt_at) SELECT * FROM (",
+        "INSERT INTO attempts (delivery_id, attempt, webhook_id, manual, started_at, duration_ms, \
+         request_url, request_headers, request_body, succeeded, response_status, response_headers, response_body, \
+         response_truncated, error_kind, error_message, next_attempt_at) SELECT * FROM (",
     );
     q.push_values(chunk, |mut b, a| {
         b.push_bind(&a.delivery_id)
             .push_bind(a.attempt)
+            .push_bind(&a.webhook_id)
+            .push_bind(a.manual)
             .push_bind(a.started_at)
             .push_bind(a.duration_ms)
             .push_bind(&a.request_url)
             .push_bind(&a.request_headers)
+            .push_bind(&a.request_body)
+            .push_bind(a.succeeded)
             .push_bind(a.response_status)
             .push_bind(&a.response_headers)
             .push_bind(&a.response_body)

@@ -41,7 +41,11 @@ impl Server {
 
     fn spawn(data_dir: &Path, args: Vec<String>) -> Server {
         std::fs::create_dir_all(data_dir).unwrap();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("server.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("server.log"))
+            .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_mlhook"))
             .arg("serve")
             .arg("--listen")
@@ -68,10 +72,12 @@ impl Server {
                 }
             }
         });
-        let base = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            let log = std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default();
-            panic!("mlhook did not start; log:\n{log}")
-        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let log = std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default();
+                panic!("mlhook did not start; log:\n{log}")
+            });
         Server {
             child: Some(child),
             base,
@@ -85,7 +91,11 @@ impl Server {
     async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(r) = self.client.get(format!("{}/readyz", self.base)).send().await
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
                 && r.status() == 200
             {
                 return;
@@ -106,7 +116,11 @@ impl Server {
     /// SIGTERM and wait for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("server running");
-        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
         child.wait().unwrap()
     }
 
@@ -123,32 +137,57 @@ impl Server {
         std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
     }
 
-    pub async fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (StatusCode, Value) {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(token) = token {
             req = req.header("authorization", format!("Bearer {token}"));
         }
         if let Some(body) = body {
-            req = req.header("content-type", "application/json").body(body.to_string());
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_string());
         }
         let resp = req.send().await.expect("request reaches mlhook");
         let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
         let text = resp.text().await.unwrap();
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, value)
     }
 
     /// Sends raw bytes, for malformed-input tests.
-    pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: Vec<u8>) -> (StatusCode, Value) {
-        let mut req = self.client.post(format!("{}{}", self.base, path)).header("authorization", format!("Bearer {ADMIN}"));
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .post(format!("{}{}", self.base, path))
+            .header("authorization", format!("Bearer {ADMIN}"));
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
         let resp = req.body(body).send().await.expect("request reaches mlhook");
         let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -168,21 +207,32 @@ impl Server {
     }
 
     pub async fn create_project(&self, id: &str) {
-        let (status, body) = self.post("/v1/projects", json!({"id": id, "name": format!("Project {id}")})).await;
+        let (status, body) = self
+            .post(
+                "/v1/projects",
+                json!({"id": id, "name": format!("Project {id}")}),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 
     /// Creates a webhook; answers its JSON (with `signing_secret`).
     pub async fn create_webhook(&self, project: &str, config: Value) -> Value {
-        let (status, body) = self.post(&format!("/v1/projects/{project}/webhooks"), config).await;
+        let (status, body) = self
+            .post(&format!("/v1/projects/{project}/webhooks"), config)
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
     }
 
     /// Posts an event; answers the 202 body.
     pub async fn send_event(&self, project: &str, event_type: &str, payload: Value) -> Value {
-        let (status, body) =
-            self.post(&format!("/v1/projects/{project}/events"), json!({"type": event_type, "payload": payload})).await;
+        let (status, body) = self
+            .post(
+                &format!("/v1/projects/{project}/events"),
+                json!({"type": event_type, "payload": payload}),
+            )
+            .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         body
     }
@@ -205,7 +255,10 @@ pub struct Received {
 
 impl Received {
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     pub fn json(&self) -> Value {
@@ -224,7 +277,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn status(status: u16) -> Reply {
-        Reply { status, headers: Vec::new(), delay: Duration::ZERO, body: String::new() }
+        Reply {
+            status,
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+            body: String::new(),
+        }
     }
 }
 
@@ -244,32 +302,41 @@ impl Receiver {
     }
 
     /// `respond(n, request)` decides the answer to the n-th request (0-based).
-    pub async fn start_with(respond: impl Fn(usize, &Received) -> Reply + Send + Sync + 'static) -> Receiver {
+    pub async fn start_with(
+        respond: impl Fn(usize, &Received) -> Reply + Send + Sync + 'static,
+    ) -> Receiver {
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let respond: Responder = Arc::new(respond);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let app = {
             let received = received.clone();
-            axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
-                let received = received.clone();
-                let respond = respond.clone();
-                async move {
-                    let request = Received { path: uri.path().to_string(), headers, body, at: Instant::now() };
-                    let n = {
-                        let mut list = received.lock().unwrap();
-                        list.push(request.clone());
-                        list.len() - 1
-                    };
-                    let reply = respond(n, &request);
-                    tokio::time::sleep(reply.delay).await;
-                    let mut response = axum::response::Response::builder().status(reply.status);
-                    for (k, v) in reply.headers {
-                        response = response.header(k, v);
+            axum::Router::new().fallback(
+                move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+                    let received = received.clone();
+                    let respond = respond.clone();
+                    async move {
+                        let request = Received {
+                            path: uri.path().to_string(),
+                            headers,
+                            body,
+                            at: Instant::now(),
+                        };
+                        let n = {
+                            let mut list = received.lock().unwrap();
+                            list.push(request.clone());
+                            list.len() - 1
+                        };
+                        let reply = respond(n, &request);
+                        tokio::time::sleep(reply.delay).await;
+                        let mut response = axum::response::Response::builder().status(reply.status);
+                        for (k, v) in reply.headers {
+                            response = response.header(k, v);
+                        }
+                        response.body(axum::body::Body::from(reply.body)).unwrap()
                     }
-                    response.body(axum::body::Body::from(reply.body)).unwrap()
-                }
-            })
+                },
+            )
         };
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Receiver { url, received }
@@ -292,7 +359,10 @@ impl Receiver {
                 return got;
             }
             if Instant::now() > deadline {
-                panic!("receiver expected {n} requests within {timeout:?}, got {}", got.len());
+                panic!(
+                    "receiver expected {n} requests within {timeout:?}, got {}",
+                    got.len()
+                );
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -1,0 +1,362 @@
+//! The delivery log: list with filters and cursor pages, one delivery with
+//! every attempt (request as sent, secrets masked; response; error), and
+//! redeliver.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::auth::Caller;
+use super::{AppState, Page, page_limit, parse_query, parse_time};
+use crate::delivery::sender::SendResult;
+use crate::error::ApiError;
+use crate::formats::EventData;
+use crate::ids::millis_to_rfc3339;
+use crate::store::{AttemptRecord, AttemptRow, DeliveryFilter, DeliveryRow, DeliveryStatus};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/projects/{project}/deliveries", get(list))
+        .route("/v1/projects/{project}/deliveries/{id}", get(show))
+        .route(
+            "/v1/projects/{project}/deliveries/{id}/redeliver",
+            post(redeliver),
+        )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DeliveryQuery {
+    webhook_id: Option<String>,
+    event_id: Option<String>,
+    event_type: Option<String>,
+    status: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// A delivery as lists show it.
+#[derive(Serialize)]
+pub struct DeliveryView {
+    pub id: String,
+    pub event_id: String,
+    pub webhook_id: String,
+    pub event_type: String,
+    pub status: String,
+    pub is_test: bool,
+    pub attempts: u32,
+    pub next_attempt_at: Option<String>,
+    pub last_status_code: Option<u16>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<DeliveryRow> for DeliveryView {
+    fn from(d: DeliveryRow) -> Self {
+        DeliveryView {
+            id: d.id,
+            event_id: d.event_id,
+            webhook_id: d.webhook_id,
+            event_type: d.event_type,
+            status: d.status,
+            is_test: d.is_test,
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_at.map(millis_to_rfc3339),
+            last_status_code: d.last_status_code,
+            created_at: millis_to_rfc3339(d.created_at),
+            updated_at: millis_to_rfc3339(d.updated_at),
+        }
+    }
+}
+
+/// A delivery with its attempts, oldest first.
+#[derive(Serialize)]
+struct DeliveryDetail {
+    #[serde(flatten)]
+    delivery: DeliveryView,
+    history: Vec<AttemptView>,
+}
+
+/// The request as sent: secret and protected header values read `********`.
+#[derive(Serialize)]
+pub struct RequestView {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Value,
+    pub body: String,
+}
+
+#[derive(Serialize)]
+pub struct ResponseView {
+    pub status: u16,
+    pub headers: Value,
+    pub body: String,
+    /// The body was longer than the 64 KiB kept.
+    pub truncated: bool,
+}
+
+#[derive(Serialize)]
+pub struct ErrorView {
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+pub struct AttemptView {
+    pub attempt: u32,
+    /// A redeliver or test: outside the retry schedule.
+    pub manual: bool,
+    pub started_at: String,
+    pub duration_ms: i64,
+    pub request: RequestView,
+    pub response: Option<ResponseView>,
+    pub error: Option<ErrorView>,
+    pub next_attempt_at: Option<String>,
+}
+
+impl AttemptView {
+    /// `payload` is the event's stored payload: the body, unless the attempt
+    /// recorded a different one.
+    fn from_row(a: AttemptRow, payload: &str) -> AttemptView {
+        let json = |text: Option<String>| {
+            text.and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or(Value::Null)
+        };
+        AttemptView {
+            attempt: a.attempt,
+            manual: a.manual,
+            started_at: millis_to_rfc3339(a.started_at),
+            duration_ms: a.duration_ms,
+            request: RequestView {
+                method: "POST",
+                url: a.request_url,
+                headers: json(Some(a.request_headers)),
+                body: a.request_body.unwrap_or_else(|| payload.to_string()),
+            },
+            response: a.response_status.map(|status| ResponseView {
+                status,
+                headers: json(a.response_headers),
+                body: a.response_body.unwrap_or_default(),
+                truncated: a.response_truncated,
+            }),
+            error: a.error_kind.map(|kind| ErrorView {
+                kind,
+                message: a.error_message.unwrap_or_default(),
+            }),
+            next_attempt_at: a.next_attempt_at.map(millis_to_rfc3339),
+        }
+    }
+}
+
+/// What a synchronous send (test, validate, redeliver) answers.
+#[derive(Serialize)]
+pub struct SendOutcome {
+    /// A 2xx came back.
+    pub valid: bool,
+    pub delivery_id: Option<String>,
+    pub request: RequestView,
+    pub response: Option<ResponseView>,
+    pub error: Option<ErrorView>,
+    pub duration_ms: i64,
+}
+
+impl SendOutcome {
+    pub fn new(result: &SendResult, delivery_id: Option<String>) -> SendOutcome {
+        let pairs = |list: &[(String, String)]| {
+            Value::Object(
+                list.iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            )
+        };
+        SendOutcome {
+            valid: result.succeeded(),
+            delivery_id,
+            request: RequestView {
+                method: "POST",
+                url: result.url.clone(),
+                headers: pairs(&result.request_headers),
+                body: String::from_utf8_lossy(&result.request_body).into_owned(),
+            },
+            response: result.status.map(|status| ResponseView {
+                status,
+                headers: pairs(&result.response_headers),
+                body: result.response_body.clone().unwrap_or_default(),
+                truncated: result.response_truncated,
+            }),
+            error: result.error.as_ref().map(|e| ErrorView {
+                kind: e.kind.to_string(),
+                message: e.message.clone(),
+            }),
+            duration_ms: result.duration.as_millis() as i64,
+        }
+    }
+}
+
+async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    uri: axum::http::Uri,
+) -> Result<Json<Page<DeliveryView>>, ApiError> {
+    let project = caller.project(&state, &project).await?;
+    let q: DeliveryQuery = parse_query(&uri)?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
+            ApiError::invalid_field(
+                "status",
+                "must be pending, succeeded, failed, exhausted or paused",
+            )
+        })?),
+    };
+    let limit = page_limit(q.limit)?;
+    let filter = DeliveryFilter {
+        project_id: project.id,
+        webhook_id: q.webhook_id,
+        event_id: q.event_id,
+        event_type: q.event_type,
+        status,
+        since: q
+            .since
+            .as_deref()
+            .map(|t| parse_time("since", t))
+            .transpose()?,
+        until: q
+            .until
+            .as_deref()
+            .map(|t| parse_time("until", t))
+            .transpose()?,
+        cursor: q.cursor,
+        limit,
+    };
+    let rows = state.store.list_deliveries(&filter).await?;
+    Ok(Json(Page::new(
+        rows.into_iter().map(DeliveryView::from).collect(),
+        limit,
+        |d| d.id.clone(),
+    )))
+}
+
+async fn show(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((project, id)): Path<(String, String)>,
+) -> Result<Json<DeliveryDetail>, ApiError> {
+    let project = caller.project(&state, &project).await?;
+    let delivery = state
+        .store
+        .get_delivery(&project.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery"))?;
+    let payload = match state
+        .store
+        .get_event(&project.id, &delivery.event_id)
+        .await?
+    {
+        Some(event) => event.payload,
+        None => String::new(),
+    };
+    let attempts = state.store.delivery_attempts(&delivery.id).await?;
+    let history = attempts
+        .into_iter()
+        .map(|a| AttemptView::from_row(a, &payload))
+        .collect();
+    Ok(Json(DeliveryDetail {
+        delivery: delivery.into(),
+        history,
+    }))
+}
+
+/// A new attempt now, whatever the delivery's state; it is not retried.
+async fn redeliver(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((project, id)): Path<(String, String)>,
+) -> Result<Json<SendOutcome>, ApiError> {
+    let project = caller.project(&state, &project).await?;
+    let delivery = state
+        .store
+        .get_delivery(&project.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery"))?;
+    let event = state
+        .store
+        .get_event(&project.id, &delivery.event_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("event"))?;
+    let webhook = state
+        .store
+        .get_webhook(&project.id, &delivery.webhook_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
+    let data = EventData {
+        family: state.catalog.get(&event.event_type).map(|t| t.family),
+        id: event.id,
+        project_id: event.project_id,
+        event_type: event.event_type,
+        payload: event.payload,
+    };
+    let result = state.engine.send_now(&webhook, &data, &delivery.id).await;
+    let unchanged = DeliveryStatus::parse(&delivery.status).unwrap_or(DeliveryStatus::Failed);
+    let status = if result.succeeded() {
+        DeliveryStatus::Succeeded
+    } else {
+        unchanged
+    };
+    let record = manual_record(
+        &delivery.id,
+        &webhook.id,
+        delivery.attempts + 1,
+        &result,
+        &data.payload,
+        status,
+    );
+    state.store.record_manual_attempt(&record).await?;
+    Ok(Json(SendOutcome::new(&result, Some(delivery.id))))
+}
+
+/// The attempt row of a test or redeliver.
+pub fn manual_record(
+    delivery_id: &str,
+    webhook_id: &str,
+    attempt: u32,
+    r: &SendResult,
+    payload: &str,
+    status: DeliveryStatus,
+) -> AttemptRecord {
+    let pairs = |list: &[(String, String)]| {
+        Value::Object(
+            list.iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        )
+        .to_string()
+    };
+    AttemptRecord {
+        delivery_id: delivery_id.to_string(),
+        webhook_id: webhook_id.to_string(),
+        attempt,
+        manual: true,
+        started_at: r.started_at,
+        duration_ms: r.duration.as_millis() as i64,
+        request_url: r.url.clone(),
+        request_headers: pairs(&r.request_headers),
+        request_body: (r.request_body != payload.as_bytes())
+            .then(|| String::from_utf8_lossy(&r.request_body).into_owned()),
+        succeeded: r.succeeded(),
+        response_status: r.status,
+        response_headers: r.status.map(|_| pairs(&r.response_headers)),
+        response_body: r.response_body.clone(),
+        response_truncated: r.response_truncated,
+        error_kind: r.error.as_ref().map(|e| e.kind.to_string()),
+        error_message: r.error.as_ref().map(|e| e.message.clone()),
+        status,
+        next_attempt_at: None,
+        lease_until: None,
+    }
+}
