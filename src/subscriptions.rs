@@ -5,7 +5,7 @@
 //! project right after the store commits, so routing never sees a deleted
 //! webhook. (Several nodes will refresh on a change notice: PostgreSQL issue.)
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use crate::catalog::ObjectRef;
@@ -19,6 +19,8 @@ pub struct Subscriptions {
 
 #[derive(Default)]
 struct Inner {
+    /// Every project that exists: the ingest path checks it without a query.
+    projects: HashSet<String>,
     by_project: HashMap<String, Arc<[Arc<Webhook>]>>,
     by_id: HashMap<String, Arc<Webhook>>,
 }
@@ -27,6 +29,9 @@ impl Subscriptions {
     /// Loads every webhook of every project.
     pub async fn load(store: &dyn Store) -> StoreResult<Subscriptions> {
         let subs = Subscriptions::default();
+        for project in store.list_projects().await? {
+            subs.project_created(&project.id);
+        }
         let mut grouped: HashMap<String, Vec<Webhook>> = HashMap::new();
         for webhook in store.list_all_webhooks().await? {
             grouped
@@ -38,6 +43,20 @@ impl Subscriptions {
             subs.replace_project(&project, webhooks);
         }
         Ok(subs)
+    }
+
+    pub fn project_created(&self, project_id: &str) {
+        self.inner.write().expect("subscriptions lock poisoned").projects.insert(project_id.to_string());
+    }
+
+    /// Forgets a deleted project and its webhooks.
+    pub fn project_deleted(&self, project_id: &str) {
+        self.replace_project(project_id, Vec::new());
+        self.inner.write().expect("subscriptions lock poisoned").projects.remove(project_id);
+    }
+
+    pub fn project_exists(&self, project_id: &str) -> bool {
+        self.inner.read().expect("subscriptions lock poisoned").projects.contains(project_id)
     }
 
     /// Re-reads one project's webhooks after a change.

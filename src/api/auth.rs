@@ -99,6 +99,16 @@ impl Caller {
         }
     }
 
+    /// The id of a project the caller may see, or 404, from memory: the
+    /// ingest path's check, without a store query.
+    pub fn project_id(&self, state: &AppState, project_id: &str) -> Result<String, ApiError> {
+        if self.may_see(project_id) && state.subscriptions.project_exists(project_id) {
+            Ok(project_id.to_string())
+        } else {
+            Err(ApiError::not_found("project"))
+        }
+    }
+
     /// Loads a project the caller may see, or 404.
     pub async fn project(&self, state: &AppState, project_id: &str) -> Result<Project, ApiError> {
         if !self.may_see(project_id) {

@@ -236,11 +236,11 @@ async fn create(
     headers: HeaderMap,
     ApiJson(mut input): ApiJson<EventInput>,
 ) -> Result<Response, ApiError> {
-    let project = caller.project(&state, &project).await?;
+    let project_id = caller.project_id(&state, &project)?;
     if input.idempotency_key.is_none() {
         input.idempotency_key = idempotency_header(&headers)?;
     }
-    let submission = prepare(&state, &project.id, input, now_millis())?;
+    let submission = prepare(&state, &project_id, input, now_millis())?;
     let mut accepted = ingest(&state, vec![submission]).await?;
     let (view, replayed) = answer(accepted.remove(0))?;
     let mut response = (StatusCode::ACCEPTED, Json(view)).into_response();
@@ -258,7 +258,7 @@ async fn create_batch(
     Path(project): Path<String>,
     ApiJson(input): ApiJson<BatchInput>,
 ) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
-    let project = caller.project(&state, &project).await?;
+    let project_id = caller.project_id(&state, &project)?;
     if input.events.is_empty() || input.events.len() > MAX_BATCH {
         return Err(ApiError::invalid_field(
             "/events",
@@ -269,7 +269,7 @@ async fn create_batch(
     let mut submissions = Vec::with_capacity(input.events.len());
     let mut errors: Vec<FieldError> = Vec::new();
     for (i, event) in input.events.into_iter().enumerate() {
-        match prepare(&state, &project.id, event, now) {
+        match prepare(&state, &project_id, event, now) {
             Ok(s) => submissions.push(s),
             Err(e) => errors.extend(e.nested_under(&format!("/events/{i}")).details),
         }

@@ -103,6 +103,7 @@ async fn create(
         updated_at: now,
     };
     state.store.create_project(&project).await?;
+    state.subscriptions.project_created(&project.id);
     Ok((StatusCode::CREATED, Json(project.into())))
 }
 

@@ -381,24 +381,10 @@ impl Store for SqliteStore {
 
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
+        let now = crate::ids::now_millis();
         for chunk in attempts.chunks(CHUNK) {
             insert_attempt_rows(&mut tx, chunk).await?;
-        }
-        let now = crate::ids::now_millis();
-        for a in attempts {
-            sqlx::query(
-                "UPDATE deliveries SET status = ?, attempts = MAX(attempts, ?), next_attempt_at = ?, \
-                 lease_until = ?, last_status_code = ?, updated_at = ? WHERE id = ?",
-            )
-            .bind(a.status.as_str())
-            .bind(a.attempt)
-            .bind(a.next_attempt_at)
-            .bind(a.lease_until)
-            .bind(a.response_status)
-            .bind(now)
-            .bind(&a.delivery_id)
-            .execute(&mut *tx)
-            .await?;
+            update_delivery_states(&mut tx, chunk, now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -925,6 +911,29 @@ async fn insert_attempt_rows(
             .push_bind(a.next_attempt_at);
     });
     q.push(") AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column1)");
+    q.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// One statement per chunk: each delivery takes the state its attempt led to.
+async fn update_delivery_states(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    chunk: &[AttemptRecord],
+    now: i64,
+) -> StoreResult<()> {
+    let mut q = QueryBuilder::<Sqlite>::new("UPDATE deliveries SET status = v.column2, \
+         attempts = MAX(deliveries.attempts, v.column3), next_attempt_at = v.column4, lease_until = v.column5, \
+         last_status_code = v.column6, updated_at = ");
+    q.push_bind(now).push(" FROM (");
+    q.push_values(chunk, |mut b, a| {
+        b.push_bind(&a.delivery_id)
+            .push_bind(a.status.as_str())
+            .push_bind(a.attempt)
+            .push_bind(a.next_attempt_at)
+            .push_bind(a.lease_until)
+            .push_bind(a.response_status);
+    });
+    q.push(") AS v WHERE deliveries.id = v.column1");
     q.build().execute(&mut **tx).await?;
     Ok(())
 }
