@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::delivery::{DeliveryConfig, RetryPolicy, retry::parse_schedule};
+use crate::netguard::NetworkPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
 #[serde(rename_all = "lowercase")]
@@ -60,6 +61,12 @@ pub struct ServeArgs {
     /// Keep events, deliveries and attempts this long [default: 30d].
     #[arg(long, env = "MLHOOK_RETENTION")]
     pub retention: Option<String>,
+    /// Open a destination range the network guard blocks by default, e.g. 10.0.0.0/8 (repeatable).
+    #[arg(long = "allow-network", env = "MLHOOK_ALLOW_NETWORKS", value_delimiter = ',')]
+    pub allow_networks: Vec<String>,
+    /// Refuse plain-HTTP destinations.
+    #[arg(long, env = "MLHOOK_HTTPS_ONLY")]
+    pub https_only: bool,
     /// Log output: pretty or json [default: pretty].
     #[arg(long, env = "MLHOOK_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -81,6 +88,8 @@ struct FileConfig {
     scan_interval: Option<String>,
     disable_after: Option<String>,
     retention: Option<String>,
+    allow_networks: Option<Vec<String>>,
+    https_only: Option<bool>,
     log_format: Option<LogFormat>,
 }
 
@@ -94,6 +103,8 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// Events older than this are purged with their deliveries and attempts.
     pub retention: Duration,
+    /// Which destinations may be reached.
+    pub network: NetworkPolicy,
     pub log_format: LogFormat,
     /// `MLHOOK_ADMIN_TOKEN`: read from the environment only, never a flag or file.
     pub admin_token: Option<String>,
@@ -191,12 +202,27 @@ impl ServeConfig {
                 args.retention.or(file.retention),
                 Duration::from_secs(30 * 24 * 3600),
             )?,
+            network: NetworkPolicy {
+                allow: networks(if args.allow_networks.is_empty() { file.allow_networks } else { Some(args.allow_networks) })?,
+                https_only: args.https_only || file.https_only.unwrap_or(false),
+            },
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             admin_token: std::env::var("MLHOOK_ADMIN_TOKEN")
                 .ok()
                 .filter(|t| !t.is_empty()),
         })
     }
+}
+
+fn networks(list: Option<Vec<String>>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let parse = |text: &String| {
+        let text = text.trim();
+        // A bare address opens just itself.
+        text.parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| invalid("allow_networks", format!("{text:?} is not a CIDR range such as 10.0.0.0/8")))
+    };
+    list.unwrap_or_default().iter().filter(|t| !t.trim().is_empty()).map(parse).collect()
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -284,6 +310,17 @@ mod tests {
             vec![Duration::from_secs(1), Duration::from_secs(2)]
         );
         assert_eq!(config.delivery.timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn allowed_networks_parse_as_cidr_or_address() {
+        let args = ServeArgs { allow_networks: vec!["127.0.0.0/8".into(), "::1".into()], ..Default::default() };
+        let config = ServeConfig::resolve(args).unwrap();
+        assert_eq!(config.network.allow.len(), 2);
+        assert!(config.network.check("127.0.0.9".parse().unwrap()).is_ok());
+        assert!(config.network.check("10.0.0.1".parse().unwrap()).is_err());
+        let bad = ServeArgs { allow_networks: vec!["ten".into()], ..Default::default() };
+        assert!(matches!(ServeConfig::resolve(bad), Err(ConfigError::Invalid { setting: "allow_networks", .. })));
     }
 
     #[test]

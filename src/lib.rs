@@ -17,6 +17,7 @@ pub mod error;
 pub mod formats;
 pub mod ids;
 pub mod ingest;
+pub mod netguard;
 pub mod retention;
 pub mod server;
 pub mod signing;

@@ -9,10 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::auth::Caller;
-use super::{AppState, Page, page_limit, parse_query, parse_time};
+use super::{AppState, Page, page_limit, parse_query, time_window};
 use crate::delivery::sender::SendResult;
 use crate::error::ApiError;
-use crate::formats::EventData;
 use crate::ids::millis_to_rfc3339;
 use crate::store::{AttemptRecord, AttemptRow, DeliveryFilter, DeliveryRow, DeliveryStatus};
 
@@ -166,13 +165,7 @@ pub struct SendOutcome {
 
 impl SendOutcome {
     pub fn new(result: &SendResult, delivery_id: Option<String>) -> SendOutcome {
-        let pairs = |list: &[(String, String)]| {
-            Value::Object(
-                list.iter()
-                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                    .collect(),
-            )
-        };
+        let pairs = crate::delivery::headers_json;
         SendOutcome {
             valid: result.succeeded(),
             delivery_id,
@@ -215,22 +208,15 @@ async fn list(
         })?),
     };
     let limit = page_limit(q.limit)?;
+    let (since, until) = time_window(q.since.as_deref(), q.until.as_deref())?;
     let filter = DeliveryFilter {
         project_id: project.id,
         webhook_id: q.webhook_id,
         event_id: q.event_id,
         event_type: q.event_type,
         status,
-        since: q
-            .since
-            .as_deref()
-            .map(|t| parse_time("since", t))
-            .transpose()?,
-        until: q
-            .until
-            .as_deref()
-            .map(|t| parse_time("until", t))
-            .transpose()?,
+        since,
+        until,
         cursor: q.cursor,
         limit,
     };
@@ -294,13 +280,7 @@ async fn redeliver(
         .get_webhook(&project.id, &delivery.webhook_id)
         .await?
         .ok_or_else(|| ApiError::not_found("webhook"))?;
-    let data = EventData {
-        family: state.catalog.get(&event.event_type).map(|t| t.family),
-        id: event.id,
-        project_id: event.project_id,
-        event_type: event.event_type,
-        payload: event.payload,
-    };
+    let data = super::events::event_data(&state, event);
     let result = state.engine.send_now(&webhook, &data, &delivery.id).await;
     let unchanged = DeliveryStatus::parse(&delivery.status).unwrap_or(DeliveryStatus::Failed);
     let status = if result.succeeded() {
@@ -329,14 +309,7 @@ pub fn manual_record(
     payload: &str,
     status: DeliveryStatus,
 ) -> AttemptRecord {
-    let pairs = |list: &[(String, String)]| {
-        Value::Object(
-            list.iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect(),
-        )
-        .to_string()
-    };
+    let pairs = |list: &[(String, String)]| crate::delivery::headers_json(list).to_string();
     AttemptRecord {
         delivery_id: delivery_id.to_string(),
         webhook_id: webhook_id.to_string(),

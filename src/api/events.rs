@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
-use super::{ApiJson, AppState, Page, page_limit, parse_query, parse_time};
+use super::{ApiJson, AppState, Page, page_limit, parse_query, time_window};
 use crate::catalog::ObjectRef;
 use crate::delivery::Job;
 use crate::error::{ApiError, FieldError};
@@ -114,19 +114,12 @@ async fn list(
     let project = caller.project(&state, &project).await?;
     let q: EventQuery = parse_query(&uri)?;
     let limit = page_limit(q.limit)?;
+    let (since, until) = time_window(q.since.as_deref(), q.until.as_deref())?;
     let filter = EventFilter {
         project_id: project.id,
         event_type: q.event_type,
-        since: q
-            .since
-            .as_deref()
-            .map(|t| parse_time("since", t))
-            .transpose()?,
-        until: q
-            .until
-            .as_deref()
-            .map(|t| parse_time("until", t))
-            .transpose()?,
+        since,
+        until,
         cursor: q.cursor,
         limit,
     };
@@ -167,13 +160,8 @@ async fn replay(
         .store
         .insert_deliveries(&event, &deliveries, lease_until)
         .await?;
-    let data = std::sync::Arc::new(EventData {
-        family: state.catalog.get(&event.event_type).map(|t| t.family),
-        id: event.id.clone(),
-        project_id: event.project_id,
-        event_type: event.event_type,
-        payload: event.payload,
-    });
+    let event_id = event.id.clone();
+    let data = std::sync::Arc::new(event_data(&state, event));
     for d in &deliveries {
         state.engine.submit(Job {
             delivery_id: d.id.clone(),
@@ -184,7 +172,7 @@ async fn replay(
         });
     }
     let view = AcceptedView {
-        id: event.id,
+        id: event_id,
         deliveries: deliveries.into_iter().map(|d| d.id).collect(),
     };
     Ok((StatusCode::ACCEPTED, Json(view)))
@@ -334,6 +322,17 @@ fn prepare(
         idempotency_key: input.idempotency_key,
     };
     Ok(state.ingestor.prepare(project_id, request, now)?)
+}
+
+/// A stored event as the delivery path renders it.
+pub(super) fn event_data(state: &AppState, event: EventRow) -> EventData {
+    EventData {
+        family: state.catalog.get(&event.event_type).map(|t| t.family),
+        id: event.id,
+        project_id: event.project_id,
+        event_type: event.event_type,
+        payload: event.payload,
+    }
 }
 
 async fn ingest(state: &AppState, submissions: Vec<Submission>) -> Result<Vec<Accepted>, ApiError> {

@@ -13,7 +13,7 @@
 
 mod health;
 mod lanes;
-mod recorder;
+pub mod recorder;
 pub mod retry;
 mod scheduler;
 pub mod sender;
@@ -31,6 +31,7 @@ use crate::formats::EventData;
 use crate::store::Store;
 use crate::subscriptions::Subscriptions;
 
+pub use recorder::headers_json;
 pub use retry::RetryPolicy;
 
 #[derive(Debug, Clone)]

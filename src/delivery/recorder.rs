@@ -75,9 +75,9 @@ fn attempt_record(
         started_at: r.started_at,
         duration_ms: r.duration.as_millis() as i64,
         request_url: r.url,
-        request_headers: pairs_to_json(&r.request_headers),
+        request_headers: headers_json(&r.request_headers).to_string(),
         response_status: r.status,
-        response_headers: r.status.map(|_| pairs_to_json(&r.response_headers)),
+        response_headers: r.status.map(|_| headers_json(&r.response_headers).to_string()),
         response_body: r.response_body,
         response_truncated: r.response_truncated,
         error_kind: r.error.as_ref().map(|e| e.kind.to_string()),
@@ -89,7 +89,7 @@ fn attempt_record(
 }
 
 /// Headers as a JSON object; repeated names are joined with ", ".
-fn pairs_to_json(pairs: &[(String, String)]) -> String {
+pub fn headers_json(pairs: &[(String, String)]) -> serde_json::Value {
     let mut map = serde_json::Map::new();
     for (k, v) in pairs {
         match map.get_mut(k) {
@@ -102,7 +102,7 @@ fn pairs_to_json(pairs: &[(String, String)]) -> String {
             }
         }
     }
-    serde_json::Value::Object(map).to_string()
+    serde_json::Value::Object(map)
 }
 
 pub(super) async fn run(shared: Arc<Shared>, mut outcomes: mpsc::UnboundedReceiver<Recorded>) {

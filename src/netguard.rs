@@ -1,0 +1,249 @@
+//! The network guard: which destination addresses mlhook may connect to.
+//!
+//! Users type destination URLs; an unchecked service would let them reach
+//! its own loopback, the private network or a cloud metadata endpoint (SSRF).
+//! Every address is checked after DNS resolution, on each attempt, test and
+//! validation — the address actually connected to, so a DNS answer that
+//! changes between check and use (rebinding) cannot slip through. Operators
+//! open what they need with `--allow-network CIDR`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+/// A refused destination and the rule that refused it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("destination {addr} is blocked: {rule} (open it with --allow-network)")]
+pub struct Blocked {
+    pub addr: IpAddr,
+    pub rule: &'static str,
+}
+
+/// Which addresses may be reached, and whether plain HTTP may be used.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkPolicy {
+    pub allow: Vec<IpNet>,
+    pub https_only: bool,
+}
+
+impl NetworkPolicy {
+    /// Allowed when an operator opened its range, or when no rule blocks it.
+    pub fn check(&self, addr: IpAddr) -> Result<(), Blocked> {
+        if self.allow.iter().any(|net| net.contains(&addr)) {
+            return Ok(());
+        }
+        match blocked_rule(addr) {
+            Some(rule) => Err(Blocked { addr, rule }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The rule that blocks `addr` by default, if any.
+pub fn blocked_rule(addr: IpAddr) -> Option<&'static str> {
+    match addr {
+        IpAddr::V4(v4) => v4_rule(v4),
+        IpAddr::V6(v6) => v6_rule(v6),
+    }
+}
+
+const V4_RULES: [(&str, &str); 15] = [
+    ("0.0.0.0/8", "unspecified (\"this network\")"),
+    ("10.0.0.0/8", "private network (RFC 1918)"),
+    ("100.64.0.0/10", "carrier-grade NAT (RFC 6598)"),
+    ("127.0.0.0/8", "loopback"),
+    (
+        "169.254.0.0/16",
+        "link-local (incl. cloud metadata 169.254.169.254)",
+    ),
+    ("172.16.0.0/12", "private network (RFC 1918)"),
+    ("192.0.0.0/24", "IETF protocol assignments (reserved)"),
+    ("192.0.2.0/24", "documentation (TEST-NET-1)"),
+    ("192.168.0.0/16", "private network (RFC 1918)"),
+    ("198.18.0.0/15", "benchmarking (RFC 2544)"),
+    ("198.51.100.0/24", "documentation (TEST-NET-2)"),
+    ("203.0.113.0/24", "documentation (TEST-NET-3)"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved"),
+    ("255.255.255.255/32", "broadcast"),
+];
+
+fn v4_rule(addr: Ipv4Addr) -> Option<&'static str> {
+    V4_RULES
+        .iter()
+        .find(|(net, _)| {
+            net.parse::<ipnet::Ipv4Net>()
+                .expect("static CIDR")
+                .contains(&addr)
+        })
+        .map(|(_, rule)| *rule)
+}
+
+const V6_RULES: [(&str, &str); 9] = [
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("fc00::/7", "unique local address (private)"),
+    ("fe80::/10", "link-local"),
+    ("fec0::/10", "site-local (deprecated, private)"),
+    ("ff00::/8", "multicast"),
+    ("2001:db8::/32", "documentation"),
+    ("2001:2::/48", "benchmarking"),
+    ("100::/64", "discard-only (reserved)"),
+];
+
+fn v6_rule(addr: Ipv6Addr) -> Option<&'static str> {
+    // IPv4 inside IPv6 is judged as the IPv4 address it carries.
+    if let Some(v4) = embedded_v4(addr) {
+        return v4_rule(v4);
+    }
+    if in_net(addr, "2001::/32") {
+        return Some("Teredo tunnel (reserved)");
+    }
+    V6_RULES
+        .iter()
+        .find(|(net, _)| in_net(addr, net))
+        .map(|(_, rule)| *rule)
+}
+
+fn in_net(addr: Ipv6Addr, net: &str) -> bool {
+    net.parse::<ipnet::Ipv6Net>()
+        .expect("static CIDR")
+        .contains(&addr)
+}
+
+/// The IPv4 address in IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible
+/// (::a.b.c.d), NAT64 (64:ff9b::/96) and 6to4 (2002::/16) forms.
+fn embedded_v4(addr: Ipv6Addr) -> Option<Ipv4Addr> {
+    let o = addr.octets();
+    let tail = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    if let Some(v4) = addr.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    if o[..12].iter().all(|b| *b == 0) && !addr.is_unspecified() && addr != Ipv6Addr::LOCALHOST {
+        return Some(tail);
+    }
+    if in_net(addr, "64:ff9b::/96") {
+        return Some(tail);
+    }
+    if in_net(addr, "2002::/16") {
+        return Some(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
+    None
+}
+
+/// A DNS resolver for the HTTP client that hands it only allowed addresses:
+/// the check happens on the very addresses the connection will use.
+#[derive(Debug, Clone)]
+pub struct GuardedResolver {
+    policy: Arc<NetworkPolicy>,
+}
+
+impl GuardedResolver {
+    pub fn new(policy: Arc<NetworkPolicy>) -> GuardedResolver {
+        GuardedResolver { policy }
+    }
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut first_refusal = None;
+            let allowed: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| match policy.check(a.ip()) {
+                    Ok(()) => true,
+                    Err(blocked) => {
+                        first_refusal.get_or_insert(blocked);
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                let error: Box<dyn std::error::Error + Send + Sync> = match first_refusal {
+                    Some(blocked) => Box::new(blocked),
+                    None => format!("{host} has no address").into(),
+                };
+                return Err(error);
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(text: &str) -> Option<&'static str> {
+        blocked_rule(text.parse().unwrap())
+    }
+
+    #[test]
+    fn the_classic_targets_are_blocked_by_name() {
+        assert_eq!(rule("127.0.0.1"), Some("loopback"));
+        assert_eq!(rule("10.1.2.3"), Some("private network (RFC 1918)"));
+        assert_eq!(rule("172.31.255.255"), Some("private network (RFC 1918)"));
+        assert_eq!(rule("192.168.1.1"), Some("private network (RFC 1918)"));
+        assert!(rule("169.254.169.254").unwrap().contains("metadata"));
+        assert_eq!(rule("100.64.0.1"), Some("carrier-grade NAT (RFC 6598)"));
+        assert_eq!(rule("0.0.0.0"), Some("unspecified (\"this network\")"));
+        assert_eq!(rule("224.0.0.1"), Some("multicast"));
+        assert_eq!(rule("255.255.255.255"), Some("broadcast"));
+        assert_eq!(rule("198.51.100.7"), Some("documentation (TEST-NET-2)"));
+        assert_eq!(rule("198.18.0.1"), Some("benchmarking (RFC 2544)"));
+        assert_eq!(rule("240.0.0.1"), Some("reserved"));
+        assert_eq!(rule("::1"), Some("loopback"));
+        assert_eq!(rule("::"), Some("unspecified"));
+        assert_eq!(rule("fd00::1"), Some("unique local address (private)"));
+        assert_eq!(rule("fe80::1"), Some("link-local"));
+        assert_eq!(rule("ff02::1"), Some("multicast"));
+        assert_eq!(rule("2001:db8::1"), Some("documentation"));
+    }
+
+    #[test]
+    fn ipv4_inside_ipv6_is_judged_as_ipv4() {
+        assert_eq!(rule("::ffff:127.0.0.1"), Some("loopback"));
+        assert_eq!(
+            rule("::ffff:169.254.169.254").map(|r| r.contains("metadata")),
+            Some(true)
+        );
+        assert_eq!(rule("::10.0.0.1"), Some("private network (RFC 1918)"));
+        assert_eq!(
+            rule("64:ff9b::a9fe:a9fe").map(|r| r.contains("metadata")),
+            Some(true)
+        );
+        assert_eq!(rule("2002:7f00:1::"), Some("loopback"));
+        assert_eq!(rule("::ffff:8.8.8.8"), None);
+    }
+
+    #[test]
+    fn public_addresses_pass() {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "151.101.1.69",
+            "2606:4700::1111",
+            "2a00:1450::1",
+        ] {
+            assert_eq!(rule(ip), None, "{ip}");
+        }
+    }
+
+    #[test]
+    fn an_allowed_range_opens_only_itself() {
+        let policy = NetworkPolicy {
+            allow: vec!["127.0.0.0/8".parse().unwrap()],
+            https_only: false,
+        };
+        assert!(policy.check("127.0.0.1".parse().unwrap()).is_ok());
+        let blocked = policy.check("10.0.0.1".parse().unwrap()).unwrap_err();
+        assert_eq!(blocked.rule, "private network (RFC 1918)");
+        assert!(blocked.to_string().contains("10.0.0.1"));
+    }
+}
