@@ -4,32 +4,176 @@
 //! Secrets are kept out of the view by construction: `WebhookView` has no field
 //! that could hold the secret or a protected header value.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::catalog::{Catalog, ObjectRef};
 use crate::error::FieldError;
 
-/// How the body of a delivery is rendered (more formats join in their own issue).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// How the body of a delivery is rendered; see `formats` for each one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     #[default]
     Json,
+    Slack,
+    Teams,
+    Discord,
+    GithubDispatch,
+    Template,
 }
 
 impl Format {
+    pub const ALL: [Format; 6] = [
+        Format::Json,
+        Format::Slack,
+        Format::Teams,
+        Format::Discord,
+        Format::GithubDispatch,
+        Format::Template,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Json => "json",
+            Format::Slack => "slack",
+            Format::Teams => "teams",
+            Format::Discord => "discord",
+            Format::GithubDispatch => "github_dispatch",
+            Format::Template => "template",
         }
     }
 
     pub fn parse(s: &str) -> Option<Format> {
-        match s {
-            "json" => Some(Format::Json),
-            _ => None,
+        Format::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// The provider's documented pace, used when a webhook sets no `rate_limit`.
+    pub fn default_rate_limit(self) -> Option<RateLimit> {
+        match self {
+            // Slack: about one message per second per incoming webhook.
+            Format::Slack => Some(RateLimit::per_second(1)),
+            // Discord: 5 requests per 2 seconds per webhook.
+            Format::Discord => Some(RateLimit::per_second(2)),
+            // Teams: 4 requests per second per connector/workflow.
+            Format::Teams => Some(RateLimit::per_second(4)),
+            Format::Json | Format::GithubDispatch | Format::Template => None,
         }
     }
+}
+
+/// The most deliveries per second or per minute a webhook is sent; more wait
+/// in its lane (never dropped, never counted as failures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<u32>,
+}
+
+impl RateLimit {
+    pub const MAX_PER_SECOND: u32 = 1000;
+    pub const MAX_PER_MINUTE: u32 = 60_000;
+
+    pub fn per_second(n: u32) -> RateLimit {
+        RateLimit {
+            per_second: Some(n),
+            per_minute: None,
+        }
+    }
+
+    pub fn per_minute(n: u32) -> RateLimit {
+        RateLimit {
+            per_second: None,
+            per_minute: Some(n),
+        }
+    }
+
+    /// The spacing between two sends.
+    pub fn interval(&self) -> Duration {
+        match (self.per_second, self.per_minute) {
+            (Some(n), _) if n > 0 => Duration::from_secs(1) / n,
+            (_, Some(n)) if n > 0 => Duration::from_secs(60) / n,
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn check(&self, errors: &mut Vec<FieldError>) {
+        match (self.per_second, self.per_minute) {
+            (Some(n), None) if (1..=Self::MAX_PER_SECOND).contains(&n) => {}
+            (None, Some(n)) if (1..=Self::MAX_PER_MINUTE).contains(&n) => {}
+            (Some(_), None) => field_error(
+                errors,
+                "/rate_limit/per_second",
+                format!("must be between 1 and {}", Self::MAX_PER_SECOND),
+            ),
+            (None, Some(_)) => field_error(
+                errors,
+                "/rate_limit/per_minute",
+                format!("must be between 1 and {}", Self::MAX_PER_MINUTE),
+            ),
+            _ => field_error(
+                errors,
+                "/rate_limit",
+                "must set exactly one of per_second or per_minute",
+            ),
+        }
+    }
+}
+
+/// Where a `github_dispatch` webhook sends: the repository, its token
+/// (write-only, like the secret) and the API base URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GithubConfig {
+    pub repository: String,
+    pub token: String,
+    pub api_url: String,
+}
+
+pub const GITHUB_API_URL: &str = "https://api.github.com";
+
+impl GithubConfig {
+    /// `{api_url}/repos/{owner}/{repo}/dispatches`.
+    pub fn dispatch_url(&self) -> String {
+        format!(
+            "{}/repos/{}/dispatches",
+            self.api_url.trim_end_matches('/'),
+            self.repository
+        )
+    }
+}
+
+/// Settings only some formats have; stored as one JSON column.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FormatConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<GithubConfig>,
+    /// The `template` format's JSON template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<serde_json::Value>,
+}
+
+/// `github` as a client sends it; `token` may be left out on update to keep
+/// the stored one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubInput {
+    pub repository: String,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub api_url: Option<String>,
+}
+
+/// `github` as reads show it: never the token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GithubView {
+    pub repository: String,
+    pub api_url: String,
+    pub has_token: bool,
 }
 
 pub const OBJECT_TYPES: [&str; 5] = ["model", "deployment", "pipeline", "experiment", "project"];
@@ -91,9 +235,18 @@ pub struct Webhook {
     pub disabled_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The format's own settings (GitHub repository and token, template).
+    pub format_config: FormatConfig,
+    /// As set by the client; `None` means the format's default.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Webhook {
+    /// The pace deliveries go out at: the webhook's own, else its format's.
+    pub fn effective_rate_limit(&self) -> Option<RateLimit> {
+        self.rate_limit.or_else(|| self.format.default_rate_limit())
+    }
+
     /// Whether an event of `event_type` about `object` goes to this webhook.
     /// `"*"` means every platform event; mlhook's own `mlhook.*` events are
     /// only sent to webhooks that name them.
@@ -119,6 +272,14 @@ impl Webhook {
             scope: self.scope.clone(),
             headers: self.headers.iter().map(HeaderView::from).collect(),
             has_secret: self.secret.is_some(),
+            github: self.format_config.github.as_ref().map(|g| GithubView {
+                repository: g.repository.clone(),
+                api_url: g.api_url.clone(),
+                has_token: !g.token.is_empty(),
+            }),
+            template: self.format_config.template.clone(),
+            rate_limit: self.rate_limit,
+            effective_rate_limit: self.effective_rate_limit(),
             include_result: self.include_result,
             enabled: self.enabled,
             disabled_reason: self.disabled_reason.clone(),
@@ -161,6 +322,18 @@ pub struct WebhookView {
     pub scope: Scope,
     pub headers: Vec<HeaderView>,
     pub has_secret: bool,
+    /// `github_dispatch` only: repository and API URL; the token is never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<GithubView>,
+    /// `template` only: the JSON template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<serde_json::Value>,
+    /// As set; null means the format's default.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// The pace that applies (the webhook's own or its format's default).
+    #[serde(default)]
+    pub effective_rate_limit: Option<RateLimit>,
     pub include_result: bool,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
@@ -189,7 +362,9 @@ pub struct WebhookInput {
     pub name: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
-    pub url: String,
+    /// Required except for `github_dispatch`, whose URL is derived.
+    #[serde(default)]
+    pub url: Option<String>,
     pub events: Vec<String>,
     #[serde(default)]
     pub scope: Option<Scope>,
@@ -203,6 +378,12 @@ pub struct WebhookInput {
     pub enabled: bool,
     #[serde(default)]
     pub format: Format,
+    #[serde(default)]
+    pub github: Option<GithubInput>,
+    #[serde(default)]
+    pub template: Option<serde_json::Value>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
 }
 
 fn enabled_by_default() -> bool {
@@ -224,11 +405,18 @@ pub struct WebhookPatch {
     pub include_result: Option<bool>,
     pub enabled: Option<bool>,
     pub format: Option<Format>,
+    pub github: Option<GithubInput>,
+    pub template: Option<serde_json::Value>,
+    /// `null` returns to the format's default.
+    #[serde(default, deserialize_with = "present_or_null")]
+    pub rate_limit: Option<Option<RateLimit>>,
 }
 
 /// Tells "field absent" (None) from "field null" (Some(None)).
-fn present_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+fn present_or_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 const RESERVED_HEADERS: [&str; 5] = [
@@ -249,25 +437,16 @@ impl Webhook {
         now: i64,
     ) -> Result<Webhook, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let url = check_url(&input.url, &mut errors);
         check_events(&input.events, catalog, &mut errors);
         let scope = input.scope.unwrap_or_default();
         check_scope(&scope, &mut errors);
         let headers = resolve_headers(input.headers, &[], &mut errors);
-        check_secret(input.secret.as_deref(), &headers, &mut errors);
-        let name = input.name.unwrap_or_else(|| default_name(&url));
-        check_text("/name", &name, 200, &mut errors);
-        let description = input.description.unwrap_or_default();
-        check_text_allow_empty("/description", &description, 2000, &mut errors);
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(Webhook {
+        let mut webhook = Webhook {
             id: crate::ids::new_id("wh"),
             project_id: project_id.to_string(),
-            name,
-            description,
-            url,
+            name: String::new(),
+            description: input.description.unwrap_or_default(),
+            url: String::new(),
             format: input.format,
             events: input.events,
             scope,
@@ -280,7 +459,22 @@ impl Webhook {
             disabled_at: None,
             created_at: now,
             updated_at: now,
-        })
+            format_config: FormatConfig::default(),
+            rate_limit: input.rate_limit,
+        };
+        let destination = Destination {
+            url: input.url,
+            github: input.github,
+            template: input.template,
+        };
+        webhook.settle_destination(destination, None, catalog, &mut errors);
+        webhook.name = input.name.unwrap_or_else(|| default_name(&webhook));
+        check_text("/name", &webhook.name, 200, &mut errors);
+        check_text_allow_empty("/description", &webhook.description, 2000, &mut errors);
+        if !errors.is_empty() {
+            return Err(in_field_order(errors));
+        }
+        Ok(webhook)
     }
 
     /// Applies a patch, validating the result as a whole.
@@ -292,9 +486,6 @@ impl Webhook {
     ) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut next = self.clone();
-        if let Some(url) = patch.url {
-            next.url = check_url(&url, &mut errors);
-        }
         if let Some(events) = patch.events {
             check_events(&events, catalog, &mut errors);
             next.events = events;
@@ -309,7 +500,6 @@ impl Webhook {
         if let Some(secret) = patch.secret {
             next.secret = secret;
         }
-        check_secret(next.secret.as_deref(), &next.headers, &mut errors);
         if let Some(name) = patch.name {
             check_text("/name", &name, 200, &mut errors);
             next.name = name;
@@ -320,6 +510,15 @@ impl Webhook {
         }
         next.include_result = patch.include_result.unwrap_or(next.include_result);
         next.format = patch.format.unwrap_or(next.format);
+        if let Some(rate_limit) = patch.rate_limit {
+            next.rate_limit = rate_limit;
+        }
+        let destination = Destination {
+            url: patch.url,
+            github: patch.github,
+            template: patch.template,
+        };
+        next.settle_destination(destination, Some(self), catalog, &mut errors);
         if let Some(enabled) = patch.enabled {
             next.enabled = enabled;
             if enabled {
@@ -328,12 +527,187 @@ impl Webhook {
             }
         }
         if !errors.is_empty() {
-            return Err(errors);
+            return Err(in_field_order(errors));
         }
         next.updated_at = now;
         *self = next;
         Ok(())
     }
+
+    /// Works out the URL and the format's settings from what the client sent
+    /// and, on update, what was stored; checks everything that depends on
+    /// the format (secret, headers, template, rate limit).
+    fn settle_destination(
+        &mut self,
+        sent: Destination,
+        previous: Option<&Webhook>,
+        catalog: &Catalog,
+        errors: &mut Vec<FieldError>,
+    ) {
+        let kept = previous
+            .filter(|p| p.format == self.format)
+            .map(|p| p.format_config.clone())
+            .unwrap_or_default();
+        let mut config = FormatConfig::default();
+        // GitHub: the URL is derived from the repository.
+        if self.format == Format::GithubDispatch {
+            config.github = resolve_github(sent.github, kept.github.as_ref(), errors);
+        } else if sent.github.is_some() {
+            field_error(errors, "/github", "is only for format github_dispatch");
+        }
+        if self.format == Format::Template {
+            config.template = match sent.template {
+                Some(t) => crate::formats::template::parse(t, errors),
+                None => kept.template,
+            };
+            match &config.template {
+                Some(t) => crate::formats::template::check(t, self, catalog, errors),
+                None => field_error(errors, "/template", "is required for format template"),
+            }
+        } else if sent.template.is_some() {
+            field_error(errors, "/template", "is only for format template");
+        }
+        match (&config.github, sent.url) {
+            (Some(github), url) => {
+                let derived = github.dispatch_url();
+                if url.is_some_and(|u| u.trim() != derived) {
+                    field_error(
+                        errors,
+                        "/url",
+                        "is derived from github.repository and github.api_url for format \
+                         github_dispatch; leave it out",
+                    );
+                }
+                self.url = derived;
+            }
+            (None, Some(url)) => self.url = check_url("/url", &url, errors),
+            (None, None) => {
+                let was_derived = previous.is_none_or(|p| p.format == Format::GithubDispatch);
+                if self.format == Format::GithubDispatch {
+                    // Already reported under /github.
+                } else if was_derived {
+                    field_error(errors, "/url", "is required");
+                }
+            }
+        }
+        self.format_config = config;
+        if let Some(rate_limit) = &self.rate_limit {
+            rate_limit.check(errors);
+        }
+        check_secret(self.secret.as_deref(), &self.headers, errors);
+        if self.format == Format::GithubDispatch {
+            if self.secret.is_some() {
+                field_error(
+                    errors,
+                    "/secret",
+                    "github_dispatch sends github.token as Authorization; leave the secret out",
+                );
+            }
+            for (i, h) in self.headers.iter().enumerate() {
+                if crate::formats::github::SETS_HEADERS
+                    .iter()
+                    .any(|k| h.key.eq_ignore_ascii_case(k))
+                {
+                    field_error(
+                        errors,
+                        format!("/headers/{i}/key"),
+                        format!("{:?} is set by the github_dispatch format", h.key),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The fields that together say where and how a webhook delivers.
+struct Destination {
+    url: Option<String>,
+    github: Option<GithubInput>,
+    template: Option<serde_json::Value>,
+}
+
+/// A repository is `owner/name`; the token is kept when left out on update.
+fn resolve_github(
+    sent: Option<GithubInput>,
+    kept: Option<&GithubConfig>,
+    errors: &mut Vec<FieldError>,
+) -> Option<GithubConfig> {
+    let Some(input) = sent else {
+        if kept.is_none() {
+            field_error(
+                errors,
+                "/github",
+                "is required for format github_dispatch: {\"repository\": \"owner/repo\", \"token\": \"…\"}",
+            );
+        }
+        return kept.cloned();
+    };
+    let valid_part = |p: &str| {
+        !p.is_empty()
+            && p != "."
+            && p != ".."
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    let repository = input.repository.trim().to_string();
+    match repository.split_once('/') {
+        Some((owner, name)) if valid_part(owner) && valid_part(name) && repository.len() <= 200 => {
+        }
+        _ => field_error(errors, "/github/repository", "must be \"owner/repo\""),
+    }
+    let token = match (input.token, kept) {
+        (Some(t), _) => t,
+        (None, Some(k)) => k.token.clone(),
+        (None, None) => {
+            field_error(errors, "/github/token", "is required");
+            String::new()
+        }
+    };
+    if token.trim().is_empty() && !errors.iter().any(|e| e.field == "/github/token") {
+        field_error(errors, "/github/token", "must not be empty");
+    } else if reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
+        field_error(errors, "/github/token", "not a valid header value");
+    }
+    let api_url = match input.api_url {
+        Some(raw) => {
+            let checked = check_url("/github/api_url", &raw, errors);
+            checked.trim_end_matches('/').to_string()
+        }
+        None => GITHUB_API_URL.to_string(),
+    };
+    Some(GithubConfig {
+        repository,
+        token,
+        api_url,
+    })
+}
+
+/// Errors in the order the fields are documented (stable within a field).
+fn in_field_order(mut errors: Vec<FieldError>) -> Vec<FieldError> {
+    const ORDER: [&str; 11] = [
+        "url",
+        "events",
+        "scope",
+        "headers",
+        "secret",
+        "format",
+        "github",
+        "template",
+        "rate_limit",
+        "name",
+        "description",
+    ];
+    let rank = |e: &FieldError| {
+        let top = e
+            .field
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("");
+        ORDER.iter().position(|k| *k == top).unwrap_or(ORDER.len())
+    };
+    errors.sort_by_key(rank);
+    errors
 }
 
 fn field_error(errors: &mut Vec<FieldError>, field: impl Into<String>, message: impl Into<String>) {
@@ -344,8 +718,8 @@ fn field_error(errors: &mut Vec<FieldError>, field: impl Into<String>, message: 
 }
 
 /// A destination must be an absolute http(s) URL with a host and no credentials.
-fn check_url(raw: &str, errors: &mut Vec<FieldError>) -> String {
-    let mut fail = |m: &str| field_error(errors, "/url", m);
+fn check_url(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
+    let mut fail = |m: &str| field_error(errors, field, m);
     if raw.len() > MAX_URL_LEN {
         fail("must be at most 2048 characters");
         return raw.to_string();
@@ -481,8 +855,12 @@ fn check_text_allow_empty(field: &str, value: &str, max: usize, errors: &mut Vec
     }
 }
 
-fn default_name(url: &str) -> String {
-    url::Url::parse(url)
+/// The URL's host; a GitHub webhook's repository.
+fn default_name(webhook: &Webhook) -> String {
+    if let Some(github) = &webhook.format_config.github {
+        return github.repository.clone();
+    }
+    url::Url::parse(&webhook.url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_else(|| "webhook".to_string())

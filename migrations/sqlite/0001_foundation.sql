@@ -36,7 +36,9 @@ CREATE TABLE webhooks (
     disabled_reason  TEXT,
     disabled_at      INTEGER,
     created_at       INTEGER NOT NULL,
-    updated_at       INTEGER NOT NULL
+    updated_at       INTEGER NOT NULL,
+    format_config    TEXT NOT NULL DEFAULT '{}', -- JSON {github?: {repository, token, api_url}, template?}; the token is write-only
+    rate_limit       TEXT             -- JSON {per_second} or {per_minute}; NULL: the format's default
 );
 CREATE INDEX webhooks_project ON webhooks(project_id);
 

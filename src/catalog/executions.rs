@@ -2,9 +2,10 @@
 
 use serde_json::{Map, Value, json};
 
+use super::describe::{is_web_url, markdown_spans, push_field, text_of};
 use super::{
-    EventType, Family, Object, ObjectRef, PrepareContext, Rules, Spec, fill_absent, no_check,
-    no_refresh, object_schema, str_field,
+    Description, EventType, Family, Object, ObjectRef, PrepareContext, Rules, Span, Spec, Tone,
+    fill_absent, no_check, no_refresh, object_schema, str_field,
 };
 
 /// What finished, in Valohai's order.
@@ -102,6 +103,72 @@ fn capitalized(word: &str) -> String {
         .next()
         .map(|c| c.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
+}
+
+pub(super) fn object_of(name: &str, fields: &Object) -> Option<ObjectRef> {
+    object(name, fields)
+}
+
+/// Valohai's own title and body (its markdown links kept as links).
+pub(super) fn describe(name: &str, fields: &Object) -> Option<Description> {
+    let (kind, outcome) = name.split_once('_')?;
+    let title = text_of(fields, "title")
+        .or_else(|| self::title(name, fields))
+        .unwrap_or_else(|| format!("{} {outcome}", capitalized(kind)));
+    let summary = match text_of(fields, "body") {
+        Some(body) if !body.trim().is_empty() => markdown_spans(&body),
+        _ => vec![Span::text(format!("{title}."))],
+    };
+    let data = fields.get("data").and_then(Value::as_object);
+    let from_data = |key: &str| data.and_then(|d| text_of(d, key));
+    let link = text_of(fields, "url")
+        .filter(|u| is_web_url(u))
+        .or_else(|| {
+            summary.iter().find_map(|s| match s {
+                Span::Link { url, .. } => Some(url.clone()),
+                Span::Text { .. } => None,
+            })
+        });
+    let mut out = Vec::new();
+    push_field(
+        &mut out,
+        "Project",
+        from_data("valohai.project-name").or_else(|| text_of(fields, "project")),
+    );
+    push_field(
+        &mut out,
+        "Status",
+        from_data(&format!("valohai.{kind}-status")),
+    );
+    push_field(&mut out, "Step", from_data(&format!("valohai.{kind}-step")));
+    let duration = data
+        .and_then(|d| d.get(&format!("valohai.{kind}-duration")))
+        .and_then(Value::as_f64)
+        .map(duration_text);
+    push_field(&mut out, "Duration", duration);
+    push_field(&mut out, "Started by", from_data("valohai.creator-name"));
+    let tone = if outcome == "failed" {
+        Tone::Bad
+    } else {
+        Tone::Good
+    };
+    Some(Description {
+        title,
+        summary,
+        fields: out,
+        link,
+        tone,
+    })
+}
+
+/// 660.02 s → "11 min 0 s".
+fn duration_text(secs: f64) -> String {
+    let secs = secs.max(0.0).round() as u64;
+    match (secs / 3600, secs % 3600 / 60, secs % 60) {
+        (0, 0, s) => format!("{s} s"),
+        (0, m, s) => format!("{m} min {s} s"),
+        (h, m, _) => format!("{h} h {m} min"),
+    }
 }
 
 fn object(_: &str, fields: &Object) -> Option<ObjectRef> {

@@ -11,11 +11,14 @@
 //! The delivered body is the prepared payload exactly, which is why filling in never
 //! reorders or rewrites what the client sent.
 
+mod describe;
 mod executions;
 mod monitoring;
 pub mod operational;
 mod registry;
 mod requests;
+
+pub use describe::{Description, Field, Span, Tone, describe, is_web_url, object_of};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -267,10 +270,10 @@ fn invalid_root() -> CatalogError {
 /// Re-roots the error at the request body (`/payload/...`) and shortens its message.
 fn to_violation(error: &jsonschema::ValidationError<'_>) -> Violation {
     let pointer = format!("/payload{}", error.instance_path.as_str());
-    Violation::new(pointer, describe(error))
+    Violation::new(pointer, error_message(error))
 }
 
-fn describe(error: &jsonschema::ValidationError<'_>) -> String {
+fn error_message(error: &jsonschema::ValidationError<'_>) -> String {
     match &error.kind {
         ValidationErrorKind::Type {
             kind: TypeKind::Single(t),

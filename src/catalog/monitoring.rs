@@ -2,9 +2,10 @@
 
 use serde_json::{Value, json};
 
+use super::describe::{is_web_url, join_capped, list_of, push_field, text_of};
 use super::{
-    EventType, Family, Object, ObjectRef, PrepareContext, Rules, Spec, fill_absent, no_check,
-    no_refresh, object_schema, str_field,
+    Description, EventType, Family, Object, ObjectRef, PrepareContext, Rules, Span, Spec, Tone,
+    fill_absent, no_check, no_refresh, object_schema, str_field,
 };
 
 const RUN_COMPLETED: &str = "RUN_COMPLETED";
@@ -44,6 +45,82 @@ fn fill(name: &str, fields: &mut Object, _: &PrepareContext<'_>) {
             Value::from(name),
         );
     }
+}
+
+pub(super) fn object_of(name: &str, fields: &Object) -> Option<ObjectRef> {
+    object(name, fields)
+}
+
+/// "Monitoring run of model churn raised 2 alerts", with the alerts named.
+pub(super) fn describe(_: &str, fields: &Object) -> Option<Description> {
+    let header = fields.get("header").and_then(Value::as_object);
+    let body = fields.get("payload").and_then(Value::as_object);
+    let model = header
+        .and_then(|h| text_of(h, "model_name"))
+        .unwrap_or_else(|| "(unnamed)".to_owned());
+    let alerts = body.map(alerts_of).unwrap_or_default();
+    let passed = body.and_then(|b| b.get("success"));
+    let started = body
+        .and_then(|b| b.get("run"))
+        .and_then(Value::as_object)
+        .and_then(|r| text_of(r, "started_at"));
+    let names: Vec<&str> = alerts.iter().map(String::as_str).collect();
+    let (title, summary, tone) = match alerts.len() {
+        0 => (
+            format!("Monitoring run of model {model}: no alerts"),
+            format!("The monitoring run of model {model} completed without alerts."),
+            Tone::Good,
+        ),
+        n => {
+            let plural = if n == 1 { "alert" } else { "alerts" };
+            let named = join_capped(&names, 10).unwrap_or_default();
+            (
+                format!("Monitoring run of model {model} raised {n} {plural}"),
+                format!("The monitoring run of model {model} raised {n} {plural}: {named}."),
+                Tone::Bad,
+            )
+        }
+    };
+    let mut out = Vec::new();
+    let id = header.and_then(|h| text_of(h, "model_id"));
+    push_field(
+        &mut out,
+        "Model",
+        Some(match id {
+            Some(id) => format!("{model} (id {id})"),
+            None => model.clone(),
+        }),
+    );
+    push_field(&mut out, "Run started", started);
+    push_field(&mut out, "Alerts", join_capped(&names, 25));
+    push_field(&mut out, "Passed checks", list_of(passed, 25));
+    Some(Description {
+        title,
+        summary: vec![Span::text(summary)],
+        fields: out,
+        link: body
+            .and_then(|b| text_of(b, "report_link"))
+            .filter(|l| is_web_url(l)),
+        tone,
+    })
+}
+
+/// "metric (method)" for every alert, performance alerts first.
+fn alerts_of(body: &Object) -> Vec<String> {
+    let mut alerts = Vec::new();
+    for group in ["performance_alerts", "other_alerts"] {
+        let Some(by_kind) = body.get(group).and_then(Value::as_object) else {
+            continue;
+        };
+        for (kind, list) in by_kind {
+            for alert in list.as_array().into_iter().flatten() {
+                if let Some(metric) = alert.get("metric_name").and_then(Value::as_str) {
+                    alerts.push(format!("{metric} ({kind})"));
+                }
+            }
+        }
+    }
+    alerts
 }
 
 fn object(_: &str, fields: &Object) -> Option<ObjectRef> {

@@ -4,9 +4,10 @@
 
 use serde_json::{Value, json};
 
+use super::describe::{push_field, text_of};
 use super::{
-    EventType, Family, Object, ObjectRef, PrepareContext, Rules, Spec, no_check, no_refresh,
-    object_schema,
+    Description, EventType, Family, Object, ObjectRef, PrepareContext, Rules, Span, Spec, Tone,
+    no_check, no_refresh, object_schema,
 };
 
 pub const WEBHOOK_DISABLED: &str = "mlhook.webhook.disabled";
@@ -112,4 +113,67 @@ fn no_fill(_: &str, _: &mut Object, _: &PrepareContext<'_>) {}
 
 fn no_object(_: &str, _: &Object) -> Option<ObjectRef> {
     None
+}
+
+/// "Webhook churn releases disabled", "Delivery to churn releases failed after 8 attempts", …
+pub(super) fn describe(name: &str, fields: &Object) -> Option<Description> {
+    let get = |key: &str| text_of(fields, key);
+    let webhook = get("webhook_name")
+        .or_else(|| get("webhook_id"))
+        .unwrap_or_else(|| "(unnamed)".to_owned());
+    let id = get("webhook_id").unwrap_or_default();
+    let mut out = Vec::new();
+    push_field(&mut out, "Webhook", Some(format!("{webhook} ({id})")));
+    let (title, summary, tone) = match name {
+        WEBHOOK_DISABLED => {
+            let reason = get("reason").unwrap_or_else(|| "no reason given".to_owned());
+            push_field(&mut out, "Reason", Some(reason.clone()));
+            push_field(&mut out, "Disabled at", get("disabled_at"));
+            (
+                format!("Webhook {webhook} disabled"),
+                format!("mlhook disabled webhook {webhook}: {reason}."),
+                Tone::Bad,
+            )
+        }
+        DELIVERY_EXHAUSTED => {
+            let attempts = get("attempts").unwrap_or_else(|| "all".to_owned());
+            let last = match (get("last_status_code"), get("last_error")) {
+                (_, Some(error)) => format!("; last error: {error}"),
+                (Some(code), None) => format!("; last answer: {code}"),
+                (None, None) => String::new(),
+            };
+            let event_type = get("event_type").unwrap_or_else(|| "an".to_owned());
+            push_field(&mut out, "Event type", get("event_type"));
+            push_field(&mut out, "Event", get("event_id"));
+            push_field(&mut out, "Delivery", get("delivery_id"));
+            push_field(&mut out, "Attempts", get("attempts"));
+            push_field(&mut out, "Last status", get("last_status_code"));
+            (
+                format!("Delivery to {webhook} failed after {attempts} attempts"),
+                format!(
+                    "mlhook gave up delivering {event_type} event to webhook {webhook} after \
+                     {attempts} attempts{last}."
+                ),
+                Tone::Bad,
+            )
+        }
+        DELIVERY_RECOVERED => {
+            push_field(&mut out, "Event type", get("event_type"));
+            push_field(&mut out, "Delivery", get("delivery_id"));
+            push_field(&mut out, "Recovered at", get("recovered_at"));
+            (
+                format!("Webhook {webhook} recovered"),
+                format!("Webhook {webhook} accepted a delivery again after failed attempts."),
+                Tone::Good,
+            )
+        }
+        _ => return None,
+    };
+    Some(Description {
+        title,
+        summary: vec![Span::text(summary)],
+        fields: out,
+        link: None,
+        tone,
+    })
 }

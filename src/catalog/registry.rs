@@ -4,9 +4,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::describe::{list_of, push_field, text_of, version_label};
 use super::{
-    EventType, Family, Object, ObjectRef, PrepareContext, Rules, Spec, Violation, fill_absent,
-    object_schema, str_field,
+    Description, EventType, Family, Object, ObjectRef, PrepareContext, Rules, Span, Spec, Tone,
+    Violation, fill_absent, object_schema, str_field,
 };
 
 const TAG_CHANGED: &str = "MODEL_TAG_CHANGED";
@@ -123,6 +124,91 @@ fn check(name: &str, fields: &Object) -> Vec<Violation> {
         violations.push(Violation::new("/payload/oldStatus", message));
     }
     violations
+}
+
+pub(super) fn object_of(name: &str, fields: &Object) -> Option<ObjectRef> {
+    object(name, fields)
+}
+
+/// "Model churn v3 moved Staging → Production", "Model churn v3 created", …
+pub(super) fn describe(name: &str, fields: &Object) -> Option<Description> {
+    let model = text_of(fields, "registryModelName").unwrap_or_else(|| "(unnamed)".to_owned());
+    let version = text_of(fields, "version").unwrap_or_default();
+    let v = version_label(&version);
+    let workspace = text_of(fields, "workspaceName");
+    let status = text_of(fields, "status");
+    let old_status = text_of(fields, "oldStatus");
+    let tags = list_of(fields.get("tags"), 25);
+    let deleted = list_of(fields.get("deletedTags"), 25);
+    let subject = format!("model {model} {v}").trim_end().to_owned();
+    let in_workspace = workspace
+        .as_deref()
+        .map(|w| format!(" in workspace {w}"))
+        .unwrap_or_default();
+    let moved = match (&old_status, &status) {
+        (Some(old), Some(new)) => format!("moved {old} → {new}"),
+        (None, Some(new)) => format!("moved to {new}"),
+        _ => "changed status".to_owned(),
+    };
+    let (title, summary, tone) = match name {
+        "MODEL_VERSION_CREATED" => (
+            format!("Model {model} {v} created"),
+            format!("Version {version} of model {model} was registered{in_workspace}."),
+            Tone::Good,
+        ),
+        "MODEL_VERSION_DELETED" => (
+            format!("Model {model} {v} deleted"),
+            format!("Version {version} of model {model} was deleted{in_workspace}."),
+            Tone::Neutral,
+        ),
+        TAG_CHANGED => {
+            let mut summary = format!("The tags of {subject}{in_workspace} changed");
+            match (&tags, &deleted) {
+                (Some(t), Some(d)) => summary.push_str(&format!(": now {t}; removed {d}.")),
+                (Some(t), None) => summary.push_str(&format!(": now {t}.")),
+                (None, Some(d)) => summary.push_str(&format!(": removed {d}.")),
+                (None, None) => summary.push('.'),
+            }
+            (
+                format!("Model {model} {v} tags changed"),
+                summary,
+                Tone::Neutral,
+            )
+        }
+        "MODEL_STATUS_CHANGED" => (
+            format!("Model {model} {v} {moved}"),
+            format!("The status of {subject}{in_workspace} {moved}."),
+            Tone::Neutral,
+        ),
+        _ => (
+            format!("Test: {subject} {moved}"),
+            format!(
+                "A test notification from mlhook, shaped like a Comet model registry webhook, \
+                 about {subject}{in_workspace}."
+            ),
+            Tone::Neutral,
+        ),
+    };
+    let mut out = Vec::new();
+    push_field(&mut out, "Model", Some(model.clone()));
+    push_field(&mut out, "Version", Some(version));
+    push_field(&mut out, "Workspace", workspace);
+    push_field(&mut out, "Status", status);
+    push_field(&mut out, "Previous status", old_status);
+    push_field(&mut out, "Tags", tags);
+    push_field(&mut out, "Removed tags", deleted);
+    push_field(
+        &mut out,
+        "Source experiment",
+        text_of(fields, "sourceExperimentKey"),
+    );
+    Some(Description {
+        title: title.replace("  ", " "),
+        summary: vec![Span::text(summary)],
+        fields: out,
+        link: None,
+        tone,
+    })
 }
 
 fn object(_: &str, fields: &Object) -> Option<ObjectRef> {

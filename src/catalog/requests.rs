@@ -2,9 +2,10 @@
 
 use serde_json::{Map, Value, json};
 
+use super::describe::{push_field, text_of};
 use super::{
-    EventType, Family, Object, ObjectRef, PrepareContext, Rules, Spec, fill_absent, no_check,
-    no_refresh, object_schema, str_field,
+    Description, EventType, Family, Object, ObjectRef, PrepareContext, Rules, Span, Spec, Tone,
+    fill_absent, no_check, no_refresh, object_schema, str_field,
 };
 
 /// The four request events UbiOps documents, in its order.
@@ -152,6 +153,54 @@ fn text(name: &str, fields: &Object, project: &str) -> Option<String> {
         str_field(fields, object_name)?,
         str_field(fields, version_name)?,
     ))
+}
+
+pub(super) fn object_of(name: &str, fields: &Object) -> Option<ObjectRef> {
+    if !name.contains("_request_") {
+        return None;
+    }
+    object(name, fields)
+}
+
+/// "Deployment request abc failed for deployment scorer v2 in project fraud-team";
+/// the summary is UbiOps' own `text` when the payload has one.
+pub(super) fn describe(name: &str, fields: &Object, project: &str) -> Option<Description> {
+    if !name.contains("_request_") {
+        return None;
+    }
+    let (kind, phase) = Kind::of(name);
+    let [_, object_name, _, version_name] = kind.identity_fields() else {
+        unreachable!()
+    };
+    let unknown = || "?".to_owned();
+    let object = text_of(fields, object_name).unwrap_or_else(unknown);
+    let version = text_of(fields, version_name).unwrap_or_else(unknown);
+    let request = text_of(fields, "request_id").unwrap_or_else(unknown);
+    let status = text_of(fields, "status");
+    let title = format!(
+        "{} request {request} {phase} for {} {object} {version} in project {project}",
+        kind.label(),
+        kind.key()
+    );
+    let summary = text_of(fields, "text").unwrap_or_else(|| format!("{title}."));
+    let tone = match (phase, status.as_deref()) {
+        ("failed", _) | (_, Some("failed")) => Tone::Bad,
+        ("completed", _) | ("finished", Some("completed")) => Tone::Good,
+        _ => Tone::Neutral,
+    };
+    let mut out = Vec::new();
+    push_field(&mut out, kind.label(), Some(object));
+    push_field(&mut out, "Version", Some(version));
+    push_field(&mut out, "Request", Some(request));
+    push_field(&mut out, "Status", status);
+    push_field(&mut out, "Project", Some(project.to_owned()));
+    Some(Description {
+        title,
+        summary: vec![Span::text(summary)],
+        fields: out,
+        link: None,
+        tone,
+    })
 }
 
 fn object(name: &str, fields: &Object) -> Option<ObjectRef> {

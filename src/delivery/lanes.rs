@@ -1,10 +1,18 @@
 //! One lane per webhook: a queue and a cap on requests in flight, so a slow or
 //! dead endpoint fills only its own lane and never delays the others.
+//!
+//! A lane also keeps its webhook's pace: with a rate limit (the webhook's own
+//! or its format's default, e.g. Slack's one message a second) attempts start
+//! at least `1/rate` apart, and the rest wait in the queue — never dropped,
+//! never counted as failures. A `429` with `Retry-After` holds the whole lane
+//! (not only the delivery that got it) until that time has passed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
 
 use super::recorder::Recorded;
 use super::{Job, Shared};
@@ -34,28 +42,91 @@ fn open_lane(shared: &Arc<Shared>) -> mpsc::UnboundedSender<Job> {
     tx
 }
 
+/// When the lane may start its next attempt.
+#[derive(Default)]
+struct Pace {
+    /// The rate limit's next free slot.
+    next_start: Option<Instant>,
+    /// A receiver's `429` + `Retry-After` holds the lane until then.
+    held_until: Option<Instant>,
+}
+
+impl Pace {
+    /// How long to wait before starting now, if at all.
+    fn wait(&self, now: Instant) -> Option<Duration> {
+        let ready = self.next_start.into_iter().chain(self.held_until).max()?;
+        (ready > now).then(|| ready - now)
+    }
+
+    /// Takes the slot `now` and books the next one `interval` later.
+    fn start(&mut self, now: Instant, interval: Duration) {
+        self.next_start = (!interval.is_zero()).then(|| now + interval);
+    }
+
+    /// Holds the lane until `until`, unless it is already held longer.
+    fn hold(&mut self, until: Instant) {
+        if self.held_until.is_none_or(|h| h < until) {
+            self.held_until = Some(until);
+        }
+    }
+}
+
 async fn run_lane(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let slots = Arc::new(Semaphore::new(shared.config.lane_concurrency.max(1)));
+    let pace = Arc::new(Mutex::new(Pace::default()));
     loop {
         let job = tokio::select! {
             _ = shared.stopping.cancelled() => break,
             job = jobs.recv() => match job { Some(job) => job, None => break },
         };
+        if !wait_for_turn(&shared, &pace, &job.webhook_id).await {
+            break;
+        }
         let slot = tokio::select! {
             _ = shared.stopping.cancelled() => break,
             slot = slots.clone().acquire_owned() => slot.expect("lane semaphore never closes"),
         };
         let attempt_shared = shared.clone();
+        let attempt_pace = pace.clone();
         shared.in_flight.spawn(async move {
-            attempt(&attempt_shared, job).await;
+            attempt(&attempt_shared, &attempt_pace, job).await;
             drop(slot);
         });
     }
 }
 
+/// Waits until the rate limit and any `Retry-After` hold allow the next
+/// attempt, then books its slot; `false` when shutting down.
+async fn wait_for_turn(shared: &Shared, pace: &Mutex<Pace>, webhook_id: &str) -> bool {
+    loop {
+        // Read each time: an edited rate limit applies to the next attempt.
+        let interval = shared
+            .subscriptions
+            .get(webhook_id)
+            .and_then(|w| w.effective_rate_limit())
+            .map(|r| r.interval())
+            .unwrap_or_default();
+        let now = Instant::now();
+        let wait = {
+            let mut pace = pace.lock().expect("pace lock poisoned");
+            match pace.wait(now) {
+                Some(wait) => wait,
+                None => {
+                    pace.start(now, interval);
+                    return true;
+                }
+            }
+        };
+        tokio::select! {
+            _ = shared.stopping.cancelled() => return false,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
 /// Makes one attempt with the webhook's current configuration and hands the
 /// outcome to the recorder.
-async fn attempt(shared: &Arc<Shared>, job: Job) {
+async fn attempt(shared: &Arc<Shared>, pace: &Mutex<Pace>, job: Job) {
     let Some(webhook) = shared.subscriptions.get(&job.webhook_id) else {
         // Deleted: its deliveries went with it.
         shared.release(&job.delivery_id);
@@ -74,6 +145,18 @@ async fn attempt(shared: &Arc<Shared>, job: Job) {
         .sender
         .send(&webhook, &job.event, &job.delivery_id)
         .await;
+    if result.status == Some(429)
+        && let Some(retry_after) = result.retry_after
+    {
+        let held = retry_after.min(shared.config.retry.retry_after_cap);
+        pace.lock()
+            .expect("pace lock poisoned")
+            .hold(Instant::now() + held);
+        tracing::info!(
+            webhook_id = %job.webhook_id, held = ?held,
+            "receiver answered 429: the webhook's lane waits"
+        );
+    }
     tracing::debug!(
         delivery_id = %job.delivery_id, webhook_id = %job.webhook_id, status = ?result.status,
         error = ?result.error.as_ref().map(|e| e.kind), "attempt finished"
@@ -81,5 +164,32 @@ async fn attempt(shared: &Arc<Shared>, job: Job) {
     let recorded = Recorded::new(shared, job, result);
     if shared.recorder_tx.send(recorded).is_err() {
         tracing::error!("recorder stopped before an attempt outcome could be written");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pace_spaces_starts_and_honours_holds() {
+        let t0 = Instant::now();
+        let mut pace = Pace::default();
+        assert_eq!(pace.wait(t0), None);
+        pace.start(t0, Duration::from_millis(500));
+        assert_eq!(pace.wait(t0), Some(Duration::from_millis(500)));
+        assert_eq!(pace.wait(t0 + Duration::from_millis(500)), None);
+        // A hold longer than the spacing wins; a shorter one never shortens it.
+        pace.hold(t0 + Duration::from_secs(2));
+        pace.hold(t0 + Duration::from_secs(1));
+        assert_eq!(
+            pace.wait(t0 + Duration::from_secs(1)),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(pace.wait(t0 + Duration::from_secs(2)), None);
+        // No limit: no spacing.
+        let mut free = Pace::default();
+        free.start(t0, Duration::ZERO);
+        assert_eq!(free.wait(t0), None);
     }
 }

@@ -1,11 +1,14 @@
 //! One HTTP attempt: render, sign, add headers, POST through the pooled
 //! client, read (a bounded part of) the answer, classify what went wrong.
+//! The format decides the body, may send elsewhere than the webhook's URL
+//! (GitHub), adds its own headers (secret ones masked in the log) and says
+//! how the answer is judged (Slack wants 200 `ok`).
 
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::formats::{self, EventData};
+use crate::formats::{self, Acceptance, EventData};
 use crate::webhook::Webhook;
 
 /// Response bodies are kept up to this size in the attempt log.
@@ -44,7 +47,7 @@ impl SendResult {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptError {
-    /// dns, connect, tls, timeout, http_status, network, render, request
+    /// dns, connect, tls, timeout, http_status, rejected, network, render, request
     pub kind: &'static str,
     pub message: String,
 }
@@ -89,10 +92,13 @@ impl Sender {
         };
         match self.build(webhook, event, delivery_id, started_at / 1000) {
             Ok(request) => {
+                result.url = request.url;
                 result.request_headers = request.shown;
                 result.request_body = request.body.clone();
-                self.post(&webhook.url, request.headers, request.body, &mut result)
+                let url = result.url.clone();
+                self.post(&url, request.headers, request.body, &mut result)
                     .await;
+                judge(request.accept, &mut result);
             }
             Err(error) => result.error = Some(error),
         }
@@ -128,6 +134,9 @@ impl Sender {
         out.add("webhook-id", delivery_id, false);
         out.add("webhook-timestamp", &timestamp.to_string(), false);
         out.add("webhook-signature", &signature, false);
+        for h in &rendered.headers {
+            out.add(h.name, &h.value, h.secret);
+        }
         for h in &webhook.headers {
             out.add(&h.key, &h.value, h.protected);
         }
@@ -136,9 +145,11 @@ impl Sender {
         }
         let (headers, shown) = out.finish()?;
         Ok(Outgoing {
+            url: rendered.url.unwrap_or_else(|| webhook.url.clone()),
             headers,
             shown,
             body: rendered.body,
+            accept: rendered.accept,
         })
     }
 
@@ -193,10 +204,28 @@ impl Sender {
 
 /// A request ready to go out.
 struct Outgoing {
+    url: String,
     headers: HeaderMap,
     /// The same headers with secrets masked, for the attempt log.
     shown: Vec<(String, String)>,
     body: bytes::Bytes,
+    accept: Acceptance,
+}
+
+/// A 2xx the destination does not count as a success (Slack without `ok`)
+/// is a failed attempt of kind `rejected`.
+fn judge(accept: Acceptance, result: &mut SendResult) {
+    let Some(status) = result.status else { return };
+    if result.error.is_some() || !(200..300).contains(&status) {
+        return;
+    }
+    let body = result.response_body.as_deref().unwrap_or("");
+    if let Err(message) = accept.judge(status, body) {
+        result.error = Some(AttemptError {
+            kind: "rejected",
+            message,
+        });
+    }
 }
 
 /// Collects headers for the wire and, in parallel, their masked copy for the log.

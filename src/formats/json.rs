@@ -19,6 +19,9 @@ pub fn render(webhook: &Webhook, event: &EventData) -> Result<Rendered, RenderEr
     Ok(Rendered {
         body,
         content_type: "application/json",
+        url: None,
+        headers: Vec::new(),
+        accept: super::Acceptance::Success,
     })
 }
 

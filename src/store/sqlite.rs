@@ -103,6 +103,11 @@ fn webhook_from_row(row: &SqliteRow) -> StoreResult<Webhook> {
         disabled_at: row.try_get("disabled_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        format_config: from_json("format_config", row.try_get("format_config")?)?,
+        rate_limit: row
+            .try_get::<Option<&str>, _>("rate_limit")?
+            .map(|text| from_json("rate_limit", text))
+            .transpose()?,
     })
 }
 
@@ -129,10 +134,13 @@ fn bind_webhook<'q>(
         .bind(w.disabled_at)
         .bind(w.created_at)
         .bind(w.updated_at)
+        .bind(to_json(&w.format_config))
+        .bind(w.rate_limit.as_ref().map(to_json))
 }
 
 const WEBHOOK_COLUMNS: &str = "id, project_id, name, description, url, format, events, scope, headers, secret, \
-     signing_secret, include_result, enabled, disabled_reason, disabled_at, created_at, updated_at";
+     signing_secret, include_result, enabled, disabled_reason, disabled_at, created_at, updated_at, \
+     format_config, rate_limit";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -237,7 +245,7 @@ impl Store for SqliteStore {
 
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
         let sql = format!(
-            "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         );
         bind_webhook(sqlx::query(&sql), w)
             .execute(&self.pool)
@@ -249,7 +257,8 @@ impl Store for SqliteStore {
         sqlx::query(
             "UPDATE webhooks SET name = ?, description = ?, url = ?, format = ?, events = ?, scope = ?, \
              headers = ?, secret = ?, signing_secret = ?, include_result = ?, enabled = ?, \
-             disabled_reason = ?, disabled_at = ?, updated_at = ? WHERE id = ? AND project_id = ?",
+             disabled_reason = ?, disabled_at = ?, updated_at = ?, format_config = ?, rate_limit = ? \
+             WHERE id = ? AND project_id = ?",
         )
         .bind(&w.name)
         .bind(&w.description)
@@ -265,6 +274,8 @@ impl Store for SqliteStore {
         .bind(&w.disabled_reason)
         .bind(w.disabled_at)
         .bind(w.updated_at)
+        .bind(to_json(&w.format_config))
+        .bind(w.rate_limit.as_ref().map(to_json))
         .bind(&w.id)
         .bind(&w.project_id)
         .execute(&self.pool)
