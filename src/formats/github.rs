@@ -83,8 +83,7 @@ fn client_payload(ctx: &Context) -> Value {
         }
         Value::Object(fields)
     };
-    let fits =
-        |v: &Value| serde_json::to_vec(v).map_or(false, |b| b.len() <= MAX_CLIENT_PAYLOAD_BYTES);
+    let fits = |v: &Value| serde_json::to_vec(v).is_ok_and(|b| b.len() <= MAX_CLIENT_PAYLOAD_BYTES);
     let whole = with(ctx.payload.clone(), false);
     if fits(&whole) {
         return whole;

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::text::{Markup, truncate, units};
 use super::{Acceptance, Context, Rendered};
+use crate::catalog::Span;
 
 pub const MAX_BLOCKS: usize = 50;
 pub const MAX_HEADER: usize = 150;
@@ -61,10 +62,16 @@ pub fn body(ctx: &Context) -> Value {
         "text": {"type": "plain_text", "text": title, "emoji": true},
     })];
 
+    // The link on a line of its own, unless the summary already links there.
+    let linked = |url: &str| {
+        d.summary
+            .iter()
+            .any(|s| matches!(s, Span::Link { url: u, .. } if u == url))
+    };
     let link_line = d
         .link
         .as_deref()
-        .filter(|l| units(l) <= MAX_LINK_URL)
+        .filter(|l| units(l) <= MAX_LINK_URL && !linked(l))
         .map(|l| format!("\n{}", link("Open", l)))
         .unwrap_or_default();
     let summary = MRKDWN.spans_within(&d.summary, MAX_SECTION_TEXT - units(&link_line));

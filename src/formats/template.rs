@@ -116,7 +116,7 @@ fn samples(events: &[String], catalog: &Catalog) -> Vec<(String, Option<Family>,
     let now = chrono::Utc::now();
     let mut out = Vec::new();
     for t in catalog.list() {
-        let listed = events.iter().any(|e| *e == t.name);
+        let listed = events.contains(&t.name);
         if !(listed || (wildcard && !t.name.starts_with("mlhook."))) {
             continue;
         }
