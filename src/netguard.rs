@@ -65,8 +65,9 @@ const V4_RULES: [(&str, &str); 15] = [
     ("198.51.100.0/24", "documentation (TEST-NET-2)"),
     ("203.0.113.0/24", "documentation (TEST-NET-3)"),
     ("224.0.0.0/4", "multicast"),
-    ("240.0.0.0/4", "reserved"),
+    // Broadcast sits inside 240/4: checked first so its rule is named.
     ("255.255.255.255/32", "broadcast"),
+    ("240.0.0.0/4", "reserved"),
 ];
 
 fn v4_rule(addr: Ipv4Addr) -> Option<&'static str> {

@@ -297,6 +297,9 @@ async fn redeliver(
         status,
     );
     state.store.record_manual_attempt(&record).await?;
+    if result.succeeded() {
+        state.engine.cancel_retry(&delivery.id);
+    }
     Ok(Json(SendOutcome::new(&result, Some(delivery.id))))
 }
 

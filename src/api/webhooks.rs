@@ -232,8 +232,13 @@ async fn test(
     let webhook = load(&caller, &state, &project, &id).await?;
     let event = test_event(&state, &webhook, input.event_type)?;
     let delivery_id = new_id("msg");
+    // Written before the send, so the log's id order stays its time order
+    // (a page walk never meets it late); a test is never due, never retried.
+    store_test(&state, &webhook, &event, &delivery_id).await?;
     let result = state.engine.send_now(&webhook, &event, &delivery_id).await;
-    record_test(&state, &webhook, &event, &delivery_id, &result).await?;
+    let status = if result.succeeded() { DeliveryStatus::Succeeded } else { DeliveryStatus::Exhausted };
+    let record = manual_record(&delivery_id, &webhook.id, 1, &result, &event.payload, status);
+    state.store.record_manual_attempt(&record).await?;
     Ok(Json(SendOutcome::new(&result, Some(delivery_id))))
 }
 
@@ -291,14 +296,8 @@ fn test_event(
     })
 }
 
-/// Writes the test event, its delivery and the attempt: shown in the log, never retried.
-async fn record_test(
-    state: &AppState,
-    webhook: &Webhook,
-    event: &EventData,
-    delivery_id: &str,
-    result: &crate::delivery::sender::SendResult,
-) -> Result<(), ApiError> {
+/// Writes the test event and its delivery, marked as a test.
+async fn store_test(state: &AppState, webhook: &Webhook, event: &EventData, delivery_id: &str) -> Result<(), ApiError> {
     let now = now_millis();
     let new_event = NewEvent {
         id: event.id.clone(),
@@ -316,13 +315,6 @@ async fn record_test(
         is_test: true,
     };
     state.store.insert_events(&[new_event], 0).await?;
-    let status = if result.succeeded() {
-        DeliveryStatus::Succeeded
-    } else {
-        DeliveryStatus::Exhausted
-    };
-    let record = manual_record(delivery_id, &webhook.id, 1, result, &event.payload, status);
-    state.store.record_manual_attempt(&record).await?;
     Ok(())
 }
 

@@ -101,6 +101,9 @@ struct Shared {
     notices: mpsc::UnboundedSender<Notice>,
     /// Webhooks whose last attempt failed: their next success is a recovery.
     failing: Mutex<HashSet<String>>,
+    /// Deliveries finished outside the schedule (a redeliver succeeded): a
+    /// retry still waiting in memory is dropped instead of sent.
+    cancelled: Mutex<HashSet<String>>,
     /// Wakes the scheduler early (after a recover).
     wake_scheduler: tokio::sync::Notify,
     /// Attempts in flight, awaited at shutdown.
@@ -132,6 +135,7 @@ impl Engine {
             recorder_tx,
             notices,
             failing: Mutex::new(HashSet::new()),
+            cancelled: Mutex::new(HashSet::new()),
             wake_scheduler: tokio::sync::Notify::new(),
             in_flight: TaskTracker::new(),
             stopping: CancellationToken::new(),
@@ -160,6 +164,14 @@ impl Engine {
         delivery_id: &str,
     ) -> sender::SendResult {
         self.shared.sender.send(webhook, event, delivery_id).await
+    }
+
+    /// Drops the retry this node may hold in memory for a delivery that
+    /// succeeded by other means.
+    pub fn cancel_retry(&self, delivery_id: &str) {
+        if self.shared.is_held(delivery_id) {
+            self.shared.cancelled.lock().expect("cancelled lock poisoned").insert(delivery_id.to_string());
+        }
     }
 
     /// Looks for due deliveries now rather than at the next scan.
@@ -199,6 +211,10 @@ impl Engine {
 
 impl Shared {
     fn submit(self: &Arc<Self>, job: Job) {
+        if self.cancelled.lock().expect("cancelled lock poisoned").remove(&job.delivery_id) {
+            self.release(&job.delivery_id);
+            return;
+        }
         self.held
             .lock()
             .expect("held lock poisoned")

@@ -24,7 +24,11 @@ use crate::webhook::{Format, Webhook};
 const CHUNK: usize = 400;
 
 pub struct SqliteStore {
+    /// Readers: WAL lets them run beside the writer.
     pool: SqlitePool,
+    /// The one writer connection. Writers queue here, in process, instead of
+    /// meeting on SQLite's lock, whose busy handler sleeps for milliseconds.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -37,16 +41,14 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        sqlx::migrate!("migrations/sqlite").run(&writer).await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        Ok(SqliteStore { pool, writer })
     }
 
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 
@@ -152,7 +154,7 @@ impl Store for SqliteStore {
     async fn release_all_leases(&self) -> StoreResult<u64> {
         let done =
             sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL")
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
         Ok(done.rows_affected())
     }
@@ -165,7 +167,7 @@ impl Store for SqliteStore {
         .bind(&p.name)
         .bind(p.created_at)
         .bind(p.updated_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match result {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
@@ -195,7 +197,7 @@ impl Store for SqliteStore {
             .bind(&p.name)
             .bind(p.updated_at)
             .bind(&p.id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -203,7 +205,7 @@ impl Store for SqliteStore {
     async fn delete_project(&self, id: &str) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM projects WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -221,7 +223,7 @@ impl Store for SqliteStore {
         .bind(&t.name)
         .bind(t.created_at)
         .bind(t.revoked_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -248,7 +250,7 @@ impl Store for SqliteStore {
             "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         );
         bind_webhook(sqlx::query(&sql), w)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -278,7 +280,7 @@ impl Store for SqliteStore {
         .bind(w.rate_limit.as_ref().map(to_json))
         .bind(&w.id)
         .bind(&w.project_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -287,7 +289,7 @@ impl Store for SqliteStore {
         let done = sqlx::query("DELETE FROM webhooks WHERE id = ? AND project_id = ?")
             .bind(id)
             .bind(project_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -513,7 +515,7 @@ impl Store for SqliteStore {
         let mut tx = self.write_tx().await?;
         insert_attempt_rows(&mut tx, std::slice::from_ref(a)).await?;
         sqlx::query(
-            "UPDATE deliveries SET status = ?, last_status_code = ?, updated_at = ?, \
+            "UPDATE deliveries SET status = ?, last_status_code = ?, updated_at = ?, attempts = attempts + 1, \
              next_attempt_at = CASE WHEN ? THEN NULL ELSE next_attempt_at END WHERE id = ?",
         )
         .bind(a.status.as_str())
@@ -585,7 +587,7 @@ impl Store for SqliteStore {
             .push_bind(webhook_id)
             .push(" AND is_test = 0 AND status IN ('failed', 'exhausted', 'paused')");
         push_id_window(&mut q, "msg", Some(since), until, None);
-        let done = q.build().execute(&self.pool).await?;
+        let done = q.build().execute(&self.writer).await?;
         Ok(done.rows_affected())
     }
 
@@ -900,8 +902,13 @@ async fn insert_attempt_rows(
     let mut q = QueryBuilder::<Sqlite>::new(
         "INSERT INTO attempts (delivery_id, attempt, webhook_id, manual, started_at, duration_ms, \
          request_url, request_headers, request_body, succeeded, response_status, response_headers, response_body, \
-         response_truncated, error_kind, error_message, next_attempt_at) SELECT * FROM (",
+         response_truncated, error_kind, error_message, next_attempt_at) \
+         SELECT v.column1, (SELECT d.attempts + 1 FROM deliveries d WHERE d.id = v.column1), v.column3, v.column4, \
+         v.column5, v.column6, v.column7, v.column8, v.column9, v.column10, v.column11, v.column12, v.column13, \
+         v.column14, v.column15, v.column16, v.column17 FROM (",
     );
+    // The attempt number comes from the delivery's own count, so automatic
+    // and manual attempts never share a number.
     q.push_values(chunk, |mut b, a| {
         b.push_bind(&a.delivery_id)
             .push_bind(a.attempt)
@@ -932,14 +939,20 @@ async fn update_delivery_states(
     chunk: &[AttemptRecord],
     now: i64,
 ) -> StoreResult<()> {
-    let mut q = QueryBuilder::<Sqlite>::new("UPDATE deliveries SET status = v.column2, \
-         attempts = MAX(deliveries.attempts, v.column3), next_attempt_at = v.column4, lease_until = v.column5, \
-         last_status_code = v.column6, updated_at = ");
+    // A delivery that succeeded meanwhile (a redeliver) stays succeeded; one
+    // paused meanwhile (its webhook was disabled) stays paused unless this
+    // attempt succeeded.
+    let mut q = QueryBuilder::<Sqlite>::new("UPDATE deliveries SET \
+         status = CASE WHEN deliveries.status = 'succeeded' THEN 'succeeded' \
+                       WHEN deliveries.status = 'paused' AND v.column2 <> 'succeeded' THEN 'paused' \
+                       ELSE v.column2 END, \
+         next_attempt_at = CASE WHEN deliveries.status IN ('succeeded', 'paused') THEN NULL ELSE v.column3 END, \
+         attempts = deliveries.attempts + 1, lease_until = v.column4, \
+         last_status_code = v.column5, updated_at = ");
     q.push_bind(now).push(" FROM (");
     q.push_values(chunk, |mut b, a| {
         b.push_bind(&a.delivery_id)
             .push_bind(a.status.as_str())
-            .push_bind(a.attempt)
             .push_bind(a.next_attempt_at)
             .push_bind(a.lease_until)
             .push_bind(a.response_status);
