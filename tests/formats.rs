@@ -1043,3 +1043,50 @@ async fn rate_limits_are_validated_and_shown() {
     assert_eq!(patched["rate_limit"], Value::Null);
     assert_eq!(patched["effective_rate_limit"], json!({"per_second": 2}));
 }
+
+/// The example of docs/destinations/template.md, as documented.
+#[test]
+fn the_documented_template_example_renders_as_shown() {
+    let catalog = Catalog::builtin();
+    let input: WebhookInput = serde_json::from_value(json!({
+        "url": "https://incidents.example.com/api/alerts",
+        "events": ["RUN_COMPLETED", "deployment_request_failed"],
+        "format": "template",
+        "template": {
+            "source": "mlhook",
+            "severity": "{% if tone == 'bad' %}high{% else %}info{% endif %}",
+            "title": "{{ title }}",
+            "message": "[{{ event.type }}] {{ summary }}{% if link %} — {{ link }}{% endif %}",
+            "object": "{{ object }}",
+            "details": "{{ fields }}",
+            "at": "{{ event.time }}"
+        }
+    }))
+    .unwrap();
+    let w = Webhook::create(input, "fraud-team", &catalog, 0).unwrap();
+    let e = event(&catalog, "RUN_COMPLETED", example("RUN_COMPLETED"));
+    let body: Value = serde_json::from_slice(&formats::render(&w, &e).unwrap().body).unwrap();
+    assert_eq!(
+        body,
+        json!({"source": "mlhook", "severity": "high", "title": "Monitoring run of model test raised 2 alerts",
+         "message": "[RUN_COMPLETED] The monitoring run of model test raised 2 alerts: specificity (cbpe), country (univariate_drift). — https://test.app.nannyml.com/model/1",
+         "object": {"type": "model", "name": "test", "version": null},
+         "details": [{"name": "Model", "value": "test (id 28740)"}, {"name": "Run started", "value": "2024-01-25T14:04:10.157236"},
+                     {"name": "Alerts", "value": "specificity (cbpe), country (univariate_drift)"},
+                     {"name": "Passed checks", "value": "unseen_values, missing_values"}],
+         "at": "2024-01-25T12:58:34Z"})
+    );
+    // The documented error for a misspelt field.
+    let input: WebhookInput = serde_json::from_value(json!({
+        "url": "https://x.example/", "events": ["MODEL_VERSION_CREATED"], "format": "template",
+        "template": {"msg": {"text": "Model {{ payload.registryModelNam }}"}}
+    }))
+    .unwrap();
+    let errors = Webhook::create(input, "p", &catalog, 0).unwrap_err();
+    assert_eq!(errors[0].field, "/template/msg/text");
+    assert_eq!(
+        errors[0].message,
+        "line 1, column 10 (\"payload.registryModelNam\"): undefined value (unknown variable or \
+         field; see docs/destinations/template.md) (rendering MODEL_VERSION_CREATED)"
+    );
+}
