@@ -936,6 +936,60 @@ mod tests {
     }
 
     #[test]
+    fn github_token_is_write_only_and_kept_on_update() {
+        let catalog = Catalog::builtin();
+        let mut w = create(serde_json::json!({
+            "events": ["*"], "format": "github_dispatch",
+            "github": {"repository": "acme/ml", "token": "ghp_hidden"}
+        }))
+        .unwrap();
+        assert_eq!(w.url, "https://api.github.com/repos/acme/ml/dispatches");
+        assert_eq!(w.name, "acme/ml");
+        let shown = serde_json::to_string(&w.view()).unwrap();
+        assert!(!shown.contains("ghp_hidden"), "{shown}");
+        assert!(shown.contains(r#""has_token":true"#), "{shown}");
+        let patch: WebhookPatch = serde_json::from_value(serde_json::json!({
+            "github": {"repository": "acme/other", "api_url": "https://ghe.example/api/v3/"}
+        }))
+        .unwrap();
+        w.apply(patch, &catalog, 1).unwrap();
+        let github = w.format_config.github.as_ref().unwrap();
+        assert_eq!(github.token, "ghp_hidden");
+        assert_eq!(
+            w.url,
+            "https://ghe.example/api/v3/repos/acme/other/dispatches"
+        );
+        // Leaving the format drops its settings, token included, and needs a URL.
+        let patch: WebhookPatch =
+            serde_json::from_value(serde_json::json!({"format": "slack"})).unwrap();
+        assert_eq!(fields(w.apply(patch, &catalog, 2).unwrap_err()), ["/url"]);
+        let patch: WebhookPatch = serde_json::from_value(
+            serde_json::json!({"format": "slack", "url": "https://hooks.slack.com/services/x"}),
+        )
+        .unwrap();
+        w.apply(patch, &catalog, 3).unwrap();
+        assert_eq!(w.format_config, FormatConfig::default());
+        assert_eq!(w.effective_rate_limit(), Some(RateLimit::per_second(1)));
+    }
+
+    #[test]
+    fn format_settings_belong_to_their_format() {
+        let errors = create(serde_json::json!({
+            "url": "http://h/x", "events": ["*"],
+            "github": {"repository": "a/b", "token": "t"}, "template": {"a": 1}
+        }))
+        .unwrap_err();
+        assert_eq!(fields(errors), ["/github", "/template"]);
+        let errors = create(serde_json::json!({
+            "url": "http://h/x", "events": ["*"], "format": "template"
+        }))
+        .unwrap_err();
+        assert_eq!(fields(errors), ["/template"]);
+        let errors = create(serde_json::json!({"events": ["*"], "format": "slack"})).unwrap_err();
+        assert_eq!(fields(errors), ["/url"]);
+    }
+
+    #[test]
     fn patch_keeps_protected_value_when_left_out_and_null_removes_secret() {
         let catalog = Catalog::builtin();
         let mut w = create(serde_json::json!({
