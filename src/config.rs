@@ -154,6 +154,11 @@ impl ServeConfig {
         if !(0.0..=1.0).contains(&retry.jitter) {
             return Err(invalid("retry_jitter", "must be between 0 and 1".into()));
         }
+        let allow = if args.allow_networks.is_empty() { file.allow_networks } else { Some(args.allow_networks) };
+        let network = NetworkPolicy {
+            allow: networks(allow)?,
+            https_only: args.https_only || file.https_only.unwrap_or(false),
+        };
         let delivery = DeliveryConfig {
             timeout: duration(
                 "delivery_timeout",
@@ -177,6 +182,7 @@ impl ServeConfig {
                 args.disable_after.or(file.disable_after),
                 defaults.failure_window,
             )?,
+            network: std::sync::Arc::new(network.clone()),
         };
         Ok(ServeConfig {
             listen: args
@@ -202,10 +208,7 @@ impl ServeConfig {
                 args.retention.or(file.retention),
                 Duration::from_secs(30 * 24 * 3600),
             )?,
-            network: NetworkPolicy {
-                allow: networks(if args.allow_networks.is_empty() { file.allow_networks } else { Some(args.allow_networks) })?,
-                https_only: args.https_only || file.https_only.unwrap_or(false),
-            },
+            network,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             admin_token: std::env::var("MLHOOK_ADMIN_TOKEN")
                 .ok()

@@ -40,6 +40,24 @@ impl NetworkPolicy {
     }
 }
 
+impl NetworkPolicy {
+    /// What can be judged from the URL alone: the scheme, and a host that is
+    /// an IP literal (no DNS lookup happens for it). URL parsing has already
+    /// turned decimal, octal and hex IPv4 forms into the address they mean.
+    pub fn check_url(&self, url: &str) -> Result<(), String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("not a valid URL: {e}"))?;
+        if self.https_only && parsed.scheme() != "https" {
+            return Err("plain HTTP is refused (--https-only)".to_string());
+        }
+        let ip = match parsed.host() {
+            Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+            Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+            _ => return Ok(()),
+        };
+        self.check(ip).map_err(|blocked| blocked.to_string())
+    }
+}
+
 /// The rule that blocks `addr` by default, if any.
 pub fn blocked_rule(addr: IpAddr) -> Option<&'static str> {
     match addr {
@@ -234,6 +252,26 @@ mod tests {
         ] {
             assert_eq!(rule(ip), None, "{ip}");
         }
+    }
+
+    #[test]
+    fn url_tricks_resolve_to_the_address_they_mean() {
+        let policy = NetworkPolicy::default();
+        for url in [
+            "http://127.0.0.1/",
+            "http://2130706433/",
+            "http://0x7f.0.0.1/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://[::1]/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://169.254.169.254/latest/meta-data/",
+        ] {
+            assert!(policy.check_url(url).is_err(), "{url} passed");
+        }
+        assert!(policy.check_url("https://hooks.example.com/x").is_ok());
+        let strict = NetworkPolicy { https_only: true, ..NetworkPolicy::default() };
+        assert!(strict.check_url("http://hooks.example.com/x").unwrap_err().contains("https-only"));
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         subscriptions,
         ingestor,
         engine: engine.clone(),
+        network: config.delivery.network.clone(),
         admin_token_hash,
         token_cache: Arc::default(),
         max_body_bytes: config.max_body_bytes,

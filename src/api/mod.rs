@@ -30,6 +30,8 @@ pub struct AppState {
     pub subscriptions: Arc<Subscriptions>,
     pub ingestor: Ingestor,
     pub engine: Arc<crate::delivery::Engine>,
+    /// Which destinations may be reached: checked again on every attempt.
+    pub network: Arc<crate::netguard::NetworkPolicy>,
     /// Hash of `MLHOOK_ADMIN_TOKEN`, when the operator set one.
     pub admin_token_hash: Option<String>,
     pub token_cache: Arc<auth::TokenCache>,

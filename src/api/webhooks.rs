@@ -77,6 +77,7 @@ async fn create(
     let project = caller.project(&state, &project).await?;
     let webhook = Webhook::create(input, &project.id, &state.catalog, now_millis())
         .map_err(ApiError::violations)?;
+    check_destination(&state, &webhook)?;
     state.store.create_webhook(&webhook).await?;
     state
         .subscriptions
@@ -87,6 +88,17 @@ async fn create(
         signing_secret: webhook.signing_secret.clone(),
     };
     Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// The network guard's view of a destination at save time: what the URL
+/// alone shows (scheme, IP-literal host). Host names are checked again on
+/// every attempt, after resolution.
+fn check_destination(state: &AppState, webhook: &Webhook) -> Result<(), ApiError> {
+    let (field, url) = match &webhook.format_config.github {
+        Some(github) => ("/github/api_url", github.dispatch_url()),
+        None => ("/url", webhook.url.clone()),
+    };
+    state.network.check_url(&url).map_err(|message| ApiError::invalid_field(field, message))
 }
 
 async fn load(
@@ -122,6 +134,7 @@ async fn update(
     webhook
         .apply(patch, &state.catalog, now_millis())
         .map_err(ApiError::violations)?;
+    check_destination(&state, &webhook)?;
     state.store.update_webhook(&webhook).await?;
     if was_enabled && !webhook.enabled {
         // Kept as `paused` until the webhook is enabled again and recovered.
@@ -253,6 +266,7 @@ async fn validate(
     let project = caller.project(&state, &project).await?;
     let webhook = Webhook::create(input, &project.id, &state.catalog, now_millis())
         .map_err(ApiError::violations)?;
+    check_destination(&state, &webhook)?;
     let event = test_event(&state, &webhook, None)?;
     let result = state
         .engine

@@ -79,13 +79,15 @@ async fn run_lane(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>) {
             _ = shared.stopping.cancelled() => break,
             job = jobs.recv() => match job { Some(job) => job, None => break },
         };
-        if !wait_for_turn(&shared, &pace, &job.webhook_id).await {
-            break;
-        }
+        // A slot first, then the pace: the pace is booked when the attempt
+        // really starts, so starts stay spaced even behind a full lane.
         let slot = tokio::select! {
             _ = shared.stopping.cancelled() => break,
             slot = slots.clone().acquire_owned() => slot.expect("lane semaphore never closes"),
         };
+        if !wait_for_turn(&shared, &pace, &job.webhook_id).await {
+            break;
+        }
         let attempt_shared = shared.clone();
         let attempt_pace = pace.clone();
         shared.in_flight.spawn(async move {

@@ -46,6 +46,8 @@ pub struct DeliveryConfig {
     pub scan_interval: Duration,
     /// A webhook with an exhausted delivery and no success for this long is disabled.
     pub failure_window: Duration,
+    /// Which destinations may be reached.
+    pub network: Arc<crate::netguard::NetworkPolicy>,
 }
 
 impl Default for DeliveryConfig {
@@ -57,6 +59,7 @@ impl Default for DeliveryConfig {
             lease: Duration::from_secs(60),
             scan_interval: Duration::from_secs(1),
             failure_window: Duration::from_secs(5 * 24 * 3600),
+            network: Arc::default(),
         }
     }
 }
@@ -125,7 +128,7 @@ impl Engine {
         let (recorder_tx, recorder_rx) = mpsc::unbounded_channel();
         let (notices, notices_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            sender: sender::Sender::new(config.timeout, config.lane_concurrency),
+            sender: sender::Sender::new(config.timeout, config.lane_concurrency, config.network.clone()),
             config,
             store,
             subscriptions,

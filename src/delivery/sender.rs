@@ -6,7 +6,11 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::netguard::{Blocked, GuardedResolver, NetworkPolicy};
 
 use crate::formats::{self, Acceptance, EventData};
 use crate::webhook::Webhook;
@@ -18,6 +22,7 @@ pub const MASK: &str = "********";
 
 #[derive(Clone)]
 pub struct Sender {
+    network: Arc<NetworkPolicy>,
     client: reqwest::Client,
     user_agent: String,
 }
@@ -47,14 +52,17 @@ impl SendResult {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptError {
-    /// dns, connect, tls, timeout, http_status, rejected, network, render, request
+    /// blocked, dns, connect, tls, timeout, http_status, rejected, network, render, request
     pub kind: &'static str,
     pub message: String,
 }
 
 impl Sender {
-    pub fn new(timeout: Duration, lane_concurrency: usize) -> Sender {
+    pub fn new(timeout: Duration, lane_concurrency: usize, network: Arc<NetworkPolicy>) -> Sender {
         let client = reqwest::Client::builder()
+            // Every host name is resolved through the guard: only allowed
+            // addresses ever reach the connector.
+            .dns_resolver(Arc::new(GuardedResolver::new(network.clone())))
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -63,6 +71,7 @@ impl Sender {
             .build()
             .expect("the HTTP client configuration is static and valid");
         Sender {
+            network,
             client,
             user_agent: format!("mlhook/{}", env!("CARGO_PKG_VERSION")),
         }
@@ -160,6 +169,10 @@ impl Sender {
         body: bytes::Bytes,
         result: &mut SendResult,
     ) {
+        if let Err(error) = self.check_destination(url) {
+            result.error = Some(error);
+            return;
+        }
         let response = match self
             .client
             .post(url)
@@ -289,12 +302,21 @@ async fn read_bounded_body(mut response: reqwest::Response, result: &mut SendRes
     result.response_body = Some(String::from_utf8_lossy(&body).into_owned());
 }
 
+impl Sender {
+    /// What the resolver cannot see: the scheme and an IP-literal host.
+    fn check_destination(&self, url: &str) -> Result<(), AttemptError> {
+        self.network.check_url(url).map_err(|message| AttemptError { kind: "blocked", message })
+    }
+}
+
 /// Names what failed, from reqwest's error and its causes. The URL is left out
 /// of the message: a destination URL can itself be a credential (Slack).
 fn classify(err: &reqwest::Error) -> AttemptError {
     let chain = error_chain(err);
     let lower = chain.to_ascii_lowercase();
-    let kind = if err.is_timeout() {
+    let kind = if has_source::<Blocked>(err) {
+        "blocked"
+    } else if err.is_timeout() {
         "timeout"
     } else if lower.contains("dns error") || lower.contains("failed to lookup") {
         "dns"
@@ -310,6 +332,17 @@ fn classify(err: &reqwest::Error) -> AttemptError {
         kind,
         message: chain,
     }
+}
+
+fn has_source<E: std::error::Error + 'static>(err: &reqwest::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = source {
+        if e.downcast_ref::<E>().is_some() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 fn error_chain(err: &reqwest::Error) -> String {

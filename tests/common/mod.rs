@@ -30,10 +30,21 @@ impl Server {
         Server::start_with(&["--retry-schedule", "100ms,200ms", "--retry-jitter", "0"]).await
     }
 
+    /// Starts with `args`; the loopback range, where the test receivers
+    /// listen, is opened in the network guard unless `args` name ranges.
     pub async fn start_with(args: &[&str]) -> Server {
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        if !args.iter().any(|a| a == "--allow-network") {
+            args.extend(["--allow-network".to_string(), "127.0.0.0/8".to_string()]);
+        }
+        Server::start_exactly(args).await
+    }
+
+    /// Starts with exactly `args`: the network guard keeps its defaults.
+    pub async fn start_exactly(args: Vec<String>) -> Server {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().join("data");
-        let mut server = Server::spawn(&data_dir, args.iter().map(|s| s.to_string()).collect());
+        let mut server = Server::spawn(&data_dir, args);
         server._tmp = Some(tmp);
         server.wait_ready().await;
         server

@@ -85,7 +85,7 @@ impl Service {
     pub fn start_in(data_dir: BenchDir, extra: &[&str]) -> anyhow::Result<Service> {
         let binary = std::env::current_exe()?.with_file_name("mlhook");
         let mut child = Command::new(binary)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--allow-network", "127.0.0.0/8", "--data-dir"])
             .arg(data_dir.path())
             .args(extra)
             .env("MLHOOK_ADMIN_TOKEN", TOKEN)
