@@ -62,7 +62,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MLHOOK_RETENTION")]
     pub retention: Option<String>,
     /// Open a destination range the network guard blocks by default, e.g. 10.0.0.0/8 (repeatable).
-    #[arg(long = "allow-network", env = "MLHOOK_ALLOW_NETWORKS", value_delimiter = ',')]
+    #[arg(
+        long = "allow-network",
+        env = "MLHOOK_ALLOW_NETWORKS",
+        value_delimiter = ','
+    )]
     pub allow_networks: Vec<String>,
     /// Refuse plain-HTTP destinations.
     #[arg(long, env = "MLHOOK_HTTPS_ONLY")]
@@ -154,7 +158,11 @@ impl ServeConfig {
         if !(0.0..=1.0).contains(&retry.jitter) {
             return Err(invalid("retry_jitter", "must be between 0 and 1".into()));
         }
-        let allow = if args.allow_networks.is_empty() { file.allow_networks } else { Some(args.allow_networks) };
+        let allow = if args.allow_networks.is_empty() {
+            file.allow_networks
+        } else {
+            Some(args.allow_networks)
+        };
         let network = NetworkPolicy {
             allow: networks(allow)?,
             https_only: args.https_only || file.https_only.unwrap_or(false),
@@ -223,9 +231,18 @@ fn networks(list: Option<Vec<String>>) -> Result<Vec<ipnet::IpNet>, ConfigError>
         // A bare address opens just itself.
         text.parse::<ipnet::IpNet>()
             .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-            .map_err(|_| invalid("allow_networks", format!("{text:?} is not a CIDR range such as 10.0.0.0/8")))
+            .map_err(|_| {
+                invalid(
+                    "allow_networks",
+                    format!("{text:?} is not a CIDR range such as 10.0.0.0/8"),
+                )
+            })
     };
-    list.unwrap_or_default().iter().filter(|t| !t.trim().is_empty()).map(parse).collect()
+    list.unwrap_or_default()
+        .iter()
+        .filter(|t| !t.trim().is_empty())
+        .map(parse)
+        .collect()
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -317,13 +334,25 @@ mod tests {
 
     #[test]
     fn allowed_networks_parse_as_cidr_or_address() {
-        let args = ServeArgs { allow_networks: vec!["127.0.0.0/8".into(), "::1".into()], ..Default::default() };
+        let args = ServeArgs {
+            allow_networks: vec!["127.0.0.0/8".into(), "::1".into()],
+            ..Default::default()
+        };
         let config = ServeConfig::resolve(args).unwrap();
         assert_eq!(config.network.allow.len(), 2);
         assert!(config.network.check("127.0.0.9".parse().unwrap()).is_ok());
         assert!(config.network.check("10.0.0.1".parse().unwrap()).is_err());
-        let bad = ServeArgs { allow_networks: vec!["ten".into()], ..Default::default() };
-        assert!(matches!(ServeConfig::resolve(bad), Err(ConfigError::Invalid { setting: "allow_networks", .. })));
+        let bad = ServeArgs {
+            allow_networks: vec!["ten".into()],
+            ..Default::default()
+        };
+        assert!(matches!(
+            ServeConfig::resolve(bad),
+            Err(ConfigError::Invalid {
+                setting: "allow_networks",
+                ..
+            })
+        ));
     }
 
     #[test]

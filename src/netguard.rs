@@ -270,8 +270,16 @@ mod tests {
             assert!(policy.check_url(url).is_err(), "{url} passed");
         }
         assert!(policy.check_url("https://hooks.example.com/x").is_ok());
-        let strict = NetworkPolicy { https_only: true, ..NetworkPolicy::default() };
-        assert!(strict.check_url("http://hooks.example.com/x").unwrap_err().contains("https-only"));
+        let strict = NetworkPolicy {
+            https_only: true,
+            ..NetworkPolicy::default()
+        };
+        assert!(
+            strict
+                .check_url("http://hooks.example.com/x")
+                .unwrap_err()
+                .contains("https-only")
+        );
     }
 
     #[test]

@@ -46,17 +46,29 @@ impl Subscriptions {
     }
 
     pub fn project_created(&self, project_id: &str) {
-        self.inner.write().expect("subscriptions lock poisoned").projects.insert(project_id.to_string());
+        self.inner
+            .write()
+            .expect("subscriptions lock poisoned")
+            .projects
+            .insert(project_id.to_string());
     }
 
     /// Forgets a deleted project and its webhooks.
     pub fn project_deleted(&self, project_id: &str) {
         self.replace_project(project_id, Vec::new());
-        self.inner.write().expect("subscriptions lock poisoned").projects.remove(project_id);
+        self.inner
+            .write()
+            .expect("subscriptions lock poisoned")
+            .projects
+            .remove(project_id);
     }
 
     pub fn project_exists(&self, project_id: &str) -> bool {
-        self.inner.read().expect("subscriptions lock poisoned").projects.contains(project_id)
+        self.inner
+            .read()
+            .expect("subscriptions lock poisoned")
+            .projects
+            .contains(project_id)
     }
 
     /// Re-reads one project's webhooks after a change.

@@ -484,9 +484,9 @@ async fn delivery_log_filters_by_webhook_event_type_and_every_status_newest_firs
         set(&[a1.clone(), a2.clone(), a3.clone()])
     );
     assert_eq!(by_status("exhausted").await, set(&[b1.clone(), b3.clone()]));
-    assert_eq!(by_status("pending").await, set(&[c2.clone()]));
-    assert_eq!(by_status("failed").await, set(&[e2e.clone()]));
-    assert_eq!(by_status("paused").await, set(&[d2d.clone()]));
+    assert_eq!(by_status("pending").await, set(std::slice::from_ref(&c2)));
+    assert_eq!(by_status("failed").await, set(std::slice::from_ref(&e2e)));
+    assert_eq!(by_status("paused").await, set(std::slice::from_ref(&d2d)));
     let failed = delivery(&server, "p", &e2e).await;
     assert_eq!(failed["attempts"], 1, "{failed}");
     assert_eq!(failed["last_status_code"], 429, "{failed}");
@@ -624,7 +624,10 @@ async fn since_and_until_take_rfc3339_times_and_durations_ago() {
         events(format!("until={}", enc(&zulu))).await,
         set(&first_events)
     );
-    assert_eq!(events("since=1s".into()).await, set(&[third_event.clone()]));
+    assert_eq!(
+        events("since=1s".into()).await,
+        set(std::slice::from_ref(&third_event))
+    );
 
     for bad in ["yesterday", "2026-13-01T00:00:00Z", "-5m"] {
         let (status, body) = server
@@ -845,7 +848,11 @@ async fn a_test_send_is_logged_before_it_is_sent_and_walked_once() {
         walked.extend(ids_of(body["data"].as_array().unwrap()));
         cursor = body["next_cursor"].as_str().map(str::to_string);
     }
-    assert_eq!(walked.iter().filter(|id| **id == test_delivery).count(), 1, "{walked:?}");
+    assert_eq!(
+        walked.iter().filter(|id| **id == test_delivery).count(),
+        1,
+        "{walked:?}"
+    );
     assert_eq!(walked, snapshot);
 }
 

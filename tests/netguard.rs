@@ -29,11 +29,22 @@ async fn ip_literal_destinations_are_refused_at_save_naming_the_rule() {
         "http://10.0.0.1/x".to_string(),
     ];
     for url in &forms {
-        for route in ["/v1/projects/p/webhooks", "/v1/projects/p/webhooks/validate"] {
-            let (status, body) = server.post(route, json!({"url": url, "events": ["*"]})).await;
+        for route in [
+            "/v1/projects/p/webhooks",
+            "/v1/projects/p/webhooks/validate",
+        ] {
+            let (status, body) = server
+                .post(route, json!({"url": url, "events": ["*"]}))
+                .await;
             assert_eq!(status, 400, "{route} {url}: {body}");
             assert_eq!(body["error"]["field"], "/url", "{body}");
-            assert!(body["error"]["message"].as_str().unwrap().contains("blocked"), "{body}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("blocked"),
+                "{body}"
+            );
         }
     }
     let (_, list) = server.get("/v1/projects/p/webhooks").await;
@@ -48,16 +59,35 @@ async fn a_host_name_resolving_to_loopback_is_blocked_on_every_attempt() {
     let port = receiver.url.rsplit(':').next().unwrap().to_string();
     server.create_project("p").await;
     // A name is accepted at save: it is judged after resolution, per attempt.
-    let hook = server.create_webhook("p", json!({"url": format!("http://localhost:{port}/x"), "events": ["*"]})).await;
+    let hook = server
+        .create_webhook(
+            "p",
+            json!({"url": format!("http://localhost:{port}/x"), "events": ["*"]}),
+        )
+        .await;
     let id = hook["id"].as_str().unwrap();
-    let (status, test) = server.post(&format!("/v1/projects/p/webhooks/{id}/test"), json!({})).await;
+    let (status, test) = server
+        .post(&format!("/v1/projects/p/webhooks/{id}/test"), json!({}))
+        .await;
     assert_eq!(status, 200, "{test}");
     assert_eq!(test["valid"], false, "{test}");
     assert_eq!(test["error"]["kind"], "blocked", "{test}");
-    assert!(test["error"]["message"].as_str().unwrap().contains("loopback"), "{test}");
+    assert!(
+        test["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("loopback"),
+        "{test}"
+    );
 
-    let accepted = server.send_event("p", "TEST", json!({"workspaceName": "w", "registryModelName": "m",
-        "version": "1", "tags": [], "createdAt": 1})).await;
+    let accepted = server
+        .send_event(
+            "p",
+            "TEST",
+            json!({"workspaceName": "w", "registryModelName": "m",
+        "version": "1", "tags": [], "createdAt": 1}),
+        )
+        .await;
     let delivery = accepted["deliveries"][0].as_str().unwrap();
     let path = format!("/v1/projects/p/deliveries/{delivery}");
     let mut shown = serde_json::Value::Null;
@@ -71,17 +101,38 @@ async fn a_host_name_resolving_to_loopback_is_blocked_on_every_attempt() {
     assert_eq!(shown["status"], "exhausted", "{shown}");
     let history = shown["history"].as_array().unwrap();
     assert_eq!(history.len(), 2, "{shown}");
-    assert!(history.iter().all(|a| a["error"]["kind"] == "blocked"), "{shown}");
-    assert_eq!(receiver.settle(Duration::from_millis(100)).await.len(), 0, "a request reached loopback");
+    assert!(
+        history.iter().all(|a| a["error"]["kind"] == "blocked"),
+        "{shown}"
+    );
+    assert_eq!(
+        receiver.settle(Duration::from_millis(100)).await.len(),
+        0,
+        "a request reached loopback"
+    );
 }
 
 #[tokio::test]
 async fn https_only_refuses_plain_http() {
-    let mut args: Vec<String> = ["--https-only", "--allow-network", "127.0.0.0/8"].iter().map(|s| s.to_string()).collect();
+    let mut args: Vec<String> = ["--https-only", "--allow-network", "127.0.0.0/8"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     args.extend(["--retry-jitter".to_string(), "0".to_string()]);
     let server = Server::start_exactly(args).await;
     server.create_project("p").await;
-    let (status, body) = server.post("/v1/projects/p/webhooks", json!({"url": "http://hooks.example.com/x", "events": ["*"]})).await;
+    let (status, body) = server
+        .post(
+            "/v1/projects/p/webhooks",
+            json!({"url": "http://hooks.example.com/x", "events": ["*"]}),
+        )
+        .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("https-only"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("https-only"),
+        "{body}"
+    );
 }

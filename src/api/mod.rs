@@ -253,7 +253,10 @@ pub fn parse_time(field: &str, text: &str) -> Result<i64, ApiError> {
 }
 
 /// The `since` and `until` query parameters as millisecond bounds.
-pub fn time_window(since: Option<&str>, until: Option<&str>) -> Result<(Option<i64>, Option<i64>), ApiError> {
+pub fn time_window(
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<(Option<i64>, Option<i64>), ApiError> {
     let since = since.map(|t| parse_time("since", t)).transpose()?;
     let until = until.map(|t| parse_time("until", t)).transpose()?;
     Ok((since, until))

@@ -98,7 +98,10 @@ fn check_destination(state: &AppState, webhook: &Webhook) -> Result<(), ApiError
         Some(github) => ("/github/api_url", github.dispatch_url()),
         None => ("/url", webhook.url.clone()),
     };
-    state.network.check_url(&url).map_err(|message| ApiError::invalid_field(field, message))
+    state
+        .network
+        .check_url(&url)
+        .map_err(|message| ApiError::invalid_field(field, message))
 }
 
 async fn load(
@@ -249,8 +252,19 @@ async fn test(
     // (a page walk never meets it late); a test is never due, never retried.
     store_test(&state, &webhook, &event, &delivery_id).await?;
     let result = state.engine.send_now(&webhook, &event, &delivery_id).await;
-    let status = if result.succeeded() { DeliveryStatus::Succeeded } else { DeliveryStatus::Exhausted };
-    let record = manual_record(&delivery_id, &webhook.id, 1, &result, &event.payload, status);
+    let status = if result.succeeded() {
+        DeliveryStatus::Succeeded
+    } else {
+        DeliveryStatus::Exhausted
+    };
+    let record = manual_record(
+        &delivery_id,
+        &webhook.id,
+        1,
+        &result,
+        &event.payload,
+        status,
+    );
     state.store.record_manual_attempt(&record).await?;
     Ok(Json(SendOutcome::new(&result, Some(delivery_id))))
 }
@@ -311,7 +325,12 @@ fn test_event(
 }
 
 /// Writes the test event and its delivery, marked as a test.
-async fn store_test(state: &AppState, webhook: &Webhook, event: &EventData, delivery_id: &str) -> Result<(), ApiError> {
+async fn store_test(
+    state: &AppState,
+    webhook: &Webhook,
+    event: &EventData,
+    delivery_id: &str,
+) -> Result<(), ApiError> {
     let now = now_millis();
     let new_event = NewEvent {
         id: event.id.clone(),

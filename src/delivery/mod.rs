@@ -128,7 +128,11 @@ impl Engine {
         let (recorder_tx, recorder_rx) = mpsc::unbounded_channel();
         let (notices, notices_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            sender: sender::Sender::new(config.timeout, config.lane_concurrency, config.network.clone()),
+            sender: sender::Sender::new(
+                config.timeout,
+                config.lane_concurrency,
+                config.network.clone(),
+            ),
             config,
             store,
             subscriptions,
@@ -173,7 +177,11 @@ impl Engine {
     /// succeeded by other means.
     pub fn cancel_retry(&self, delivery_id: &str) {
         if self.shared.is_held(delivery_id) {
-            self.shared.cancelled.lock().expect("cancelled lock poisoned").insert(delivery_id.to_string());
+            self.shared
+                .cancelled
+                .lock()
+                .expect("cancelled lock poisoned")
+                .insert(delivery_id.to_string());
         }
     }
 
@@ -214,7 +222,12 @@ impl Engine {
 
 impl Shared {
     fn submit(self: &Arc<Self>, job: Job) {
-        if self.cancelled.lock().expect("cancelled lock poisoned").remove(&job.delivery_id) {
+        if self
+            .cancelled
+            .lock()
+            .expect("cancelled lock poisoned")
+            .remove(&job.delivery_id)
+        {
             self.release(&job.delivery_id);
             return;
         }

@@ -77,7 +77,9 @@ fn attempt_record(
         request_url: r.url,
         request_headers: headers_json(&r.request_headers).to_string(),
         response_status: r.status,
-        response_headers: r.status.map(|_| headers_json(&r.response_headers).to_string()),
+        response_headers: r
+            .status
+            .map(|_| headers_json(&r.response_headers).to_string()),
         response_body: r.response_body,
         response_truncated: r.response_truncated,
         error_kind: r.error.as_ref().map(|e| e.kind.to_string()),

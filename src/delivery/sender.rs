@@ -305,7 +305,10 @@ async fn read_bounded_body(mut response: reqwest::Response, result: &mut SendRes
 impl Sender {
     /// What the resolver cannot see: the scheme and an IP-literal host.
     fn check_destination(&self, url: &str) -> Result<(), AttemptError> {
-        self.network.check_url(url).map_err(|message| AttemptError { kind: "blocked", message })
+        self.network.check_url(url).map_err(|message| AttemptError {
+            kind: "blocked",
+            message,
+        })
     }
 }
 

@@ -41,9 +41,15 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
         sqlx::migrate!("migrations/sqlite").run(&writer).await?;
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
         Ok(SqliteStore { pool, writer })
     }
 
@@ -942,13 +948,15 @@ async fn update_delivery_states(
     // A delivery that succeeded meanwhile (a redeliver) stays succeeded; one
     // paused meanwhile (its webhook was disabled) stays paused unless this
     // attempt succeeded.
-    let mut q = QueryBuilder::<Sqlite>::new("UPDATE deliveries SET \
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "UPDATE deliveries SET \
          status = CASE WHEN deliveries.status = 'succeeded' THEN 'succeeded' \
                        WHEN deliveries.status = 'paused' AND v.column2 <> 'succeeded' THEN 'paused' \
                        ELSE v.column2 END, \
          next_attempt_at = CASE WHEN deliveries.status IN ('succeeded', 'paused') THEN NULL ELSE v.column3 END, \
          attempts = deliveries.attempts + 1, lease_until = v.column4, \
-         last_status_code = v.column5, updated_at = ");
+         last_status_code = v.column5, updated_at = ",
+    );
     q.push_bind(now).push(" FROM (");
     q.push_values(chunk, |mut b, a| {
         b.push_bind(&a.delivery_id)

@@ -24,14 +24,29 @@ pub struct Figure {
 }
 
 pub fn fig(scenario: &str, metric: &str, value: f64, unit: &str) -> Figure {
-    Figure { scenario: scenario.into(), metric: metric.into(), value, unit: unit.into(), ratio_to_wire: None }
+    Figure {
+        scenario: scenario.into(),
+        metric: metric.into(),
+        value,
+        unit: unit.into(),
+        ratio_to_wire: None,
+    }
 }
 
 pub fn print_table(figures: &[Figure]) {
-    println!("{:<15} {:<58} {:>12} {:<14} {:>8}", "scenario", "metric", "value", "unit", "vs wire");
+    println!(
+        "{:<15} {:<58} {:>12} {:<14} {:>8}",
+        "scenario", "metric", "value", "unit", "vs wire"
+    );
     for f in figures {
-        let ratio = f.ratio_to_wire.map(|r| format!("{:.1} %", r * 100.0)).unwrap_or_default();
-        println!("{:<15} {:<58} {:>12.2} {:<14} {:>8}", f.scenario, f.metric, f.value, f.unit, ratio);
+        let ratio = f
+            .ratio_to_wire
+            .map(|r| format!("{:.1} %", r * 100.0))
+            .unwrap_or_default();
+        println!(
+            "{:<15} {:<58} {:>12.2} {:<14} {:>8}",
+            f.scenario, f.metric, f.value, f.unit, ratio
+        );
     }
 }
 
@@ -85,7 +100,14 @@ impl Service {
     pub fn start_in(data_dir: BenchDir, extra: &[&str]) -> anyhow::Result<Service> {
         let binary = std::env::current_exe()?.with_file_name("mlhook");
         let mut child = Command::new(binary)
-            .args(["serve", "--listen", "127.0.0.1:0", "--allow-network", "127.0.0.0/8", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--allow-network",
+                "127.0.0.0/8",
+                "--data-dir",
+            ])
             .arg(data_dir.path())
             .args(extra)
             .env("MLHOOK_ADMIN_TOKEN", TOKEN)
@@ -96,14 +118,23 @@ impl Service {
             .spawn()?;
         let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
         let base = loop {
-            let line = lines.next().ok_or_else(|| anyhow::anyhow!("mlhook exited before listening"))??;
+            let line = lines
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("mlhook exited before listening"))??;
             if let Some(addr) = line.strip_prefix("mlhook listening on ") {
                 break addr.to_string();
             }
         };
         std::thread::spawn(move || lines.for_each(drop));
-        let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-        Ok(Service { child, base, client, _data_dir: data_dir })
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()?;
+        Ok(Service {
+            child,
+            base,
+            client,
+            _data_dir: data_dir,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -126,7 +157,12 @@ impl Service {
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let resp = self.client.get(format!("{}{path}", self.base)).bearer_auth(TOKEN).send().await?;
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await?;
         let status = resp.status();
         let text = resp.text().await?;
         anyhow::ensure!(status.is_success(), "{path}: {status} {text}");
@@ -135,10 +171,16 @@ impl Service {
 
     /// A project `bench` and one webhook per URL, all subscribed to everything.
     pub async fn setup(&self, urls: &[String]) -> anyhow::Result<Vec<String>> {
-        self.post("/v1/projects", &json!({"id": "bench", "name": "Bench"})).await?;
+        self.post("/v1/projects", &json!({"id": "bench", "name": "Bench"}))
+            .await?;
         let mut ids = Vec::new();
         for url in urls {
-            let hook = self.post("/v1/projects/bench/webhooks", &json!({"url": url, "events": ["*"]})).await?;
+            let hook = self
+                .post(
+                    "/v1/projects/bench/webhooks",
+                    &json!({"url": url, "events": ["*"]}),
+                )
+                .await?;
             ids.push(hook["id"].as_str().unwrap_or_default().to_string());
         }
         Ok(ids)
@@ -146,7 +188,11 @@ impl Service {
 
     /// Sends `count` events over `concurrency` connections; answers each
     /// event's (delivery ids, 202 time) and the seconds taken.
-    pub async fn send_events(&self, count: usize, concurrency: usize) -> anyhow::Result<(Vec<Accepted>, f64)> {
+    pub async fn send_events(
+        &self,
+        count: usize,
+        concurrency: usize,
+    ) -> anyhow::Result<(Vec<Accepted>, f64)> {
         let next = Arc::new(AtomicUsize::new(0));
         let start = Instant::now();
         let mut tasks = Vec::new();
@@ -199,9 +245,17 @@ pub async fn send_one(client: &reqwest::Client, url: &str) -> anyhow::Result<Acc
     let accepted = Instant::now();
     let delivery_ids = body["deliveries"]
         .as_array()
-        .map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
-    Ok(Accepted { delivery_ids, sent, accepted })
+    Ok(Accepted {
+        delivery_ids,
+        sent,
+        accepted,
+    })
 }
 
 /// A MODEL_VERSION_CREATED of about 600 bytes, the size the wire anchor uses.
@@ -228,25 +282,37 @@ impl Receiver {
         let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         let app = {
             let arrivals = arrivals.clone();
-            axum::Router::new().fallback(move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
-                let arrivals = arrivals.clone();
-                async move {
-                    let now = Instant::now();
-                    if uri.path().starts_with("/slow") {
-                        tokio::time::sleep(slow_delay).await;
-                    } else if let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) {
-                        arrivals.lock().expect("arrivals lock").entry(id.to_string()).or_insert(now);
+            axum::Router::new().fallback(
+                move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+                    let arrivals = arrivals.clone();
+                    async move {
+                        let now = Instant::now();
+                        if uri.path().starts_with("/slow") {
+                            tokio::time::sleep(slow_delay).await;
+                        } else if let Some(id) =
+                            headers.get("webhook-id").and_then(|v| v.to_str().ok())
+                        {
+                            arrivals
+                                .lock()
+                                .expect("arrivals lock")
+                                .entry(id.to_string())
+                                .or_insert(now);
+                        }
+                        axum::http::StatusCode::OK
                     }
-                    axum::http::StatusCode::OK
-                }
-            })
+                },
+            )
         };
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(Receiver { base, arrivals })
     }
 
     pub fn arrival(&self, delivery_id: &str) -> Option<Instant> {
-        self.arrivals.lock().expect("arrivals lock").get(delivery_id).copied()
+        self.arrivals
+            .lock()
+            .expect("arrivals lock")
+            .get(delivery_id)
+            .copied()
     }
 
     pub fn arrived(&self) -> usize {
@@ -257,7 +323,11 @@ impl Receiver {
     pub async fn wait_for_arrivals(&self, n: usize, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         while self.arrived() < n {
-            anyhow::ensure!(Instant::now() < deadline, "receiver got {} of {n}", self.arrived());
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "receiver got {} of {n}",
+                self.arrived()
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         Ok(())
@@ -266,17 +336,30 @@ impl Receiver {
 
 /// Writes a project, webhooks for `urls` (enabled or not) and `events` events
 /// fanned out to all of them, through the store's own interface.
-pub async fn seed(dir: &Path, urls: &[String], enabled: bool, events: usize) -> anyhow::Result<Vec<String>> {
+pub async fn seed(
+    dir: &Path,
+    urls: &[String],
+    enabled: bool,
+    events: usize,
+) -> anyhow::Result<Vec<String>> {
     use mlhook::store::{NewDelivery, NewEvent, Project, SqliteStore, Store};
     let store = SqliteStore::open(dir).await?;
     let catalog = mlhook::catalog::Catalog::builtin();
     let now = mlhook::ids::now_millis();
-    store.create_project(&Project { id: "bench".into(), name: "Bench".into(), created_at: now, updated_at: now }).await?;
+    store
+        .create_project(&Project {
+            id: "bench".into(),
+            name: "Bench".into(),
+            created_at: now,
+            updated_at: now,
+        })
+        .await?;
     let mut ids = Vec::new();
     for url in urls {
-        let input = serde_json::from_value(json!({"url": url, "events": ["*"], "enabled": enabled}))?;
-        let webhook =
-            mlhook::webhook::Webhook::create(input, "bench", &catalog, now).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let input =
+            serde_json::from_value(json!({"url": url, "events": ["*"], "enabled": enabled}))?;
+        let webhook = mlhook::webhook::Webhook::create(input, "bench", &catalog, now)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         store.create_webhook(&webhook).await?;
         ids.push(webhook.id);
     }
@@ -291,7 +374,13 @@ pub async fn seed(dir: &Path, urls: &[String], enabled: bool, events: usize) -> 
                 payload: payload.clone(),
                 created_at: now,
                 idempotency_key: None,
-                deliveries: ids.iter().map(|w| NewDelivery { id: mlhook::ids::new_id("msg"), webhook_id: w.clone() }).collect(),
+                deliveries: ids
+                    .iter()
+                    .map(|w| NewDelivery {
+                        id: mlhook::ids::new_id("msg"),
+                        webhook_id: w.clone(),
+                    })
+                    .collect(),
                 lease_until: 0,
                 is_test: false,
             })
@@ -320,8 +409,18 @@ pub fn process_stats(pid: u32) -> anyhow::Result<ProcessStats> {
     };
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) start after ')'.
-    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     let clock_ticks = 100.0;
     Ok(ProcessStats {
         peak_rss_mb: kib("VmHWM:") / 1024.0,

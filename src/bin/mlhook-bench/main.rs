@@ -61,26 +61,46 @@ const SMOKE: Scale = Scale {
     log_queries: 10,
 };
 
-pub const SCENARIOS: [&str; 8] =
-    ["wire", "ingest", "end-to-end", "deliver", "latency", "fanout", "slow-neighbour", "log-query"];
+pub const SCENARIOS: [&str; 8] = [
+    "wire",
+    "ingest",
+    "end-to-end",
+    "deliver",
+    "latency",
+    "fanout",
+    "slow-neighbour",
+    "log-query",
+];
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let smoke = args.iter().any(|a| a == "--smoke");
-    let chosen = args.iter().find(|a| !a.starts_with("--")).cloned().unwrap_or_else(|| "all".into());
+    let chosen = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .cloned()
+        .unwrap_or_else(|| "all".into());
     let names: Vec<&str> = if chosen == "all" {
         SCENARIOS.to_vec()
     } else {
         let name = SCENARIOS.iter().find(|s| **s == chosen);
-        vec![*name.ok_or_else(|| anyhow::anyhow!("unknown scenario {chosen:?}; one of {SCENARIOS:?} or all"))?]
+        vec![*name.ok_or_else(|| {
+            anyhow::anyhow!("unknown scenario {chosen:?}; one of {SCENARIOS:?} or all")
+        })?]
     };
     let scale = if smoke { SMOKE } else { FULL };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let figures = runtime.block_on(scenarios::run_all(&names, scale))?;
     harness::print_table(&figures);
     let out = PathBuf::from("bench-results");
     std::fs::create_dir_all(&out)?;
-    let path = out.join(format!("{chosen}{}.json", if smoke { "-smoke" } else { "" }));
+    let path = out.join(format!(
+        "{chosen}{}.json",
+        if smoke { "-smoke" } else { "" }
+    ));
     std::fs::write(&path, serde_json::to_string_pretty(&figures)?)?;
     println!("\nfigures written to {}", path.display());
     Ok(())

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::Scale;
-use crate::harness::{BenchDir, Figure, Receiver, Service, fig, payload, percentile, process_stats, seed, send_one};
+use crate::harness::{
+    BenchDir, Figure, Receiver, Service, fig, payload, percentile, process_stats, seed, send_one,
+};
 
 /// How long any one wait may take before the run is declared failed.
 const PATIENCE: Duration = Duration::from_secs(600);
@@ -30,7 +32,10 @@ pub async fn run_all(names: &[&str], scale: Scale) -> anyhow::Result<Vec<Figure>
         };
         figures.extend(new);
     }
-    let wire = figures.iter().find(|f| f.scenario == "wire").map(|f| f.value);
+    let wire = figures
+        .iter()
+        .find(|f| f.scenario == "wire")
+        .map(|f| f.value);
     if let Some(wire) = wire {
         for f in figures.iter_mut().filter(|f| f.unit.ends_with("/s")) {
             f.ratio_to_wire = Some(f.value / wire);
@@ -52,7 +57,12 @@ async fn wire(scale: Scale) -> anyhow::Result<Vec<Figure>> {
         let url = format!("{}/wire", receiver.base);
         tasks.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < scale.wire_requests {
-                let resp = client.post(&url).header("content-type", "application/json").body(body.clone()).send().await?;
+                let resp = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await?;
                 anyhow::ensure!(resp.status() == 200, "receiver answered {}", resp.status());
             }
             anyhow::Ok(())
@@ -62,7 +72,12 @@ async fn wire(scale: Scale) -> anyhow::Result<Vec<Figure>> {
         t.await??;
     }
     let rate = scale.wire_requests as f64 / start.elapsed().as_secs_f64();
-    Ok(vec![fig("wire", "requests/s, pooled client → receiver, c=32", rate, "requests/s")])
+    Ok(vec![fig(
+        "wire",
+        "requests/s, pooled client → receiver, c=32",
+        rate,
+        "requests/s",
+    )])
 }
 
 /// Events accepted per second, single POSTs at concurrency 64 and batches of 1,000.
@@ -76,8 +91,18 @@ async fn ingest(scale: Scale) -> anyhow::Result<Vec<Figure>> {
     let batched = ingest_batches(&service, scale.batch_events).await?;
     Ok(vec![
         fig("idle", "service RSS after start", idle.rss_mb, "MB"),
-        fig("ingest", "events accepted/s, single POST, c=64", single, "events/s"),
-        fig("ingest", "events accepted/s, batch route (1,000 per request), c=4", batched, "events/s"),
+        fig(
+            "ingest",
+            "events accepted/s, single POST, c=64",
+            single,
+            "events/s",
+        ),
+        fig(
+            "ingest",
+            "events accepted/s, batch route (1,000 per request), c=4",
+            batched,
+            "events/s",
+        ),
     ])
 }
 
@@ -119,9 +144,16 @@ async fn end_to_end(scale: Scale) -> anyhow::Result<Vec<Figure>> {
     service.setup(&[format!("{}/hook", receiver.base)]).await?;
     let start = Instant::now();
     service.send_events(scale.e2e_events, 32).await?;
-    receiver.wait_for_arrivals(scale.e2e_events, PATIENCE).await?;
+    receiver
+        .wait_for_arrivals(scale.e2e_events, PATIENCE)
+        .await?;
     let rate = scale.e2e_events as f64 / start.elapsed().as_secs_f64();
-    Ok(vec![fig("end-to-end", "events delivered/s, single POST c=32, 1 webhook", rate, "events/s")])
+    Ok(vec![fig(
+        "end-to-end",
+        "events delivered/s, single POST c=32, 1 webhook",
+        rate,
+        "events/s",
+    )])
 }
 
 /// Draining a stored backlog, with every attempt recorded durably.
@@ -130,7 +162,9 @@ async fn deliver(scale: Scale) -> anyhow::Result<Vec<Figure>> {
     for webhooks in [1, 10] {
         let receiver = Receiver::start(Duration::ZERO).await?;
         let dir = BenchDir::new()?;
-        let urls: Vec<String> = (0..webhooks).map(|i| format!("{}/hook/{i}", receiver.base)).collect();
+        let urls: Vec<String> = (0..webhooks)
+            .map(|i| format!("{}/hook/{i}", receiver.base))
+            .collect();
         let events = scale.backlog / webhooks;
         seed(dir.path(), &urls, true, events).await?;
         let total = events * webhooks;
@@ -140,10 +174,25 @@ async fn deliver(scale: Scale) -> anyhow::Result<Vec<Figure>> {
         let seconds = start.elapsed().as_secs_f64();
         let stats = process_stats(service.pid())?;
         let label = format!("deliveries/s draining {total}, {webhooks} webhook(s)");
-        figures.push(fig("deliver", &label, total as f64 / seconds, "deliveries/s"));
-        figures.push(fig("deliver", &format!("peak RSS, {webhooks} webhook(s)"), stats.peak_rss_mb, "MB"));
+        figures.push(fig(
+            "deliver",
+            &label,
+            total as f64 / seconds,
+            "deliveries/s",
+        ));
+        figures.push(fig(
+            "deliver",
+            &format!("peak RSS, {webhooks} webhook(s)"),
+            stats.peak_rss_mb,
+            "MB",
+        ));
         let per_thousand = stats.cpu_seconds / total as f64 * 1000.0;
-        figures.push(fig("deliver", &format!("CPU seconds per 1,000 deliveries, {webhooks} webhook(s)"), per_thousand, "s"));
+        figures.push(fig(
+            "deliver",
+            &format!("CPU seconds per 1,000 deliveries, {webhooks} webhook(s)"),
+            per_thousand,
+            "s",
+        ));
     }
     Ok(figures)
 }
@@ -171,13 +220,18 @@ async fn latency(scale: Scale) -> anyhow::Result<Vec<Figure>> {
     receiver.wait_for_arrivals(total, PATIENCE).await?;
     let (mut after_202, mut after_send) = (Vec::new(), Vec::new());
     for a in &accepted {
-        let arrival = receiver.arrival(&a.delivery_ids[0]).expect("every delivery arrived");
+        let arrival = receiver
+            .arrival(&a.delivery_ids[0])
+            .expect("every delivery arrived");
         // A delivery can arrive before the client reads its 202: count that as 0.
         after_202.push(arrival.saturating_duration_since(a.accepted).as_secs_f64() * 1000.0);
         after_send.push(arrival.duration_since(a.sent).as_secs_f64() * 1000.0);
     }
     let mut figures = Vec::new();
-    for (label, samples) in [("202 → arrival", &mut after_202), ("send → arrival", &mut after_send)] {
+    for (label, samples) in [
+        ("202 → arrival", &mut after_202),
+        ("send → arrival", &mut after_send),
+    ] {
         for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)] {
             let metric = format!("{label} {name} at {}/s", scale.latency_rate);
             figures.push(fig("latency", &metric, percentile(samples, q), "ms"));
@@ -190,7 +244,9 @@ async fn latency(scale: Scale) -> anyhow::Result<Vec<Figure>> {
 async fn fanout(scale: Scale) -> anyhow::Result<Vec<Figure>> {
     let receiver = Receiver::start(Duration::ZERO).await?;
     let dir = BenchDir::new()?;
-    let urls: Vec<String> = (0..scale.fanout_webhooks).map(|i| format!("{}/hook/{i}", receiver.base)).collect();
+    let urls: Vec<String> = (0..scale.fanout_webhooks)
+        .map(|i| format!("{}/hook/{i}", receiver.base))
+        .collect();
     seed(dir.path(), &urls, true, 0).await?;
     let service = Service::start_in(dir, &[])?;
     let total = scale.fanout_events * scale.fanout_webhooks;
@@ -198,7 +254,10 @@ async fn fanout(scale: Scale) -> anyhow::Result<Vec<Figure>> {
     service.send_events(scale.fanout_events, 4).await?;
     receiver.wait_for_arrivals(total, PATIENCE).await?;
     let rate = total as f64 / start.elapsed().as_secs_f64();
-    let label = format!("deliveries/s, {} events × {} webhooks", scale.fanout_events, scale.fanout_webhooks);
+    let label = format!(
+        "deliveries/s, {} events × {} webhooks",
+        scale.fanout_events, scale.fanout_webhooks
+    );
     Ok(vec![
         fig("fanout", &label, rate, "deliveries/s"),
         fig("fanout", "cost per delivery", 1e6 / rate, "µs"),
@@ -211,7 +270,9 @@ async fn slow_neighbour(scale: Scale) -> anyhow::Result<Vec<Figure>> {
     let mut figures = Vec::new();
     for with_slow in [false, true] {
         let receiver = Receiver::start(Duration::from_millis(scale.neighbour_delay_ms)).await?;
-        let mut urls: Vec<String> = (0..9).map(|i| format!("{}/fast/{i}", receiver.base)).collect();
+        let mut urls: Vec<String> = (0..9)
+            .map(|i| format!("{}/fast/{i}", receiver.base))
+            .collect();
         if with_slow {
             urls.push(format!("{}/slow", receiver.base));
         }
@@ -224,12 +285,31 @@ async fn slow_neighbour(scale: Scale) -> anyhow::Result<Vec<Figure>> {
         let rate = fast as f64 / start.elapsed().as_secs_f64();
         let mut waits: Vec<f64> = accepted
             .iter()
-            .flat_map(|a| a.delivery_ids.iter().filter_map(|id| receiver.arrival(id)).map(|t| t.saturating_duration_since(a.accepted)))
+            .flat_map(|a| {
+                a.delivery_ids
+                    .iter()
+                    .filter_map(|id| receiver.arrival(id))
+                    .map(|t| t.saturating_duration_since(a.accepted))
+            })
             .map(|d| d.as_secs_f64() * 1000.0)
             .collect();
-        let case = if with_slow { "with a 10 s neighbour" } else { "alone" };
-        figures.push(fig("slow-neighbour", &format!("9 fast webhooks' deliveries/s, {case}"), rate, "deliveries/s"));
-        figures.push(fig("slow-neighbour", &format!("fast 202 → arrival p99, {case}"), percentile(&mut waits, 0.99), "ms"));
+        let case = if with_slow {
+            "with a 10 s neighbour"
+        } else {
+            "alone"
+        };
+        figures.push(fig(
+            "slow-neighbour",
+            &format!("9 fast webhooks' deliveries/s, {case}"),
+            rate,
+            "deliveries/s",
+        ));
+        figures.push(fig(
+            "slow-neighbour",
+            &format!("fast 202 → arrival p99, {case}"),
+            percentile(&mut waits, 0.99),
+            "ms",
+        ));
     }
     Ok(figures)
 }
@@ -238,11 +318,20 @@ async fn slow_neighbour(scale: Scale) -> anyhow::Result<Vec<Figure>> {
 async fn log_query(scale: Scale) -> anyhow::Result<Vec<Figure>> {
     let dir = BenchDir::new()?;
     // A disabled webhook: the deliveries stay in the log, never sent.
-    let webhooks = seed(dir.path(), &["http://127.0.0.1:9/never".to_string()], false, scale.log_rows).await?;
+    let webhooks = seed(
+        dir.path(),
+        &["http://127.0.0.1:9/never".to_string()],
+        false,
+        scale.log_rows,
+    )
+    .await?;
     let service = Service::start_in(dir, &[])?;
     let base = "/v1/projects/bench/deliveries";
     let first = service.get(&format!("{base}?limit=50")).await?;
-    let cursor = first["next_cursor"].as_str().unwrap_or_default().to_string();
+    let cursor = first["next_cursor"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let queries = [
         format!("{base}?limit=50"),
         format!("{base}?limit=50&webhook_id={}", webhooks[0]),
@@ -261,7 +350,17 @@ async fn log_query(scale: Scale) -> anyhow::Result<Vec<Figure>> {
     }
     let rows = scale.log_rows;
     Ok(vec![
-        fig("log-query", &format!("page of 50 with filters over {rows} deliveries, p50"), percentile(&mut samples, 0.5), "ms"),
-        fig("log-query", &format!("page of 50 with filters over {rows} deliveries, p99"), percentile(&mut samples, 0.99), "ms"),
+        fig(
+            "log-query",
+            &format!("page of 50 with filters over {rows} deliveries, p50"),
+            percentile(&mut samples, 0.5),
+            "ms",
+        ),
+        fig(
+            "log-query",
+            &format!("page of 50 with filters over {rows} deliveries, p99"),
+            percentile(&mut samples, 0.99),
+            "ms",
+        ),
     ])
 }
