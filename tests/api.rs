@@ -137,23 +137,6 @@ fn status_u16(s: StatusCode) -> u16 {
     s.as_u16()
 }
 
-/// Every field the error names: `field` and each detail's field.
-fn error_fields(error: &Value) -> Vec<String> {
-    let mut fields: Vec<String> = error["field"]
-        .as_str()
-        .map(str::to_string)
-        .into_iter()
-        .collect();
-    if let Some(details) = error["details"].as_array() {
-        fields.extend(
-            details
-                .iter()
-                .filter_map(|d| d["field"].as_str().map(str::to_string)),
-        );
-    }
-    fields
-}
-
 /// Whether the error names `field`, as a JSON pointer or (for serde's
 /// missing/unknown field errors on the root object) by name in its message.
 fn names_field(error: &Value, pointer: &str) -> bool {

@@ -7,7 +7,7 @@ use common::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -16,22 +16,8 @@ use serde_json::{Value, json};
 // Helpers
 // ---------------------------------------------------------------------------
 
-const TEST_FLAGS: [&str; 4] = ["--retry-schedule", "100ms,200ms", "--retry-jitter", "0"];
 /// A valid `whsec_` secret that no webhook has (the Standard Webhooks spec example).
 const OTHER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-fn flags<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut all: Vec<&str> = TEST_FLAGS.to_vec();
-    all.extend_from_slice(extra);
-    all
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 fn compact(value: &Value) -> Vec<u8> {
     serde_json::to_vec(value).unwrap()

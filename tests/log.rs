@@ -8,7 +8,7 @@ use common::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -17,23 +17,9 @@ use serde_json::{Value, json};
 // Helpers
 // ---------------------------------------------------------------------------
 
-const FAST: [&str; 4] = ["--retry-schedule", "100ms,200ms", "--retry-jitter", "0"];
 const MASK: &str = "********";
 const SECRET: &str = "Bearer s3cr3t-receiver-token";
 const PROTECTED: &str = "protected-value-8472";
-
-fn flags<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut all: Vec<&str> = FAST.to_vec();
-    all.extend_from_slice(extra);
-    all
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 fn compact(value: &Value) -> String {
     serde_json::to_string(value).unwrap()
@@ -290,18 +276,7 @@ async fn send(
 fn assert_400_naming(status: StatusCode, body: &Value, field: &str, context: &str) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{context}: {body}");
     let error = &body["error"];
-    let mut named: Vec<String> = error["field"]
-        .as_str()
-        .map(str::to_string)
-        .into_iter()
-        .collect();
-    if let Some(details) = error["details"].as_array() {
-        named.extend(
-            details
-                .iter()
-                .filter_map(|d| d["field"].as_str().map(str::to_string)),
-        );
-    }
+    let named = error_fields(error);
     assert!(
         named.iter().any(|f| f == field),
         "{context}: error does not name {field:?}: {body}"

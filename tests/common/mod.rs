@@ -14,6 +14,40 @@ use serde_json::{Value, json};
 
 pub const ADMIN: &str = "test-admin-token";
 
+/// A short retry schedule without jitter, so retry tests finish fast and exactly.
+pub const TEST_FLAGS: [&str; 4] = ["--retry-schedule", "100ms,200ms", "--retry-jitter", "0"];
+
+/// `TEST_FLAGS` followed by `extra`.
+pub fn flags<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut all: Vec<&str> = TEST_FLAGS.to_vec();
+    all.extend_from_slice(extra);
+    all
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Every field an API error names: `field` and each detail's field.
+pub fn error_fields(error: &Value) -> Vec<String> {
+    let mut fields: Vec<String> = error["field"]
+        .as_str()
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    if let Some(details) = error["details"].as_array() {
+        fields.extend(
+            details
+                .iter()
+                .filter_map(|d| d["field"].as_str().map(str::to_string)),
+        );
+    }
+    fields
+}
+
 /// A running `mlhook serve` process.
 pub struct Server {
     child: Option<Child>,
