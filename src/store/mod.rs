@@ -327,9 +327,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<DueDelivery>>;
     /// Extends the lease of deliveries this node still holds.
     async fn renew_leases(&self, delivery_ids: &[String], lease_until: i64) -> StoreResult<()>;
-    /// Gives up this node's hold on deliveries it will not send now (their
-    /// webhook was disabled); the scheduler finds them again when due.
-    async fn release_leases(&self, delivery_ids: &[String]) -> StoreResult<()>;
     /// Writes attempt rows and the resulting delivery states in one transaction.
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()>;
     async fn get_event(&self, project_id: &str, event_id: &str) -> StoreResult<Option<EventRow>>;

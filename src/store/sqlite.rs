@@ -379,21 +379,14 @@ impl Store for SqliteStore {
             })
             .collect::<StoreResult<_>>()?;
         let ids: Vec<String> = due.iter().map(|d| d.delivery_id.clone()).collect();
-        set_leases(&mut tx, &ids, Some(lease_until)).await?;
+        set_leases(&mut tx, &ids, lease_until).await?;
         tx.commit().await?;
         Ok(due)
     }
 
     async fn renew_leases(&self, delivery_ids: &[String], lease_until: i64) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        set_leases(&mut tx, delivery_ids, Some(lease_until)).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn release_leases(&self, delivery_ids: &[String]) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        set_leases(&mut tx, delivery_ids, None).await?;
+        set_leases(&mut tx, delivery_ids, lease_until).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -973,7 +966,7 @@ async fn update_delivery_states(
 async fn set_leases(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
     ids: &[String],
-    lease_until: Option<i64>,
+    lease_until: i64,
 ) -> StoreResult<()> {
     for chunk in ids.chunks(CHUNK) {
         let mut q = QueryBuilder::<Sqlite>::new("UPDATE deliveries SET lease_until = ");
