@@ -59,18 +59,13 @@ async fn wait_delivery(
     timeout: Duration,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let event = get_event(server, project, event_id).await;
-        let delivery = event["deliveries"][0].clone();
-        if done(&delivery) {
-            return delivery;
-        }
-        if Instant::now() > deadline {
-            panic!("delivery of {event_id} never reached the expected state; last seen: {event}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let path = format!("/v1/projects/{project}/events/{event_id}");
+    let event = server
+        .poll_until(&path, timeout, "the expected delivery state", |e| {
+            done(&e["deliveries"][0])
+        })
+        .await;
+    event["deliveries"][0].clone()
 }
 
 async fn wait_status(server: &Server, project: &str, event_id: &str, status: &str) -> Value {

@@ -573,25 +573,15 @@ fn example(event_type: &str) -> Value {
     Catalog::builtin().get(event_type).unwrap().example.clone()
 }
 
-async fn delivery_detail(server: &Server, delivery_id: &str) -> Value {
-    let (status, body) = server
-        .get(&format!("/v1/projects/p/deliveries/{delivery_id}"))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
-
 /// Polls a delivery until its status is one of `statuses`.
 async fn wait_status(server: &Server, delivery_id: &str, statuses: &[&str]) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let d = delivery_detail(server, delivery_id).await;
-        if statuses.iter().any(|s| d["status"] == *s) {
-            return d;
-        }
-        assert!(Instant::now() < deadline, "delivery stuck: {d}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let path = format!("/v1/projects/p/deliveries/{delivery_id}");
+    let what = format!("one of {statuses:?}");
+    server
+        .poll_until(&path, Duration::from_secs(20), &what, |d| {
+            statuses.iter().any(|s| d["status"] == *s)
+        })
+        .await
 }
 
 fn delivery_id(accepted: &Value) -> String {

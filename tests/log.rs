@@ -210,17 +210,8 @@ async fn wait_delivery(
     what: &str,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let d = delivery(server, project, id).await;
-        if done(&d) {
-            return d;
-        }
-        if Instant::now() > deadline {
-            panic!("delivery {id} never became {what}; last seen: {d}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let path = format!("/v1/projects/{project}/deliveries/{id}");
+    server.poll_until(&path, timeout, what, done).await
 }
 
 async fn wait_status(server: &Server, project: &str, id: &str, status: &str) -> Value {
@@ -235,17 +226,10 @@ async fn webhook(server: &Server, project: &str, id: &str) -> Value {
 }
 
 async fn wait_disabled(server: &Server, project: &str, id: &str, timeout: Duration) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let w = webhook(server, project, id).await;
-        if w["enabled"] == false {
-            return w;
-        }
-        if Instant::now() > deadline {
-            panic!("webhook {id} was never disabled; last seen: {w}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let path = format!("/v1/projects/{project}/webhooks/{id}");
+    server
+        .poll_until(&path, timeout, "disabled", |w| w["enabled"] == false)
+        .await
 }
 
 /// The delivery id of `event_id` for `webhook_id`.

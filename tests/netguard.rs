@@ -90,15 +90,11 @@ async fn a_host_name_resolving_to_loopback_is_blocked_on_every_attempt() {
         .await;
     let delivery = accepted["deliveries"][0].as_str().unwrap();
     let path = format!("/v1/projects/p/deliveries/{delivery}");
-    let mut shown = serde_json::Value::Null;
-    for _ in 0..100 {
-        shown = server.get(&path).await.1;
-        if shown["status"] == "exhausted" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(shown["status"], "exhausted", "{shown}");
+    let shown = server
+        .poll_until(&path, Duration::from_secs(5), "exhausted", |d| {
+            d["status"] == "exhausted"
+        })
+        .await;
     let history = shown["history"].as_array().unwrap();
     assert_eq!(history.len(), 2, "{shown}");
     assert!(

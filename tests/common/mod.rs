@@ -251,6 +251,29 @@ impl Server {
         self.request("DELETE", path, Some(ADMIN), None).await
     }
 
+    /// GETs `path` (as admin) until `done` holds of the answer; panics with
+    /// the last answer after `timeout`.
+    pub async fn poll_until(
+        &self,
+        path: &str,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (status, body) = self.get(path).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            if done(&body) {
+                return body;
+            }
+            if Instant::now() > deadline {
+                panic!("{path} never became {what}; last seen: {body}");
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     pub async fn create_project(&self, id: &str) {
         let (status, body) = self
             .post(
