@@ -33,6 +33,8 @@ pub struct EventRequest {
 pub struct Submission {
     pub event: NewEvent,
     pub family: Option<Family>,
+    /// The project's base for relative links, for the chat formats.
+    pub link_base: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -124,7 +126,12 @@ impl Ingestor {
             lease_until: now + self.lease_ms,
             is_test: false,
         };
-        Ok(Submission { event, family })
+        let link_base = self.subscriptions.link_base(project_id);
+        Ok(Submission {
+            event,
+            family,
+            link_base,
+        })
     }
 
     /// Publishes mlhook's own events as they come, like any client's.
@@ -220,13 +227,18 @@ fn accept(engine: &Engine, submission: Submission, inserted: Inserted) -> Accept
         },
         Inserted::ProjectGone => Accepted::ProjectGone,
         Inserted::Created => {
-            let Submission { event, family } = submission;
+            let Submission {
+                event,
+                family,
+                link_base,
+            } = submission;
             let delivery_ids = event.deliveries.iter().map(|d| d.id.clone()).collect();
             let data = Arc::new(EventData {
                 id: event.id.clone(),
                 project_id: event.project_id,
                 event_type: event.event_type,
                 family,
+                link_base,
                 payload: event.payload,
             });
             for d in event.deliveries {

@@ -5,7 +5,7 @@
 //! project right after the store commits, so routing never sees a deleted
 //! webhook. (Several nodes will refresh on a change notice: PostgreSQL issue.)
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::catalog::ObjectRef;
@@ -19,8 +19,9 @@ pub struct Subscriptions {
 
 #[derive(Default)]
 struct Inner {
-    /// Every project that exists: the ingest path checks it without a query.
-    projects: HashSet<String>,
+    /// Every project that exists, with its base for relative links: the
+    /// ingest path checks it without a query.
+    projects: HashMap<String, Option<String>>,
     by_project: HashMap<String, Arc<[Arc<Webhook>]>>,
     by_id: HashMap<String, Arc<Webhook>>,
 }
@@ -30,7 +31,7 @@ impl Subscriptions {
     pub async fn load(store: &dyn Store) -> StoreResult<Subscriptions> {
         let subs = Subscriptions::default();
         for project in store.list_projects().await? {
-            subs.project_created(&project.id);
+            subs.project_saved(&project.id, project.link_base_url.clone());
         }
         let mut grouped: HashMap<String, Vec<Webhook>> = HashMap::new();
         for webhook in store.list_all_webhooks().await? {
@@ -45,12 +46,16 @@ impl Subscriptions {
         Ok(subs)
     }
 
-    pub fn project_created(&self, project_id: &str) {
-        self.inner
-            .write()
-            .expect("subscriptions lock poisoned")
-            .projects
-            .insert(project_id.to_string());
+    /// Records a created or updated project.
+    pub fn project_saved(&self, project_id: &str, link_base_url: Option<String>) {
+        let mut inner = self.inner.write().expect("subscriptions lock poisoned");
+        inner.projects.insert(project_id.to_string(), link_base_url);
+    }
+
+    /// The project's base URL for relative links, if it set one.
+    pub fn link_base(&self, project_id: &str) -> Option<String> {
+        let inner = self.inner.read().expect("subscriptions lock poisoned");
+        inner.projects.get(project_id).cloned().flatten()
     }
 
     /// Forgets a deleted project and its webhooks.
@@ -68,7 +73,7 @@ impl Subscriptions {
             .read()
             .expect("subscriptions lock poisoned")
             .projects
-            .contains(project_id)
+            .contains_key(project_id)
     }
 
     /// Re-reads one project's webhooks after a change.

@@ -360,6 +360,7 @@ fn event(catalog: &Catalog, event_type: &str, payload: Value) -> EventData {
         event_type: event_type.into(),
         family: catalog.get(event_type).map(|t| t.family),
         payload: prepared.payload.to_string(),
+        link_base: None,
     }
 }
 
@@ -1079,4 +1080,56 @@ fn the_documented_template_example_renders_as_shown() {
         "line 1, column 10 (\"payload.registryModelNam\"): undefined value (unknown variable or \
          field; see docs/destinations/template.md) (rendering MODEL_VERSION_CREATED)"
     );
+}
+
+#[tokio::test]
+async fn a_project_link_base_completes_relative_payload_links() {
+    let server = Server::start().await;
+    let receiver = Receiver::start_with(|_, _| Reply {
+        body: "ok".into(),
+        ..Reply::status(200)
+    })
+    .await;
+    let (status, body) = server
+        .post(
+            "/v1/projects",
+            json!({"id": "v", "name": "Valohai", "link_base_url": "http"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["field"], "/link_base_url");
+    let (status, body) = server
+        .post(
+            "/v1/projects",
+            json!({"id": "v", "name": "Valohai", "link_base_url": "https://app.valohai.com/"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["link_base_url"], "https://app.valohai.com/");
+    server
+        .create_webhook(
+            "v",
+            json!({"url": format!("{}/slack", receiver.url), "events": ["*"], "format": "slack"}),
+        )
+        .await;
+    server
+        .send_event(
+            "v",
+            "execution_completed",
+            json!({"project": "p-1", "body": "finished", "url": "/p/demo/x/execution/42/",
+            "data": {"valohai.project-name": "demo/x", "valohai.execution-counter": 42}}),
+        )
+        .await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    let text = String::from_utf8_lossy(&got[0].body).to_string();
+    assert!(
+        text.contains("https://app.valohai.com/p/demo/x/execution/42/"),
+        "{text}"
+    );
+    // Removing the base leaves relative links out again.
+    let (status, body) = server
+        .patch("/v1/projects/v", json!({"link_base_url": null}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["link_base_url"].is_null(), "{body}");
 }

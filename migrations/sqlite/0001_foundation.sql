@@ -4,6 +4,7 @@
 CREATE TABLE projects (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
+    link_base_url TEXT,               -- prefixes relative links in payloads (Valohai's url)
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL
 );

@@ -326,11 +326,13 @@ fn prepare(
 
 /// A stored event as the delivery path renders it.
 pub(super) fn event_data(state: &AppState, event: EventRow) -> EventData {
+    let link_base = state.subscriptions.link_base(&event.project_id);
     EventData {
         family: state.catalog.get(&event.event_type).map(|t| t.family),
         id: event.id,
         project_id: event.project_id,
         event_type: event.event_type,
+        link_base,
         payload: event.payload,
     }
 }

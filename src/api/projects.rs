@@ -27,18 +27,44 @@ pub fn routes() -> Router<AppState> {
 struct ProjectInput {
     id: String,
     name: String,
+    /// Where relative links in payloads point, e.g. `https://app.valohai.com`.
+    #[serde(default)]
+    link_base_url: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProjectPatch {
     name: Option<String>,
+    /// `null` removes it.
+    #[serde(default, deserialize_with = "present_or_null")]
+    link_base_url: Option<Option<String>>,
+}
+
+/// Tells "field absent" (None) from "field null" (Some(None)).
+fn present_or_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// A link base must be an absolute http(s) URL.
+fn check_link_base(url: Option<&str>) -> Result<(), ApiError> {
+    let Some(url) = url else { return Ok(()) };
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(()),
+        _ => Err(ApiError::invalid_field(
+            "/link_base_url",
+            "must be an absolute http(s) URL",
+        )),
+    }
 }
 
 #[derive(Serialize)]
 struct ProjectView {
     id: String,
     name: String,
+    link_base_url: Option<String>,
     created_at: String,
     updated_at: String,
 }
@@ -48,6 +74,7 @@ impl From<Project> for ProjectView {
         ProjectView {
             id: p.id,
             name: p.name,
+            link_base_url: p.link_base_url,
             created_at: millis_to_rfc3339(p.created_at),
             updated_at: millis_to_rfc3339(p.updated_at),
         }
@@ -95,15 +122,19 @@ async fn create(
     caller.require_admin()?;
     check_slug(&input.id)?;
     check_name(&input.name)?;
+    check_link_base(input.link_base_url.as_deref())?;
     let now = now_millis();
     let project = Project {
         id: input.id,
         name: input.name,
+        link_base_url: input.link_base_url,
         created_at: now,
         updated_at: now,
     };
     state.store.create_project(&project).await?;
-    state.subscriptions.project_created(&project.id);
+    state
+        .subscriptions
+        .project_saved(&project.id, project.link_base_url.clone());
     Ok((StatusCode::CREATED, Json(project.into())))
 }
 
@@ -139,8 +170,15 @@ async fn update(
         check_name(&name)?;
         project.name = name;
     }
+    if let Some(link_base_url) = patch.link_base_url {
+        check_link_base(link_base_url.as_deref())?;
+        project.link_base_url = link_base_url;
+    }
     project.updated_at = now_millis();
     state.store.update_project(&project).await?;
+    state
+        .subscriptions
+        .project_saved(&project.id, project.link_base_url.clone());
     Ok(Json(project.into()))
 }
 

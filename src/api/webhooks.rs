@@ -321,6 +321,7 @@ fn test_event(
         family: state.catalog.get(&sent_type).map(|t| t.family),
         event_type: sent_type,
         payload: payload.to_string(),
+        link_base: state.subscriptions.link_base(&webhook.project_id),
     })
 }
 

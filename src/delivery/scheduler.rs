@@ -54,6 +54,7 @@ async fn claim_all_due(shared: &Arc<Shared>) -> Result<(), crate::store::StoreEr
 
 fn job_for(shared: &Shared, d: DueDelivery) -> Job {
     let family = shared.catalog.get(&d.event_type).map(|t| t.family);
+    let link_base = shared.subscriptions.link_base(&d.project_id);
     Job {
         delivery_id: d.delivery_id,
         webhook_id: d.webhook_id,
@@ -64,6 +65,7 @@ fn job_for(shared: &Shared, d: DueDelivery) -> Job {
             project_id: d.project_id,
             event_type: d.event_type,
             family,
+            link_base,
             payload: d.payload,
         }),
     }

@@ -44,6 +44,8 @@ pub struct EventData {
     pub family: Option<Family>,
     /// The normalised payload, compact JSON.
     pub payload: String,
+    /// The project's base for relative links in the payload, if it set one.
+    pub link_base: Option<String>,
 }
 
 impl EventData {
@@ -160,8 +162,20 @@ impl Context {
     }
 
     fn from_parts(webhook: &Webhook, event: &EventData, payload: Value) -> Context {
-        let description =
+        let mut description =
             catalog::describe(&event.event_type, event.family, &event.project_id, &payload);
+        if description.link.is_none() {
+            description.link =
+                relative_link(&payload)
+                    .zip(event.link_base.as_deref())
+                    .map(|(path, base)| {
+                        format!(
+                            "{}/{}",
+                            base.trim_end_matches('/'),
+                            path.trim_start_matches('/')
+                        )
+                    });
+        }
         Context {
             event_id: event.id.clone(),
             event_type: event.event_type.clone(),
@@ -180,6 +194,17 @@ impl Context {
     pub fn time_text(&self) -> String {
         self.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }
+}
+
+/// A link the payload gives relative to the vendor's site (Valohai's `url`,
+/// a relative NannyML `report_link`), for the project's base URL to complete.
+fn relative_link(payload: &Value) -> Option<&str> {
+    let candidates = [payload.get("url"), payload.pointer("/payload/report_link")];
+    candidates
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find(|link| link.starts_with('/'))
 }
 
 /// One setting of a format, for a console's form.
@@ -334,6 +359,7 @@ mod tests {
             event_type: "TEST".into(),
             family: None,
             payload: "{}".into(),
+            link_base: None,
         };
         assert_eq!(
             event.time().unwrap().timestamp_millis(),

@@ -86,6 +86,7 @@ pub fn check(template: &Value, webhook: &Webhook, catalog: &Catalog, errors: &mu
             event_type: event_type.clone(),
             family,
             payload: payload.to_string(),
+            link_base: None,
         };
         let ctx = match Context::new(webhook, &event) {
             Ok(ctx) => ctx,

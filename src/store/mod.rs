@@ -33,6 +33,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Project {
     pub id: String,
     pub name: String,
+    /// Where relative links in payloads point (e.g. `https://app.valohai.com`).
+    pub link_base_url: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

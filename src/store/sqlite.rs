@@ -70,6 +70,7 @@ fn project_from_row(row: &SqliteRow) -> StoreResult<Project> {
     Ok(Project {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
+        link_base_url: row.try_get("link_base_url")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -167,10 +168,11 @@ impl Store for SqliteStore {
 
     async fn create_project(&self, p: &Project) -> StoreResult<()> {
         let result = sqlx::query(
-            "INSERT INTO projects (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO projects (id, name, link_base_url, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(&p.id)
         .bind(&p.name)
+        .bind(&p.link_base_url)
         .bind(p.created_at)
         .bind(p.updated_at)
         .execute(&self.writer)
@@ -199,8 +201,9 @@ impl Store for SqliteStore {
     }
 
     async fn update_project(&self, p: &Project) -> StoreResult<()> {
-        sqlx::query("UPDATE projects SET name = ?, updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE projects SET name = ?, link_base_url = ?, updated_at = ? WHERE id = ?")
             .bind(&p.name)
+            .bind(&p.link_base_url)
             .bind(p.updated_at)
             .bind(&p.id)
             .execute(&self.writer)

@@ -350,6 +350,7 @@ pub async fn seed(
         .create_project(&Project {
             id: "bench".into(),
             name: "Bench".into(),
+            link_base_url: None,
             created_at: now,
             updated_at: now,
         })
