@@ -234,19 +234,10 @@ async fn show(
     Path((project, id)): Path<(String, String)>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
     let project = caller.project(&state, &project).await?;
-    let delivery = state
-        .store
-        .get_delivery(&project.id, &id)
+    let delivery = load_delivery(&state, &project.id, &id).await?;
+    let payload = super::events::load_event(&state, &project.id, &delivery.event_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("delivery"))?;
-    let payload = match state
-        .store
-        .get_event(&project.id, &delivery.event_id)
-        .await?
-    {
-        Some(event) => event.payload,
-        None => String::new(),
-    };
+        .payload;
     let attempts = state.store.delivery_attempts(&delivery.id).await?;
     let history = attempts
         .into_iter()
@@ -258,6 +249,19 @@ async fn show(
     }))
 }
 
+/// A delivery of the project, or 404.
+async fn load_delivery(
+    state: &AppState,
+    project_id: &str,
+    id: &str,
+) -> Result<DeliveryRow, ApiError> {
+    state
+        .store
+        .get_delivery(project_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery"))
+}
+
 /// A new attempt now, whatever the delivery's state; it is not retried.
 async fn redeliver(
     caller: Caller,
@@ -265,16 +269,8 @@ async fn redeliver(
     Path((project, id)): Path<(String, String)>,
 ) -> Result<Json<SendOutcome>, ApiError> {
     let project = caller.project(&state, &project).await?;
-    let delivery = state
-        .store
-        .get_delivery(&project.id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("delivery"))?;
-    let event = state
-        .store
-        .get_event(&project.id, &delivery.event_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("event"))?;
+    let delivery = load_delivery(&state, &project.id, &id).await?;
+    let event = super::events::load_event(&state, &project.id, &delivery.event_id).await?;
     let webhook = state
         .store
         .get_webhook(&project.id, &delivery.webhook_id)

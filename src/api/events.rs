@@ -139,11 +139,7 @@ async fn replay(
     Path((project, id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<AcceptedView>), ApiError> {
     let project = caller.project(&state, &project).await?;
-    let event = state
-        .store
-        .get_event(&project.id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("event"))?;
+    let event = load_event(&state, &project.id, &id).await?;
     let webhooks =
         state
             .subscriptions
@@ -195,11 +191,7 @@ async fn show(
     Path((project, id)): Path<(String, String)>,
 ) -> Result<Json<EventDetail>, ApiError> {
     let project = caller.project(&state, &project).await?;
-    let event = state
-        .store
-        .get_event(&project.id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("event"))?;
+    let event = load_event(&state, &project.id, &id).await?;
     let deliveries = state.store.event_deliveries(&event.id).await?;
     Ok(Json(EventDetail {
         event: EventView::new(event)?,
@@ -322,6 +314,19 @@ fn prepare(
         idempotency_key: input.idempotency_key,
     };
     Ok(state.ingestor.prepare(project_id, request, now)?)
+}
+
+/// An event of the project, or 404.
+pub(super) async fn load_event(
+    state: &AppState,
+    project_id: &str,
+    id: &str,
+) -> Result<EventRow, ApiError> {
+    state
+        .store
+        .get_event(project_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("event"))
 }
 
 /// A stored event as the delivery path renders it.

@@ -121,39 +121,37 @@ pub(super) async fn disable(shared: &Arc<Shared>, webhook_id: &str, reason: &str
 }
 
 fn announce_exhausted(shared: &Shared, record: &AttemptRecord, job: &Job) {
-    let name = webhook_name(shared, &job.webhook_id);
-    notify(
-        shared,
-        &job.event.project_id,
-        DELIVERY_EXHAUSTED,
-        json!({
-            "delivery_id": job.delivery_id,
-            "webhook_id": job.webhook_id,
-            "webhook_name": name,
-            "event_id": job.event.id,
-            "event_type": job.event.event_type,
-            "attempts": record.attempt,
-            "last_status_code": record.response_status,
-            "last_error": record.error_message,
-        }),
-    );
+    let extra = json!({
+        "attempts": record.attempt,
+        "last_status_code": record.response_status,
+        "last_error": record.error_message,
+    });
+    announce_delivery(shared, job, DELIVERY_EXHAUSTED, extra);
 }
 
 fn announce_recovery(shared: &Shared, job: &Job) {
-    let name = webhook_name(shared, &job.webhook_id);
-    notify(
-        shared,
-        &job.event.project_id,
-        DELIVERY_RECOVERED,
-        json!({
-            "delivery_id": job.delivery_id,
-            "webhook_id": job.webhook_id,
-            "webhook_name": name,
-            "event_id": job.event.id,
-            "event_type": job.event.event_type,
-            "recovered_at": millis_to_rfc3339(now_millis()),
-        }),
-    );
+    let extra = json!({"recovered_at": millis_to_rfc3339(now_millis())});
+    announce_delivery(shared, job, DELIVERY_RECOVERED, extra);
+}
+
+/// An event about one delivery: who and what it was, then `extra`'s fields.
+fn announce_delivery(
+    shared: &Shared,
+    job: &Job,
+    event_type: &'static str,
+    extra: serde_json::Value,
+) {
+    let mut payload = json!({
+        "delivery_id": job.delivery_id,
+        "webhook_id": job.webhook_id,
+        "webhook_name": webhook_name(shared, &job.webhook_id),
+        "event_id": job.event.id,
+        "event_type": job.event.event_type,
+    });
+    if let (Some(fields), serde_json::Value::Object(more)) = (payload.as_object_mut(), extra) {
+        fields.extend(more);
+    }
+    notify(shared, &job.event.project_id, event_type, payload);
 }
 
 fn webhook_name(shared: &Shared, webhook_id: &str) -> String {
