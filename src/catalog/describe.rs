@@ -9,7 +9,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Family, Object, ObjectRef, executions, monitoring, operational, registry, requests};
+use super::{
+    Family, Object, ObjectRef, executions, mlflow, monitoring, operational, registry, requests,
+};
 
 /// A run of the summary: plain text, or text linking somewhere.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -97,6 +99,7 @@ pub fn describe(
         Some(Family::ModelRegistry | Family::Test) => registry::describe(event_type, fields),
         Some(Family::Executions) => executions::describe(event_type, fields),
         Some(Family::Operational) => operational::describe(event_type, fields),
+        Some(Family::Mlflow) => mlflow::describe(event_type, fields),
         None => None,
     };
     let mut d = described.unwrap_or_else(|| Description::generic(event_type, project_id));
@@ -115,6 +118,7 @@ pub fn object_of(event_type: &str, family: Option<Family>, payload: &Value) -> O
         Family::ModelRegistry | Family::Test => registry::object_of(event_type, fields),
         Family::Executions => executions::object_of(event_type, fields),
         Family::Operational => None,
+        Family::Mlflow => mlflow::object_of(event_type, fields),
     }
 }
 

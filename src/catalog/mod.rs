@@ -13,6 +13,7 @@
 
 mod describe;
 mod executions;
+pub mod mlflow;
 mod monitoring;
 pub mod operational;
 mod registry;
@@ -39,6 +40,8 @@ pub enum Family {
     Test,
     /// mlhook's own events about delivery health.
     Operational,
+    /// MLflow's own webhook bodies, received through an MLflow source.
+    Mlflow,
 }
 
 /// The object an event is about; subscriptions filter on it.
@@ -162,6 +165,7 @@ impl Catalog {
             executions::specs(),
             registry::test_specs(),
             operational::specs(),
+            mlflow::specs(),
         ];
         Self::from_specs(specs.into_iter().flatten())
     }
@@ -427,6 +431,21 @@ mod tests {
                 "mlhook.webhook.disabled",
                 "mlhook.delivery.exhausted",
                 "mlhook.delivery.recovered",
+                "mlflow.registered_model.created",
+                "mlflow.model_version.created",
+                "mlflow.model_version_tag.set",
+                "mlflow.model_version_tag.deleted",
+                "mlflow.model_version_alias.created",
+                "mlflow.model_version_alias.deleted",
+                "mlflow.prompt.created",
+                "mlflow.prompt_version.created",
+                "mlflow.prompt_tag.set",
+                "mlflow.prompt_tag.deleted",
+                "mlflow.prompt_version_tag.set",
+                "mlflow.prompt_version_tag.deleted",
+                "mlflow.prompt_alias.created",
+                "mlflow.prompt_alias.deleted",
+                "mlflow.budget_policy.exceeded",
             ]
         );
         let families: Vec<Family> = catalog.list().map(|t| t.family).collect();
