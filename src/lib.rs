@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod error;

@@ -1,6 +1,6 @@
 //! The `mlhook` command.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use mlhook::config::{LogFormat, ServeArgs, ServeConfig};
 use tracing_subscriber::EnvFilter;
 
@@ -8,9 +8,13 @@ use tracing_subscriber::EnvFilter;
 #[command(
     name = "mlhook",
     version,
-    about = "Durable, signed webhooks for machine-learning platforms"
+    about = "Durable, signed webhooks for machine-learning platforms",
+    after_help = "Exit codes: 0 ok, 1 the API answered an error, 2 usage error, 3 cannot connect.\n\
+                  Example: mlhook --url http://127.0.0.1:8080 --token \"$TOKEN\" --project fraud-team webhooks list"
 )]
 struct Cli {
+    #[command(flatten)]
+    global: mlhook::cli::Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -21,12 +25,15 @@ enum Command {
     ///
     /// Example: mlhook serve --listen 127.0.0.1:8080 --data-dir ./mlhook-data
     Serve(ServeArgs),
+    #[command(flatten)]
+    Client(mlhook::cli::Command),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => run_serve(args),
+        Command::Client(command) => mlhook::cli::run(cli.global, command, Cli::command),
     }
 }
 
