@@ -74,6 +74,17 @@ pub struct ServeArgs {
     /// Log output: pretty or json [default: pretty].
     #[arg(long, env = "MLHOOK_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// File holding the key that seals secrets at rest, created (0600) when
+    /// missing; MLHOOK_SECRET_KEY overrides it [default: <data-dir>/secret.key].
+    #[arg(long, env = "MLHOOK_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+    /// How long a rotated-out signing key keeps signing [default: 24h].
+    #[arg(long, env = "MLHOOK_SIGNING_GRACE_PERIOD")]
+    pub signing_grace_period: Option<String>,
+    /// Failed authentications one client may make per minute before it is
+    /// answered 429 [default: 20].
+    #[arg(long, env = "MLHOOK_AUTH_FAILURES_PER_MINUTE")]
+    pub auth_failures_per_minute: Option<u32>,
 }
 
 /// The TOML file: the same settings, all optional.
@@ -95,6 +106,9 @@ struct FileConfig {
     allow_networks: Option<Vec<String>>,
     https_only: Option<bool>,
     log_format: Option<LogFormat>,
+    secret_key_file: Option<PathBuf>,
+    signing_grace_period: Option<String>,
+    auth_failures_per_minute: Option<u32>,
 }
 
 /// The resolved settings the service runs with.
@@ -112,6 +126,11 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// `MLHOOK_ADMIN_TOKEN`: read from the environment only, never a flag or file.
     pub admin_token: Option<String>,
+    /// `MLHOOK_SECRET_KEY`: environment only, like the admin token.
+    pub secret_key: Option<String>,
+    pub secret_key_file: PathBuf,
+    pub signing_grace_period: Duration,
+    pub auth_failures_per_minute: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,15 +211,20 @@ impl ServeConfig {
             )?,
             network: std::sync::Arc::new(network.clone()),
         };
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./mlhook-data"));
         Ok(ServeConfig {
             listen: args
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
-            data_dir: args
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("./mlhook-data")),
+            secret_key_file: args
+                .secret_key_file
+                .or(file.secret_key_file)
+                .unwrap_or_else(|| data_dir.join("secret.key")),
+            data_dir,
             max_body_bytes: match args.max_body_size.or(file.max_body_size) {
                 Some(text) => parse_size(&text).map_err(|m| invalid("max_body_size", m))?,
                 None => 1024 * 1024,
@@ -218,11 +242,24 @@ impl ServeConfig {
             )?,
             network,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
-            admin_token: std::env::var("MLHOOK_ADMIN_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty()),
+            admin_token: non_empty_env("MLHOOK_ADMIN_TOKEN"),
+            secret_key: non_empty_env("MLHOOK_SECRET_KEY"),
+            signing_grace_period: duration(
+                "signing_grace_period",
+                args.signing_grace_period.or(file.signing_grace_period),
+                Duration::from_secs(24 * 3600),
+            )?,
+            auth_failures_per_minute: args
+                .auth_failures_per_minute
+                .or(file.auth_failures_per_minute)
+                .unwrap_or(20)
+                .max(1),
         })
     }
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 fn networks(list: Option<Vec<String>>) -> Result<Vec<ipnet::IpNet>, ConfigError> {

@@ -20,6 +20,7 @@ pub mod ids;
 pub mod ingest;
 pub mod netguard;
 pub mod retention;
+pub mod secrets;
 pub mod server;
 pub mod signing;
 pub mod store;

@@ -14,6 +14,7 @@ use crate::config::ServeConfig;
 use crate::delivery::Engine;
 use crate::ingest::Ingestor;
 use crate::retention;
+use crate::secrets::SecretBox;
 use crate::store::{SqliteStore, Store, TokenKind};
 use crate::subscriptions::Subscriptions;
 
@@ -21,8 +22,10 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let _lock = lock_data_dir(&config.data_dir)?;
+    let secrets = SecretBox::load(config.secret_key.as_deref(), &config.secret_key_file)
+        .context("cannot load the key that seals secrets at rest")?;
     let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&config.data_dir)
+        SqliteStore::open(&config.data_dir, Arc::new(secrets))
             .await
             .context("cannot open the store")?,
     );
@@ -65,6 +68,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         network: config.delivery.network.clone(),
         admin_token_hash,
         token_cache: Arc::default(),
+        auth_failures: Arc::new(auth::AuthFailures::new(config.auth_failures_per_minute)),
+        signing_grace_ms: config.signing_grace_period.as_millis() as i64,
         max_body_bytes: config.max_body_bytes,
         lease_ms,
     };
@@ -77,7 +82,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     println!("mlhook listening on http://{address}");
     tracing::info!(%address, data_dir = %config.data_dir.display(), "mlhook started");
 
-    axum::serve(listener, api::router(state))
+    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("API stopped; finishing deliveries in flight");

@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::catalog::{Catalog, ObjectRef};
 use crate::error::FieldError;
+pub use crate::signing::Scheme;
 
 /// How the body of a delivery is rendered; see `formats` for each one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -228,7 +229,10 @@ pub struct Webhook {
     pub scope: Scope,
     pub headers: Vec<Header>,
     pub secret: Option<String>,
+    /// The key deliveries are signed with: `whsec_…` (HMAC) or `whsk_…` (ed25519).
     pub signing_secret: String,
+    /// The key before the last rotation, still signing until it expires.
+    pub previous_signing: Option<PreviousSigningKey>,
     pub include_result: bool,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
@@ -241,7 +245,48 @@ pub struct Webhook {
     pub rate_limit: Option<RateLimit>,
 }
 
+/// A rotated-out signing key and the end of its grace period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousSigningKey {
+    pub key: String,
+    pub expires_at: i64,
+}
+
 impl Webhook {
+    /// The keys that sign a request sent at `now`: the current one, and the
+    /// previous one while its grace period lasts.
+    pub fn signing_keys(&self, now: i64) -> impl Iterator<Item = &str> {
+        let previous = self
+            .previous_signing
+            .as_ref()
+            .filter(|p| p.expires_at > now)
+            .map(|p| p.key.as_str());
+        std::iter::once(self.signing_secret.as_str()).chain(previous)
+    }
+
+    pub fn signing_scheme(&self) -> Scheme {
+        Scheme::of_key(&self.signing_secret)
+    }
+
+    /// Replaces the signing key with a fresh one (of `scheme`, else the same
+    /// scheme); the old key keeps signing for `grace_ms`.
+    pub fn rotate_signing_key(&mut self, scheme: Option<Scheme>, grace_ms: i64, now: i64) {
+        let fresh = scheme.unwrap_or(self.signing_scheme()).generate();
+        let old = std::mem::replace(&mut self.signing_secret, fresh);
+        self.previous_signing = (grace_ms > 0).then(|| PreviousSigningKey {
+            key: old,
+            expires_at: now + grace_ms,
+        });
+        self.updated_at = now;
+    }
+
+    /// The public key receivers verify `v1a` signatures with (ed25519 only).
+    pub fn signing_public_key(&self) -> Option<String> {
+        crate::signing::public_key(&self.signing_secret)
+            .ok()
+            .flatten()
+    }
+
     /// The pace deliveries go out at: the webhook's own, else its format's.
     pub fn effective_rate_limit(&self) -> Option<RateLimit> {
         self.rate_limit.or_else(|| self.format.default_rate_limit())
@@ -280,6 +325,12 @@ impl Webhook {
             template: self.format_config.template.clone(),
             rate_limit: self.rate_limit,
             effective_rate_limit: self.effective_rate_limit(),
+            signing_scheme: self.signing_scheme(),
+            signing_public_key: self.signing_public_key(),
+            previous_signing_key_expires_at: self
+                .previous_signing
+                .as_ref()
+                .map(|p| crate::ids::millis_to_rfc3339(p.expires_at)),
             include_result: self.include_result,
             enabled: self.enabled,
             disabled_reason: self.disabled_reason.clone(),
@@ -334,6 +385,13 @@ pub struct WebhookView {
     /// The pace that applies (the webhook's own or its format's default).
     #[serde(default)]
     pub effective_rate_limit: Option<RateLimit>,
+    pub signing_scheme: Scheme,
+    /// ed25519 only: the `whpk_` key receivers verify with (public by nature).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_public_key: Option<String>,
+    /// During a rotation: until when the previous key signs too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_signing_key_expires_at: Option<String>,
     pub include_result: bool,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
@@ -384,6 +442,9 @@ pub struct WebhookInput {
     pub template: Option<serde_json::Value>,
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// `hmac_sha256` (default, `v1`) or `ed25519` (`v1a`).
+    #[serde(default)]
+    pub signing_scheme: Scheme,
 }
 
 fn enabled_by_default() -> bool {
@@ -452,7 +513,8 @@ impl Webhook {
             scope,
             headers,
             secret: input.secret,
-            signing_secret: crate::signing::generate_secret(),
+            signing_secret: input.signing_scheme.generate(),
+            previous_signing: None,
             include_result: input.include_result,
             enabled: input.enabled,
             disabled_reason: None,

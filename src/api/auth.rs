@@ -4,6 +4,7 @@
 //! answer that creates it.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -50,22 +51,40 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Who is calling: the admin, or a token of one project.
+/// Who is calling: what the token may reach, and which token it was.
 #[derive(Debug, Clone)]
-pub enum Caller {
+pub struct Caller {
+    pub access: Access,
+    /// Names the token in the audit log: its prefix and kind, never the token.
+    pub actor: String,
+}
+
+/// What a token may reach: everything (admin) or one project.
+#[derive(Debug, Clone)]
+pub enum Access {
     Admin,
     Project { project_id: String, kind: TokenKind },
 }
 
 impl Caller {
     pub fn is_admin(&self) -> bool {
-        matches!(self, Caller::Admin)
+        matches!(self.access, Access::Admin)
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        matches!(
+            self.access,
+            Access::Project {
+                kind: TokenKind::Read,
+                ..
+            }
+        )
     }
 
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        match self {
-            Caller::Admin => Ok(()),
-            Caller::Project { .. } => Err(ApiError::new(
+        match self.access {
+            Access::Admin => Ok(()),
+            Access::Project { .. } => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "this route needs the admin token",
@@ -75,25 +94,18 @@ impl Caller {
 
     /// Secrets are shown to tokens that may write, never to read-only ones.
     pub fn require_write(&self) -> Result<(), ApiError> {
-        match self {
-            Caller::Project {
-                kind: TokenKind::Read,
-                ..
-            } => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "this token may only read",
-            )),
-            _ => Ok(()),
+        if self.is_read_only() {
+            return Err(read_only());
         }
+        Ok(())
     }
 
     /// Whether the caller may see `project_id` at all. A project token asking
     /// for another project gets the same 404 as for a project that does not exist.
     pub fn may_see(&self, project_id: &str) -> bool {
-        match self {
-            Caller::Admin => true,
-            Caller::Project {
+        match &self.access {
+            Access::Admin => true,
+            Access::Project {
                 project_id: own, ..
             } => own == project_id,
         }
@@ -137,6 +149,11 @@ impl TokenCache {
             .map(|(c, _)| c.clone())
     }
 
+    /// Forgets every verified token: after a revocation.
+    pub fn clear(&self) {
+        self.entries.lock().expect("token cache poisoned").clear();
+    }
+
     fn put(&self, hash: String, caller: Caller) {
         let mut entries = self.entries.lock().expect("token cache poisoned");
         if entries.len() > 10_000 {
@@ -153,23 +170,85 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
-        let caller = resolve(state, token)
-            .await?
-            .ok_or_else(ApiError::unauthorized)?;
-        if let Caller::Project {
-            kind: TokenKind::Read,
-            ..
-        } = caller
-            && !matches!(parts.method, Method::GET | Method::HEAD)
-        {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "this token may only read",
-            ));
+        let client = client_address(parts);
+        state.auth_failures.check(client)?;
+        let caller = match bearer(parts) {
+            Some(token) => resolve(state, token).await?,
+            None => None,
+        };
+        let Some(caller) = caller else {
+            state.auth_failures.record(client);
+            return Err(ApiError::unauthorized());
+        };
+        if caller.is_read_only() && !matches!(parts.method, Method::GET | Method::HEAD) {
+            return Err(read_only());
         }
         Ok(caller)
+    }
+}
+
+fn read_only() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "this token may only read",
+    )
+}
+
+/// The peer address, when the server was started with connect info.
+fn client_address(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
+/// Slows down token guessing: a client whose requests failed authentication
+/// `per_minute` times within a minute is answered 429 until the minute ends,
+/// without its tokens being looked at.
+pub struct AuthFailures {
+    per_minute: u32,
+    clients: Mutex<HashMap<Option<IpAddr>, (Instant, u32)>>,
+}
+
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+impl AuthFailures {
+    pub fn new(per_minute: u32) -> AuthFailures {
+        AuthFailures {
+            per_minute,
+            clients: Mutex::default(),
+        }
+    }
+
+    fn check(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
+        let clients = self.clients.lock().expect("auth failures poisoned");
+        let Some((since, count)) = clients.get(&client) else {
+            return Ok(());
+        };
+        let elapsed = since.elapsed();
+        if elapsed >= FAILURE_WINDOW || *count < self.per_minute {
+            return Ok(());
+        }
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_failed_authentications",
+            "too many requests with a missing or invalid token; wait and retry",
+        );
+        error.retry_after_secs = Some((FAILURE_WINDOW - elapsed).as_secs().max(1) as u32);
+        Err(error)
+    }
+
+    fn record(&self, client: Option<IpAddr>) {
+        let mut clients = self.clients.lock().expect("auth failures poisoned");
+        if clients.len() > 10_000 {
+            clients.retain(|_, (since, _)| since.elapsed() < FAILURE_WINDOW);
+        }
+        let entry = clients.entry(client).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= FAILURE_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
     }
 }
 
@@ -191,7 +270,10 @@ async fn resolve(state: &AppState, token: &str) -> Result<Option<Caller>, ApiErr
     if let Some(admin) = &state.admin_token_hash
         && bool::from(admin.as_bytes().ct_eq(hash.as_bytes()))
     {
-        return Ok(Some(Caller::Admin));
+        return Ok(Some(Caller {
+            access: Access::Admin,
+            actor: "admin (MLHOOK_ADMIN_TOKEN)".into(),
+        }));
     }
     if let Some(caller) = state.token_cache.get(&hash) {
         return Ok(Some(caller));
@@ -202,10 +284,14 @@ async fn resolve(state: &AppState, token: &str) -> Result<Option<Caller>, ApiErr
     if record.revoked_at.is_some() {
         return Ok(None);
     }
-    let caller = match (record.kind, record.project_id) {
-        (TokenKind::Admin, _) => Caller::Admin,
-        (kind, Some(project_id)) => Caller::Project { project_id, kind },
+    let access = match (record.kind, record.project_id) {
+        (TokenKind::Admin, _) => Access::Admin,
+        (kind, Some(project_id)) => Access::Project { project_id, kind },
         (_, None) => return Ok(None),
+    };
+    let caller = Caller {
+        access,
+        actor: format!("{} ({})", record.prefix, record.kind.as_str()),
     };
     state.token_cache.put(hash, caller.clone());
     Ok(Some(caller))

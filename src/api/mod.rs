@@ -2,12 +2,14 @@
 //! that handlers share. One file per resource; each holds its routes and
 //! request/answer types.
 
+mod audit;
 pub mod auth;
 mod deliveries;
 mod event_types;
 mod events;
 mod health;
 mod projects;
+mod tokens;
 mod webhooks;
 
 use std::sync::Arc;
@@ -35,6 +37,9 @@ pub struct AppState {
     /// Hash of `MLHOOK_ADMIN_TOKEN`, when the operator set one.
     pub admin_token_hash: Option<String>,
     pub token_cache: Arc<auth::TokenCache>,
+    pub auth_failures: Arc<auth::AuthFailures>,
+    /// How long a rotated-out signing key keeps signing.
+    pub signing_grace_ms: i64,
     pub max_body_bytes: usize,
     /// Lease given to deliveries this node creates and sends from memory.
     pub lease_ms: i64,
@@ -45,6 +50,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(projects::routes())
+        .merge(tokens::routes())
+        .merge(audit::routes())
         .merge(event_types::routes())
         .merge(webhooks::routes())
         .merge(events::routes())

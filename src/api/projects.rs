@@ -2,15 +2,15 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Caller, generate_token};
-use super::{ApiJson, AppState};
+use super::auth::Caller;
+use super::{ApiJson, AppState, audit};
 use crate::error::ApiError;
 use crate::ids::{millis_to_rfc3339, now_millis};
-use crate::store::{Project, TokenKind};
+use crate::store::Project;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -19,7 +19,6 @@ pub fn routes() -> Router<AppState> {
             "/v1/projects/{project}",
             get(show).patch(update).delete(remove),
         )
-        .route("/v1/projects/{project}/tokens", post(create_token))
 }
 
 #[derive(Deserialize)]
@@ -60,7 +59,7 @@ fn check_link_base(url: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 struct ProjectView {
     id: String,
     name: String,
@@ -135,7 +134,18 @@ async fn create(
     state
         .subscriptions
         .project_saved(&project.id, project.link_base_url.clone());
-    Ok((StatusCode::CREATED, Json(project.into())))
+    let view = ProjectView::from(project);
+    let changes = serde_json::to_value(&view).expect("views serialise");
+    audit::record(
+        &state,
+        &caller,
+        &view.id,
+        "project.created",
+        &view.id,
+        changes,
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 async fn list(
@@ -166,6 +176,7 @@ async fn update(
     ApiJson(patch): ApiJson<ProjectPatch>,
 ) -> Result<Json<ProjectView>, ApiError> {
     let mut project = caller.project(&state, &project).await?;
+    let before = serde_json::to_value(ProjectView::from(project.clone())).expect("views serialise");
     if let Some(name) = patch.name {
         check_name(&name)?;
         project.name = name;
@@ -179,7 +190,22 @@ async fn update(
     state
         .subscriptions
         .project_saved(&project.id, project.link_base_url.clone());
-    Ok(Json(project.into()))
+    let view = ProjectView::from(project);
+    let mut changes = audit::view_changes(
+        before,
+        serde_json::to_value(&view).expect("views serialise"),
+    );
+    changes.remove("updated_at");
+    audit::record(
+        &state,
+        &caller,
+        &view.id,
+        "project.updated",
+        &view.id,
+        changes.into(),
+    )
+    .await;
+    Ok(Json(view))
 }
 
 /// Deletes the project with its webhooks, events, deliveries and tokens.
@@ -196,71 +222,14 @@ async fn remove(
         .subscriptions
         .refresh_project(&*state.store, &project)
         .await?;
+    audit::record(
+        &state,
+        &caller,
+        &project,
+        "project.deleted",
+        &project,
+        serde_json::json!({}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct TokenInput {
-    #[serde(default)]
-    name: Option<String>,
-    /// `write` (default) or `read`.
-    #[serde(default)]
-    kind: Option<String>,
-}
-
-#[derive(Serialize)]
-struct CreatedToken {
-    id: String,
-    /// The token itself: shown in this answer only.
-    token: String,
-    prefix: String,
-    kind: &'static str,
-    project_id: String,
-    name: Option<String>,
-    created_at: String,
-}
-
-async fn create_token(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(project): Path<String>,
-    super::ApiJsonOrDefault(input): super::ApiJsonOrDefault<TokenInput>,
-) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    let project = caller.project(&state, &project).await?;
-    let kind = match input.kind.as_deref() {
-        None | Some("write") => TokenKind::Write,
-        Some("read") => TokenKind::Read,
-        Some(_) => {
-            return Err(ApiError::invalid_field(
-                "/kind",
-                "must be \"write\" or \"read\"",
-            ));
-        }
-    };
-    if let Caller::Project {
-        kind: TokenKind::Read,
-        ..
-    } = caller
-    {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "a read token cannot create tokens",
-        ));
-    }
-    let (token, record) = generate_token(kind, Some(&project.id), input.name);
-    state.store.insert_token(&record).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedToken {
-            id: record.id,
-            token,
-            prefix: record.prefix,
-            kind: kind.as_str(),
-            project_id: project.id,
-            name: record.name,
-            created_at: millis_to_rfc3339(record.created_at),
-        }),
-    ))
 }

@@ -11,12 +11,12 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::deliveries::{SendOutcome, manual_record};
-use super::{ApiJson, AppState, parse_time};
+use super::{ApiJson, ApiJsonOrDefault, AppState, audit, parse_time};
 use crate::error::ApiError;
 use crate::formats::EventData;
 use crate::ids::{millis_to_rfc3339, new_id, now_millis};
 use crate::store::{DeliveryStatus, NewDelivery, NewEvent, StatusCounts};
-use crate::webhook::{Webhook, WebhookInput, WebhookPatch, WebhookView};
+use crate::webhook::{Scheme, Webhook, WebhookInput, WebhookPatch, WebhookView};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -28,6 +28,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/v1/projects/{project}/webhooks/{id}/signing-secret",
             get(signing_secret),
+        )
+        .route(
+            "/v1/projects/{project}/webhooks/{id}/signing-secret/rotate",
+            post(rotate_signing_secret),
         )
         .route("/v1/projects/{project}/webhooks/{id}/stats", get(stats))
         .route("/v1/projects/{project}/webhooks/{id}/test", post(test))
@@ -47,13 +51,49 @@ struct WebhookList {
 struct CreatedWebhook {
     #[serde(flatten)]
     webhook: WebhookView,
-    /// Shown here and by `GET …/signing-secret` only.
-    signing_secret: String,
+    #[serde(flatten)]
+    signing: SigningKey,
 }
 
+/// What a receiver verifies with. For HMAC that is the shared `whsec_`
+/// secret, shown at creation and on explicit request only; for ed25519 the
+/// `whpk_` public key (the `whsk_` secret is never shown).
 #[derive(Serialize)]
-struct SigningSecret {
-    signing_secret: String,
+struct SigningKey {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signing_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signing_public_key: Option<String>,
+    signing_scheme: Scheme,
+    /// During a rotation: until when the previous key signs too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_key_expires_at: Option<String>,
+}
+
+impl SigningKey {
+    fn of(webhook: &Webhook) -> SigningKey {
+        let scheme = webhook.signing_scheme();
+        SigningKey {
+            signing_secret: (scheme == Scheme::HmacSha256).then(|| webhook.signing_secret.clone()),
+            signing_public_key: webhook.signing_public_key(),
+            signing_scheme: scheme,
+            previous_key_expires_at: webhook
+                .previous_signing
+                .as_ref()
+                .map(|p| millis_to_rfc3339(p.expires_at)),
+        }
+    }
+}
+
+/// `POST …/signing-secret/rotate`; both fields optional.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateInput {
+    /// Switch scheme on rotation; default: keep the current one.
+    signing_scheme: Option<Scheme>,
+    /// How long the old key keeps signing, e.g. "1h" or "0s" [default: the
+    /// server's --signing-grace-period].
+    grace_period: Option<String>,
 }
 
 async fn list(
@@ -83,9 +123,20 @@ async fn create(
         .subscriptions
         .refresh_project(&*state.store, &project.id)
         .await?;
+    let view = webhook.view();
+    let changes = serde_json::to_value(&view).expect("views serialise");
+    audit::record(
+        &state,
+        &caller,
+        &project.id,
+        "webhook.created",
+        &webhook.id,
+        changes,
+    )
+    .await;
     let created = CreatedWebhook {
-        webhook: webhook.view(),
-        signing_secret: webhook.signing_secret.clone(),
+        webhook: view,
+        signing: SigningKey::of(&webhook),
     };
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -133,6 +184,7 @@ async fn update(
     ApiJson(patch): ApiJson<WebhookPatch>,
 ) -> Result<Json<WebhookView>, ApiError> {
     let mut webhook = load(&caller, &state, &project, &id).await?;
+    let before = webhook.clone();
     let was_enabled = webhook.enabled;
     webhook
         .apply(patch, &state.catalog, now_millis())
@@ -147,6 +199,16 @@ async fn update(
         .subscriptions
         .refresh_project(&*state.store, &webhook.project_id)
         .await?;
+    let changes = audit::webhook_changes(&before, &webhook);
+    audit::record(
+        &state,
+        &caller,
+        &webhook.project_id,
+        "webhook.updated",
+        &webhook.id,
+        changes,
+    )
+    .await;
     Ok(Json(webhook.view()))
 }
 
@@ -164,6 +226,16 @@ async fn remove(
         .subscriptions
         .refresh_project(&*state.store, &webhook.project_id)
         .await?;
+    let changes = serde_json::json!({"name": webhook.name, "url": webhook.url});
+    audit::record(
+        &state,
+        &caller,
+        &webhook.project_id,
+        "webhook.deleted",
+        &webhook.id,
+        changes,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -171,13 +243,54 @@ async fn signing_secret(
     caller: Caller,
     State(state): State<AppState>,
     Path((project, id)): Path<(String, String)>,
-) -> Result<Json<SigningSecret>, ApiError> {
+) -> Result<Json<SigningKey>, ApiError> {
     caller.require_write()?;
     let webhook = load(&caller, &state, &project, &id).await?;
-    Ok(Json(SigningSecret {
-        signing_secret: webhook.signing_secret,
-    }))
+    Ok(Json(SigningKey::of(&webhook)))
 }
+
+/// A new signing key; the old one keeps signing (a second signature in the
+/// same header) for the grace period, so receivers can switch without a gap.
+async fn rotate_signing_secret(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((project, id)): Path<(String, String)>,
+    ApiJsonOrDefault(input): ApiJsonOrDefault<RotateInput>,
+) -> Result<Json<SigningKey>, ApiError> {
+    let mut webhook = load(&caller, &state, &project, &id).await?;
+    let grace_ms = match &input.grace_period {
+        None => state.signing_grace_ms,
+        Some(text) => humantime::parse_duration(text.trim())
+            .map(|d| d.as_millis() as i64)
+            .map_err(|e| ApiError::invalid_field("/grace_period", e.to_string()))?,
+    };
+    if grace_ms > MAX_GRACE_MS {
+        return Err(ApiError::invalid_field(
+            "/grace_period",
+            "must be at most 30 days",
+        ));
+    }
+    let before = webhook.clone();
+    webhook.rotate_signing_key(input.signing_scheme, grace_ms, now_millis());
+    state.store.update_webhook(&webhook).await?;
+    state
+        .subscriptions
+        .refresh_project(&*state.store, &webhook.project_id)
+        .await?;
+    let changes = audit::webhook_changes(&before, &webhook);
+    audit::record(
+        &state,
+        &caller,
+        &webhook.project_id,
+        "webhook.signing_key_rotated",
+        &webhook.id,
+        changes,
+    )
+    .await;
+    Ok(Json(SigningKey::of(&webhook)))
+}
+
+const MAX_GRACE_MS: i64 = 30 * 24 * 3600 * 1000;
 
 #[derive(Serialize)]
 struct WindowStats {

@@ -127,8 +127,9 @@ impl Sender {
             kind: "render",
             message: e.to_string(),
         })?;
-        let signature = crate::signing::sign(
-            &webhook.signing_secret,
+        // During a key rotation the old key signs too: one header, two signatures.
+        let signature = crate::signing::sign_all(
+            webhook.signing_keys(timestamp * 1000),
             delivery_id,
             timestamp,
             &rendered.body,

@@ -4,6 +4,7 @@
 //! The store knows rows, not HTTP and not formats. Writes on the hot path take
 //! batches (`insert_events`, `record_attempts`) so callers can group-commit.
 
+pub mod sealed;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -25,6 +26,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("the secret key does not open this database's secrets: start with the MLHOOK_SECRET_KEY (or key file) it was written with")]
+    WrongSecretKey,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -77,6 +80,21 @@ pub struct TokenRecord {
     pub name: Option<String>,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+}
+
+/// One change to a project, a token or a webhook, as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub id: String,
+    pub project_id: Option<String>,
+    pub at: i64,
+    /// Who: the token's prefix and kind (never the token).
+    pub actor: String,
+    /// What, e.g. `webhook.updated`.
+    pub action: String,
+    pub target_id: String,
+    /// JSON: the fields that changed, secrets only as "changed".
+    pub changes: serde_json::Value,
 }
 
 /// One accepted event and the deliveries it fans out to, written together.
@@ -304,6 +322,19 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()>;
     async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>>;
     async fn has_admin_token(&self) -> StoreResult<bool>;
+    /// A project's tokens, oldest first, revoked ones included.
+    async fn list_tokens(&self, project_id: &str) -> StoreResult<Vec<TokenRecord>>;
+    /// Marks a token revoked; false when the project has no such live token.
+    async fn revoke_token(&self, project_id: &str, token_id: &str, at: i64) -> StoreResult<bool>;
+
+    async fn append_audit(&self, record: &AuditRecord) -> StoreResult<()>;
+    /// A project's audit records, newest first, older than `before` (an id).
+    async fn list_audit(
+        &self,
+        project_id: &str,
+        before: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>>;
 
     async fn create_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
     async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()>;

@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,7 +19,8 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::*;
-use crate::webhook::{Format, Webhook};
+use crate::secrets::SecretBox;
+use crate::webhook::{Format, PreviousSigningKey, Webhook};
 
 /// Rows per multi-row statement, well under SQLite's bound-variable limit.
 const CHUNK: usize = 400;
@@ -29,11 +31,13 @@ pub struct SqliteStore {
     /// The one writer connection. Writers queue here, in process, instead of
     /// meeting on SQLite's lock, whose busy handler sleeps for milliseconds.
     writer: SqlitePool,
+    /// Seals webhook secrets before they are written, opens them when read.
+    secrets: Arc<SecretBox>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) `<data_dir>/mlhook.db` and applies migrations.
-    pub async fn open(data_dir: &Path) -> StoreResult<SqliteStore> {
+    pub async fn open(data_dir: &Path, secrets: Arc<SecretBox>) -> StoreResult<SqliteStore> {
         let path = data_dir.join("mlhook.db");
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
@@ -50,7 +54,56 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool, writer })
+        let store = SqliteStore {
+            pool,
+            writer,
+            secrets,
+        };
+        store.check_secret_key().await?;
+        store.seal_clear_secrets().await?;
+        Ok(store)
+    }
+
+    /// A database written with one key cannot be read with another: say so at
+    /// start, not as a corrupt row on the first delivery.
+    async fn check_secret_key(&self) -> StoreResult<()> {
+        const CHECK: &str = "mlhook secret key check";
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = 'secret_key_check'")
+                .fetch_optional(&self.writer)
+                .await?;
+        match stored {
+            Some(sealed) => match self.secrets.open(&sealed) {
+                Ok(text) if text == CHECK => Ok(()),
+                _ => Err(StoreError::WrongSecretKey),
+            },
+            None => {
+                sqlx::query("INSERT INTO settings (key, value) VALUES ('secret_key_check', ?)")
+                    .bind(self.secrets.seal(CHECK))
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Seals secrets a database from before sealing existed holds in clear text.
+    async fn seal_clear_secrets(&self) -> StoreResult<()> {
+        let rows = sqlx::query("SELECT * FROM webhooks")
+            .fetch_all(&self.writer)
+            .await?;
+        for row in &rows {
+            let stored = webhook_from_row(row)?;
+            if sealed::has_clear_secrets(&stored) {
+                let clear = sealed::open_webhook(stored, &self.secrets)?;
+                self.update_webhook(&clear).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn open_webhook(&self, row: &SqliteRow) -> StoreResult<Webhook> {
+        sealed::open_webhook(webhook_from_row(row)?, &self.secrets)
     }
 
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
@@ -91,6 +144,18 @@ fn token_from_row(row: &SqliteRow) -> StoreResult<TokenRecord> {
     })
 }
 
+fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditRecord> {
+    Ok(AuditRecord {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        at: row.try_get("at")?,
+        actor: row.try_get("actor")?,
+        action: row.try_get("action")?,
+        target_id: row.try_get("target_id")?,
+        changes: from_json("changes", row.try_get("changes")?)?,
+    })
+}
+
 fn webhook_from_row(row: &SqliteRow) -> StoreResult<Webhook> {
     let format: String = row.try_get("format")?;
     Ok(Webhook {
@@ -106,6 +171,7 @@ fn webhook_from_row(row: &SqliteRow) -> StoreResult<Webhook> {
         headers: from_json("headers", row.try_get("headers")?)?,
         secret: row.try_get("secret")?,
         signing_secret: row.try_get("signing_secret")?,
+        previous_signing: previous_signing_from_row(row)?,
         include_result: row.try_get("include_result")?,
         enabled: row.try_get("enabled")?,
         disabled_reason: row.try_get("disabled_reason")?,
@@ -118,6 +184,14 @@ fn webhook_from_row(row: &SqliteRow) -> StoreResult<Webhook> {
             .map(|text| from_json("rate_limit", text))
             .transpose()?,
     })
+}
+
+fn previous_signing_from_row(row: &SqliteRow) -> StoreResult<Option<PreviousSigningKey>> {
+    let key: Option<String> = row.try_get("previous_signing_secret")?;
+    let expires_at: Option<i64> = row.try_get("previous_signing_expires_at")?;
+    Ok(key
+        .zip(expires_at)
+        .map(|(key, expires_at)| PreviousSigningKey { key, expires_at }))
 }
 
 /// Binds a webhook's columns in the order of `WEBHOOK_COLUMNS`.
@@ -145,11 +219,14 @@ fn bind_webhook<'q>(
         .bind(w.updated_at)
         .bind(to_json(&w.format_config))
         .bind(w.rate_limit.as_ref().map(to_json))
+        .bind(w.previous_signing.as_ref().map(|p| &p.key))
+        .bind(w.previous_signing.as_ref().map(|p| p.expires_at))
 }
 
 const WEBHOOK_COLUMNS: &str = "id, project_id, name, description, url, format, events, scope, headers, secret, \
      signing_secret, include_result, enabled, disabled_reason, disabled_at, created_at, updated_at, \
-     format_config, rate_limit";
+     format_config, rate_limit, previous_signing_secret, previous_signing_expires_at";
+const WEBHOOK_VALUES: &str = "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -254,43 +331,81 @@ impl Store for SqliteStore {
         Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
+    async fn list_tokens(&self, project_id: &str) -> StoreResult<Vec<TokenRecord>> {
+        let rows = sqlx::query("SELECT * FROM tokens WHERE project_id = ? ORDER BY id")
+            .bind(project_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(&self, project_id: &str, token_id: &str, at: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked_at = ? WHERE id = ? AND project_id = ? AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(token_id)
+        .bind(project_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn append_audit(&self, r: &AuditRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (id, project_id, at, actor, action, target_id, changes) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.id)
+        .bind(&r.project_id)
+        .bind(r.at)
+        .bind(&r.actor)
+        .bind(&r.action)
+        .bind(&r.target_id)
+        .bind(to_json(&r.changes))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        project_id: &str,
+        before: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE project_id = ? AND (? IS NULL OR id < ?) \
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(project_id)
+        .bind(before)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
-        let sql = format!(
-            "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-        );
-        bind_webhook(sqlx::query(&sql), w)
+        let sealed = sealed::seal_webhook(w, &self.secrets);
+        let sql = format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ({WEBHOOK_VALUES})");
+        bind_webhook(sqlx::query(&sql), &sealed)
             .execute(&self.writer)
             .await?;
         Ok(())
     }
 
     async fn update_webhook(&self, w: &Webhook) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE webhooks SET name = ?, description = ?, url = ?, format = ?, events = ?, scope = ?, \
-             headers = ?, secret = ?, signing_secret = ?, include_result = ?, enabled = ?, \
-             disabled_reason = ?, disabled_at = ?, updated_at = ?, format_config = ?, rate_limit = ? \
-             WHERE id = ? AND project_id = ?",
-        )
-        .bind(&w.name)
-        .bind(&w.description)
-        .bind(&w.url)
-        .bind(w.format.as_str())
-        .bind(to_json(&w.events))
-        .bind(to_json(&w.scope))
-        .bind(to_json(&w.headers))
-        .bind(&w.secret)
-        .bind(&w.signing_secret)
-        .bind(w.include_result)
-        .bind(w.enabled)
-        .bind(&w.disabled_reason)
-        .bind(w.disabled_at)
-        .bind(w.updated_at)
-        .bind(to_json(&w.format_config))
-        .bind(w.rate_limit.as_ref().map(to_json))
-        .bind(&w.id)
-        .bind(&w.project_id)
-        .execute(&self.writer)
-        .await?;
+        let sealed = sealed::seal_webhook(w, &self.secrets);
+        let sql = format!(
+            "UPDATE webhooks SET ({WEBHOOK_COLUMNS}) = ({WEBHOOK_VALUES}) WHERE id = ? AND project_id = ?"
+        );
+        bind_webhook(sqlx::query(&sql), &sealed)
+            .bind(&w.id)
+            .bind(&w.project_id)
+            .execute(&self.writer)
+            .await?;
         Ok(())
     }
 
@@ -309,7 +424,7 @@ impl Store for SqliteStore {
             .bind(project_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(webhook_from_row).transpose()
+        row.as_ref().map(|r| self.open_webhook(r)).transpose()
     }
 
     async fn list_webhooks(&self, project_id: &str) -> StoreResult<Vec<Webhook>> {
@@ -317,14 +432,14 @@ impl Store for SqliteStore {
             .bind(project_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(webhook_from_row).collect()
+        rows.iter().map(|r| self.open_webhook(r)).collect()
     }
 
     async fn list_all_webhooks(&self) -> StoreResult<Vec<Webhook>> {
         let rows = sqlx::query("SELECT * FROM webhooks ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(webhook_from_row).collect()
+        rows.iter().map(|r| self.open_webhook(r)).collect()
     }
 
     async fn insert_events(

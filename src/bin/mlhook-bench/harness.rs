@@ -343,7 +343,9 @@ pub async fn seed(
     events: usize,
 ) -> anyhow::Result<Vec<String>> {
     use mlhook::store::{NewDelivery, NewEvent, Project, SqliteStore, Store};
-    let store = SqliteStore::open(dir).await?;
+    // The key file the service will find in the same data directory.
+    let secrets = mlhook::secrets::SecretBox::load(None, &dir.join("secret.key"))?;
+    let store = SqliteStore::open(dir, std::sync::Arc::new(secrets)).await?;
     let catalog = mlhook::catalog::Catalog::builtin();
     let now = mlhook::ids::now_millis();
     store

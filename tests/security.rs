@@ -1,0 +1,392 @@
+//! Security end to end: secrets sealed at rest, signing-key rotation and
+//! ed25519 checked by independent verifiers, project tokens, the limit on
+//! failed authentication, and the audit log.
+
+mod common;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn s(v: &Value) -> String {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a string: {v}"))
+        .to_string()
+}
+
+/// Every byte the store keeps on disk: the database, its WAL and shared memory.
+fn store_bytes(server: &Server) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(&server.data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("mlhook.db") {
+            all.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    assert!(all.len() > 4096, "the store files were found");
+    all
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// Sends the catalog's example of the TEST event.
+async fn send_test_event(server: &Server) {
+    let (status, test_type) = server.get("/v1/event-types/TEST").await;
+    assert_eq!(status, 200, "{test_type}");
+    server
+        .send_event("p", "TEST", test_type["example"].clone())
+        .await;
+}
+
+const SECRET: &str = "auth-secret-5f1d2c";
+const PROTECTED: &str = "protected-value-9ab3e1";
+const GITHUB_TOKEN: &str = "ghp_githubtoken7c4e2a";
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_and_a_wrong_key_refuses_to_start() {
+    let mut server = Server::start().await;
+    let receiver = Receiver::start().await;
+    server.create_project("p").await;
+    let hook = server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/in", receiver.url), "events": ["*"], "secret": SECRET,
+                   "headers": [{"key": "X-Api-Key", "value": PROTECTED, "protected": true},
+                               {"key": "X-Team", "value": "ml-platform"}]}),
+        )
+        .await;
+    let signing = s(&hook["signing_secret"]);
+    server
+        .create_webhook(
+            "p",
+            json!({"format": "github_dispatch", "events": ["*"],
+                   "github": {"repository": "o/r", "token": GITHUB_TOKEN,
+                              "api_url": format!("{}/gh", receiver.url)}}),
+        )
+        .await;
+    send_test_event(&server).await;
+    receiver.wait_for(2, Duration::from_secs(10)).await;
+    // The service still uses the secrets it sealed.
+    let first = receiver
+        .received()
+        .into_iter()
+        .find(|r| r.path == "/in")
+        .expect("the plain webhook got the event");
+    assert_eq!(first.header("authorization"), SECRET);
+    assert_eq!(first.header("x-api-key"), PROTECTED);
+    assert!(verify_signature(&signing, &first));
+
+    assert_eq!(server.terminate().code(), Some(0));
+    let disk = store_bytes(&server);
+    for secret in [SECRET, PROTECTED, GITHUB_TOKEN, signing.as_str()] {
+        assert!(
+            !contains(&disk, secret),
+            "{secret} found in the store files"
+        );
+    }
+    assert!(contains(&disk, "ml-platform"), "clear fields stay readable");
+    let key_file = server.data_dir.join("secret.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // Another key cannot open them: the start fails and says why.
+    let real_key = std::fs::read_to_string(&key_file).unwrap();
+    std::fs::write(&key_file, B64.encode([9u8; 32])).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mlhook"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&server.data_dir)
+        .env("MLHOOK_ADMIN_TOKEN", ADMIN)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("MLHOOK_SECRET_KEY"), "{stderr}");
+
+    // MLHOOK_SECRET_KEY overrides the file: the right key starts again.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mlhook"))
+        .args(["serve", "--listen", "not-an-address", "--data-dir"])
+        .arg(&server.data_dir)
+        .env("MLHOOK_SECRET_KEY", "short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    std::fs::write(&key_file, real_key).unwrap();
+    server.restart().await;
+    let (status, got) = server
+        .get(&format!(
+            "/v1/projects/p/webhooks/{}/signing-secret",
+            s(&hook["id"])
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(got["signing_secret"], signing.as_str());
+}
+
+#[tokio::test]
+async fn a_rotated_key_signs_beside_the_new_one_until_its_grace_period_ends() {
+    let server = Server::start().await;
+    let receiver = Receiver::start().await;
+    server.create_project("p").await;
+    let hook = server
+        .create_webhook("p", json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    let id = s(&hook["id"]);
+    let old = s(&hook["signing_secret"]);
+    let rotate = format!("/v1/projects/p/webhooks/{id}/signing-secret/rotate");
+
+    let (status, rotated) = server.post(&rotate, json!({"grace_period": "1h"})).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new = s(&rotated["signing_secret"]);
+    assert_ne!(new, old);
+    assert!(rotated["previous_key_expires_at"].is_string(), "{rotated}");
+    send_test_event(&server).await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    let header = got[0].header("webhook-signature").to_string();
+    assert_eq!(header.split(' ').count(), 2, "{header}");
+    assert!(verify_signature(&old, &got[0]), "old key still verifies");
+    assert!(verify_signature(&new, &got[0]), "new key verifies");
+
+    // A rotation without grace drops the old key at once.
+    let (_, again) = server.post(&rotate, json!({"grace_period": "0s"})).await;
+    let newest = s(&again["signing_secret"]);
+    assert!(again.get("previous_key_expires_at").is_none(), "{again}");
+    send_test_event(&server).await;
+    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert!(verify_signature(&newest, &got[1]));
+    assert!(!verify_signature(&new, &got[1]));
+    assert!(!verify_signature(&old, &got[1]));
+
+    let (status, body) = server.post(&rotate, json!({"grace_period": "soon"})).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["field"], "/grace_period");
+}
+
+/// Verifies every `v1a,` signature of a delivery with `ring`, an
+/// implementation independent of the service's.
+fn ed25519_valid(public_key: &str, request: &Received) -> bool {
+    let key = B64
+        .decode(public_key.strip_prefix("whpk_").expect("whpk_ key"))
+        .unwrap();
+    let content = [
+        request.header("webhook-id").as_bytes(),
+        b".",
+        request.header("webhook-timestamp").as_bytes(),
+        b".",
+        &request.body,
+    ]
+    .concat();
+    let verifier = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key);
+    request
+        .header("webhook-signature")
+        .split(' ')
+        .filter_map(|sig| sig.strip_prefix("v1a,"))
+        .any(|sig| verifier.verify(&content, &B64.decode(sig).unwrap()).is_ok())
+}
+
+#[tokio::test]
+async fn ed25519_webhooks_sign_v1a_and_show_only_the_public_key() {
+    let server = Server::start().await;
+    let receiver = Receiver::start().await;
+    server.create_project("p").await;
+    let hook = server
+        .create_webhook(
+            "p",
+            json!({"url": receiver.url, "events": ["*"], "signing_scheme": "ed25519"}),
+        )
+        .await;
+    let id = s(&hook["id"]);
+    assert!(hook.get("signing_secret").is_none(), "{hook}");
+    assert_eq!(hook["signing_scheme"], "ed25519");
+    let public = s(&hook["signing_public_key"]);
+    assert!(public.starts_with("whpk_"));
+    let (_, shown) = server
+        .get(&format!("/v1/projects/p/webhooks/{id}/signing-secret"))
+        .await;
+    assert_eq!(shown["signing_public_key"], public.as_str());
+    assert!(!shown.to_string().contains("whsk_"), "{shown}");
+
+    send_test_event(&server).await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert!(got[0].header("webhook-signature").starts_with("v1a,"));
+    assert!(ed25519_valid(&public, &got[0]));
+
+    // Rotating to HMAC: during the grace period both kinds sign.
+    let (status, rotated) = server
+        .post(
+            &format!("/v1/projects/p/webhooks/{id}/signing-secret/rotate"),
+            json!({"signing_scheme": "hmac_sha256"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let secret = s(&rotated["signing_secret"]);
+    send_test_event(&server).await;
+    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert!(verify_signature(&secret, &got[1]), "v1 by standardwebhooks");
+    assert!(ed25519_valid(&public, &got[1]), "v1a by ring");
+    let mut tampered = got[1].clone();
+    tampered.body = bytes::Bytes::from_static(b"{\"forged\":true}");
+    assert!(!ed25519_valid(&public, &tampered));
+    assert!(!verify_signature(&secret, &tampered));
+}
+
+#[tokio::test]
+async fn project_tokens_are_listed_without_the_token_and_revoked_at_once() {
+    let server = Server::start().await;
+    server.create_project("p").await;
+    let (status, created) = server
+        .post(
+            "/v1/projects/p/tokens",
+            json!({"name": "ci", "kind": "read"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = s(&created["token"]);
+    let id = s(&created["id"]);
+    let (status, _) = server
+        .request("GET", "/v1/projects/p/webhooks", Some(&token), None)
+        .await;
+    assert_eq!(status, 200);
+
+    let (status, list) = server.get("/v1/projects/p/tokens").await;
+    assert_eq!(status, 200);
+    let listed = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id.as_str())
+        .expect("the token is listed");
+    assert_eq!(listed["prefix"], created["prefix"]);
+    assert!(token.starts_with(&s(&listed["prefix"])));
+    assert_eq!(listed["kind"], "read");
+    assert!(listed["revoked_at"].is_null());
+    assert!(!list.to_string().contains(&token), "{list}");
+
+    let (status, _) = server.delete(&format!("/v1/projects/p/tokens/{id}")).await;
+    assert_eq!(status, 204);
+    let (status, body) = server
+        .request("GET", "/v1/projects/p/webhooks", Some(&token), None)
+        .await;
+    assert_eq!(status, 401, "{body}");
+    let (_, list) = server.get("/v1/projects/p/tokens").await;
+    assert!(list["data"][0]["revoked_at"].is_string(), "{list}");
+    let (status, _) = server.delete(&format!("/v1/projects/p/tokens/{id}")).await;
+    assert_eq!(status, 404, "a revoked token cannot be revoked again");
+}
+
+#[tokio::test]
+async fn repeated_failed_authentication_is_answered_429() {
+    let server = Server::start_with(&flags(&["--auth-failures-per-minute", "3"])).await;
+    for _ in 0..3 {
+        let (status, _) = server
+            .request("GET", "/v1/projects", Some("mlh_guess"), None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(format!("{}/v1/projects", server.base))
+        .bearer_auth("mlh_guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Health checks need no token and are not limited.
+    let (status, _) = server.request("GET", "/healthz", None, None).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn the_audit_log_names_the_token_and_masks_secret_values() {
+    let server = Server::start().await;
+    server.create_project("p").await;
+    let (_, created) = server
+        .post("/v1/projects/p/tokens", json!({"name": "deployer"}))
+        .await;
+    let token = s(&created["token"]);
+    let prefix = s(&created["prefix"]);
+    let as_writer = |method: &'static str, path: String, body: Option<Value>| {
+        let server = &server;
+        let token = token.clone();
+        async move {
+            server
+                .request(method, &path, Some(&token), body.as_ref())
+                .await
+        }
+    };
+    let (status, hook) = as_writer(
+        "POST",
+        "/v1/projects/p/webhooks".into(),
+        Some(
+            json!({"url": "http://127.0.0.1:9/x", "events": ["*"], "secret": SECRET,
+                    "headers": [{"key": "X-Key", "value": PROTECTED, "protected": true}]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{hook}");
+    let id = s(&hook["id"]);
+    let path = format!("/v1/projects/p/webhooks/{id}");
+    let (status, _) = as_writer(
+        "PATCH",
+        path.clone(),
+        Some(json!({"name": "renamed", "secret": "another-secret-42"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    as_writer("POST", format!("{path}/signing-secret/rotate"), None).await;
+    let (status, _) = as_writer("DELETE", path, None).await;
+    assert_eq!(status, 204);
+
+    let (status, audit) = server.get("/v1/projects/p/audit").await;
+    assert_eq!(status, 200, "{audit}");
+    let records = audit["data"].as_array().unwrap();
+    let actions: Vec<&str> = records
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "webhook.deleted",
+            "webhook.signing_key_rotated",
+            "webhook.updated",
+            "webhook.created",
+            "token.created",
+            "project.created"
+        ]
+    );
+    assert!(s(&records[0]["actor"]).starts_with(&prefix), "{audit}");
+    assert_eq!(records[5]["actor"], "admin (MLHOOK_ADMIN_TOKEN)");
+    let update = &records[2]["changes"];
+    assert_eq!(update["name"]["to"], "renamed", "{update}");
+    assert_eq!(update["secret"], "changed", "{update}");
+    assert_eq!(records[1]["changes"]["signing_key"], "changed");
+    let text = audit.to_string();
+    for secret in [SECRET, PROTECTED, "another-secret-42", "whsec_"] {
+        assert!(!text.contains(secret), "{secret} in the audit log");
+    }
+    // Pages, newest first.
+    let (_, first) = server.get("/v1/projects/p/audit?limit=4").await;
+    let cursor = s(&first["next_cursor"]);
+    let (_, rest) = server
+        .get(&format!("/v1/projects/p/audit?limit=4&cursor={cursor}"))
+        .await;
+    assert_eq!(rest["data"].as_array().unwrap().len(), 2);
+    assert_eq!(rest["data"][1]["action"], "project.created");
+}
