@@ -390,3 +390,373 @@ async fn the_audit_log_names_the_token_and_masks_secret_values() {
     assert_eq!(rest["data"].as_array().unwrap().len(), 2);
     assert_eq!(rest["data"][1]["action"], "project.created");
 }
+
+/// Who a route lets in, beyond the admin.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Access {
+    /// The admin only (creating and deleting projects).
+    Admin,
+    /// Any valid token: the event catalog, the project list (filtered).
+    AnyToken,
+    /// A token of the project, read or write.
+    ProjectRead,
+    /// A write token of the project.
+    ProjectWrite,
+}
+
+/// Every authenticated route of the API, with bodies that would change
+/// something if the call were let through. The two health routes need no
+/// token, and the MLflow receiving route authenticates by signature
+/// (tests/mlflow.rs); nothing else is left out.
+fn every_route(ids: &Ids, receiver: &str) -> Vec<(&'static str, String, Option<Value>, Access)> {
+    use Access::*;
+    let Ids {
+        webhook,
+        event,
+        delivery,
+        token,
+        source,
+    } = ids;
+    let p = "/v1/projects/a";
+    let hook = json!({"url": format!("{receiver}/stolen"), "events": ["*"]});
+    let test_event = json!({"type": "TEST", "payload": {}});
+    vec![
+        ("GET", "/v1/projects".into(), None, AnyToken),
+        (
+            "POST",
+            "/v1/projects".into(),
+            Some(json!({"id": "intruder", "name": "x"})),
+            Admin,
+        ),
+        ("GET", p.into(), None, ProjectRead),
+        ("PATCH", p.into(), Some(json!({"name": "hacked"})), ProjectWrite),
+        ("DELETE", p.into(), None, Admin),
+        ("GET", "/v1/event-types".into(), None, AnyToken),
+        ("GET", "/v1/event-types/TEST".into(), None, AnyToken),
+        ("GET", format!("{p}/tokens"), None, ProjectRead),
+        ("POST", format!("{p}/tokens"), Some(json!({})), ProjectWrite),
+        ("DELETE", format!("{p}/tokens/{token}"), None, ProjectWrite),
+        ("GET", format!("{p}/audit"), None, ProjectRead),
+        ("GET", format!("{p}/webhooks"), None, ProjectRead),
+        ("POST", format!("{p}/webhooks"), Some(hook.clone()), ProjectWrite),
+        ("POST", format!("{p}/webhooks/validate"), Some(hook), ProjectWrite),
+        ("GET", format!("{p}/webhooks/{webhook}"), None, ProjectRead),
+        (
+            "PATCH",
+            format!("{p}/webhooks/{webhook}"),
+            Some(json!({"name": "hacked"})),
+            ProjectWrite,
+        ),
+        ("DELETE", format!("{p}/webhooks/{webhook}"), None, ProjectWrite),
+        (
+            "GET",
+            format!("{p}/webhooks/{webhook}/signing-secret"),
+            None,
+            ProjectWrite,
+        ),
+        (
+            "POST",
+            format!("{p}/webhooks/{webhook}/signing-secret/rotate"),
+            None,
+            ProjectWrite,
+        ),
+        ("GET", format!("{p}/webhooks/{webhook}/stats"), None, ProjectRead),
+        ("POST", format!("{p}/webhooks/{webhook}/test"), None, ProjectWrite),
+        (
+            "POST",
+            format!("{p}/webhooks/{webhook}/recover"),
+            Some(json!({"since": "2h"})),
+            ProjectWrite,
+        ),
+        ("GET", format!("{p}/events"), None, ProjectRead),
+        ("POST", format!("{p}/events"), Some(test_event.clone()), ProjectWrite),
+        (
+            "POST",
+            format!("{p}/events/batch"),
+            Some(json!({"events": [test_event]})),
+            ProjectWrite,
+        ),
+        ("GET", format!("{p}/events/{event}"), None, ProjectRead),
+        ("POST", format!("{p}/events/{event}/replay"), None, ProjectWrite),
+        ("GET", format!("{p}/deliveries"), None, ProjectRead),
+        ("GET", format!("{p}/deliveries/{delivery}"), None, ProjectRead),
+        (
+            "POST",
+            format!("{p}/deliveries/{delivery}/redeliver"),
+            None,
+            ProjectWrite,
+        ),
+        ("GET", format!("{p}/sources"), None, ProjectRead),
+        (
+            "POST",
+            format!("{p}/sources"),
+            Some(json!({"name": "intruder", "secret": "an-intruders-source-secret"})),
+            ProjectWrite,
+        ),
+        ("GET", format!("{p}/sources/{source}"), None, ProjectRead),
+        ("DELETE", format!("{p}/sources/{source}"), None, ProjectWrite),
+        ("GET", format!("{p}/sources/{source}/log"), None, ProjectRead),
+    ]
+}
+
+struct Ids {
+    webhook: String,
+    event: String,
+    delivery: String,
+    token: String,
+    source: String,
+}
+
+async fn token_for(server: &Server, project: &str, kind: &str) -> (String, String) {
+    let (status, created) = server
+        .post(
+            &format!("/v1/projects/{project}/tokens"),
+            json!({"kind": kind}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    (s(&created["token"]), s(&created["id"]))
+}
+
+/// Everything of project `a` a leaking route could change or reveal.
+async fn snapshot(server: &Server) -> Vec<Value> {
+    let mut all = Vec::new();
+    for path in [
+        "/v1/projects",
+        "/v1/projects/a/webhooks",
+        "/v1/projects/a/tokens",
+        "/v1/projects/a/events",
+        "/v1/projects/a/deliveries",
+        "/v1/projects/a/sources",
+    ] {
+        let (status, body) = server.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        all.push(body);
+    }
+    all
+}
+
+#[tokio::test]
+async fn every_route_keeps_out_missing_wrong_revoked_read_only_and_foreign_tokens() {
+    // Every failure comes from one address: lift the failed-auth limit here.
+    let server = Server::start_with(&flags(&["--auth-failures-per-minute", "100000"])).await;
+    let receiver = Receiver::start().await;
+    server.create_project("a").await;
+    server.create_project("b").await;
+    let hook = server
+        .create_webhook("a", json!({"url": receiver.url, "events": ["*"]}))
+        .await;
+    let accepted = server
+        .send_event(
+            "a",
+            "TEST",
+            server.get("/v1/event-types/TEST").await.1["example"].clone(),
+        )
+        .await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let (status, source) = server
+        .post(
+            "/v1/projects/a/sources",
+            json!({"name": "mlflow", "secret": "source-secret-of-project-a"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{source}");
+    let (_, spare_token) = token_for(&server, "a", "write").await;
+    let ids = Ids {
+        webhook: s(&hook["id"]),
+        event: s(&accepted["id"]),
+        delivery: s(&accepted["deliveries"][0]),
+        token: spare_token,
+        source: s(&source["id"]),
+    };
+    let (read_a, _) = token_for(&server, "a", "read").await;
+    let (revoked_a, revoked_id) = token_for(&server, "a", "write").await;
+    let (status, _) = server
+        .delete(&format!("/v1/projects/a/tokens/{revoked_id}"))
+        .await;
+    assert_eq!(status, 204);
+    let (write_b, _) = token_for(&server, "b", "write").await;
+    let before = snapshot(&server).await;
+    let received_before = receiver.count();
+
+    let routes = every_route(&ids, &receiver.url);
+    for (method, path, body, access) in &routes {
+        let server = &server;
+        let call = |token: Option<String>| async move {
+            server
+                .request(method, path, token.as_deref(), body.as_ref())
+                .await
+        };
+        let context = |who: &str| format!("{method} {path} with {who}");
+        for (who, token) in [
+            ("no token", None),
+            ("a wrong token", Some("mlh_not-a-token".to_string())),
+            ("a revoked token", Some(revoked_a.clone())),
+        ] {
+            let (status, answer) = call(token).await;
+            assert_eq!(status, 401, "{}: {answer}", context(who));
+            assert_eq!(answer["error"]["code"], "unauthorized");
+        }
+
+        let (status, answer) = call(Some(read_a.clone())).await;
+        let read_only_refused = matches!(access, Access::Admin | Access::ProjectWrite);
+        if read_only_refused {
+            assert_eq!(status, 403, "{}: {answer}", context("a read token"));
+        } else {
+            assert!(status.is_success(), "{}: {answer}", context("a read token"));
+        }
+
+        let (status, answer) = call(Some(write_b.clone())).await;
+        match access {
+            Access::Admin => assert_eq!(status, 403, "{}: {answer}", context("b's token")),
+            Access::AnyToken => {
+                assert_eq!(status, 200, "{}: {answer}", context("b's token"));
+                assert!(!answer.to_string().contains("\"a\""), "{answer}");
+            }
+            Access::ProjectRead | Access::ProjectWrite => {
+                // Exactly what a project that does not exist answers.
+                let elsewhere = path.replacen("/v1/projects/a", "/v1/projects/zz-none", 1);
+                let (none_status, none_answer) = server
+                    .request(method, &elsewhere, Some(&write_b), body.as_ref())
+                    .await;
+                assert_eq!(status, 404, "{}: {answer}", context("b's token"));
+                assert_eq!((status, &answer), (none_status, &none_answer), "{path}");
+            }
+        }
+    }
+    assert_eq!(snapshot(&server).await, before, "nothing of a changed");
+    assert_eq!(
+        receiver.settle(Duration::from_millis(300)).await.len(),
+        received_before,
+        "no request was sent for a refused call"
+    );
+
+    // The routes exist: the admin reaches every read route.
+    for (method, path, _, _) in routes.iter().filter(|r| r.0 == "GET") {
+        let (status, answer) = server.request(method, path, Some(ADMIN), None).await;
+        assert_eq!(status, 200, "{method} {path} as admin: {answer}");
+    }
+}
+
+/// Runs the whole life of webhooks holding every kind of secret — sends that
+/// fail and retry, tests, validations, redeliveries, rotation, reads of every
+/// list — then looks for each secret in everything the service wrote: its
+/// log, its data directory, and every API answer except the two that exist
+/// to show one (token creation, the signing secret on request).
+#[tokio::test]
+async fn no_secret_appears_in_logs_store_files_or_api_answers() {
+    let mut server = Server::start().await;
+    // Fails the first attempt of everything, so errors and retries are logged.
+    let receiver = Receiver::start_with(|n, _| Reply::status(if n % 2 == 0 { 500 } else { 200 })).await;
+    server.create_project("p").await;
+    let mut answers: Vec<String> = Vec::new();
+    let mut shown_once: Vec<String> = Vec::new();
+
+    let (_, created) = server
+        .post("/v1/projects/p/tokens", json!({"kind": "write"}))
+        .await;
+    let project_token = s(&created["token"]);
+    let hook = server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/plain", receiver.url), "events": ["*"], "secret": SECRET,
+                   "headers": [{"key": "X-Api-Key", "value": PROTECTED, "protected": true}]}),
+        )
+        .await;
+    let signing = s(&hook["signing_secret"]);
+    shown_once.push(hook.to_string());
+    let github = server
+        .create_webhook(
+            "p",
+            json!({"format": "github_dispatch", "events": ["*"],
+                   "github": {"repository": "o/r", "token": GITHUB_TOKEN,
+                              "api_url": format!("{}/gh", receiver.url)}}),
+        )
+        .await;
+    shown_once.push(github.to_string());
+    const SOURCE_SECRET: &str = "mlflow-source-secret-3e9d1f";
+    let (status, source) = server
+        .post(
+            "/v1/projects/p/sources",
+            json!({"name": "mlflow", "secret": SOURCE_SECRET}),
+        )
+        .await;
+    assert_eq!(status, 201, "{source}");
+    answers.push(source.to_string());
+
+    let hook_path = format!("/v1/projects/p/webhooks/{}", s(&hook["id"]));
+    let example = server.get("/v1/event-types/TEST").await.1["example"].clone();
+    let accepted = server.send_event("p", "TEST", example).await;
+    receiver.wait_for(4, Duration::from_secs(15)).await;
+    let calls: Vec<(&str, String, Option<Value>)> = vec![
+        ("POST", format!("{hook_path}/test"), None),
+        (
+            "POST",
+            "/v1/projects/p/webhooks/validate".into(),
+            Some(json!({"url": format!("{}/v", receiver.url), "events": ["*"],
+                        "secret": SECRET,
+                        "headers": [{"key": "X-Api-Key", "value": PROTECTED, "protected": true}]})),
+        ),
+        (
+            "POST",
+            format!("/v1/projects/p/deliveries/{}/redeliver", s(&accepted["deliveries"][0])),
+            None,
+        ),
+        ("PATCH", hook_path.clone(), Some(json!({"name": "renamed"}))),
+        ("POST", format!("{hook_path}/signing-secret/rotate"), None),
+        ("GET", "/v1/projects/p/webhooks".into(), None),
+        ("GET", hook_path.clone(), None),
+        ("GET", format!("{hook_path}/stats"), None),
+        ("GET", "/v1/projects/p/events".into(), None),
+        ("GET", format!("/v1/projects/p/events/{}", s(&accepted["id"])), None),
+        ("GET", "/v1/projects/p/tokens".into(), None),
+        ("GET", "/v1/projects/p/audit".into(), None),
+        ("GET", "/v1/projects/p/sources".into(), None),
+        ("GET", format!("/v1/projects/p/sources/{}", s(&source["id"])), None),
+    ];
+    for (method, path, body) in &calls {
+        let (status, answer) = server.request(method, path, Some(ADMIN), body.as_ref()).await;
+        assert!(status.is_success(), "{method} {path}: {answer}");
+        answers.push(answer.to_string());
+    }
+    // Every delivery and its attempts, as the log shows them.
+    let (_, deliveries) = server.get("/v1/projects/p/deliveries").await;
+    answers.push(deliveries.to_string());
+    for d in deliveries["data"].as_array().unwrap() {
+        let (_, detail) = server
+            .get(&format!("/v1/projects/p/deliveries/{}", s(&d["id"])))
+            .await;
+        assert!(detail["history"].as_array().is_some_and(|a| !a.is_empty()), "{detail}");
+        answers.push(detail.to_string());
+    }
+    let (_, revealed) = server.get(&format!("{hook_path}/signing-secret")).await;
+    let rotated_signing = s(&revealed["signing_secret"]);
+    assert_eq!(server.terminate().code(), Some(0));
+
+    let log = server.log();
+    assert!(log.contains("delivery"), "the log was captured");
+    let disk = store_bytes(&server);
+    let secrets = [
+        SECRET,
+        PROTECTED,
+        GITHUB_TOKEN,
+        SOURCE_SECRET,
+        ADMIN,
+        project_token.as_str(),
+        signing.as_str(),
+        rotated_signing.as_str(),
+    ];
+    for secret in secrets {
+        assert!(!log.contains(secret), "{secret} in the server log");
+        assert!(!contains(&disk, secret), "{secret} in the store files");
+        for answer in &answers {
+            assert!(!answer.contains(secret), "{secret} in an API answer: {answer}");
+        }
+    }
+    // The creation answers show the signing secret, and nothing else secret.
+    for answer in &shown_once {
+        for secret in [SECRET, PROTECTED, GITHUB_TOKEN] {
+            assert!(!answer.contains(secret), "{secret} in {answer}");
+        }
+    }
+}
