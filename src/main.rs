@@ -70,3 +70,35 @@ fn init_logging(format: LogFormat) {
         LogFormat::Json => builder.json().init(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every command a person can run shows, in its --help, how to run it.
+    #[test]
+    fn every_command_has_an_example_in_its_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                let help = [sub.get_after_help(), sub.get_long_about()]
+                    .into_iter()
+                    .flatten()
+                    .map(|text| text.to_string())
+                    .collect::<String>();
+                if !help.contains("Example") {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "mlhook", &mut missing);
+        assert!(missing.is_empty(), "no example in: {missing:?}");
+    }
+}

@@ -281,6 +281,7 @@ fn webhook_body(f: WebhookFields) -> Result<Map<String, Value>, CliError> {
         "rate_limit",
         f.rate_limit.as_deref().map(rate_limit).transpose()?,
     );
+    set("signing_scheme", f.signing_scheme.map(Value::from));
     if !f.events.is_empty() {
         set("events", Some(f.events.into()));
     }
@@ -390,12 +391,24 @@ async fn webhooks(ctx: &Ctx, command: WebhooksCommand) -> Result<(), CliError> {
                 .await?;
             ctx.show(&answer, print_outcome);
         }
-        WebhooksCommand::SigningSecret { id, rotate } => {
+        WebhooksCommand::SigningSecret {
+            id,
+            rotate,
+            scheme,
+            grace_period,
+        } => {
             let answer = if rotate {
+                let mut body = Map::new();
+                if let Some(scheme) = scheme {
+                    body.insert("signing_scheme".into(), scheme.into());
+                }
+                if let Some(grace) = grace_period {
+                    body.insert("grace_period".into(), grace.into());
+                }
                 ctx.api
                     .post(
                         &ctx.in_project(&["webhooks", &id, "signing-secret", "rotate"])?,
-                        None,
+                        Some(&Value::Object(body)),
                     )
                     .await?
             } else {
@@ -403,10 +416,19 @@ async fn webhooks(ctx: &Ctx, command: WebhooksCommand) -> Result<(), CliError> {
                     .get(&ctx.in_project(&["webhooks", &id, "signing-secret"])?, &[])
                     .await?
             };
-            // The secret alone, so that `$(mlhook webhooks signing-secret …)` is the secret.
-            ctx.show(&answer, |v| match v["signing_secret"].as_str() {
-                Some(secret) => println!("{secret}"),
-                None => print!("{}", fields(v, &[])),
+            // The key alone, so that `$(mlhook webhooks signing-secret …)` is the key;
+            // the rest (scheme, end of the old key's grace) on stderr.
+            ctx.show(&answer, |v| {
+                let key = v["signing_secret"]
+                    .as_str()
+                    .or(v["signing_public_key"].as_str());
+                match key {
+                    Some(key) => {
+                        println!("{key}");
+                        eprint!("{}", fields(v, &["signing_secret", "signing_public_key"]));
+                    }
+                    None => print!("{}", fields(v, &[])),
+                }
             });
         }
     }

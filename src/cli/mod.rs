@@ -210,6 +210,10 @@ pub struct WebhookFields {
     /// Most deliveries per second (5/s) or per minute (100/m).
     #[arg(long, value_name = "N/s|N/m")]
     pub rate_limit: Option<String>,
+    /// Signature: hmac_sha256 (whsec_ secret) or ed25519 (whpk_ public key); on create only,
+    /// `signing-secret --rotate --scheme` changes it later.
+    #[arg(long, value_name = "SCHEME", value_parser = ["hmac_sha256", "ed25519"])]
+    pub signing_scheme: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,15 +264,22 @@ pub enum WebhooksCommand {
         after_help = "Example: mlhook webhooks validate --endpoint https://hooks.example.com/ml --event RUN_COMPLETED"
     )]
     Validate(WebhookFields),
-    /// Print the signing secret (whsec_…), or make a new one with --rotate.
+    /// Print what receivers verify with: the signing secret (whsec_…) or, for ed25519, the
+    /// public key (whpk_…); --rotate makes a new one.
     #[command(
-        after_help = "Example: mlhook listen --secret \"$(mlhook webhooks signing-secret wh_0193…)\""
+        after_help = "Examples:\n  mlhook listen --secret \"$(mlhook webhooks signing-secret wh_0193…)\"\n  mlhook webhooks signing-secret wh_0193… --rotate --grace-period 24h"
     )]
     SigningSecret {
         id: String,
-        /// Replace the secret with a new one.
+        /// Replace the key with a new one; the old one keeps signing for the grace period.
         #[arg(long)]
         rotate: bool,
+        /// With --rotate: switch to hmac_sha256 or ed25519.
+        #[arg(long, requires = "rotate", value_parser = ["hmac_sha256", "ed25519"])]
+        scheme: Option<String>,
+        /// With --rotate: how long the old key keeps signing, e.g. 1h or 0s [default: the server's].
+        #[arg(long, requires = "rotate", value_name = "DURATION")]
+        grace_period: Option<String>,
     },
 }
 
