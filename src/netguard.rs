@@ -151,26 +151,53 @@ fn embedded_v4(addr: Ipv6Addr) -> Option<Ipv4Addr> {
     None
 }
 
+/// Looks a host name up: the system resolver in the service, a scripted one
+/// in tests of DNS rebinding.
+pub type Lookup = Arc<
+    dyn Fn(String) -> futures::future::BoxFuture<'static, std::io::Result<Vec<SocketAddr>>>
+        + Send
+        + Sync,
+>;
+
 /// A DNS resolver for the HTTP client that hands it only allowed addresses:
-/// the check happens on the very addresses the connection will use.
-#[derive(Debug, Clone)]
+/// the check happens on the very addresses the connection will use, at every
+/// connection, so a name that changes its answer (DNS rebinding) is caught.
+#[derive(Clone)]
 pub struct GuardedResolver {
     policy: Arc<NetworkPolicy>,
+    lookup: Lookup,
+}
+
+impl std::fmt::Debug for GuardedResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuardedResolver")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GuardedResolver {
     pub fn new(policy: Arc<NetworkPolicy>) -> GuardedResolver {
-        GuardedResolver { policy }
+        let system: Lookup = Arc::new(|host: String| {
+            Box::pin(
+                async move { Ok(tokio::net::lookup_host((host.as_str(), 0)).await?.collect()) },
+            )
+        });
+        GuardedResolver::with_lookup(policy, system)
+    }
+
+    pub fn with_lookup(policy: Arc<NetworkPolicy>, lookup: Lookup) -> GuardedResolver {
+        GuardedResolver { policy, lookup }
     }
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let policy = self.policy.clone();
+        let lookup = self.lookup.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let found = lookup(host.clone()).await?;
             let mut first_refusal = None;
             let allowed: Vec<SocketAddr> = found
                 .into_iter()
@@ -280,6 +307,66 @@ mod tests {
                 .unwrap_err()
                 .contains("https-only")
         );
+    }
+
+    /// Listeners on 127.0.0.2 and 127.0.0.1 sharing one port number.
+    async fn same_port_on_two_addresses() -> (tokio::net::TcpListener, tokio::net::TcpListener, u16)
+    {
+        for _ in 0..50 {
+            let first = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+            let port = first.local_addr().unwrap().port();
+            if let Ok(second) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                return (first, second, port);
+            }
+        }
+        panic!("no port was free on both 127.0.0.2 and 127.0.0.1");
+    }
+
+    /// DNS rebinding: a name answers an allowed address first and a blocked
+    /// one on the second lookup. Two real listeners on loopback stand for the
+    /// two hosts; only the allowed one may ever see a request.
+    #[tokio::test]
+    async fn a_name_that_rebinds_to_a_blocked_address_is_refused_on_the_next_connection() {
+        let (allowed, forbidden, port) = same_port_on_two_addresses().await;
+        let hits = Arc::new([
+            std::sync::atomic::AtomicUsize::new(0),
+            std::sync::atomic::AtomicUsize::new(0),
+        ]);
+        for (i, listener) in [allowed, forbidden].into_iter().enumerate() {
+            let hits = hits.clone();
+            let app = axum::Router::new().fallback(move || {
+                hits[i].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { "ok" }
+            });
+            tokio::spawn(async move { axum::serve(listener, app).await });
+        }
+        let lookups = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let script: Lookup = {
+            let lookups = lookups.clone();
+            Arc::new(move |_host| {
+                let n = lookups.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let ip = if n == 0 { "127.0.0.2" } else { "127.0.0.1" };
+                Box::pin(async move { Ok(vec![SocketAddr::new(ip.parse().unwrap(), port)]) })
+            })
+        };
+        let policy = Arc::new(NetworkPolicy {
+            allow: vec!["127.0.0.2/32".parse().unwrap()],
+            https_only: false,
+        });
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(GuardedResolver::with_lookup(policy, script)))
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let url = format!("http://rebinding.test:{port}/hook");
+        let first = client.post(&url).send().await.unwrap();
+        assert_eq!(first.status(), 200);
+        let second = client.post(&url).send().await.unwrap_err();
+        let chain = format!("{:?}", second);
+        assert!(chain.contains("loopback"), "{chain}");
+        assert_eq!(lookups.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(hits[0].load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(hits[1].load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     #[test]
