@@ -429,6 +429,23 @@ async fn login_saves_a_private_profile_and_flags_beat_the_environment_beat_the_p
     assert_eq!(run(wrong, None).await.code, 1);
     assert!(!std::fs::read_to_string(&file).unwrap().contains("bad"));
 
+    // A project that does not exist yet may be saved (it is created next), with a note.
+    let mut early = cli.bare();
+    early.args([
+        "--url",
+        &server.base,
+        "--token",
+        ADMIN,
+        "--project",
+        "later",
+    ]);
+    early.args(["--profile", "early", "login"]);
+    let early = run(early, None).await.ok();
+    assert!(
+        early.stderr.contains("\"later\" does not exist yet"),
+        "{early:?}"
+    );
+
     // The profile alone is enough.
     let mut from_profile = cli.bare();
     from_profile.args(["--profile", "ci", "projects", "show", "--output", "json"]);
@@ -815,5 +832,44 @@ async fn listen_verifies_ed25519_signatures_with_the_public_key_and_rotation_cha
         line(&reports[1], "signature:").starts_with("invalid"),
         "{}",
         reports[1]
+    );
+}
+
+#[tokio::test]
+async fn listen_forwards_requests_and_answers_what_came_back() {
+    let server = Server::start().await;
+    let cli = Cli::new(&server, "unused");
+    let upstream = Receiver::start_with(|_, _| Reply {
+        body: "from upstream".into(),
+        ..Reply::status(201)
+    })
+    .await;
+    let forward_to = format!("{}/up", upstream.url);
+    let listen = Listen::start(&cli, &["--forward-to", &forward_to]).await;
+
+    let answer = reqwest::Client::new()
+        .put(format!("{}/anything", listen.url))
+        .header("x-custom", "kept")
+        .header("connection", "keep-alive")
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    assert_eq!(answer.text().await.unwrap(), "from upstream");
+
+    let got = upstream.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].path, "/up");
+    assert_eq!(got[0].header("x-custom"), "kept");
+    assert_eq!(&got[0].body[..], b"not json");
+    let reports = listen.wait_for(1).await;
+    assert!(reports[0].contains("PUT /anything"), "{}", reports[0]);
+    assert_eq!(line(&reports[0], "event:"), "-");
+    assert_eq!(line(&reports[0], "signature:"), "absent");
+    assert!(reports[0].contains("body:\nnot json"), "{}", reports[0]);
+    assert!(
+        reports[0].contains(&format!("→ forwarded to {forward_to}: answered 201")),
+        "{}",
+        reports[0]
     );
 }

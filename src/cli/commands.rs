@@ -76,18 +76,20 @@ async fn login(global: &Global, no_verify: bool) -> Result<(), CliError> {
     let name = global
         .profile
         .clone()
+        .filter(|s| !s.is_empty())
         .unwrap_or_else(|| profile::DEFAULT_PROFILE.to_string());
     let mut file = profile::load()?;
     let old = file.profiles.get(&name).cloned().unwrap_or_default();
-    let url = global
-        .url
-        .clone()
+    let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let url = given(&global.url)
         .or(old.url)
         .unwrap_or_else(|| profile::DEFAULT_URL.to_string());
-    let token = match global.token.clone() {
+    let token = match given(&global.token) {
         Some(token) => token,
         None => {
-            eprint!("Token: ");
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprint!("Token: ");
+            }
             let mut line = String::new();
             std::io::stdin()
                 .read_line(&mut line)
@@ -100,13 +102,21 @@ async fn login(global: &Global, no_verify: bool) -> Result<(), CliError> {
             "no token: pass --token, set MLHOOK_TOKEN or type it on standard input".into(),
         ));
     }
-    let project = global.project.clone().or(old.project);
+    let project = given(&global.project).or(old.project);
     let api = Client::new(&url, Some(token.clone()))?;
     if !no_verify {
-        match &project {
-            Some(p) => api.get(&["v1", "projects", p], &[]).await?,
-            None => api.get(&["v1", "projects"], &[]).await?,
-        };
+        // The token must work; the project may not exist yet (created next).
+        let visible = api.get(&["v1", "projects"], &[]).await?;
+        if let Some(p) = &project {
+            let known = visible["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|v| v["id"] == p.as_str());
+            if !known {
+                eprintln!("note: project {p:?} does not exist yet, or this token cannot see it");
+            }
+        }
     }
     file.profiles.insert(
         name.clone(),

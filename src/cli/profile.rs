@@ -87,11 +87,12 @@ pub fn save(file: &ProfileFile) -> Result<PathBuf, CliError> {
 /// The profile `--profile` names (default "default"); naming one that does
 /// not exist is an error, lacking the default one is not.
 pub fn selected(global: &Global) -> Result<Profile, CliError> {
-    let name = global.profile.as_deref().unwrap_or(DEFAULT_PROFILE);
+    let named = global.profile.as_deref().filter(|s| !s.is_empty());
+    let name = named.unwrap_or(DEFAULT_PROFILE);
     let mut file = load()?;
     match file.profiles.remove(name) {
         Some(profile) => Ok(profile),
-        None if global.profile.is_none() => Ok(Profile::default()),
+        None if named.is_none() => Ok(Profile::default()),
         None => Err(CliError::Usage(format!(
             "no profile {name:?} in {}: create it with `mlhook login --profile {name}`",
             path()?.display()
