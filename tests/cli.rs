@@ -652,6 +652,29 @@ async fn listen_checks_signatures_with_the_signing_module_and_shows_retries() {
         "invalid (signature mismatch)"
     );
     assert!(reports[before + 1].contains("\"version\": \"8\""));
+
+    // Correctly signed, but 10 minutes old: outside the 5-minute tolerance.
+    let stale_at = common::now_secs() - 600;
+    let stale = client
+        .post(&endpoint)
+        .header("webhook-id", "msg_stale")
+        .header("webhook-timestamp", stale_at.to_string())
+        .header(
+            "webhook-signature",
+            mlhook::signing::sign(&secret, "msg_stale", stale_at, b"{}").unwrap(),
+        )
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 500);
+    let reports = listen.wait_for(before + 3).await;
+    let verdict = line(&reports[before + 2], "signature:");
+    assert!(
+        verdict.starts_with("invalid (stale timestamp: "),
+        "{}",
+        reports[before + 2]
+    );
 }
 
 #[tokio::test]
