@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::catalog::{CatalogError, Violation};
 use crate::store::StoreError;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -119,6 +119,25 @@ impl ApiError {
         }
         self
     }
+}
+
+/// The error shape as the OpenAPI document describes it (`Body` is what is sent).
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"error": {"code": "validation_failed", "message": "/url: must be an http or https URL", "field": "/url", "details": [{"field": "/url", "message": "must be an http or https URL"}]}}))]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `validation_failed`, `unauthorized`, `not_found`, …
+    code: String,
+    message: String,
+    /// JSON pointer into the request body (or `query`) at fault.
+    field: Option<String>,
+    details: Vec<FieldError>,
 }
 
 #[derive(Serialize)]

@@ -27,7 +27,17 @@ pub enum SigningError {
 }
 
 /// Which of the two Standard Webhooks signatures a webhook sends.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Scheme {
     /// `v1`: HMAC-SHA256 with a shared `whsec_` secret.

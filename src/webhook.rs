@@ -13,7 +13,9 @@ use crate::error::FieldError;
 pub use crate::signing::Scheme;
 
 /// How the body of a delivery is rendered; see `formats` for each one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     #[default]
@@ -66,7 +68,7 @@ impl Format {
 
 /// The most deliveries per second or per minute a webhook is sent; more wait
 /// in its lane (never dropped, never counted as failures).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -159,7 +161,7 @@ pub struct FormatConfig {
 
 /// `github` as a client sends it; `token` may be left out on update to keep
 /// the stored one.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GithubInput {
     pub repository: String,
@@ -170,7 +172,7 @@ pub struct GithubInput {
 }
 
 /// `github` as reads show it: never the token.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct GithubView {
     pub repository: String,
     pub api_url: String,
@@ -180,7 +182,7 @@ pub struct GithubView {
 pub const OBJECT_TYPES: [&str; 5] = ["model", "deployment", "pipeline", "experiment", "project"];
 
 /// Which objects' events a webhook wants; each field narrows when set.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -342,7 +344,7 @@ impl Webhook {
 }
 
 /// A header as the API shows it: the value only when not protected.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct HeaderView {
     pub key: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -361,7 +363,7 @@ impl From<&Header> for HeaderView {
 }
 
 /// The webhook as every read shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct WebhookView {
     pub id: String,
     pub project_id: String,
@@ -402,7 +404,7 @@ pub struct WebhookView {
 
 /// A header as a client sends it; `value` may be left out on update to keep
 /// the stored value of a protected header.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderInput {
     pub key: String,
@@ -413,8 +415,9 @@ pub struct HeaderInput {
 }
 
 /// `POST /v1/projects/{p}/webhooks`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "churn releases", "url": "https://hooks.example.com/ml", "events": ["MODEL_VERSION_CREATED", "MODEL_VERSION_STATUS_CHANGED"], "scope": {"object_type": "model", "object_name": "churn"}, "headers": [{"key": "X-Api-Key", "value": "k-123", "protected": true}], "secret": "s3cr3t", "format": "json"}))]
 pub struct WebhookInput {
     #[serde(default)]
     pub name: Option<String>,
@@ -452,7 +455,7 @@ fn enabled_by_default() -> bool {
 }
 
 /// `PATCH …/webhooks/{id}`: absent fields stay; `"secret": null` removes the secret.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
     pub name: Option<String>,

@@ -92,15 +92,16 @@ pub fn view_changes(before: Value, after: Value) -> Map<String, Value> {
         .collect()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AuditView {
     id: String,
     at: String,
@@ -110,6 +111,13 @@ struct AuditView {
     changes: Value,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/audit",
+    tag = "audit",
+    params(("project" = String, Path, description = "Project id"), AuditQuery),
+    responses((status = 200, description = "Changes to the project, its tokens and webhooks, newest first", body = Page<AuditView>))
+)]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
@@ -140,3 +148,8 @@ async fn list(
         .collect();
     Ok(Json(Page::new(data, limit, |v| v.id.clone())))
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list))]
+pub struct Doc;

@@ -25,8 +25,9 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DeliveryQuery {
     webhook_id: Option<String>,
     event_id: Option<String>,
@@ -39,7 +40,7 @@ struct DeliveryQuery {
 }
 
 /// A delivery as lists show it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DeliveryView {
     pub id: String,
     pub event_id: String,
@@ -73,7 +74,7 @@ impl From<DeliveryRow> for DeliveryView {
 }
 
 /// A delivery with its attempts, oldest first.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct DeliveryDetail {
     #[serde(flatten)]
     delivery: DeliveryView,
@@ -81,7 +82,7 @@ struct DeliveryDetail {
 }
 
 /// The request as sent: secret and protected header values read `********`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RequestView {
     pub method: &'static str,
     pub url: String,
@@ -89,7 +90,7 @@ pub struct RequestView {
     pub body: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ResponseView {
     pub status: u16,
     pub headers: Value,
@@ -98,13 +99,13 @@ pub struct ResponseView {
     pub truncated: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorView {
     pub kind: String,
     pub message: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AttemptView {
     pub attempt: u32,
     /// A redeliver or test: outside the retry schedule.
@@ -152,7 +153,7 @@ impl AttemptView {
 }
 
 /// What a synchronous send (test, validate, redeliver) answers.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SendOutcome {
     /// A 2xx came back.
     pub valid: bool,
@@ -190,6 +191,13 @@ impl SendOutcome {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/deliveries",
+    tag = "deliveries",
+    params(("project" = String, Path, description = "Project id"), DeliveryQuery),
+    responses((status = 200, description = "The delivery log, newest first", body = Page<DeliveryView>))
+)]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
@@ -228,6 +236,13 @@ async fn list(
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/deliveries/{id}",
+    tag = "deliveries",
+    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
+    responses((status = 200, description = "One delivery with every attempt (secrets masked)", body = DeliveryDetail))
+)]
 async fn show(
     caller: Caller,
     State(state): State<AppState>,
@@ -263,6 +278,13 @@ async fn load_delivery(
 }
 
 /// A new attempt now, whatever the delivery's state; it is not retried.
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/deliveries/{id}/redeliver",
+    tag = "deliveries",
+    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
+    responses((status = 200, description = "A manual attempt, sent now", body = SendOutcome))
+)]
 async fn redeliver(
     caller: Caller,
     State(state): State<AppState>,
@@ -332,3 +354,8 @@ pub fn manual_record(
         lease_until: None,
     }
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, show, redeliver))]
+pub struct Doc;

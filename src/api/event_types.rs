@@ -16,11 +16,17 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/event-types/{event_type}", get(show))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct EventTypeList<'a> {
     data: Vec<&'a EventType>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/event-types",
+    tag = "event-types",
+    responses((status = 200, description = "The event catalog", body = EventTypeList))
+)]
 async fn list(_caller: Caller, State(state): State<AppState>) -> Json<serde_json::Value> {
     let list = EventTypeList {
         data: state.catalog.list().collect(),
@@ -28,6 +34,13 @@ async fn list(_caller: Caller, State(state): State<AppState>) -> Json<serde_json
     Json(serde_json::to_value(list).expect("catalog serialises"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/event-types/{event_type}",
+    tag = "event-types",
+    params(("event_type" = String, Path, description = "e.g. MODEL_VERSION_CREATED")),
+    responses((status = 200, description = "One event type with its schema, example and test payload", body = crate::catalog::EventType))
+)]
 async fn show(
     _caller: Caller,
     State(state): State<AppState>,
@@ -40,3 +53,8 @@ async fn show(
         .map(Json)
         .ok_or_else(|| ApiError::not_found("event type"))
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, show))]
+pub struct Doc;

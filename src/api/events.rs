@@ -32,8 +32,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/projects/{project}/events/{id}/replay", post(replay))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"type": "MODEL_VERSION_CREATED", "payload": {"eventTrigger": "MODEL_VERSION_CREATED", "workspaceName": "ml-team", "registryModelName": "churn", "version": "1.4.0", "tags": ["candidate"], "deletedTags": [], "status": null, "oldStatus": null, "createdAt": 1706191450, "sourceExperimentKey": null}, "idempotency_key": "registry-7f3a"}))]
 struct EventInput {
     #[serde(rename = "type")]
     event_type: String,
@@ -44,29 +45,30 @@ struct EventInput {
     idempotency_key: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BatchInput {
     events: Vec<EventInput>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AcceptedView {
     id: String,
     deliveries: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BatchAccepted {
     events: Vec<AcceptedView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct EventView {
     id: String,
     #[serde(rename = "type")]
     event_type: String,
     object: Option<ObjectRef>,
+    #[schema(value_type = Object)]
     payload: Box<serde_json::value::RawValue>,
     is_test: bool,
     created_at: String,
@@ -87,15 +89,16 @@ impl EventView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct EventDetail {
     #[serde(flatten)]
     event: EventView,
     deliveries: Vec<DeliveryStatusView>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct EventQuery {
     event_type: Option<String>,
     since: Option<String>,
@@ -105,6 +108,13 @@ struct EventQuery {
 }
 
 /// Events newest first, with filters and cursor pages.
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/events",
+    tag = "events",
+    params(("project" = String, Path, description = "Project id"), EventQuery),
+    responses((status = 200, description = "Events, newest first", body = Page<EventView>))
+)]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
@@ -133,6 +143,13 @@ async fn list(
 
 /// Delivers an event again to the webhooks that match it now (one created
 /// after the event, say): new deliveries, sent like any other.
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/events/{id}/replay",
+    tag = "events",
+    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
+    responses((status = 202, description = "Delivered again to the webhooks matching it now", body = AcceptedView))
+)]
 async fn replay(
     caller: Caller,
     State(state): State<AppState>,
@@ -174,7 +191,7 @@ async fn replay(
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct DeliveryStatusView {
     id: String,
     webhook_id: String,
@@ -185,6 +202,13 @@ struct DeliveryStatusView {
 }
 
 /// An event with the state of each of its deliveries.
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/events/{id}",
+    tag = "events",
+    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
+    responses((status = 200, description = "The event and the state of each delivery", body = EventDetail))
+)]
 async fn show(
     caller: Caller,
     State(state): State<AppState>,
@@ -209,6 +233,14 @@ async fn show(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/events",
+    tag = "events",
+    params(("project" = String, Path, description = "Project id"), ("idempotency-key" = Option<String>, Header, description = "Same as the body's idempotency_key")),
+    request_body = EventInput,
+    responses((status = 202, description = "Stored with its deliveries; `idempotent-replayed: true` when the idempotency key was seen", body = AcceptedView), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+)]
 async fn create(
     caller: Caller,
     State(state): State<AppState>,
@@ -232,6 +264,14 @@ async fn create(
     Ok(response)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/events/batch",
+    tag = "events",
+    params(("project" = String, Path, description = "Project id")),
+    request_body = BatchInput,
+    responses((status = 202, description = "All stored, or none", body = BatchAccepted), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+)]
 async fn create_batch(
     caller: Caller,
     State(state): State<AppState>,
@@ -381,3 +421,8 @@ fn answer(accepted: Accepted) -> Result<(AcceptedView, bool), ApiError> {
         Accepted::ProjectGone => Err(ApiError::not_found("project")),
     }
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, create, create_batch, show, replay))]
+pub struct Doc;

@@ -15,11 +15,23 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The process is alive.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "The process is alive", body = Object))
+)]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// The store answers; otherwise 503 so traffic goes elsewhere.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses((status = 200, description = "The store answers", body = Object), (status = 503, description = "The store does not answer", body = Object))
+)]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
@@ -32,3 +44,8 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         }
     }
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz))]
+pub struct Doc;

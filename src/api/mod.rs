@@ -8,6 +8,7 @@ mod deliveries;
 mod event_types;
 mod events;
 mod health;
+pub mod openapi;
 mod projects;
 mod tokens;
 mod webhooks;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.max_body_bytes;
     Router::new()
         .merge(health::routes())
+        .merge(openapi::routes())
         .merge(projects::routes())
         .merge(tokens::routes())
         .merge(audit::routes())

@@ -21,8 +21,9 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"id": "fraud-team", "name": "Fraud team", "link_base_url": "https://app.valohai.com"}))]
 struct ProjectInput {
     id: String,
     name: String,
@@ -31,7 +32,7 @@ struct ProjectInput {
     link_base_url: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProjectPatch {
     name: Option<String>,
@@ -59,7 +60,7 @@ fn check_link_base(url: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Serialize, Clone)]
+#[derive(Serialize, Clone, utoipa::ToSchema)]
 struct ProjectView {
     id: String,
     name: String,
@@ -80,7 +81,7 @@ impl From<Project> for ProjectView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ProjectList {
     data: Vec<ProjectView>,
 }
@@ -113,6 +114,13 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/projects",
+    tag = "projects",
+    request_body = ProjectInput,
+    responses((status = 201, description = "Created", body = ProjectView), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody))
+)]
 async fn create(
     caller: Caller,
     State(state): State<AppState>,
@@ -148,6 +156,12 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects",
+    tag = "projects",
+    responses((status = 200, description = "The projects the token may see", body = ProjectList))
+)]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
@@ -161,6 +175,13 @@ async fn list(
     Ok(Json(ProjectList { data }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}",
+    tag = "projects",
+    params(("project" = String, Path, description = "Project id")),
+    responses((status = 200, description = "The project", body = ProjectView))
+)]
 async fn show(
     caller: Caller,
     State(state): State<AppState>,
@@ -169,6 +190,14 @@ async fn show(
     Ok(Json(caller.project(&state, &project).await?.into()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/projects/{project}",
+    tag = "projects",
+    params(("project" = String, Path, description = "Project id")),
+    request_body = ProjectPatch,
+    responses((status = 200, description = "Updated", body = ProjectView), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+)]
 async fn update(
     caller: Caller,
     State(state): State<AppState>,
@@ -209,6 +238,13 @@ async fn update(
 }
 
 /// Deletes the project with its webhooks, events, deliveries and tokens.
+#[utoipa::path(
+    delete,
+    path = "/v1/projects/{project}",
+    tag = "projects",
+    params(("project" = String, Path, description = "Project id")),
+    responses((status = 204, description = "Deleted with everything in it"))
+)]
 async fn remove(
     caller: Caller,
     State(state): State<AppState>,
@@ -233,3 +269,8 @@ async fn remove(
     .await;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, list, show, update, remove))]
+pub struct Doc;

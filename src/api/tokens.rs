@@ -20,7 +20,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/projects/{project}/tokens/{id}", delete(revoke))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenInput {
     #[serde(default)]
@@ -31,7 +31,7 @@ struct TokenInput {
 }
 
 /// A token as lists show it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TokenView {
     id: String,
     prefix: String,
@@ -56,7 +56,7 @@ impl From<TokenRecord> for TokenView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct CreatedToken {
     /// The token itself: shown in this answer only.
     token: String,
@@ -64,7 +64,7 @@ struct CreatedToken {
     view: TokenView,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TokenList {
     data: Vec<TokenView>,
     next_cursor: Option<String>,
@@ -81,6 +81,14 @@ fn parse_kind(kind: Option<&str>) -> Result<TokenKind, ApiError> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/tokens",
+    tag = "tokens",
+    params(("project" = String, Path, description = "Project id")),
+    request_body = TokenInput,
+    responses((status = 201, description = "Created; `token` appears in this answer only", body = CreatedToken), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+)]
 async fn create(
     caller: Caller,
     State(state): State<AppState>,
@@ -118,6 +126,13 @@ async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/tokens",
+    tag = "tokens",
+    params(("project" = String, Path, description = "Project id")),
+    responses((status = 200, description = "Tokens of the project: prefixes, never the tokens", body = TokenList))
+)]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
@@ -133,6 +148,13 @@ async fn list(
 
 /// Revokes at once on this node; other nodes stop accepting the token
 /// within their token cache's lifetime (5 s).
+#[utoipa::path(
+    delete,
+    path = "/v1/projects/{project}/tokens/{id}",
+    tag = "tokens",
+    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
+    responses((status = 204, description = "Revoked"))
+)]
 async fn revoke(
     caller: Caller,
     State(state): State<AppState>,
@@ -150,3 +172,8 @@ async fn revoke(
     audit::record(&state, &caller, &project, "token.revoked", &id, json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, list, revoke))]
+pub struct Doc;

@@ -42,12 +42,12 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/projects/{project}/webhooks/validate", post(validate))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct WebhookList {
     data: Vec<WebhookView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct CreatedWebhook {
     #[serde(flatten)]
     webhook: WebhookView,
@@ -58,7 +58,7 @@ struct CreatedWebhook {
 /// What a receiver verifies with. For HMAC that is the shared `whsec_`
 /// secret, shown at creation and on explicit request only; for ed25519 the
 /// `whpk_` public key (the `whsk_` secret is never shown).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SigningKey {
     #[serde(skip_serializing_if = "Option::is_none")]
     signing_secret: Option<String>,
@@ -86,7 +86,7 @@ impl SigningKey {
 }
 
 /// `POST …/signing-secret/rotate`; both fields optional.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RotateInput {
     /// Switch scheme on rotation; default: keep the current one.
@@ -96,6 +96,13 @@ struct RotateInput {
     grace_period: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/webhooks",
+    tag = "webhooks",
+    params(("project" = String, Path, description = "Project id")),
+    responses((status = 200, description = "Webhooks of the project (no secrets)", body = WebhookList))
+)]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
@@ -108,6 +115,14 @@ async fn list(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/webhooks",
+    tag = "webhooks",
+    params(("project" = String, Path, description = "Project id")),
+    request_body = WebhookInput,
+    responses((status = 201, description = "Created; the signing secret (HMAC) or public key (ed25519) is in this answer", body = CreatedWebhook), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+)]
 async fn create(
     caller: Caller,
     State(state): State<AppState>,
@@ -169,6 +184,13 @@ async fn load(
         .ok_or_else(|| ApiError::not_found("webhook"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/webhooks/{id}",
+    tag = "webhooks",
+    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
+    responses((status = 200, description = "The webhook (no secrets)", body = WebhookView))
+)]
 async fn show(
     caller: Caller,
     State(state): State<AppState>,
@@ -177,6 +199,14 @@ async fn show(
     Ok(Json(load(&caller, &state, &project, &id).await?.view()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/projects/{project}/webhooks/{id}",
+    tag = "webhooks",
+    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
+    request_body = WebhookPatch,
+    responses((status = 200, description = "Updated", body = WebhookView), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+)]
 async fn update(
     caller: Caller,
     State(state): State<AppState>,
@@ -212,6 +242,13 @@ async fn update(
     Ok(Json(webhook.view()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/projects/{project}/webhooks/{id}",
+    tag = "webhooks",
+    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove(
     caller: Caller,
     State(state): State<AppState>,
@@ -239,6 +276,13 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/webhooks/{id}/signing-secret",
+    tag = "webhooks",
+    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
+    responses((status = 200, description = "What receivers verify with", body = SigningKey))
+)]
 async fn signing_secret(
     caller: Caller,
     State(state): State<AppState>,
@@ -251,6 +295,14 @@ async fn signing_secret(
 
 /// A new signing key; the old one keeps signing (a second signature in the
 /// same header) for the grace period, so receivers can switch without a gap.
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/webhooks/{id}/signing-secret/rotate",
+    tag = "webhooks",
+    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
+    request_body = Option<RotateInput>,
+    responses((status = 200, description = "A new key; the old one signs too until the grace period ends", body = SigningKey), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+)]
 async fn rotate_signing_secret(
     caller: Caller,
     State(state): State<AppState>,
@@ -292,7 +344,7 @@ async fn rotate_signing_secret(
 
 const MAX_GRACE_MS: i64 = 30 * 24 * 3600 * 1000;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct WindowStats {
     pending: u64,
     succeeded: u64,
@@ -318,7 +370,7 @@ impl From<StatusCounts> for WindowStats {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct StatsView {
     webhook_id: String,
     last_hour: WindowStats,
@@ -328,6 +380,13 @@ struct StatsView {
 }
 
 /// Counts by status and success rate over the last hour and day.
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/webhooks/{id}/stats",
+    tag = "webhooks",
+    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
+    responses((status = 200, description = "Counts and success rate over the last hour and day", body = StatsView))
+)]
 async fn stats(
     caller: Caller,
     State(state): State<AppState>,
@@ -344,7 +403,7 @@ async fn stats(
     }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TestInput {
     event_type: Option<String>,
@@ -352,6 +411,14 @@ struct TestInput {
 
 /// Sends the event family's test payload now and answers what was sent and
 /// what came back; the send is recorded in the delivery log as a test.
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/webhooks/{id}/test",
+    tag = "webhooks",
+    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
+    request_body = Option<TestInput>,
+    responses((status = 200, description = "What was sent and what came back", body = SendOutcome), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+)]
 async fn test(
     caller: Caller,
     State(state): State<AppState>,
@@ -384,6 +451,14 @@ async fn test(
 
 /// The wizard's check before save: the same send for a configuration that
 /// is not stored; nothing is recorded.
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/webhooks/validate",
+    tag = "webhooks",
+    params(("project" = String, Path, description = "Project id")),
+    request_body = WebhookInput,
+    responses((status = 200, description = "The test send for an unsaved configuration; nothing stored", body = SendOutcome), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+)]
 async fn validate(
     caller: Caller,
     State(state): State<AppState>,
@@ -465,20 +540,28 @@ async fn store_test(
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RecoverInput {
     since: String,
     until: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Recovered {
     recovered: u64,
 }
 
 /// Re-queues the webhook's failed, exhausted and paused deliveries created in
 /// the window, with a fresh retry schedule.
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/webhooks/{id}/recover",
+    tag = "webhooks",
+    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
+    request_body = RecoverInput,
+    responses((status = 200, description = "Failed, exhausted and paused deliveries re-queued", body = Recovered), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody))
+)]
 async fn recover(
     caller: Caller,
     State(state): State<AppState>,
@@ -504,3 +587,20 @@ async fn recover(
     state.engine.wake_scheduler();
     Ok(Json(Recovered { recovered }))
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list,
+    create,
+    show,
+    update,
+    remove,
+    signing_secret,
+    rotate_signing_secret,
+    stats,
+    test,
+    validate,
+    recover
+))]
+pub struct Doc;

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 /// The vendor family an event type comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Family {
     Monitoring,
@@ -45,7 +45,7 @@ pub enum Family {
 }
 
 /// The object an event is about; subscriptions filter on it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct ObjectRef {
     #[serde(rename = "type")]
     pub object_type: String,
@@ -56,7 +56,7 @@ pub struct ObjectRef {
 }
 
 /// A built-in event type, as returned by `GET /v1/event-types/{type}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventType {
     pub name: String,
     pub family: Family,
