@@ -115,7 +115,7 @@ struct AuditView {
     get,
     path = "/v1/projects/{project}/audit",
     tag = "audit",
-    params(("project" = String, Path, description = "Project id"), AuditQuery),
+    params(AuditQuery),
     responses((status = 200, description = "Changes to the project, its tokens and webhooks, newest first", body = Page<AuditView>))
 )]
 async fn list(

@@ -195,7 +195,7 @@ impl SendOutcome {
     get,
     path = "/v1/projects/{project}/deliveries",
     tag = "deliveries",
-    params(("project" = String, Path, description = "Project id"), DeliveryQuery),
+    params(DeliveryQuery),
     responses((status = 200, description = "The delivery log, newest first", body = Page<DeliveryView>))
 )]
 async fn list(
@@ -240,7 +240,6 @@ async fn list(
     get,
     path = "/v1/projects/{project}/deliveries/{id}",
     tag = "deliveries",
-    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
     responses((status = 200, description = "One delivery with every attempt (secrets masked)", body = DeliveryDetail))
 )]
 async fn show(
@@ -282,7 +281,6 @@ async fn load_delivery(
     post,
     path = "/v1/projects/{project}/deliveries/{id}/redeliver",
     tag = "deliveries",
-    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
     responses((status = 200, description = "A manual attempt, sent now", body = SendOutcome))
 )]
 async fn redeliver(

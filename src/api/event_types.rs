@@ -38,7 +38,6 @@ async fn list(_caller: Caller, State(state): State<AppState>) -> Json<serde_json
     get,
     path = "/v1/event-types/{event_type}",
     tag = "event-types",
-    params(("event_type" = String, Path, description = "e.g. MODEL_VERSION_CREATED")),
     responses((status = 200, description = "One event type with its schema, example and test payload", body = crate::catalog::EventType))
 )]
 async fn show(

@@ -112,7 +112,7 @@ struct EventQuery {
     get,
     path = "/v1/projects/{project}/events",
     tag = "events",
-    params(("project" = String, Path, description = "Project id"), EventQuery),
+    params(EventQuery),
     responses((status = 200, description = "Events, newest first", body = Page<EventView>))
 )]
 async fn list(
@@ -147,7 +147,6 @@ async fn list(
     post,
     path = "/v1/projects/{project}/events/{id}/replay",
     tag = "events",
-    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
     responses((status = 202, description = "Delivered again to the webhooks matching it now", body = AcceptedView))
 )]
 async fn replay(
@@ -206,7 +205,6 @@ struct DeliveryStatusView {
     get,
     path = "/v1/projects/{project}/events/{id}",
     tag = "events",
-    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
     responses((status = 200, description = "The event and the state of each delivery", body = EventDetail))
 )]
 async fn show(
@@ -237,9 +235,9 @@ async fn show(
     post,
     path = "/v1/projects/{project}/events",
     tag = "events",
-    params(("project" = String, Path, description = "Project id"), ("idempotency-key" = Option<String>, Header, description = "Same as the body's idempotency_key")),
+    params(("idempotency-key" = Option<String>, Header, description = "Same as the body's idempotency_key")),
     request_body = EventInput,
-    responses((status = 202, description = "Stored with its deliveries; `idempotent-replayed: true` when the idempotency key was seen", body = AcceptedView), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+    responses((status = 202, description = "Stored with its deliveries; `idempotent-replayed: true` when the idempotency key was seen", body = AcceptedView))
 )]
 async fn create(
     caller: Caller,
@@ -268,9 +266,8 @@ async fn create(
     post,
     path = "/v1/projects/{project}/events/batch",
     tag = "events",
-    params(("project" = String, Path, description = "Project id")),
     request_body = BatchInput,
-    responses((status = 202, description = "All stored, or none", body = BatchAccepted), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+    responses((status = 202, description = "All stored, or none", body = BatchAccepted))
 )]
 async fn create_batch(
     caller: Caller,

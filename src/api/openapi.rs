@@ -72,6 +72,7 @@ fn add_shared_answers(doc: &mut utoipa::openapi::OpenApi) {
         ];
         for operation in operations.into_iter().flatten() {
             qualify_operation_id(operation);
+            may_refuse_body(operation);
             if path.starts_with("/v1/") {
                 authenticate(operation);
             }
@@ -85,6 +86,19 @@ fn qualify_operation_id(operation: &mut Operation) {
     let tag = operation.tags.as_ref().and_then(|t| t.first()).cloned();
     if let (Some(tag), Some(id)) = (tag, operation.operation_id.as_mut()) {
         *id = format!("{}_{id}", tag.replace('-', "_"));
+    }
+}
+
+/// A body can be refused: every operation that takes one may answer 400.
+fn may_refuse_body(operation: &mut Operation) {
+    if operation.request_body.is_some() {
+        operation
+            .responses
+            .responses
+            .entry("400".to_string())
+            .or_insert_with(|| {
+                error_answer("Invalid request; `field` names the JSON pointer at fault")
+            });
     }
 }
 

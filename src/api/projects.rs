@@ -119,7 +119,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     path = "/v1/projects",
     tag = "projects",
     request_body = ProjectInput,
-    responses((status = 201, description = "Created", body = ProjectView), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody))
+    responses((status = 201, description = "Created", body = ProjectView), (status = 409, description = "Conflict", body = crate::error::ErrorBody))
 )]
 async fn create(
     caller: Caller,
@@ -179,7 +179,6 @@ async fn list(
     get,
     path = "/v1/projects/{project}",
     tag = "projects",
-    params(("project" = String, Path, description = "Project id")),
     responses((status = 200, description = "The project", body = ProjectView))
 )]
 async fn show(
@@ -194,9 +193,8 @@ async fn show(
     patch,
     path = "/v1/projects/{project}",
     tag = "projects",
-    params(("project" = String, Path, description = "Project id")),
     request_body = ProjectPatch,
-    responses((status = 200, description = "Updated", body = ProjectView), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+    responses((status = 200, description = "Updated", body = ProjectView))
 )]
 async fn update(
     caller: Caller,
@@ -242,7 +240,6 @@ async fn update(
     delete,
     path = "/v1/projects/{project}",
     tag = "projects",
-    params(("project" = String, Path, description = "Project id")),
     responses((status = 204, description = "Deleted with everything in it"))
 )]
 async fn remove(

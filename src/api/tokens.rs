@@ -85,9 +85,8 @@ fn parse_kind(kind: Option<&str>) -> Result<TokenKind, ApiError> {
     post,
     path = "/v1/projects/{project}/tokens",
     tag = "tokens",
-    params(("project" = String, Path, description = "Project id")),
     request_body = TokenInput,
-    responses((status = 201, description = "Created; `token` appears in this answer only", body = CreatedToken), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+    responses((status = 201, description = "Created; `token` appears in this answer only", body = CreatedToken))
 )]
 async fn create(
     caller: Caller,
@@ -130,7 +129,6 @@ async fn create(
     get,
     path = "/v1/projects/{project}/tokens",
     tag = "tokens",
-    params(("project" = String, Path, description = "Project id")),
     responses((status = 200, description = "Tokens of the project: prefixes, never the tokens", body = TokenList))
 )]
 async fn list(
@@ -152,7 +150,6 @@ async fn list(
     delete,
     path = "/v1/projects/{project}/tokens/{id}",
     tag = "tokens",
-    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
     responses((status = 204, description = "Revoked"))
 )]
 async fn revoke(

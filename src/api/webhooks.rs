@@ -100,7 +100,6 @@ struct RotateInput {
     get,
     path = "/v1/projects/{project}/webhooks",
     tag = "webhooks",
-    params(("project" = String, Path, description = "Project id")),
     responses((status = 200, description = "Webhooks of the project (no secrets)", body = WebhookList))
 )]
 async fn list(
@@ -119,9 +118,8 @@ async fn list(
     post,
     path = "/v1/projects/{project}/webhooks",
     tag = "webhooks",
-    params(("project" = String, Path, description = "Project id")),
     request_body = WebhookInput,
-    responses((status = 201, description = "Created; the signing secret (HMAC) or public key (ed25519) is in this answer", body = CreatedWebhook), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+    responses((status = 201, description = "Created; the signing secret (HMAC) or public key (ed25519) is in this answer", body = CreatedWebhook))
 )]
 async fn create(
     caller: Caller,
@@ -188,7 +186,6 @@ async fn load(
     get,
     path = "/v1/projects/{project}/webhooks/{id}",
     tag = "webhooks",
-    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
     responses((status = 200, description = "The webhook (no secrets)", body = WebhookView))
 )]
 async fn show(
@@ -203,9 +200,8 @@ async fn show(
     patch,
     path = "/v1/projects/{project}/webhooks/{id}",
     tag = "webhooks",
-    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
     request_body = WebhookPatch,
-    responses((status = 200, description = "Updated", body = WebhookView), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+    responses((status = 200, description = "Updated", body = WebhookView))
 )]
 async fn update(
     caller: Caller,
@@ -246,7 +242,6 @@ async fn update(
     delete,
     path = "/v1/projects/{project}/webhooks/{id}",
     tag = "webhooks",
-    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
     responses((status = 204, description = "Deleted"))
 )]
 async fn remove(
@@ -280,7 +275,6 @@ async fn remove(
     get,
     path = "/v1/projects/{project}/webhooks/{id}/signing-secret",
     tag = "webhooks",
-    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
     responses((status = 200, description = "What receivers verify with", body = SigningKey))
 )]
 async fn signing_secret(
@@ -299,9 +293,8 @@ async fn signing_secret(
     post,
     path = "/v1/projects/{project}/webhooks/{id}/signing-secret/rotate",
     tag = "webhooks",
-    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
     request_body = Option<RotateInput>,
-    responses((status = 200, description = "A new key; the old one signs too until the grace period ends", body = SigningKey), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+    responses((status = 200, description = "A new key; the old one signs too until the grace period ends", body = SigningKey))
 )]
 async fn rotate_signing_secret(
     caller: Caller,
@@ -384,7 +377,6 @@ struct StatsView {
     get,
     path = "/v1/projects/{project}/webhooks/{id}/stats",
     tag = "webhooks",
-    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
     responses((status = 200, description = "Counts and success rate over the last hour and day", body = StatsView))
 )]
 async fn stats(
@@ -415,9 +407,8 @@ struct TestInput {
     post,
     path = "/v1/projects/{project}/webhooks/{id}/test",
     tag = "webhooks",
-    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
     request_body = Option<TestInput>,
-    responses((status = 200, description = "What was sent and what came back", body = SendOutcome), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+    responses((status = 200, description = "What was sent and what came back", body = SendOutcome))
 )]
 async fn test(
     caller: Caller,
@@ -455,9 +446,8 @@ async fn test(
     post,
     path = "/v1/projects/{project}/webhooks/validate",
     tag = "webhooks",
-    params(("project" = String, Path, description = "Project id")),
     request_body = WebhookInput,
-    responses((status = 200, description = "The test send for an unsaved configuration; nothing stored", body = SendOutcome), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody))
+    responses((status = 200, description = "The test send for an unsaved configuration; nothing stored", body = SendOutcome))
 )]
 async fn validate(
     caller: Caller,
@@ -558,9 +548,8 @@ struct Recovered {
     post,
     path = "/v1/projects/{project}/webhooks/{id}/recover",
     tag = "webhooks",
-    params(("project" = String, Path, description = "Project id"), ("id" = String, Path)),
     request_body = RecoverInput,
-    responses((status = 200, description = "Failed, exhausted and paused deliveries re-queued", body = Recovered), (status = 400, description = "Invalid request; `field` names the JSON pointer at fault", body = crate::error::ErrorBody), (status = 409, description = "Conflict", body = crate::error::ErrorBody))
+    responses((status = 200, description = "Failed, exhausted and paused deliveries re-queued", body = Recovered), (status = 409, description = "Conflict", body = crate::error::ErrorBody))
 )]
 async fn recover(
     caller: Caller,
