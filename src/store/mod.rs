@@ -305,6 +305,17 @@ pub struct WebhookStats {
     pub last_failure_at: Option<i64>,
 }
 
+/// What `count_for_metrics` reads: the queue's depth and the webhooks by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MetricCounts {
+    /// Unfinished deliveries: a next attempt is scheduled.
+    pub pending: u64,
+    /// Of those, the ones whose next attempt time has come.
+    pub due: u64,
+    pub webhooks_enabled: u64,
+    pub webhooks_disabled: u64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Cheap round trip, for readiness.
@@ -410,4 +421,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<u64>;
     /// The deliveries of one event.
     async fn event_deliveries(&self, event_id: &str) -> StoreResult<Vec<DeliveryRow>>;
+
+    /// Gauges for `/metrics`: read from indexes (deliveries_due), never a
+    /// scan of the deliveries table; called at most every 10 s.
+    async fn count_for_metrics(&self, now: i64) -> StoreResult<MetricCounts>;
 }

@@ -748,6 +748,32 @@ impl Store for SqliteStore {
             .await?;
         rows.iter().map(delivery_from_row).collect()
     }
+
+    async fn count_for_metrics(&self, now: i64) -> StoreResult<MetricCounts> {
+        // Both counts walk the partial index deliveries_due only.
+        let queue = sqlx::query(
+            "SELECT COUNT(*) AS pending, COALESCE(SUM(next_attempt_at <= ?), 0) AS due \
+             FROM deliveries INDEXED BY deliveries_due WHERE next_attempt_at IS NOT NULL",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        let webhooks = sqlx::query(
+            "SELECT COALESCE(SUM(enabled = 1), 0) AS enabled, COALESCE(SUM(enabled = 0), 0) AS disabled \
+             FROM webhooks",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let count = |row: &SqliteRow, column: &str| -> StoreResult<u64> {
+            Ok(row.try_get::<i64, _>(column)?.max(0) as u64)
+        };
+        Ok(MetricCounts {
+            pending: count(&queue, "pending")?,
+            due: count(&queue, "due")?,
+            webhooks_enabled: count(&webhooks, "enabled")?,
+            webhooks_disabled: count(&webhooks, "disabled")?,
+        })
+    }
 }
 
 /// Pauses a webhook's deliveries that would otherwise be attempted.
