@@ -85,6 +85,9 @@ pub struct ServeArgs {
     /// answered 429 [default: 20].
     #[arg(long, env = "MLHOOK_AUTH_FAILURES_PER_MINUTE")]
     pub auth_failures_per_minute: Option<u32>,
+    /// Serve GET /metrics without a token (otherwise the admin token or MLHOOK_METRICS_TOKEN).
+    #[arg(long, env = "MLHOOK_METRICS_PUBLIC")]
+    pub metrics_public: bool,
 }
 
 /// The TOML file: the same settings, all optional.
@@ -109,6 +112,7 @@ struct FileConfig {
     secret_key_file: Option<PathBuf>,
     signing_grace_period: Option<String>,
     auth_failures_per_minute: Option<u32>,
+    metrics_public: Option<bool>,
 }
 
 /// The resolved settings the service runs with.
@@ -131,6 +135,10 @@ pub struct ServeConfig {
     pub secret_key_file: PathBuf,
     pub signing_grace_period: Duration,
     pub auth_failures_per_minute: u32,
+    /// `/metrics` without a token.
+    pub metrics_public: bool,
+    /// `MLHOOK_METRICS_TOKEN`: a token that reads `/metrics` only (environment only).
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -254,6 +262,8 @@ impl ServeConfig {
                 .or(file.auth_failures_per_minute)
                 .unwrap_or(20)
                 .max(1),
+            metrics_public: args.metrics_public || file.metrics_public.unwrap_or(false),
+            metrics_token: non_empty_env("MLHOOK_METRICS_TOKEN"),
         })
     }
 }

@@ -12,6 +12,7 @@ use crate::catalog::{Catalog, CatalogError, Family, ObjectRef, PrepareContext};
 use crate::delivery::{Engine, Job, Notice};
 use crate::formats::EventData;
 use crate::ids::new_id;
+use crate::metrics::{Metrics, Writer};
 use crate::store::{Inserted, NewDelivery, NewEvent, Store};
 use crate::subscriptions::Subscriptions;
 
@@ -79,9 +80,10 @@ impl Ingestor {
         catalog: Arc<Catalog>,
         subscriptions: Arc<Subscriptions>,
         lease_ms: i64,
+        metrics: Arc<Metrics>,
     ) -> Ingestor {
         let (requests, rx) = mpsc::channel(1024);
-        tokio::spawn(run(store, engine, rx));
+        tokio::spawn(run(store, engine, metrics, rx));
         Ingestor {
             requests,
             catalog,
@@ -175,7 +177,12 @@ impl Ingestor {
     }
 }
 
-async fn run(store: Arc<dyn Store>, engine: Arc<Engine>, mut requests: mpsc::Receiver<Request>) {
+async fn run(
+    store: Arc<dyn Store>,
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    mut requests: mpsc::Receiver<Request>,
+) {
     let mut batch: Vec<Request> = Vec::new();
     while let Some(first) = requests.recv().await {
         let mut size = first.submissions.len();
@@ -185,17 +192,24 @@ async fn run(store: Arc<dyn Store>, engine: Arc<Engine>, mut requests: mpsc::Rec
             size += next.submissions.len();
             batch.push(next);
         }
-        commit(&*store, &engine, std::mem::take(&mut batch)).await;
+        commit(&*store, &engine, &metrics, std::mem::take(&mut batch)).await;
     }
 }
 
 /// Writes one group of requests and answers them; dispatches what was created.
-async fn commit(store: &dyn Store, engine: &Engine, batch: Vec<Request>) {
+async fn commit(store: &dyn Store, engine: &Engine, metrics: &Metrics, batch: Vec<Request>) {
     let events: Vec<NewEvent> = batch
         .iter()
         .flat_map(|r| r.submissions.iter().map(|s| s.event.clone()))
         .collect();
+    let started = std::time::Instant::now();
     let result = store.insert_events(&events, IDEMPOTENCY_WINDOW_MS).await;
+    metrics.store_write(
+        Writer::Ingest,
+        events.len(),
+        started.elapsed(),
+        result.is_ok(),
+    );
     let mut answers = match result {
         Ok(answers) => answers.into_iter(),
         Err(e) => {
@@ -210,6 +224,14 @@ async fn commit(store: &dyn Store, engine: &Engine, batch: Vec<Request>) {
         let mut accepted = Vec::with_capacity(request.submissions.len());
         for submission in request.submissions {
             let inserted = answers.next().expect("the store answers every event");
+            if matches!(inserted, Inserted::Created) {
+                let event = &submission.event;
+                metrics.event_ingested(
+                    &event.project_id,
+                    &event.event_type,
+                    event.deliveries.len(),
+                );
+            }
             accepted.push(accept(engine, submission, inserted));
         }
         let _ = request.reply.send(Ok(accepted));

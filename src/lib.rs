@@ -18,6 +18,7 @@ pub mod error;
 pub mod formats;
 pub mod ids;
 pub mod ingest;
+pub mod metrics;
 pub mod netguard;
 pub mod retention;
 pub mod secrets;

@@ -13,6 +13,7 @@ use crate::catalog::Catalog;
 use crate::config::ServeConfig;
 use crate::delivery::Engine;
 use crate::ingest::Ingestor;
+use crate::metrics::{Metrics, MetricsAccess};
 use crate::retention;
 use crate::secrets::SecretBox;
 use crate::store::{SqliteStore, Store, TokenKind};
@@ -42,11 +43,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     let catalog = Arc::new(Catalog::builtin());
     let subscriptions = Arc::new(Subscriptions::load(&*store).await?);
+    let metrics = Arc::new(Metrics::new());
     let (engine, notices) = Engine::start(
         config.delivery.clone(),
         store.clone(),
         subscriptions.clone(),
         catalog.clone(),
+        metrics.clone(),
     );
     let engine = Arc::new(engine);
     let lease_ms = config.delivery.lease.as_millis() as i64;
@@ -56,6 +59,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         catalog.clone(),
         subscriptions.clone(),
         lease_ms,
+        metrics.clone(),
     );
     ingestor.publish_notices(notices);
     retention::start(store.clone(), config.retention);
@@ -72,6 +76,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         signing_grace_ms: config.signing_grace_period.as_millis() as i64,
         max_body_bytes: config.max_body_bytes,
         lease_ms,
+        metrics,
+        metrics_access: MetricsAccess::from_config(&config),
     };
 
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -8,6 +8,7 @@ mod deliveries;
 mod event_types;
 mod events;
 mod health;
+pub mod metrics;
 pub mod openapi;
 mod projects;
 mod tokens;
@@ -44,12 +45,16 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Lease given to deliveries this node creates and sends from memory.
     pub lease_ms: i64,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Who may read `/metrics`.
+    pub metrics_access: crate::metrics::MetricsAccess,
 }
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.max_body_bytes;
     Router::new()
         .merge(health::routes())
+        .merge(metrics::routes())
         .merge(openapi::routes())
         .merge(projects::routes())
         .merge(tokens::routes())
@@ -61,6 +66,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        // Outermost: request id, log span and metrics see every answer.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::observe,
+        ))
         .with_state(state)
 }
 

@@ -99,6 +99,7 @@ pub(super) async fn disable(shared: &Arc<Shared>, webhook_id: &str, reason: &str
             return;
         }
     }
+    shared.metrics.webhook_disabled();
     tracing::warn!(webhook_id, reason, "webhook disabled");
     if let Err(e) = shared
         .subscriptions

@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::recorder::Recorded;
 use super::{Job, Shared};
+use crate::metrics::LaneLoad;
 
 #[derive(Default)]
 pub(super) struct Lanes {
@@ -29,15 +31,17 @@ impl Lanes {
         let lane = queues
             .entry(job.webhook_id.clone())
             .or_insert_with(|| open_lane(shared));
-        if let Err(mpsc::error::SendError(job)) = lane.send(job) {
+        match lane.send(job) {
+            Ok(()) => shared.metrics.lane_queue(true),
             // The lane stopped (shutting down): the delivery stays pending in the store.
-            shared.release(&job.delivery_id);
+            Err(mpsc::error::SendError(job)) => shared.release(&job.delivery_id),
         }
     }
 }
 
 fn open_lane(shared: &Arc<Shared>) -> mpsc::UnboundedSender<Job> {
     let (tx, rx) = mpsc::unbounded_channel();
+    shared.metrics.lane_opened();
     tokio::spawn(run_lane(shared.clone(), rx));
     tx
 }
@@ -74,11 +78,13 @@ impl Pace {
 async fn run_lane(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let slots = Arc::new(Semaphore::new(shared.config.lane_concurrency.max(1)));
     let pace = Arc::new(Mutex::new(Pace::default()));
+    let load = LaneLoad::new(shared.config.lane_concurrency);
     loop {
         let job = tokio::select! {
             _ = shared.stopping.cancelled() => break,
             job = jobs.recv() => match job { Some(job) => job, None => break },
         };
+        shared.metrics.lane_queue(false);
         // A slot first, then the pace: the pace is booked when the attempt
         // really starts, so starts stay spaced even behind a full lane.
         let slot = tokio::select! {
@@ -90,10 +96,19 @@ async fn run_lane(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>) {
         }
         let attempt_shared = shared.clone();
         let attempt_pace = pace.clone();
-        shared.in_flight.spawn(async move {
-            attempt(&attempt_shared, &attempt_pace, job).await;
-            drop(slot);
-        });
+        let in_flight = shared.metrics.attempt_started(&load);
+        // Every log line of the attempt names its delivery and webhook.
+        let span = tracing::info_span!(
+            "delivery", delivery_id = %job.delivery_id, webhook_id = %job.webhook_id,
+            attempt = job.attempts_made + 1
+        );
+        shared.in_flight.spawn(
+            async move {
+                attempt(&attempt_shared, &attempt_pace, job).await;
+                drop((slot, in_flight));
+            }
+            .instrument(span),
+        );
     }
 }
 
@@ -147,6 +162,8 @@ async fn attempt(shared: &Arc<Shared>, pace: &Mutex<Pace>, job: Job) {
         .sender
         .send(&webhook, &job.event, &job.delivery_id)
         .await;
+    let error_kind = result.error.as_ref().map(|e| e.kind);
+    shared.metrics.attempt_finished(error_kind, result.duration);
     if result.status == Some(429)
         && let Some(retry_after) = result.retry_after
     {

@@ -115,6 +115,7 @@ struct Shared {
     stopping: CancellationToken,
     /// Tells the recorder to write what it has and stop.
     recorder_stop: CancellationToken,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Engine {
@@ -124,6 +125,7 @@ impl Engine {
         store: Arc<dyn Store>,
         subscriptions: Arc<Subscriptions>,
         catalog: Arc<Catalog>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> (Engine, mpsc::UnboundedReceiver<Notice>) {
         let (recorder_tx, recorder_rx) = mpsc::unbounded_channel();
         let (notices, notices_rx) = mpsc::unbounded_channel();
@@ -147,6 +149,7 @@ impl Engine {
             in_flight: TaskTracker::new(),
             stopping: CancellationToken::new(),
             recorder_stop: CancellationToken::new(),
+            metrics,
         });
         let tasks = vec![
             tokio::spawn(recorder::run(shared.clone(), recorder_rx)),

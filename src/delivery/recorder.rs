@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::sender::SendResult;
 use super::{Job, MEMORY_RETRY_HORIZON, Shared, backoff};
+use crate::metrics::Writer;
 use crate::store::{AttemptRecord, DeliveryStatus};
 
 /// Outcomes written per transaction at most.
@@ -136,10 +137,20 @@ pub(super) async fn run(shared: Arc<Shared>, mut outcomes: mpsc::UnboundedReceiv
 async fn write_until_stored(shared: &Shared, batch: &[Recorded]) {
     let records: Vec<AttemptRecord> = batch.iter().map(|r| r.record.clone()).collect();
     let mut failures = 0;
-    while let Err(e) = shared.store.record_attempts(&records).await {
+    loop {
+        let started = std::time::Instant::now();
+        let result = shared.store.record_attempts(&records).await;
+        let (took, ok) = (started.elapsed(), result.is_ok());
+        shared
+            .metrics
+            .store_write(Writer::Recorder, records.len(), took, ok);
+        let Err(e) = result else { break };
         failures += 1;
         tracing::error!(error = %e, batch = records.len(), "could not record attempts; retrying");
         tokio::time::sleep(backoff(failures)).await;
+    }
+    for record in &records {
+        shared.metrics.delivery_recorded(record.status);
     }
 }
 
