@@ -24,6 +24,7 @@ pub mod retention;
 pub mod secrets;
 pub mod server;
 pub mod signing;
+pub mod sources;
 pub mod store;
 pub mod subscriptions;
 pub mod webhook;

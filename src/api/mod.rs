@@ -11,6 +11,7 @@ mod health;
 pub mod metrics;
 pub mod openapi;
 mod projects;
+mod sources;
 mod tokens;
 mod webhooks;
 
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::routes())
         .merge(events::routes())
         .merge(deliveries::routes())
+        .merge(sources::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(max_body))

@@ -425,4 +425,52 @@ pub trait Store: Send + Sync + 'static {
     /// Gauges for `/metrics`: read from indexes (deliveries_due), never a
     /// scan of the deliveries table; called at most every 10 s.
     async fn count_for_metrics(&self, now: i64) -> StoreResult<MetricCounts>;
+
+    // ---- Sources (MLflow): see `crate::sources`. Plain SQL, for every store. ----
+
+    async fn create_source(&self, source: &crate::sources::Source) -> StoreResult<()>;
+    /// A project's sources, oldest first.
+    async fn list_sources(&self, project_id: &str) -> StoreResult<Vec<crate::sources::Source>>;
+    async fn get_source(
+        &self,
+        project_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<crate::sources::Source>>;
+    /// Deletes a source with its accepted delivery ids and its log.
+    async fn delete_source(&self, project_id: &str, id: &str) -> StoreResult<bool>;
+    /// When the source accepted this delivery id, if it did (and still remembers it).
+    async fn source_delivery_accepted(
+        &self,
+        source_id: &str,
+        delivery_id: &str,
+    ) -> StoreResult<Option<i64>>;
+    /// Remembers an accepted delivery id (a repeat leaves the first record)
+    /// and forgets every source's ids accepted before `forget_before`;
+    /// answers whether the id was new.
+    async fn record_source_delivery(
+        &self,
+        source_id: &str,
+        delivery_id: &str,
+        event_id: &str,
+        accepted_at: i64,
+        forget_before: i64,
+    ) -> StoreResult<bool>;
+    /// Appends a refused request to the source's log, keeping its newest `keep`.
+    async fn record_source_rejection(
+        &self,
+        rejection: &crate::sources::SourceRejection,
+        keep: u32,
+    ) -> StoreResult<()>;
+    /// The source's log, newest first.
+    async fn source_rejections(
+        &self,
+        source_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::sources::SourceRejection>>;
+    /// Accepted ids since `since` and the log's size, with the latest times.
+    async fn source_activity(
+        &self,
+        source_id: &str,
+        since: i64,
+    ) -> StoreResult<crate::sources::SourceActivity>;
 }

@@ -774,6 +774,210 @@ impl Store for SqliteStore {
             webhooks_disabled: count(&webhooks, "disabled")?,
         })
     }
+
+    // ---- Sources (MLflow) ----
+
+    async fn create_source(&self, s: &crate::sources::Source) -> StoreResult<()> {
+        let s = &s.sealed(&self.secrets);
+        sqlx::query(
+            "INSERT INTO sources (id, project_id, kind, name, secret, tolerance_secs, workspace_name, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.id)
+        .bind(&s.project_id)
+        .bind(s.kind.as_str())
+        .bind(&s.name)
+        .bind(&s.secret)
+        .bind(s.tolerance_secs)
+        .bind(&s.workspace_name)
+        .bind(s.created_at)
+        .bind(s.updated_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_sources(&self, project_id: &str) -> StoreResult<Vec<crate::sources::Source>> {
+        let rows = sqlx::query("SELECT * FROM sources WHERE project_id = ? ORDER BY id")
+            .bind(project_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| source_from_row(r, &self.secrets))
+            .collect()
+    }
+
+    async fn get_source(
+        &self,
+        project_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<crate::sources::Source>> {
+        let row = sqlx::query("SELECT * FROM sources WHERE id = ? AND project_id = ?")
+            .bind(id)
+            .bind(project_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(|r| source_from_row(r, &self.secrets))
+            .transpose()
+    }
+
+    async fn delete_source(&self, project_id: &str, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM sources WHERE id = ? AND project_id = ?")
+            .bind(id)
+            .bind(project_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn source_delivery_accepted(
+        &self,
+        source_id: &str,
+        delivery_id: &str,
+    ) -> StoreResult<Option<i64>> {
+        let at = sqlx::query_scalar(
+            "SELECT accepted_at FROM source_deliveries WHERE source_id = ? AND delivery_id = ?",
+        )
+        .bind(source_id)
+        .bind(delivery_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(at)
+    }
+
+    async fn record_source_delivery(
+        &self,
+        source_id: &str,
+        delivery_id: &str,
+        event_id: &str,
+        accepted_at: i64,
+        forget_before: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "INSERT INTO source_deliveries (source_id, delivery_id, event_id, accepted_at) \
+             VALUES (?, ?, ?, ?) ON CONFLICT (source_id, delivery_id) DO NOTHING",
+        )
+        .bind(source_id)
+        .bind(delivery_id)
+        .bind(event_id)
+        .bind(accepted_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM source_deliveries WHERE accepted_at < ?")
+            .bind(forget_before)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn record_source_rejection(
+        &self,
+        r: &crate::sources::SourceRejection,
+        keep: u32,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO source_rejections (source_id, at, status, code, reason, delivery_id, event_type) \
+             SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sources WHERE id = ?)",
+        )
+        .bind(&r.source_id)
+        .bind(r.at)
+        .bind(r.status)
+        .bind(&r.code)
+        .bind(&r.reason)
+        .bind(&r.delivery_id)
+        .bind(&r.event_type)
+        .bind(&r.source_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM source_rejections WHERE source_id = ?1 AND id <= \
+             (SELECT id FROM source_rejections WHERE source_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        )
+        .bind(&r.source_id)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn source_rejections(
+        &self,
+        source_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::sources::SourceRejection>> {
+        let rows = sqlx::query(
+            "SELECT * FROM source_rejections WHERE source_id = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(source_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::sources::SourceRejection {
+                    source_id: r.try_get("source_id")?,
+                    at: r.try_get("at")?,
+                    status: r.try_get::<i64, _>("status")? as u16,
+                    code: r.try_get("code")?,
+                    reason: r.try_get("reason")?,
+                    delivery_id: r.try_get("delivery_id")?,
+                    event_type: r.try_get("event_type")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn source_activity(
+        &self,
+        source_id: &str,
+        since: i64,
+    ) -> StoreResult<crate::sources::SourceActivity> {
+        let accepted = sqlx::query(
+            "SELECT COUNT(*) AS n, MAX(accepted_at) AS last FROM source_deliveries \
+             WHERE source_id = ? AND accepted_at >= ?",
+        )
+        .bind(source_id)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        let rejected = sqlx::query(
+            "SELECT COUNT(*) AS n, MAX(at) AS last FROM source_rejections WHERE source_id = ?",
+        )
+        .bind(source_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(crate::sources::SourceActivity {
+            accepted: accepted.try_get::<i64, _>("n")? as u64,
+            last_accepted_at: accepted.try_get("last")?,
+            rejected: rejected.try_get::<i64, _>("n")? as u64,
+            last_rejected_at: rejected.try_get("last")?,
+        })
+    }
+}
+
+/// A stored source, its secret opened.
+fn source_from_row(r: &SqliteRow, secrets: &SecretBox) -> StoreResult<crate::sources::Source> {
+    let kind: String = r.try_get("kind")?;
+    let stored = crate::sources::Source {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        kind: crate::sources::SourceKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("source kind {kind}")))?,
+        name: r.try_get("name")?,
+        secret: r.try_get("secret")?,
+        tolerance_secs: r.try_get::<i64, _>("tolerance_secs")? as u32,
+        workspace_name: r.try_get("workspace_name")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    };
+    stored
+        .opened(secrets)
+        .map_err(|_| StoreError::WrongSecretKey)
 }
 
 /// Pauses a webhook's deliveries that would otherwise be attempted.

@@ -1,0 +1,542 @@
+//! Sources of a project, and the route MLflow posts its webhooks to.
+//!
+//! Managing sources takes a bearer token like every `/v1` route (write to
+//! create or delete, read to look). The receiving route takes none: MLflow's
+//! HMAC signature with the source's shared secret is the authentication.
+//! Every refused request lands in the source's own log, never in the store's
+//! events; an accepted one is answered only after its events and their
+//! deliveries are on disk, so MLflow's retries can never lose or double one.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::{ApiJson, AppState, audit, parse_query};
+use crate::error::ApiError;
+use crate::ids::{millis_to_rfc3339, now_millis};
+use crate::ingest::{Accepted, EventRequest, IngestError, Submission};
+use crate::sources::mlflow::{self, Reject};
+use crate::sources::{
+    REJECTIONS_KEPT, SEEN_RETENTION_MS, Source, SourceInput, SourceKind, SourceRejection,
+    SourceView,
+};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/projects/{project}/sources", get(list).post(create))
+        .route(
+            "/v1/projects/{project}/sources/{id}",
+            get(show).delete(remove),
+        )
+        .route("/v1/projects/{project}/sources/{id}/log", get(log))
+        .route("/v1/projects/{project}/sources/{id}/mlflow", post(receive))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct SourceList {
+    data: Vec<SourceView>,
+}
+
+/// A source with the URL to paste into MLflow, as this request reached mlhook.
+#[derive(Serialize, utoipa::ToSchema)]
+struct SourceAnswer {
+    #[serde(flatten)]
+    source: SourceView,
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activity: Option<ActivityView>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ActivityView {
+    /// Deliveries accepted within the replay retention (7 days).
+    accepted_last_7d: u64,
+    last_accepted_at: Option<String>,
+    /// Refused requests in the log (the newest 100 are kept).
+    rejections_logged: u64,
+    last_rejected_at: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/sources",
+    tag = "sources",
+    responses((status = 200, description = "Sources of the project (no secrets)", body = SourceList))
+)]
+async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+) -> Result<Json<SourceList>, ApiError> {
+    let project = caller.project(&state, &project).await?;
+    let sources = state.store.list_sources(&project.id).await?;
+    Ok(Json(SourceList {
+        data: sources.iter().map(Source::view).collect(),
+    }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/sources",
+    tag = "sources",
+    request_body = SourceInput,
+    responses((status = 201, description = "Created; `url` is what to paste into the MLflow webhook", body = SourceAnswer))
+)]
+async fn create(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    ApiJson(input): ApiJson<SourceInput>,
+) -> Result<(StatusCode, Json<SourceAnswer>), ApiError> {
+    caller.require_write()?;
+    let project = caller.project(&state, &project).await?;
+    let source = Source::create(input, &project.id, now_millis()).map_err(ApiError::violations)?;
+    state.store.create_source(&source).await?;
+    let view = source.view();
+    let changes = serde_json::to_value(&view).expect("views serialise");
+    audit::record(
+        &state,
+        &caller,
+        &project.id,
+        "source.created",
+        &source.id,
+        changes,
+    )
+    .await;
+    let answer = SourceAnswer {
+        url: public_url(&headers, &source.path()),
+        source: view,
+        activity: None,
+    };
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+async fn load(
+    caller: &Caller,
+    state: &AppState,
+    project: &str,
+    id: &str,
+) -> Result<Source, ApiError> {
+    let project = caller.project(state, project).await?;
+    state
+        .store
+        .get_source(&project.id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("source"))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/sources/{id}",
+    tag = "sources",
+    responses((status = 200, description = "The source, its URL and what it received lately", body = SourceAnswer))
+)]
+async fn show(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((project, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<SourceAnswer>, ApiError> {
+    let source = load(&caller, &state, &project, &id).await?;
+    let activity = state
+        .store
+        .source_activity(&source.id, now_millis() - SEEN_RETENTION_MS)
+        .await?;
+    Ok(Json(SourceAnswer {
+        url: public_url(&headers, &source.path()),
+        source: source.view(),
+        activity: Some(ActivityView {
+            accepted_last_7d: activity.accepted,
+            last_accepted_at: activity.last_accepted_at.map(millis_to_rfc3339),
+            rejections_logged: activity.rejected,
+            last_rejected_at: activity.last_rejected_at.map(millis_to_rfc3339),
+        }),
+    }))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/projects/{project}/sources/{id}",
+    tag = "sources",
+    responses((status = 204, description = "Deleted, with its log; its URL answers 404 from now on"))
+)]
+async fn remove(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((project, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_write()?;
+    let source = load(&caller, &state, &project, &id).await?;
+    if !state
+        .store
+        .delete_source(&source.project_id, &source.id)
+        .await?
+    {
+        return Err(ApiError::not_found("source"));
+    }
+    let changes = serde_json::json!({"name": source.name, "kind": source.kind});
+    audit::record(
+        &state,
+        &caller,
+        &source.project_id,
+        "source.deleted",
+        &source.id,
+        changes,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct LogQuery {
+    /// Rejections to show, 1 to 100 [default 100].
+    limit: Option<u32>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct LogPage {
+    data: Vec<SourceRejection>,
+}
+
+/// The source's own log: the last requests it refused, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/sources/{id}/log",
+    tag = "sources",
+    params(LogQuery),
+    responses((status = 200, description = "Refused requests, newest first (the last 100 are kept)", body = LogPage))
+)]
+async fn log(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((project, id)): Path<(String, String)>,
+    uri: axum::http::Uri,
+) -> Result<Json<LogPage>, ApiError> {
+    let source = load(&caller, &state, &project, &id).await?;
+    let q: LogQuery = parse_query(&uri)?;
+    let limit = q.limit.unwrap_or(REJECTIONS_KEPT);
+    if !(1..=REJECTIONS_KEPT).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("must be 1 to {REJECTIONS_KEPT}"),
+        ));
+    }
+    let data = state.store.source_rejections(&source.id, limit).await?;
+    Ok(Json(LogPage { data }))
+}
+
+/// The URL of `path` on this service, as the caller reached it (a proxy's
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` win).
+fn public_url(headers: &HeaderMap, path: &str) -> String {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let scheme = match header("x-forwarded-proto") {
+        Some("https") => "https",
+        _ => "http",
+    };
+    let host = header("x-forwarded-host")
+        .or_else(|| header("host"))
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}{path}")
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ReceivedView {
+    delivery_id: String,
+    events: Vec<ReceivedEvent>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ReceivedEvent {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    deliveries: Vec<String>,
+}
+
+/// What the log records of a request besides its reason, as far as it was read.
+#[derive(Default)]
+struct Seen {
+    delivery_id: Option<String>,
+    event_type: Option<String>,
+}
+
+/// `POST /v1/projects/{p}/sources/{id}/mlflow`: one MLflow webhook delivery.
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/sources/{id}/mlflow",
+    tag = "sources",
+    description = "Where MLflow 3.x posts its webhooks. No bearer token: the `X-MLflow-Signature` HMAC with the source's secret authenticates the request. Answered only once the events and their deliveries are stored.",
+    security(()),
+    params(
+        ("X-MLflow-Delivery-Id" = String, Header, description = "MLflow's delivery id; a second request with it is refused (409)"),
+        ("X-MLflow-Timestamp" = String, Header, description = "Unix seconds; must be within the source's tolerance of now"),
+        ("X-MLflow-Signature" = Option<String>, Header, description = "`v1,<base64 HMAC-SHA256(secret, \"{id}.{timestamp}.{body}\")>`; required unless the source is unsigned"),
+    ),
+    request_body(content = serde_json::Value, description = "MLflow's body: `{entity, action, timestamp, data}`"),
+    responses(
+        (status = 202, description = "Stored: the native event and, where there is one, its Comet counterpart", body = ReceivedView),
+        (status = 400, description = "Missing header, malformed body, unknown event or invalid payload", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or wrong signature, or a timestamp outside the window", body = crate::error::ErrorBody),
+        (status = 404, description = "No such source", body = crate::error::ErrorBody),
+        (status = 409, description = "This delivery id was already accepted", body = crate::error::ErrorBody),
+        (status = 503, description = "Not stored; MLflow retries", body = crate::error::ErrorBody),
+    )
+)]
+async fn receive(
+    State(state): State<AppState>,
+    Path((project, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ReceivedView>), ApiError> {
+    let source = state
+        .store
+        .get_source(&project, &id)
+        .await?
+        .filter(|s| s.kind == SourceKind::Mlflow)
+        .ok_or_else(|| ApiError::not_found("source"))?;
+    let mut seen = Seen::default();
+    match accept(&state, &source, &headers, body, &mut seen).await {
+        Ok(view) => Ok((StatusCode::ACCEPTED, Json(view))),
+        Err(error) => {
+            // A 5xx is mlhook's trouble, not the request's: MLflow retries it.
+            if error.status.is_client_error() {
+                record_rejection(&state, &source, &error, seen).await;
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn accept(
+    state: &AppState,
+    source: &Source,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    seen: &mut Seen,
+) -> Result<ReceivedView, ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let delivery = mlflow::delivery_headers(
+        header(mlflow::DELIVERY_ID_HEADER),
+        header(mlflow::TIMESTAMP_HEADER),
+        header(mlflow::SIGNATURE_HEADER),
+    )
+    .map_err(rejected)?;
+    seen.delivery_id = Some(delivery.delivery_id.to_string());
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            super::too_large()
+        } else {
+            ApiError::new(e.status(), "invalid_request", e.body_text())
+        }
+    })?;
+    // Authenticate before reading anything else of the request.
+    if let Some(secret) = &source.secret {
+        mlflow::verify_signature(secret, &delivery, &body).map_err(rejected)?;
+    }
+    let now = now_millis();
+    mlflow::check_timestamp(delivery.timestamp, now / 1000, source.tolerance_secs)
+        .map_err(rejected)?;
+    if !is_json(headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "MLflow sends Content-Type: application/json; so must this request",
+        ));
+    }
+    let received = mlflow::parse_body(&body, &state.catalog).map_err(rejected)?;
+    seen.event_type = Some(received.event_type.clone());
+    if let Some(at) = state
+        .store
+        .source_delivery_accepted(&source.id, delivery.delivery_id)
+        .await?
+    {
+        return Err(replayed(delivery.delivery_id, Some(at)));
+    }
+    let submissions = submissions(state, source, &delivery, received, now)?;
+    let accepted = ingest(state, submissions).await?;
+    let mut events = Vec::with_capacity(accepted.len());
+    for (accepted, event_type) in accepted {
+        match accepted {
+            Accepted::Created {
+                event_id,
+                delivery_ids,
+            } => events.push(ReceivedEvent {
+                id: event_id,
+                event_type,
+                deliveries: delivery_ids,
+            }),
+            // Written together, so all were replayed: a concurrent twin won.
+            Accepted::Replayed { .. } => return Err(replayed(delivery.delivery_id, None)),
+            Accepted::ProjectGone => return Err(ApiError::not_found("source")),
+        }
+    }
+    let remembered = state
+        .store
+        .record_source_delivery(
+            &source.id,
+            delivery.delivery_id,
+            &events[0].id,
+            now,
+            now - SEEN_RETENTION_MS,
+        )
+        .await;
+    if let Err(e) = remembered {
+        // The events are stored; their idempotency keys still refuse a
+        // replay for 24 hours, far beyond the timestamp window.
+        tracing::warn!(error = %e, source = %source.id, "could not remember an accepted MLflow delivery id");
+    }
+    Ok(ReceivedView {
+        delivery_id: delivery.delivery_id.to_string(),
+        events,
+    })
+}
+
+/// The native event and, where MLflow's event has one, its Comet-shaped
+/// counterpart: one ingest request, so one transaction (all or nothing).
+/// Each carries an idempotency key derived from the delivery id, which the
+/// store checks inside that transaction under its primary key.
+fn submissions(
+    state: &AppState,
+    source: &Source,
+    delivery: &mlflow::DeliveryHeaders<'_>,
+    received: mlflow::Received,
+    now: i64,
+) -> Result<Vec<(Submission, String)>, ApiError> {
+    let key = format!("mlflow:{}:{}", source.id, delivery.delivery_id);
+    let created_at = mlflow::event_time_secs(&received.body, delivery.timestamp);
+    let workspace = source.workspace_name.as_deref().unwrap_or(&source.name);
+    let counterpart =
+        mlflow::comet_counterpart(&received.event_type, &received.body, workspace, created_at);
+    let mut requests = vec![EventRequest {
+        event_type: received.event_type,
+        payload: received.body,
+        object: None,
+        idempotency_key: Some(key.clone()),
+    }];
+    if let Some((event_type, payload)) = counterpart {
+        requests.push(EventRequest {
+            event_type: event_type.to_string(),
+            payload,
+            object: None,
+            idempotency_key: Some(format!("{key}:comet")),
+        });
+    }
+    requests
+        .into_iter()
+        .map(|request| {
+            let event_type = request.event_type.clone();
+            let submission = state
+                .ingestor
+                .prepare(&source.project_id, request, now)
+                .map_err(|e| {
+                    let mut error = ApiError::from(e);
+                    error.message =
+                        format!("the body does not match {event_type}: {}", error.message);
+                    error
+                })?;
+            Ok((submission, event_type))
+        })
+        .collect()
+}
+
+async fn ingest(
+    state: &AppState,
+    submissions: Vec<(Submission, String)>,
+) -> Result<Vec<(Accepted, String)>, ApiError> {
+    let (submissions, types): (Vec<Submission>, Vec<String>) = submissions.into_iter().unzip();
+    let accepted = state.ingestor.ingest(submissions).await.map_err(|e| {
+        tracing::error!(error = %e, "ingest of an MLflow delivery failed");
+        match e {
+            IngestError::Stopped => {
+                ApiError::unavailable("the service is shutting down; retry later")
+            }
+            IngestError::Store(_) => ApiError::unavailable(
+                "the event could not be stored; nothing was accepted, retry later",
+            ),
+        }
+    })?;
+    Ok(accepted.into_iter().zip(types).collect())
+}
+
+fn rejected(reject: Reject) -> ApiError {
+    let status = StatusCode::from_u16(reject.status).unwrap_or(StatusCode::BAD_REQUEST);
+    ApiError::new(status, reject.code, reject.message)
+}
+
+fn replayed(delivery_id: &str, accepted_at: Option<i64>) -> ApiError {
+    let when = accepted_at
+        .map(|at| format!(" at {}", millis_to_rfc3339(at)))
+        .unwrap_or_default();
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "replayed_delivery",
+        format!("delivery {delivery_id} was already accepted{when}; it is not stored again"),
+    )
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Appends to the source's log; a failure here must not change the answer.
+async fn record_rejection(state: &AppState, source: &Source, error: &ApiError, seen: Seen) {
+    let rejection = SourceRejection {
+        source_id: source.id.clone(),
+        at: now_millis(),
+        status: error.status.as_u16(),
+        code: error.code.to_string(),
+        reason: error.message.clone(),
+        delivery_id: seen.delivery_id,
+        event_type: seen.event_type,
+    };
+    tracing::info!(source = %source.id, code = error.code, reason = %error.message, "MLflow delivery refused");
+    if let Err(e) = state
+        .store
+        .record_source_rejection(&rejection, REJECTIONS_KEPT)
+        .await
+    {
+        tracing::warn!(error = %e, source = %source.id, "could not log a refused MLflow delivery");
+    }
+}
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, create, show, remove, log, receive))]
+pub struct Doc;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_follows_the_request_and_its_proxy() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(public_url(&headers, "/p"), "http://127.0.0.1:8080/p");
+        headers.insert("x-forwarded-proto", "https".parse().unwrap());
+        headers.insert(
+            "x-forwarded-host",
+            "hooks.example.com, inner".parse().unwrap(),
+        );
+        assert_eq!(public_url(&headers, "/p"), "https://hooks.example.com/p");
+    }
+}

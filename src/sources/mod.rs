@@ -1,0 +1,325 @@
+//! Sources: platforms that push their own webhooks to mlhook, which then
+//! validates, routes, formats, retries and logs them like any event.
+//!
+//! One kind exists today, MLflow (`mlflow`): MLflow's model registry calls
+//! `POST /v1/projects/{p}/sources/{id}/mlflow`; the request is authenticated by
+//! MLflow's HMAC signature with the source's shared secret, not by a token.
+//! As for webhooks, the stored `Source` holds the secret and the `SourceView`
+//! that reads show has no field that could.
+
+pub mod mlflow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::FieldError;
+use crate::secrets::{SecretBox, SecretsError};
+
+/// Timestamp tolerance when the client sets none: MLflow's retries (three,
+/// with backoff, each re-sending the same timestamp) fit well inside it.
+pub const DEFAULT_TOLERANCE_SECS: u32 = 300;
+/// The widest tolerance a source may have. A replayed request is caught by the
+/// delivery ids mlhook remembers, which must outlive the window by far.
+pub const MAX_TOLERANCE_SECS: u32 = 3600;
+/// How long accepted delivery ids are remembered for the replay check.
+pub const SEEN_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Rejections kept per source, newest first.
+pub const REJECTIONS_KEPT: u32 = 100;
+
+const MAX_NAME: usize = 200;
+const MIN_SECRET: usize = 16;
+const MAX_SECRET: usize = 1024;
+
+/// Who sends to the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    #[default]
+    Mlflow,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Mlflow => "mlflow",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SourceKind> {
+        (text == "mlflow").then_some(SourceKind::Mlflow)
+    }
+}
+
+/// The stored source, secret included. Never serialised to a client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub id: String,
+    pub project_id: String,
+    pub kind: SourceKind,
+    pub name: String,
+    /// The shared secret MLflow signs with; `None` only for a source created
+    /// explicitly as unsigned.
+    pub secret: Option<String>,
+    /// How far `X-MLflow-Timestamp` may be from now, either way.
+    pub tolerance_secs: u32,
+    /// `workspaceName` of the Comet-shaped events when MLflow sends no workspace.
+    pub workspace_name: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// `POST /v1/projects/{p}/sources`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceInput {
+    /// Who sends: `mlflow` (the default and only kind today).
+    #[serde(default)]
+    pub kind: SourceKind,
+    pub name: String,
+    /// The secret set on the MLflow webhook (16 to 1024 bytes); write-only.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Must be `true` to create a source without a secret.
+    #[serde(default)]
+    pub unsigned: bool,
+    /// How far `X-MLflow-Timestamp` may be from now, 1 to 3600 [default 300].
+    #[serde(default)]
+    pub timestamp_tolerance_secs: Option<u32>,
+    /// `workspaceName` of the Comet-shaped events when MLflow sends no
+    /// workspace [default: the source's name].
+    #[serde(default)]
+    pub workspace_name: Option<String>,
+}
+
+/// A source as every read shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SourceView {
+    pub id: String,
+    pub project_id: String,
+    pub kind: SourceKind,
+    pub name: String,
+    pub secret_set: bool,
+    pub timestamp_tolerance_secs: u32,
+    pub workspace_name: Option<String>,
+    /// The path MLflow posts to, on this service's address.
+    pub path: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One refused request, as the source's log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SourceRejection {
+    #[serde(skip)]
+    pub source_id: String,
+    #[serde(serialize_with = "as_rfc3339")]
+    #[schema(value_type = String)]
+    pub at: i64,
+    pub status: u16,
+    pub code: String,
+    pub reason: String,
+    pub delivery_id: Option<String>,
+    pub event_type: Option<String>,
+}
+
+/// What a source received lately, for its view.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceActivity {
+    /// Delivery ids accepted within the replay retention.
+    pub accepted: u64,
+    pub last_accepted_at: Option<i64>,
+    /// Rejections in the log (at most `REJECTIONS_KEPT`).
+    pub rejected: u64,
+    pub last_rejected_at: Option<i64>,
+}
+
+fn as_rfc3339<S: serde::Serializer>(millis: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::ids::millis_to_rfc3339(*millis))
+}
+
+impl Source {
+    /// Builds a new source from a create request, or every field error found.
+    pub fn create(
+        input: SourceInput,
+        project_id: &str,
+        now: i64,
+    ) -> Result<Source, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut fail = |field: &str, message: &str| {
+            errors.push(FieldError {
+                field: field.to_string(),
+                message: message.to_string(),
+            })
+        };
+        let name = input.name.trim().to_string();
+        if name.is_empty() || name.chars().count() > MAX_NAME {
+            fail("/name", "must be 1 to 200 characters");
+        }
+        match (&input.secret, input.unsigned) {
+            (Some(_), true) => fail(
+                "/unsigned",
+                "a source with a secret is signed; leave one out",
+            ),
+            (None, false) => fail(
+                "/secret",
+                "required: the secret set on the MLflow webhook (or \"unsigned\": true to accept \
+                 unsigned requests, authenticated by nothing but the URL)",
+            ),
+            (Some(secret), false) => {
+                if secret.len() < MIN_SECRET || secret.len() > MAX_SECRET {
+                    fail("/secret", "must be 16 to 1024 bytes");
+                } else if secret.trim() != secret || secret.chars().any(char::is_control) {
+                    fail(
+                        "/secret",
+                        "must not hold control characters or surrounding spaces",
+                    );
+                }
+            }
+            (None, true) => {}
+        }
+        let tolerance = input
+            .timestamp_tolerance_secs
+            .unwrap_or(DEFAULT_TOLERANCE_SECS);
+        if !(1..=MAX_TOLERANCE_SECS).contains(&tolerance) {
+            fail(
+                "/timestamp_tolerance_secs",
+                "must be 1 to 3600 seconds (default 300)",
+            );
+        }
+        let workspace_name = input.workspace_name.map(|w| w.trim().to_string());
+        if workspace_name
+            .as_ref()
+            .is_some_and(|w| w.is_empty() || w.chars().count() > MAX_NAME)
+        {
+            fail("/workspace_name", "must be 1 to 200 characters");
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Source {
+            id: crate::ids::new_id("src"),
+            project_id: project_id.to_string(),
+            kind: input.kind,
+            name,
+            secret: input.secret,
+            tolerance_secs: tolerance,
+            workspace_name,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// Where the platform sends its webhooks, below this service's address.
+    pub fn path(&self) -> String {
+        format!(
+            "/v1/projects/{}/sources/{}/{}",
+            self.project_id,
+            self.id,
+            self.kind.as_str()
+        )
+    }
+
+    /// A copy whose secret is sealed, for a store to write (see `crate::secrets`).
+    pub fn sealed(&self, secrets: &SecretBox) -> Source {
+        let mut sealed = self.clone();
+        sealed.secret = self.secret.as_deref().map(|s| secrets.seal(s));
+        sealed
+    }
+
+    /// Opens what `sealed` sealed; a clear value (none is written so) is kept.
+    pub fn opened(mut self, secrets: &SecretBox) -> Result<Source, SecretsError> {
+        if let Some(stored) = self.secret.take() {
+            let clear = if SecretBox::is_sealed(&stored) {
+                secrets.open(&stored)?
+            } else {
+                stored
+            };
+            self.secret = Some(clear);
+        }
+        Ok(self)
+    }
+
+    pub fn view(&self) -> SourceView {
+        SourceView {
+            id: self.id.clone(),
+            project_id: self.project_id.clone(),
+            kind: self.kind,
+            name: self.name.clone(),
+            secret_set: self.secret.is_some(),
+            timestamp_tolerance_secs: self.tolerance_secs,
+            workspace_name: self.workspace_name.clone(),
+            path: self.path(),
+            created_at: crate::ids::millis_to_rfc3339(self.created_at),
+            updated_at: crate::ids::millis_to_rfc3339(self.updated_at),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn create(body: serde_json::Value) -> Result<Source, Vec<FieldError>> {
+        let input: SourceInput = serde_json::from_value(body).unwrap();
+        Source::create(input, "p", 1_000)
+    }
+
+    fn fields(errors: Vec<FieldError>) -> Vec<String> {
+        errors.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn a_source_gets_defaults_and_a_path() {
+        let s = create(json!({"name": " registry ", "secret": "0123456789abcdef"})).unwrap();
+        assert_eq!(s.name, "registry");
+        assert_eq!(s.kind, SourceKind::Mlflow);
+        assert_eq!(s.tolerance_secs, 300);
+        assert!(s.id.starts_with("src_"));
+        assert_eq!(s.path(), format!("/v1/projects/p/sources/{}/mlflow", s.id));
+    }
+
+    #[test]
+    fn a_secret_or_an_explicit_unsigned_is_required() {
+        assert_eq!(
+            fields(create(json!({"name": "r"})).unwrap_err()),
+            ["/secret"]
+        );
+        let unsigned = create(json!({"name": "r", "unsigned": true})).unwrap();
+        assert_eq!(unsigned.secret, None);
+        assert_eq!(
+            fields(
+                create(json!({"name": "r", "unsigned": true, "secret": "0123456789abcdef"}))
+                    .unwrap_err()
+            ),
+            ["/unsigned"]
+        );
+        assert_eq!(
+            fields(
+                create(json!({"name": "", "secret": "short", "timestamp_tolerance_secs": 0}))
+                    .unwrap_err()
+            ),
+            ["/name", "/secret", "/timestamp_tolerance_secs"]
+        );
+    }
+
+    #[test]
+    fn the_secret_is_sealed_for_the_store() {
+        let s = create(json!({"name": "r", "secret": "s3cr3t-s3cr3t-s3cr3t"})).unwrap();
+        let secrets = SecretBox::new([7; 32]);
+        let sealed = s.sealed(&secrets);
+        let stored = sealed.secret.clone().unwrap();
+        assert!(SecretBox::is_sealed(&stored) && !stored.contains("s3cr3t"));
+        assert_eq!(sealed.opened(&secrets).unwrap(), s);
+        assert!(s.sealed(&secrets).opened(&SecretBox::new([8; 32])).is_err());
+        let unsigned = create(json!({"name": "r", "unsigned": true})).unwrap();
+        assert_eq!(unsigned.sealed(&secrets).secret, None);
+    }
+
+    #[test]
+    fn the_view_has_no_secret() {
+        let s = create(json!({"name": "r", "secret": "s3cr3t-s3cr3t-s3cr3t"})).unwrap();
+        let shown = serde_json::to_string(&s.view()).unwrap();
+        assert!(!shown.contains("s3cr3t"));
+        assert!(shown.contains(r#""secret_set":true"#));
+    }
+}
