@@ -174,7 +174,11 @@ impl FromRequestParts<AppState> for Caller {
         state.auth_failures.check(client)?;
         let caller = match bearer(parts) {
             Some(token) => resolve(state, token).await?,
-            None => None,
+            // The web console's session cookie, with its CSRF checks.
+            None => match crate::console::session_token(parts)? {
+                Some(token) => resolve(state, &token).await?,
+                None => None,
+            },
         };
         let Some(caller) = caller else {
             state.auth_failures.record(client);

@@ -7,6 +7,7 @@ pub mod auth;
 mod deliveries;
 mod event_types;
 mod events;
+mod formats;
 mod health;
 pub mod metrics;
 pub mod openapi;
@@ -64,6 +65,8 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::routes())
         .merge(events::routes())
         .merge(deliveries::routes())
+        .merge(formats::routes())
+        .merge(crate::console::routes())
         .merge(sources::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
