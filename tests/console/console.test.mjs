@@ -1,0 +1,347 @@
+// The web console as a person uses it, in headless Chromium, against a real
+// `mlhook serve` and a real receiver (both started by tests/console.rs,
+// which passes their addresses in the environment):
+//
+// sign in; create a project; create a webhook with two headers (one
+// protected, typed but never added with +) and a secret; validate it while
+// the receiver answers 200, then 500, and see both; save anyway; reveal the
+// signing secret; test the webhook and copy the full response; send a test
+// event from the catalog (checked as it is typed); find its delivery in the
+// log with its attempt; redeliver; sign out. Along the way: axe-core finds
+// no serious or critical accessibility violation on any screen, the
+// protected value, the secret and the token never appear in the page's
+// HTML nor in any answer the page fetched, and every screen is saved as a
+// screenshot.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { chromium } from 'playwright-core';
+
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+const BASE = need('MLHOOK_URL');
+const TOKEN = need('MLHOOK_ADMIN_TOKEN');
+const RECEIVER = need('RECEIVER_URL');
+const SHOTS = process.env.SCREENSHOT_DIR || 'screenshots';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+const PROTECTED = `protected-${randomBytes(8).toString('hex')}`;
+const SECRET = `secret-${randomBytes(8).toString('hex')}`;
+const NEVER_SHOWN = [PROTECTED, SECRET, TOKEN];
+
+function need(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run this through \`cargo test --test console\``);
+  return value;
+}
+
+/** Makes the receiver answer `status` from now on. */
+async function receiverAnswers(status) {
+  const r = await fetch(`${RECEIVER}/control/${status}`, { method: 'POST' });
+  assert.equal(r.status, 204);
+}
+
+test('the web console', { timeout: 180_000 }, async (t) => {
+  mkdirSync(SHOTS, { recursive: true });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+  t.after(() => browser.close());
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme: 'light' });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+
+  // Every answer the page fetched, and every complaint of the browser.
+  const fetched = [];
+  const problems = [];
+  page.on('response', async (response) => {
+    const type = response.request().resourceType();
+    if (type !== 'fetch' && type !== 'xhr' && type !== 'document') return;
+    try {
+      fetched.push({ url: response.url(), body: await response.text(), headers: await response.allHeaders() });
+    } catch {
+      // A redirect or a page that navigated away has no body to read.
+    }
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    // A 4xx the console handles (401 before sign-in) is logged by Chromium as
+    // a failed resource; anything else (a CSP refusal, an exception) is a fault.
+    if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+
+  /** Screenshot, axe-core and the secret check of the screen shown now. */
+  async function screen(name, { fullPage = true } = {}) {
+    await page.waitForLoadState('networkidle');
+    await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage });
+    await accessible(name);
+    await noSecretsIn(name);
+  }
+
+  async function accessible(name) {
+    // Evaluated through the DevTools protocol, so the page's CSP (no inline
+    // script) does not stand in its way and needs no exception.
+    await page.evaluate(AXE);
+    const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+    const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    assert.deepEqual(serious.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), [],
+      `axe-core found serious violations on ${name}`);
+  }
+
+  async function noSecretsIn(name) {
+    const html = await page.content();
+    for (const secret of NEVER_SHOWN) {
+      assert.ok(!html.includes(secret), `${name}: the page's HTML holds a secret`);
+      assert.ok(!page.url().includes(secret), `${name}: the URL holds a secret`);
+    }
+    for (const f of fetched) {
+      for (const secret of NEVER_SHOWN) {
+        assert.ok(!f.body.includes(secret), `${name}: the answer of ${f.url} holds a secret`);
+      }
+    }
+  }
+
+  // One story: after a failing step the later ones are skipped, and the
+  // screen at the failure is kept as failure-<step>.png.
+  let failed = false;
+  const step = (name, fn) => t.test(name, { skip: failed && 'an earlier step failed' }, async () => {
+    try {
+      await fn();
+    } catch (e) {
+      failed = true;
+      await page.screenshot({ path: join(SHOTS, `failure-${name.split(' ').slice(0, 3).join('-')}.png`), fullPage: true }).catch(() => {});
+      throw e;
+    }
+  });
+
+  await step('sign in with a token, kept in an HttpOnly cookie', async () => {
+    await page.goto(`${BASE}/`);
+    await page.getByRole('heading', { name: 'Sign in to mlhook' }).waitFor();
+    const csp = fetched.find((f) => f.url === `${BASE}/`).headers['content-security-policy'];
+    assert.match(csp, /default-src 'self'/);
+    assert.doesNotMatch(csp, /unsafe-inline/);
+    await screen('signin');
+
+    await page.getByLabel('Token').fill('mlh_not-a-real-token');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText('This token is not valid').waitFor();
+    assert.equal(await page.getByLabel('Token').getAttribute('aria-invalid'), 'true');
+
+    await page.getByLabel('Token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Projects' }).waitFor();
+    const cookie = (await context.cookies()).find((c) => c.name === 'mlhook_session');
+    assert.ok(cookie, 'the session cookie is set');
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.sameSite, 'Strict');
+    assert.equal(await page.evaluate(() => document.cookie.includes('mlhook_session')), false);
+    const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }));
+    assert.ok(!stored.includes(TOKEN), 'the token is not in web storage');
+  });
+
+  await step('a cookie-authenticated write without the console header is refused (CSRF)', async () => {
+    const refused = await page.evaluate(async () => {
+      const r = await fetch('/v1/projects', {
+        method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ id: 'csrf', name: 'csrf' }),
+      });
+      return { status: r.status, body: await r.json() };
+    });
+    assert.equal(refused.status, 403);
+    assert.equal(refused.body.error.code, 'csrf_check_failed');
+  });
+
+  await step('create a project from the empty list', async () => {
+    await page.getByText('No projects yet').waitFor();
+    await screen('projects');
+    await page.getByLabel('Id').fill('fraud-team');
+    await page.getByLabel('Name', { exact: true }).fill('Fraud team');
+    await page.getByRole('button', { name: 'Create project' }).click();
+    await page.getByRole('heading', { name: 'Webhooks' }).waitFor();
+    await page.getByText('No webhooks yet').waitFor();
+    await screen('webhooks-empty');
+  });
+
+  await step('create a webhook through the form: two headers, one protected; validate 200 then 500', async () => {
+    await page.getByRole('link', { name: '+ Create webhook' }).first().click();
+    await page.getByRole('heading', { name: 'New webhook' }).waitFor();
+
+    // An error from the API appears next to the field it names.
+    await page.getByLabel('URL', { exact: true }).fill('ftp://nowhere');
+    await page.getByRole('button', { name: 'Validate' }).click();
+    const urlError = page.locator('#' + (await page.getByLabel('URL', { exact: true }).getAttribute('id')) + '-error');
+    await urlError.waitFor();
+    assert.match(await urlError.textContent(), /http/i);
+
+    await page.getByLabel('Name', { exact: true }).fill('churn releases');
+    await page.getByLabel('Description').fill('Tells the release bot about new churn models.');
+    await page.getByLabel('URL', { exact: true }).fill(`${RECEIVER}/hooks`);
+    await page.getByRole('checkbox', { name: /^MODEL_VERSION_CREATED/ }).check();
+    await page.getByRole('checkbox', { name: /^MODEL_STATUS_CHANGED/ }).check();
+    await page.getByLabel('Object type').selectOption('model');
+    await page.getByLabel('Object name').fill('churn');
+
+    // One header added with +, one typed (protected) and never added.
+    await page.getByLabel('New header name').fill('X-Team');
+    await page.getByLabel('New header value').fill('ml-platform');
+    await page.getByRole('button', { name: 'Add header' }).click();
+    assert.equal(await page.getByLabel('Header 1 name').inputValue(), 'X-Team');
+    await page.getByLabel('New header name').fill('X-Api-Key');
+    await page.getByLabel('New header protected').check();
+    await page.getByLabel('New header value').fill(PROTECTED);
+    await page.getByText('Not added yet').waitFor();
+    await page.getByLabel('Secret', { exact: true }).fill(SECRET);
+
+    await receiverAnswers(200);
+    await page.getByRole('button', { name: 'Validate' }).click();
+    const results = page.getByTestId('send-result');
+    await results.first().locator('summary').getByText('200 OK').waitFor();
+    assert.equal(await results.count(), 1);
+    // The pending header became a row of its own when validating.
+    assert.equal(await page.getByLabel('Header 2 name').inputValue(), 'X-Api-Key');
+    // The request shown is the one sent, with the protected value masked.
+    const sent = await results.first().textContent();
+    assert.match(sent, /x-api-key/i);
+    assert.match(sent, /\*\*\*\*\*\*\*\*/);
+
+    await receiverAnswers(500);
+    await page.getByRole('button', { name: 'Validate' }).click();
+    await results.first().locator('summary').getByText('500 Internal Server Error').waitFor();
+    assert.equal(await results.count(), 2, 'both validations are shown');
+    await results.first().getByText('the receiver fails on purpose').waitFor();
+    await screen('webhook-form');
+
+    // Saving after a failed validation warns, and is allowed.
+    await receiverAnswers(200);
+    await page.getByRole('button', { name: 'Create webhook' }).click();
+    await page.getByText('The last validation failed (the receiver answered 500).').waitFor();
+    await page.getByRole('button', { name: 'Save anyway' }).click();
+    await page.getByRole('heading', { name: /churn releases/ }).waitFor();
+    const config = page.getByRole('region', { name: 'Configuration' });
+    await config.getByText('X-Team: ml-platform').waitFor();
+    await config.getByText('X-Api-Key:').waitFor();
+  });
+
+  await step('webhook detail: signing secret on click, test with copy, recover', async () => {
+    assert.equal(await page.getByTestId('signing-key').count(), 0);
+    await page.getByRole('button', { name: 'Reveal' }).click();
+    const key = await page.getByTestId('signing-key').textContent();
+    assert.match(key, /^whsec_/);
+    await page.getByRole('button', { name: 'Copy', exact: true }).click();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key);
+    await page.getByRole('button', { name: 'Hide' }).click();
+
+    await page.getByRole('button', { name: 'Test webhook' }).click();
+    const result = page.getByTestId('send-result').first();
+    await result.locator('summary').getByText('200 OK').waitFor();
+    await result.getByRole('button', { name: 'Copy full response' }).click();
+    const copied = JSON.parse(await page.evaluate(() => navigator.clipboard.readText()));
+    assert.equal(copied.response.status, 200);
+    assert.equal(copied.valid, true);
+
+    await page.getByRole('button', { name: 'Recover deliveries' }).click();
+    await page.getByText(/Nothing to recover|sent again/).waitFor();
+    await screen('webhook-detail');
+  });
+
+  await step('send a test event from the catalog, checked as it is typed', async () => {
+    await page.getByRole('link', { name: 'Event catalog' }).click();
+    await page.getByRole('link', { name: 'MODEL_VERSION_CREATED', exact: true }).click();
+    await page.getByRole('heading', { name: 'MODEL_VERSION_CREATED' }).waitFor();
+    const payload = page.getByLabel('Payload', { exact: true });
+    await payload.fill('{"workspaceName": "ml", "registryModelName": "churn", "version": 3');
+    await page.getByText('✗ Not JSON').waitFor();
+    await payload.fill(JSON.stringify({
+      workspaceName: 'ml', registryModelName: 'churn', version: 3, tags: ['candidate'],
+      createdAt: 1795600000, sourceExperimentKey: null,
+    }, null, 2));
+    await page.getByText('✗ Not valid yet').waitFor();
+    await page.locator('.check-status').getByText('/version').waitFor();
+    await payload.fill(JSON.stringify({
+      workspaceName: 'ml', registryModelName: 'churn', version: '3', tags: ['candidate'],
+      createdAt: 1795600000, sourceExperimentKey: null,
+    }, null, 2));
+    await page.getByText('✓ Valid.').waitFor();
+    await page.getByRole('button', { name: 'Send event' }).click();
+    await page.getByText(/Accepted as event evt_.*1 delivery/).waitFor();
+    await screen('catalog');
+  });
+
+  await step('the delivery log shows the delivery; its attempts; redeliver', async () => {
+    await page.getByRole('link', { name: 'Open the delivery log' }).click();
+    await page.getByRole('heading', { name: 'Delivery log' }).waitFor();
+    const row = page.locator('tr', { hasText: 'MODEL_VERSION_CREATED' }).first();
+    for (let i = 0; i < 50 && !(await row.getByText('succeeded').count()); i += 1) {
+      await page.waitForTimeout(200);
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      await page.getByRole('heading', { name: 'Delivery log' }).waitFor();
+    }
+    await row.getByText('succeeded').waitFor();
+    await screen('deliveries');
+
+    await row.getByRole('link').first().click();
+    await page.getByRole('heading', { name: /^Delivery msg_/ }).waitFor();
+    const attempts = page.getByTestId('attempt');
+    await attempts.first().getByText('Attempt 1').waitFor();
+    await attempts.first().locator('summary').getByText('200 OK').waitFor();
+    const shown = await attempts.first().textContent();
+    assert.match(shown, /x-api-key\s*\*{8}/i, 'the protected header is masked');
+    assert.match(shown, /authorization\s*\*{8}/i, 'the secret is masked');
+
+    await page.getByRole('button', { name: 'Redeliver' }).click();
+    await attempts.first().getByText('Attempt 2').waitFor();
+    await attempts.first().getByText('manual').waitFor();
+    assert.equal(await attempts.count(), 2);
+    await screen('delivery');
+  });
+
+  await step('the webhook list, filters, and the dark theme', async () => {
+    await page.getByRole('link', { name: 'Webhooks' }).click();
+    const row = page.locator('tr', { hasText: 'churn releases' });
+    await row.waitFor();
+    await row.getByText('Enabled').waitFor();
+    await row.getByText(/% of \d+/).waitFor();
+    await screen('webhooks', { fullPage: false });
+    await page.getByLabel('State').selectOption('disabled');
+    await page.getByText('No webhook matches these filters').waitFor();
+    await page.getByLabel('State').selectOption('');
+    await page.getByLabel('Event type').selectOption('MODEL_STATUS_CHANGED');
+    await row.waitFor();
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await screen('webhooks-dark', { fullPage: false });
+    await page.emulateMedia({ colorScheme: 'light' });
+  });
+
+  await step('edit: write-only values show as set, never their value', async () => {
+    await page.getByRole('link', { name: 'churn releases' }).click();
+    await page.getByRole('link', { name: 'Edit' }).click();
+    await page.getByRole('heading', { name: 'Edit churn releases' }).waitFor();
+    assert.equal(await page.getByLabel('Header 2 value').inputValue(), '');
+    assert.equal(await page.getByLabel('Header 2 value').getAttribute('placeholder'), 'stored, hidden: type to replace');
+    await page.getByRole('button', { name: 'Replace' }).waitFor();
+    await page.getByRole('button', { name: 'Remove', exact: true }).waitFor();
+    await screen('webhook-edit');
+    await page.getByRole('link', { name: 'Cancel' }).click();
+  });
+
+  await step('sign out', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in to mlhook' }).waitFor();
+    assert.equal((await context.cookies()).some((c) => c.name === 'mlhook_session' && c.value), false);
+    const status = await page.evaluate(async () => (await fetch('/v1/projects')).status);
+    assert.equal(status, 401);
+  });
+
+  await step('no secret reached the page, and the browser saw no fault', async () => {
+    await noSecretsIn('the whole run');
+    assert.ok(fetched.length > 20, `the page fetched ${fetched.length} answers`);
+    assert.deepEqual(problems, []);
+  });
+});
