@@ -216,7 +216,7 @@ fn escape(segment: &str) -> String {
 }
 
 /// One page of a list, newest first; `next_cursor` fetches the next one.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
