@@ -1,9 +1,14 @@
 //! The storage interface. Everything the service keeps goes through `Store`;
-//! SQLite is the embedded default, PostgreSQL (its own issue) the shared one.
+//! SQLite is the embedded default, PostgreSQL the shared one (several nodes
+//! on one database). Both pass the same conformance suite
+//! (tests/store_conformance.rs).
 //!
 //! The store knows rows, not HTTP and not formats. Writes on the hot path take
 //! batches (`insert_events`, `record_attempts`) so callers can group-commit.
 
+pub mod migrate;
+pub mod notify;
+mod postgres;
 pub mod sealed;
 mod sqlite;
 
@@ -12,6 +17,7 @@ use async_trait::async_trait;
 use crate::catalog::ObjectRef;
 use crate::webhook::Webhook;
 
+pub use postgres::{PgOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]

@@ -12,6 +12,8 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
+pub mod pg;
+
 pub const ADMIN: &str = "test-admin-token";
 
 /// A short retry schedule without jitter, so retry tests finish fast and exactly.

@@ -1,0 +1,174 @@
+//! Routing changes across nodes (PostgreSQL).
+//!
+//! Every node routes events from an in-memory copy of the projects and
+//! webhooks (`Subscriptions`). On one node the API refreshes it after each
+//! write. With several nodes, a trigger in the database announces every
+//! change to `projects` and `webhooks` on the channel `mlhook_routing` (the
+//! project id as payload, delivered at commit), and each node follows:
+//!
+//! - a notice re-reads that project (its link base and its webhooks), or
+//!   forgets it when it is gone;
+//! - after the listening connection is (re)established — at start, after a
+//!   lost connection or a database restart — and every `FULL_RELOAD` as a
+//!   safety net, every project is re-read, since notices sent while nobody
+//!   listened are gone.
+//!
+//! Notices arrive within milliseconds of the commit, so a webhook deleted on
+//! one node stops being routed by the others well within a second.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use tokio::sync::mpsc;
+
+use super::{Store, StoreResult};
+use crate::subscriptions::Subscriptions;
+
+/// The channel the trigger of migrations/postgres/0001 notifies.
+pub const CHANNEL: &str = "mlhook_routing";
+
+/// How often every project is re-read, whatever the notices said.
+pub const FULL_RELOAD: Duration = Duration::from_secs(30);
+
+/// What the listener saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoutingChange {
+    /// This project, or one of its webhooks, changed.
+    Project(String),
+    /// Notices may have been missed (the connection was just made): re-read all.
+    Everything,
+}
+
+/// The stream of routing changes; the listener stops when it is dropped.
+pub struct RoutingChanges {
+    changes: mpsc::UnboundedReceiver<RoutingChange>,
+}
+
+impl RoutingChanges {
+    /// Listens on its own connection (not one of the pool's), reconnecting
+    /// with back-off for as long as the receiver lives.
+    pub(super) fn start(options: PgConnectOptions) -> RoutingChanges {
+        let (tx, changes) = mpsc::unbounded_channel();
+        tokio::spawn(listen(options, tx));
+        RoutingChanges { changes }
+    }
+
+    pub async fn next(&mut self) -> Option<RoutingChange> {
+        self.changes.recv().await
+    }
+}
+
+async fn listen(options: PgConnectOptions, tx: mpsc::UnboundedSender<RoutingChange>) {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options.application_name("mlhook routing listener"));
+    let mut failures: u32 = 0;
+    loop {
+        if tx.is_closed() {
+            return;
+        }
+        let mut listener = match connect(&pool).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(error = %e, "routing listener cannot reach the database; retrying");
+                }
+                tokio::time::sleep(backoff(failures)).await;
+                continue;
+            }
+        };
+        if failures > 0 {
+            tracing::info!("routing listener connected again");
+        }
+        // Listening again: whatever was announced meanwhile is re-read.
+        if tx.send(RoutingChange::Everything).is_err() {
+            return;
+        }
+        loop {
+            let change = match listener.try_recv().await {
+                Ok(Some(notice)) => RoutingChange::Project(notice.payload().to_string()),
+                // The connection was lost and made again (eager reconnect).
+                Ok(None) => RoutingChange::Everything,
+                Err(e) => {
+                    tracing::warn!(error = %e, "routing listener lost the database");
+                    failures = 1;
+                    tokio::time::sleep(backoff(failures)).await;
+                    break;
+                }
+            };
+            if tx.send(change).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn connect(pool: &sqlx::PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << failures.min(5)))
+}
+
+/// Keeps `subscriptions` in step with the database: applies each change as
+/// it comes, and re-reads everything every `FULL_RELOAD`. Runs until the
+/// listener stops.
+pub async fn follow(
+    store: Arc<dyn Store>,
+    subscriptions: Arc<Subscriptions>,
+    mut changes: RoutingChanges,
+) {
+    let mut reload = tokio::time::interval(FULL_RELOAD);
+    reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    reload.tick().await;
+    loop {
+        let change = tokio::select! {
+            change = changes.next() => match change {
+                Some(change) => change,
+                None => return,
+            },
+            _ = reload.tick() => RoutingChange::Everything,
+        };
+        let result = match &change {
+            RoutingChange::Project(id) => refresh_project(&*store, &subscriptions, id).await,
+            RoutingChange::Everything => refresh_all(&*store, &subscriptions).await,
+        };
+        if let Err(e) = result {
+            // The next notice or the next full reload tries again.
+            tracing::warn!(error = %e, ?change, "could not refresh routing");
+        }
+    }
+}
+
+/// Re-reads one project: its link base and its webhooks, or forgets it.
+pub async fn refresh_project(
+    store: &dyn Store,
+    subscriptions: &Subscriptions,
+    project_id: &str,
+) -> StoreResult<()> {
+    match store.get_project(project_id).await? {
+        Some(project) => {
+            subscriptions.project_saved(&project.id, project.link_base_url.clone());
+            subscriptions.refresh_project(store, &project.id).await
+        }
+        None => {
+            subscriptions.project_deleted(project_id);
+            Ok(())
+        }
+    }
+}
+
+/// Re-reads every project that exists.
+pub async fn refresh_all(store: &dyn Store, subscriptions: &Subscriptions) -> StoreResult<()> {
+    for project in store.list_projects().await? {
+        subscriptions.project_saved(&project.id, project.link_base_url.clone());
+        subscriptions.refresh_project(store, &project.id).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,1535 @@
+//! The shared store: PostgreSQL, for one node or several on one database.
+//!
+//! Same rows and semantics as `SqliteStore` (the conformance suite runs the
+//! same tests on both); what differs is that several processes may share the
+//! tables:
+//! - leases carry the node that holds them (`lease_owner`), so a node renews
+//!   and releases only its own, and never clears another's at start;
+//! - `claim_due` locks with `FOR UPDATE SKIP LOCKED`: two nodes scanning at
+//!   the same moment never claim the same delivery;
+//! - writes that concurrent nodes can race on (idempotency keys, a project or
+//!   webhook deleted on another node) are settled by the database, not by a
+//!   check in memory;
+//! - a trigger announces every project and webhook change on the channel
+//!   `mlhook_routing` (see `notify`), so every node's routing follows.
+//!
+//! Durability: PostgreSQL's default `synchronous_commit = on` — a commit is
+//! flushed to the WAL before it returns, so an event answered 202 survives a
+//! crash of the database server. Batches go in as arrays (`UNNEST`), so each
+//! hot-path statement has one fixed text whatever the batch size.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row};
+
+use super::*;
+use crate::secrets::SecretBox;
+use crate::webhook::{Format, PreviousSigningKey, Webhook};
+
+/// The embedded migrations of migrations/postgres (the twins of migrations/sqlite).
+pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// How long a caller waits for a pooled connection before the store answers
+/// an error (the API's 503): an unreachable database fails fast, not at the
+/// client's timeout.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to reach the database and how to use it.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// `postgres://user:password@host:port/database?sslmode=…`
+    pub url: String,
+    /// Connections this node keeps at most.
+    pub pool_size: u32,
+    /// A statement running longer is cancelled by the server (0: no limit).
+    pub statement_timeout: Duration,
+    /// Apply pending migrations at open; otherwise only check none is pending.
+    pub run_migrations: bool,
+}
+
+impl PgOptions {
+    pub fn new(url: impl Into<String>) -> PgOptions {
+        PgOptions {
+            url: url.into(),
+            pool_size: 10,
+            statement_timeout: Duration::from_secs(30),
+            run_migrations: true,
+        }
+    }
+
+    fn connect_options(&self) -> StoreResult<PgConnectOptions> {
+        let ms = self.statement_timeout.as_millis().to_string();
+        Ok(PgConnectOptions::from_str(&self.url)?
+            .application_name("mlhook")
+            .options([
+                ("statement_timeout", ms.as_str()),
+                // A transaction left open (a stalled node) must not hold row
+                // locks for long either.
+                ("idle_in_transaction_session_timeout", ms.as_str()),
+            ]))
+    }
+}
+
+pub struct PostgresStore {
+    pool: PgPool,
+    /// Seals webhook secrets before they are written, opens them when read.
+    secrets: Arc<SecretBox>,
+    /// This process's name on the leases it takes: `<host>/<pid>/<random>`.
+    node: String,
+    /// For the routing listener's own connection.
+    connect_options: PgConnectOptions,
+}
+
+/// Applies the pending migrations; answers the versions it applied.
+pub async fn migrate(url: &str) -> StoreResult<Vec<i64>> {
+    let options = PgConnectOptions::from_str(url)?.application_name("mlhook migrate");
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await?;
+    let before = applied_versions(&pool).await?;
+    MIGRATOR.run(&pool).await?;
+    let after = applied_versions(&pool).await?;
+    pool.close().await;
+    Ok(after.difference(&before).copied().collect::<Vec<_>>())
+}
+
+async fn applied_versions(pool: &PgPool) -> StoreResult<std::collections::BTreeSet<i64>> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    if !exists {
+        return Ok(Default::default());
+    }
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await?;
+    Ok(versions.into_iter().collect())
+}
+
+impl PostgresStore {
+    /// Connects, applies (or checks) migrations and checks the secret key.
+    pub async fn connect(options: &PgOptions, secrets: Arc<SecretBox>) -> StoreResult<Self> {
+        let connect_options = options.connect_options()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.pool_size.max(2))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(connect_options.clone())
+            .await?;
+        if options.run_migrations {
+            MIGRATOR.run(&pool).await?;
+        } else {
+            let applied = applied_versions(&pool).await?;
+            if let Some(missing) = MIGRATOR.iter().find(|m| !applied.contains(&m.version)) {
+                return Err(StoreError::Corrupt(format!(
+                    "migration {} ({}) is not applied: run `mlhook migrate` first",
+                    missing.version, missing.description
+                )));
+            }
+        }
+        let store = PostgresStore {
+            pool,
+            secrets,
+            node: node_name(),
+            connect_options,
+        };
+        store.check_secret_key().await?;
+        Ok(store)
+    }
+
+    /// This node's name on its leases.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Follows project and webhook changes made by any node (see `notify`).
+    pub fn routing_changes(&self) -> super::notify::RoutingChanges {
+        super::notify::RoutingChanges::start(self.connect_options.clone())
+    }
+
+    /// Closes the pool: connections end cleanly at the server.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Every node must seal with the same key; one started with another key
+    /// fails here, not as a corrupt row on its first delivery.
+    async fn check_secret_key(&self) -> StoreResult<()> {
+        const CHECK: &str = "mlhook secret key check";
+        // Two nodes starting on a fresh database at once: the first insert wins
+        // and both then check against it.
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ('secret_key_check', $1) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(self.secrets.seal(CHECK))
+        .execute(&self.pool)
+        .await?;
+        let sealed: String =
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = 'secret_key_check'")
+                .fetch_one(&self.pool)
+                .await?;
+        match self.secrets.open(&sealed) {
+            Ok(text) if text == CHECK => Ok(()),
+            _ => Err(StoreError::WrongSecretKey),
+        }
+    }
+
+    fn open_webhook(&self, row: &PgRow) -> StoreResult<Webhook> {
+        sealed::open_webhook(webhook_from_row(row)?, &self.secrets)
+    }
+}
+
+/// A name no other process shares: the host for people reading the table,
+/// the pid and a random part so a restarted process is a new node.
+fn node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "node".into());
+    let random = uuid::Uuid::now_v7().simple().to_string();
+    format!("{host}/{}/{}", std::process::id(), &random[20..])
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data always serialises")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+fn project_from_row(row: &PgRow) -> StoreResult<Project> {
+    Ok(Project {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        link_base_url: row.try_get("link_base_url")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn token_from_row(row: &PgRow) -> StoreResult<TokenRecord> {
+    let kind: String = row.try_get("kind")?;
+    Ok(TokenRecord {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        kind: TokenKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("token kind {kind}")))?,
+        token_hash: row.try_get("token_hash")?,
+        prefix: row.try_get("prefix")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn audit_from_row(row: &PgRow) -> StoreResult<AuditRecord> {
+    Ok(AuditRecord {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        at: row.try_get("at")?,
+        actor: row.try_get("actor")?,
+        action: row.try_get("action")?,
+        target_id: row.try_get("target_id")?,
+        changes: from_json("changes", row.try_get("changes")?)?,
+    })
+}
+
+fn webhook_from_row(row: &PgRow) -> StoreResult<Webhook> {
+    let format: String = row.try_get("format")?;
+    Ok(Webhook {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        url: row.try_get("url")?,
+        format: Format::parse(&format)
+            .ok_or_else(|| StoreError::Corrupt(format!("format {format}")))?,
+        events: from_json("events", row.try_get("events")?)?,
+        scope: from_json("scope", row.try_get("scope")?)?,
+        headers: from_json("headers", row.try_get("headers")?)?,
+        secret: row.try_get("secret")?,
+        signing_secret: row.try_get("signing_secret")?,
+        previous_signing: previous_signing_from_row(row)?,
+        include_result: row.try_get("include_result")?,
+        enabled: row.try_get("enabled")?,
+        disabled_reason: row.try_get("disabled_reason")?,
+        disabled_at: row.try_get("disabled_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        format_config: from_json("format_config", row.try_get("format_config")?)?,
+        rate_limit: row
+            .try_get::<Option<&str>, _>("rate_limit")?
+            .map(|text| from_json("rate_limit", text))
+            .transpose()?,
+    })
+}
+
+fn previous_signing_from_row(row: &PgRow) -> StoreResult<Option<PreviousSigningKey>> {
+    let key: Option<String> = row.try_get("previous_signing_secret")?;
+    let expires_at: Option<i64> = row.try_get("previous_signing_expires_at")?;
+    Ok(key
+        .zip(expires_at)
+        .map(|(key, expires_at)| PreviousSigningKey { key, expires_at }))
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds a webhook's columns in the order of `WEBHOOK_COLUMNS` ($1 … $21).
+fn bind_webhook<'q>(query: PgQuery<'q>, w: &'q Webhook) -> PgQuery<'q> {
+    query
+        .bind(&w.id)
+        .bind(&w.project_id)
+        .bind(&w.name)
+        .bind(&w.description)
+        .bind(&w.url)
+        .bind(w.format.as_str())
+        .bind(to_json(&w.events))
+        .bind(to_json(&w.scope))
+        .bind(to_json(&w.headers))
+        .bind(&w.secret)
+        .bind(&w.signing_secret)
+        .bind(w.include_result)
+        .bind(w.enabled)
+        .bind(&w.disabled_reason)
+        .bind(w.disabled_at)
+        .bind(w.created_at)
+        .bind(w.updated_at)
+        .bind(to_json(&w.format_config))
+        .bind(w.rate_limit.as_ref().map(to_json))
+        .bind(w.previous_signing.as_ref().map(|p| &p.key))
+        .bind(w.previous_signing.as_ref().map(|p| p.expires_at))
+}
+
+const WEBHOOK_COLUMNS: &str = "id, project_id, name, description, url, format, events, scope, headers, secret, \
+     signing_secret, include_result, enabled, disabled_reason, disabled_at, created_at, updated_at, \
+     format_config, rate_limit, previous_signing_secret, previous_signing_expires_at";
+const WEBHOOK_VALUES: &str =
+    "$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21";
+
+type Tx = sqlx::Transaction<'static, Postgres>;
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Releases this node's own leases only: other nodes may be alive and
+    /// sending theirs. (Called at shutdown, so that what was queued here is
+    /// picked up by the other nodes at once rather than after a lease.)
+    async fn release_all_leases(&self) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = $1",
+        )
+        .bind(&self.node)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn create_project(&self, p: &Project) -> StoreResult<()> {
+        let result = sqlx::query(
+            "INSERT INTO projects (id, name, link_base_url, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&p.id)
+        .bind(&p.name)
+        .bind(&p.link_base_url)
+        .bind(p.created_at)
+        .bind(p.updated_at)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
+                format!("project {:?} already exists", p.id),
+            )),
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    async fn list_projects(&self) -> StoreResult<Vec<Project>> {
+        let rows = sqlx::query("SELECT * FROM projects ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(project_from_row).collect()
+    }
+
+    async fn get_project(&self, id: &str) -> StoreResult<Option<Project>> {
+        let row = sqlx::query("SELECT * FROM projects WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(project_from_row).transpose()
+    }
+
+    async fn update_project(&self, p: &Project) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE projects SET name = $1, link_base_url = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(&p.name)
+        .bind(&p.link_base_url)
+        .bind(p.updated_at)
+        .bind(&p.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_project(&self, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM projects WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn insert_token(&self, t: &TokenRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO tokens (id, project_id, kind, token_hash, prefix, name, created_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&t.id)
+        .bind(&t.project_id)
+        .bind(t.kind.as_str())
+        .bind(&t.token_hash)
+        .bind(&t.prefix)
+        .bind(&t.name)
+        .bind(t.created_at)
+        .bind(t.revoked_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
+        let row = sqlx::query("SELECT * FROM tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn has_admin_token(&self) -> StoreResult<bool> {
+        let found: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(found)
+    }
+
+    async fn list_tokens(&self, project_id: &str) -> StoreResult<Vec<TokenRecord>> {
+        let rows = sqlx::query("SELECT * FROM tokens WHERE project_id = $1 ORDER BY id")
+            .bind(project_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(&self, project_id: &str, token_id: &str, at: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND project_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(token_id)
+        .bind(project_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn append_audit(&self, r: &AuditRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (id, project_id, at, actor, action, target_id, changes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&r.id)
+        .bind(&r.project_id)
+        .bind(r.at)
+        .bind(&r.actor)
+        .bind(&r.action)
+        .bind(&r.target_id)
+        .bind(to_json(&r.changes))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        project_id: &str,
+        before: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE project_id = $1 AND ($2::text IS NULL OR id < $2) \
+             ORDER BY id DESC LIMIT $3",
+        )
+        .bind(project_id)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
+        let sealed = sealed::seal_webhook(w, &self.secrets);
+        let sql = format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ({WEBHOOK_VALUES})");
+        bind_webhook(sqlx::query(&sql), &sealed)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn update_webhook(&self, w: &Webhook) -> StoreResult<()> {
+        let sealed = sealed::seal_webhook(w, &self.secrets);
+        let sql = format!(
+            "UPDATE webhooks SET ({WEBHOOK_COLUMNS}) = ({WEBHOOK_VALUES}) WHERE id = $22 AND project_id = $23"
+        );
+        bind_webhook(sqlx::query(&sql), &sealed)
+            .bind(&w.id)
+            .bind(&w.project_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_webhook(&self, project_id: &str, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM webhooks WHERE id = $1 AND project_id = $2")
+            .bind(id)
+            .bind(project_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn get_webhook(&self, project_id: &str, id: &str) -> StoreResult<Option<Webhook>> {
+        let row = sqlx::query("SELECT * FROM webhooks WHERE id = $1 AND project_id = $2")
+            .bind(id)
+            .bind(project_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(|r| self.open_webhook(r)).transpose()
+    }
+
+    async fn list_webhooks(&self, project_id: &str) -> StoreResult<Vec<Webhook>> {
+        let rows = sqlx::query("SELECT * FROM webhooks WHERE project_id = $1 ORDER BY id")
+            .bind(project_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| self.open_webhook(r)).collect()
+    }
+
+    async fn list_all_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        let rows = sqlx::query("SELECT * FROM webhooks ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| self.open_webhook(r)).collect()
+    }
+
+    async fn insert_events(
+        &self,
+        events: &[NewEvent],
+        window_ms: i64,
+    ) -> StoreResult<Vec<Inserted>> {
+        let mut tx = self.pool.begin().await?;
+        let live = live_projects(&mut tx, events).await?;
+        let answers = resolve_idempotency(&mut tx, events, &live, window_ms).await?;
+        let created: Vec<&NewEvent> = events
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| **a == Inserted::Created)
+            .map(|(e, _)| e)
+            .collect();
+        insert_event_rows(&mut tx, &created).await?;
+        insert_delivery_rows(&mut tx, &created, &self.node).await?;
+        tx.commit().await?;
+        Ok(answers)
+    }
+
+    async fn claim_due(
+        &self,
+        now: i64,
+        limit: u32,
+        lease_until: i64,
+    ) -> StoreResult<Vec<DueDelivery>> {
+        // The inner SELECT locks the rows it picks and skips those another
+        // node is claiming right now; a row claimed and committed meanwhile is
+        // re-checked against the lease condition and skipped too.
+        let rows = sqlx::query(
+            "WITH due AS ( \
+               SELECT d.id FROM deliveries d \
+               JOIN webhooks w ON w.id = d.webhook_id AND w.enabled \
+               WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $1 \
+                 AND (d.lease_until IS NULL OR d.lease_until < $1) \
+               ORDER BY d.next_attempt_at LIMIT $2 \
+               FOR UPDATE OF d SKIP LOCKED) \
+             UPDATE deliveries d SET lease_until = $3, lease_owner = $4 \
+             FROM due, events e WHERE d.id = due.id AND e.id = d.event_id \
+             RETURNING d.id, d.webhook_id, d.project_id, d.event_id, d.attempts, d.retry_base, \
+                       d.next_attempt_at, e.event_type, e.payload",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .bind(lease_until)
+        .bind(&self.node)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut due: Vec<(i64, DueDelivery)> = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>("next_attempt_at")?,
+                    DueDelivery {
+                        delivery_id: r.try_get("id")?,
+                        webhook_id: r.try_get("webhook_id")?,
+                        project_id: r.try_get("project_id")?,
+                        event_id: r.try_get("event_id")?,
+                        event_type: r.try_get("event_type")?,
+                        payload: r.try_get("payload")?,
+                        attempts: r.try_get::<i32, _>("attempts")? as u32,
+                        retry_base: r.try_get::<i32, _>("retry_base")? as u32,
+                    },
+                ))
+            })
+            .collect::<StoreResult<_>>()?;
+        // RETURNING has no order: hand them out oldest due first, as SQLite does.
+        due.sort_by(|a, b| (a.0, &a.1.delivery_id).cmp(&(b.0, &b.1.delivery_id)));
+        Ok(due.into_iter().map(|(_, d)| d).collect())
+    }
+
+    /// Renews only leases this node still owns: one another node took over
+    /// (this node stalled past its lease) stays with that node.
+    async fn renew_leases(&self, delivery_ids: &[String], lease_until: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE deliveries SET lease_until = $1 WHERE id = ANY($2) AND lease_owner = $3",
+        )
+        .bind(lease_until)
+        .bind(delivery_ids)
+        .bind(&self.node)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_attempt_rows(&mut tx, attempts).await?;
+        update_delivery_states(&mut tx, attempts, crate::ids::now_millis(), &self.node).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_event(&self, project_id: &str, event_id: &str) -> StoreResult<Option<EventRow>> {
+        let row = sqlx::query("SELECT * FROM events WHERE id = $1 AND project_id = $2")
+            .bind(event_id)
+            .bind(project_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(event_from_row).transpose()
+    }
+
+    async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<EventRow>> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT * FROM events WHERE project_id = ");
+        q.push_bind(&f.project_id);
+        if let Some(t) = &f.event_type {
+            q.push(" AND event_type = ").push_bind(t);
+        }
+        push_id_window(&mut q, "evt", f.since, f.until, f.cursor.as_deref());
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(f.limit));
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn list_deliveries(&self, f: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT * FROM deliveries WHERE project_id = ");
+        q.push_bind(&f.project_id);
+        if let Some(w) = &f.webhook_id {
+            q.push(" AND webhook_id = ").push_bind(w);
+        }
+        if let Some(e) = &f.event_id {
+            q.push(" AND event_id = ").push_bind(e);
+        }
+        if let Some(t) = &f.event_type {
+            q.push(" AND event_type = ").push_bind(t);
+        }
+        if let Some(status) = f.status {
+            q.push(" AND status = ").push_bind(status.as_str());
+        }
+        push_id_window(&mut q, "msg", f.since, f.until, f.cursor.as_deref());
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(f.limit));
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn get_delivery(
+        &self,
+        project_id: &str,
+        delivery_id: &str,
+    ) -> StoreResult<Option<DeliveryRow>> {
+        let row = sqlx::query("SELECT * FROM deliveries WHERE id = $1 AND project_id = $2")
+            .bind(delivery_id)
+            .bind(project_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(delivery_from_row).transpose()
+    }
+
+    async fn delivery_attempts(&self, delivery_id: &str) -> StoreResult<Vec<AttemptRow>> {
+        let rows =
+            sqlx::query("SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY started_at, seq")
+                .bind(delivery_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+
+    async fn webhook_stats(&self, webhook_id: &str, now: i64) -> StoreResult<WebhookStats> {
+        const HOUR: i64 = 3600 * 1000;
+        let last_hour = status_counts(&self.pool, webhook_id, now - HOUR).await?;
+        let last_day = status_counts(&self.pool, webhook_id, now - 24 * HOUR).await?;
+        let row = sqlx::query(
+            "SELECT MAX(started_at) FILTER (WHERE succeeded) AS ok, \
+                    MAX(started_at) FILTER (WHERE NOT succeeded) AS failed \
+             FROM attempts WHERE webhook_id = $1",
+        )
+        .bind(webhook_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(WebhookStats {
+            last_hour,
+            last_day,
+            last_success_at: row.try_get("ok")?,
+            last_failure_at: row.try_get("failed")?,
+        })
+    }
+
+    async fn insert_deliveries(
+        &self,
+        event: &EventRow,
+        deliveries: &[NewDelivery],
+        lease_until: i64,
+    ) -> StoreResult<()> {
+        let new_event = NewEvent {
+            id: event.id.clone(),
+            project_id: event.project_id.clone(),
+            event_type: event.event_type.clone(),
+            object: None,
+            payload: String::new(),
+            created_at: crate::ids::now_millis(),
+            idempotency_key: None,
+            deliveries: deliveries.to_vec(),
+            lease_until,
+            is_test: false,
+        };
+        let mut tx = self.pool.begin().await?;
+        insert_delivery_rows(&mut tx, &[&new_event], &self.node).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_manual_attempt(&self, a: &AttemptRecord) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_attempt_rows(&mut tx, std::slice::from_ref(a)).await?;
+        sqlx::query(
+            "UPDATE deliveries SET status = $1, last_status_code = $2, updated_at = $3, attempts = attempts + 1, \
+             next_attempt_at = CASE WHEN $4 THEN NULL ELSE next_attempt_at END WHERE id = $5",
+        )
+        .bind(a.status.as_str())
+        .bind(a.response_status.map(i32::from))
+        .bind(crate::ids::now_millis())
+        .bind(a.succeeded)
+        .bind(&a.delivery_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn pause_deliveries(&self, delivery_ids: &[String]) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE deliveries SET status = 'paused', next_attempt_at = NULL, lease_until = NULL, \
+             lease_owner = NULL WHERE id = ANY($1) AND status IN ('pending', 'failed')",
+        )
+        .bind(delivery_ids)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn disable_webhook(&self, webhook_id: &str, reason: &str, at: i64) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE webhooks SET enabled = FALSE, disabled_reason = $1, disabled_at = $2, updated_at = $2 \
+             WHERE id = $3 AND enabled",
+        )
+        .bind(reason)
+        .bind(at)
+        .bind(webhook_id)
+        .execute(&mut *tx)
+        .await?;
+        pause_unfinished(&mut tx, webhook_id).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn pause_webhook_deliveries(&self, webhook_id: &str) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let paused = pause_unfinished(&mut tx, webhook_id).await?;
+        tx.commit().await?;
+        Ok(paused)
+    }
+
+    async fn recover_deliveries(
+        &self,
+        webhook_id: &str,
+        since: i64,
+        until: Option<i64>,
+        now: i64,
+    ) -> StoreResult<u64> {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = ",
+        );
+        q.push_bind(now)
+            .push(", retry_base = attempts, lease_until = NULL, lease_owner = NULL, updated_at = ")
+            .push_bind(now)
+            .push(" WHERE webhook_id = ")
+            .push_bind(webhook_id)
+            .push(" AND NOT is_test AND status IN ('failed', 'exhausted', 'paused')");
+        push_id_window(&mut q, "msg", Some(since), until, None);
+        let done = q.build().execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn last_success_at(&self, webhook_id: &str) -> StoreResult<Option<i64>> {
+        let at = sqlx::query_scalar(
+            "SELECT MAX(started_at) FROM attempts WHERE webhook_id = $1 AND succeeded",
+        )
+        .bind(webhook_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(at)
+    }
+
+    async fn purge_before(
+        &self,
+        cutoff: i64,
+        idempotency_cutoff: i64,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        // SKIP LOCKED: nodes purging at the same time take different events.
+        let done = sqlx::query(
+            "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.id < $1 AND NOT EXISTS \
+             (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.next_attempt_at IS NOT NULL) \
+             LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(id_bound("evt", cutoff))
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(idempotency_cutoff)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn event_deliveries(&self, event_id: &str) -> StoreResult<Vec<DeliveryRow>> {
+        let rows = sqlx::query("SELECT * FROM deliveries WHERE event_id = $1 ORDER BY id")
+            .bind(event_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    // ---- Sources (MLflow) ----
+
+    async fn create_source(&self, s: &crate::sources::Source) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sources (id, project_id, kind, name, secret, tolerance_secs, workspace_name, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&s.id)
+        .bind(&s.project_id)
+        .bind(s.kind.as_str())
+        .bind(&s.name)
+        .bind(&s.secret)
+        .bind(i32::try_from(s.tolerance_secs).unwrap_or(i32::MAX))
+        .bind(&s.workspace_name)
+        .bind(s.created_at)
+        .bind(s.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_sources(&self, project_id: &str) -> StoreResult<Vec<crate::sources::Source>> {
+        let rows = sqlx::query("SELECT * FROM sources WHERE project_id = $1 ORDER BY id")
+            .bind(project_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(source_from_row).collect()
+    }
+
+    async fn get_source(
+        &self,
+        project_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<crate::sources::Source>> {
+        let row = sqlx::query("SELECT * FROM sources WHERE id = $1 AND project_id = $2")
+            .bind(id)
+            .bind(project_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(source_from_row).transpose()
+    }
+
+    async fn delete_source(&self, project_id: &str, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM sources WHERE id = $1 AND project_id = $2")
+            .bind(id)
+            .bind(project_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn source_delivery_accepted(
+        &self,
+        source_id: &str,
+        delivery_id: &str,
+    ) -> StoreResult<Option<i64>> {
+        let at = sqlx::query_scalar(
+            "SELECT accepted_at FROM source_deliveries WHERE source_id = $1 AND delivery_id = $2",
+        )
+        .bind(source_id)
+        .bind(delivery_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(at)
+    }
+
+    async fn record_source_delivery(
+        &self,
+        source_id: &str,
+        delivery_id: &str,
+        event_id: &str,
+        accepted_at: i64,
+        forget_before: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO source_deliveries (source_id, delivery_id, event_id, accepted_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (source_id, delivery_id) DO NOTHING",
+        )
+        .bind(source_id)
+        .bind(delivery_id)
+        .bind(event_id)
+        .bind(accepted_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM source_deliveries WHERE accepted_at < $1")
+            .bind(forget_before)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn record_source_rejection(
+        &self,
+        r: &crate::sources::SourceRejection,
+        keep: u32,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO source_rejections (source_id, at, status, code, reason, delivery_id, event_type) \
+             SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM sources WHERE id = $1)",
+        )
+        .bind(&r.source_id)
+        .bind(r.at)
+        .bind(i32::from(r.status))
+        .bind(&r.code)
+        .bind(&r.reason)
+        .bind(&r.delivery_id)
+        .bind(&r.event_type)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM source_rejections WHERE source_id = $1 AND id <= \
+             (SELECT id FROM source_rejections WHERE source_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+        )
+        .bind(&r.source_id)
+        .bind(i64::from(keep))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn source_rejections(
+        &self,
+        source_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::sources::SourceRejection>> {
+        let rows = sqlx::query(
+            "SELECT * FROM source_rejections WHERE source_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(source_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::sources::SourceRejection {
+                    source_id: r.try_get("source_id")?,
+                    at: r.try_get("at")?,
+                    status: r.try_get::<i32, _>("status")? as u16,
+                    code: r.try_get("code")?,
+                    reason: r.try_get("reason")?,
+                    delivery_id: r.try_get("delivery_id")?,
+                    event_type: r.try_get("event_type")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn source_activity(
+        &self,
+        source_id: &str,
+        since: i64,
+    ) -> StoreResult<crate::sources::SourceActivity> {
+        let accepted = sqlx::query(
+            "SELECT COUNT(*) AS n, MAX(accepted_at) AS last FROM source_deliveries \
+             WHERE source_id = $1 AND accepted_at >= $2",
+        )
+        .bind(source_id)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        let rejected = sqlx::query(
+            "SELECT COUNT(*) AS n, MAX(at) AS last FROM source_rejections WHERE source_id = $1",
+        )
+        .bind(source_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(crate::sources::SourceActivity {
+            accepted: accepted.try_get::<i64, _>("n")? as u64,
+            last_accepted_at: accepted.try_get("last")?,
+            rejected: rejected.try_get::<i64, _>("n")? as u64,
+            last_rejected_at: rejected.try_get("last")?,
+        })
+    }
+
+    async fn count_for_metrics(&self, now: i64) -> StoreResult<MetricCounts> {
+        // The condition matches the partial index deliveries_due.
+        let queue = sqlx::query(
+            "SELECT COUNT(*) AS pending, COUNT(*) FILTER (WHERE next_attempt_at <= $1) AS due \
+             FROM deliveries WHERE next_attempt_at IS NOT NULL",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        let webhooks = sqlx::query(
+            "SELECT COUNT(*) FILTER (WHERE enabled) AS enabled, \
+                    COUNT(*) FILTER (WHERE NOT enabled) AS disabled FROM webhooks",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let count = |row: &PgRow, column: &str| -> StoreResult<u64> {
+            Ok(row.try_get::<i64, _>(column)?.max(0) as u64)
+        };
+        Ok(MetricCounts {
+            pending: count(&queue, "pending")?,
+            due: count(&queue, "due")?,
+            webhooks_enabled: count(&webhooks, "enabled")?,
+            webhooks_disabled: count(&webhooks, "disabled")?,
+        })
+    }
+}
+
+fn source_from_row(r: &PgRow) -> StoreResult<crate::sources::Source> {
+    let kind: String = r.try_get("kind")?;
+    Ok(crate::sources::Source {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        kind: crate::sources::SourceKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("source kind {kind}")))?,
+        name: r.try_get("name")?,
+        secret: r.try_get("secret")?,
+        tolerance_secs: r.try_get::<i32, _>("tolerance_secs")? as u32,
+        workspace_name: r.try_get("workspace_name")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// Pauses a webhook's deliveries that would otherwise be attempted.
+async fn pause_unfinished(tx: &mut Tx, webhook_id: &str) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE deliveries SET status = 'paused', next_attempt_at = NULL, lease_until = NULL, \
+         lease_owner = NULL WHERE webhook_id = $1 AND status IN ('pending', 'failed')",
+    )
+    .bind(webhook_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deliveries of a webhook created since `since`, counted by status.
+async fn status_counts(pool: &PgPool, webhook_id: &str, since: i64) -> StoreResult<StatusCounts> {
+    let rows = sqlx::query(
+        "SELECT status, COUNT(*) AS n FROM deliveries WHERE webhook_id = $1 AND id >= $2 GROUP BY status",
+    )
+    .bind(webhook_id)
+    .bind(id_bound("msg", since))
+    .fetch_all(pool)
+    .await?;
+    let mut counts = StatusCounts::default();
+    for row in rows {
+        let n = row.try_get::<i64, _>("n")? as u64;
+        match DeliveryStatus::parse(row.try_get("status")?) {
+            Some(DeliveryStatus::Pending) => counts.pending = n,
+            Some(DeliveryStatus::Succeeded) => counts.succeeded = n,
+            Some(DeliveryStatus::Failed) => counts.failed = n,
+            Some(DeliveryStatus::Exhausted) => counts.exhausted = n,
+            Some(DeliveryStatus::Paused) => counts.paused = n,
+            None => {}
+        }
+    }
+    Ok(counts)
+}
+
+/// Ids are `<prefix>_<UUIDv7 hex>`, whose first 12 hex digits are the
+/// creation time in milliseconds: a time bound is an id bound.
+fn id_bound(prefix: &str, millis: i64) -> String {
+    format!("{prefix}_{:012x}", millis.max(0))
+}
+
+fn push_id_window(
+    q: &mut QueryBuilder<'_, Postgres>,
+    prefix: &str,
+    since: Option<i64>,
+    until: Option<i64>,
+    cursor: Option<&str>,
+) {
+    if let Some(since) = since {
+        q.push(" AND id >= ").push_bind(id_bound(prefix, since));
+    }
+    if let Some(until) = until {
+        q.push(" AND id < ").push_bind(id_bound(prefix, until + 1));
+    }
+    if let Some(cursor) = cursor {
+        q.push(" AND id < ").push_bind(cursor.to_string());
+    }
+}
+
+fn event_from_row(r: &PgRow) -> StoreResult<EventRow> {
+    let object: Option<String> = r.try_get("object")?;
+    Ok(EventRow {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        event_type: r.try_get("event_type")?,
+        object: object.map(|o| from_json("object", &o)).transpose()?,
+        payload: r.try_get("payload")?,
+        is_test: r.try_get("is_test")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn delivery_from_row(r: &PgRow) -> StoreResult<DeliveryRow> {
+    Ok(DeliveryRow {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        event_id: r.try_get("event_id")?,
+        webhook_id: r.try_get("webhook_id")?,
+        event_type: r.try_get("event_type")?,
+        status: r.try_get("status")?,
+        is_test: r.try_get("is_test")?,
+        attempts: r.try_get::<i32, _>("attempts")? as u32,
+        retry_base: r.try_get::<i32, _>("retry_base")? as u32,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        last_status_code: r
+            .try_get::<Option<i32>, _>("last_status_code")?
+            .map(|c| c as u16),
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn attempt_from_row(r: &PgRow) -> StoreResult<AttemptRow> {
+    Ok(AttemptRow {
+        attempt: r.try_get::<i32, _>("attempt")? as u32,
+        manual: r.try_get("manual")?,
+        started_at: r.try_get("started_at")?,
+        duration_ms: r.try_get("duration_ms")?,
+        request_url: r.try_get("request_url")?,
+        request_headers: r.try_get("request_headers")?,
+        request_body: r.try_get("request_body")?,
+        succeeded: r.try_get("succeeded")?,
+        response_status: r
+            .try_get::<Option<i32>, _>("response_status")?
+            .map(|c| c as u16),
+        response_headers: r.try_get("response_headers")?,
+        response_body: r.try_get("response_body")?,
+        response_truncated: r.try_get("response_truncated")?,
+        error_kind: r.try_get("error_kind")?,
+        error_message: r.try_get("error_message")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+    })
+}
+
+/// What one event of a batch is, before the idempotency keys are settled.
+enum Plan {
+    Answered(Inserted),
+    /// The first event of the batch with this key: the database decides.
+    Claim,
+    /// A later event with the key of event `first`: the first one's answer.
+    SameAs(usize),
+}
+
+/// Decides, in order, which events are new and which repeat an idempotency
+/// key still inside its window (also within this very batch). Keys are
+/// claimed with one upsert each, in key order on every node, so two nodes
+/// taking the same key at once agree (one waits for the other's commit)
+/// instead of failing on the primary key.
+async fn resolve_idempotency(
+    tx: &mut Tx,
+    events: &[NewEvent],
+    live_projects: &HashSet<String>,
+    window_ms: i64,
+) -> StoreResult<Vec<Inserted>> {
+    let mut first_with: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut plans = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        let plan = if !live_projects.contains(&event.project_id) {
+            Plan::Answered(Inserted::ProjectGone)
+        } else if let Some(key) = event.idempotency_key.as_deref() {
+            match first_with.entry((event.project_id.as_str(), key)) {
+                std::collections::hash_map::Entry::Occupied(first) => Plan::SameAs(*first.get()),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(i);
+                    Plan::Claim
+                }
+            }
+        } else {
+            Plan::Answered(Inserted::Created)
+        };
+        plans.push(plan);
+    }
+    let mut claims: Vec<usize> = (0..events.len())
+        .filter(|i| matches!(plans[*i], Plan::Claim))
+        .collect();
+    claims.sort_by_key(|i| (&events[*i].project_id, &events[*i].idempotency_key));
+    let mut claimed: HashMap<usize, Inserted> = HashMap::new();
+    for i in claims {
+        let event = &events[i];
+        let key = event.idempotency_key.as_deref().unwrap_or_default();
+        let won: Option<String> = sqlx::query_scalar(
+            "INSERT INTO idempotency_keys (project_id, key, event_id, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (project_id, key) DO UPDATE SET event_id = EXCLUDED.event_id, created_at = EXCLUDED.created_at \
+             WHERE idempotency_keys.created_at <= EXCLUDED.created_at - $5 \
+             RETURNING event_id",
+        )
+        .bind(&event.project_id)
+        .bind(key)
+        .bind(&event.id)
+        .bind(event.created_at)
+        .bind(window_ms)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let answer = if won.is_some() {
+            Inserted::Created
+        } else {
+            let event_id: String = sqlx::query_scalar(
+                "SELECT event_id FROM idempotency_keys WHERE project_id = $1 AND key = $2",
+            )
+            .bind(&event.project_id)
+            .bind(key)
+            .fetch_one(&mut **tx)
+            .await?;
+            let delivery_ids =
+                sqlx::query_scalar("SELECT id FROM deliveries WHERE event_id = $1 ORDER BY id")
+                    .bind(&event_id)
+                    .fetch_all(&mut **tx)
+                    .await?;
+            Inserted::Replayed {
+                event_id,
+                delivery_ids,
+            }
+        };
+        claimed.insert(i, answer);
+    }
+    let mut answers: Vec<Inserted> = Vec::with_capacity(events.len());
+    for (i, plan) in plans.into_iter().enumerate() {
+        let answer = match plan {
+            Plan::Answered(answer) => answer,
+            Plan::Claim => claimed.remove(&i).expect("every claim is answered"),
+            Plan::SameAs(first) => match &answers[first] {
+                Inserted::Created => replay_of(&events[first]),
+                other => other.clone(),
+            },
+        };
+        answers.push(answer);
+    }
+    Ok(answers)
+}
+
+/// The projects of this batch that still exist, locked against deletion
+/// until the commit: an event of a project deleted a moment ago (on any
+/// node) is answered `ProjectGone` rather than failing the whole batch.
+async fn live_projects(tx: &mut Tx, events: &[NewEvent]) -> StoreResult<HashSet<String>> {
+    let wanted: HashSet<&str> = events.iter().map(|e| e.project_id.as_str()).collect();
+    let wanted: Vec<&str> = wanted.into_iter().collect();
+    let live: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM projects WHERE id = ANY($1) FOR KEY SHARE")
+            .bind(&wanted)
+            .fetch_all(&mut **tx)
+            .await?;
+    Ok(live.into_iter().collect())
+}
+
+fn replay_of(first: &NewEvent) -> Inserted {
+    Inserted::Replayed {
+        event_id: first.id.clone(),
+        delivery_ids: first.deliveries.iter().map(|d| d.id.clone()).collect(),
+    }
+}
+
+async fn insert_event_rows(tx: &mut Tx, events: &[&NewEvent]) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::with_capacity(events.len());
+    let mut projects = Vec::with_capacity(events.len());
+    let mut types = Vec::with_capacity(events.len());
+    let mut objects = Vec::with_capacity(events.len());
+    let mut payloads = Vec::with_capacity(events.len());
+    let mut tests = Vec::with_capacity(events.len());
+    let mut created = Vec::with_capacity(events.len());
+    for e in events {
+        ids.push(e.id.as_str());
+        projects.push(e.project_id.as_str());
+        types.push(e.event_type.as_str());
+        objects.push(e.object.as_ref().map(to_json));
+        payloads.push(e.payload.as_str());
+        tests.push(e.is_test);
+        created.push(e.created_at);
+    }
+    sqlx::query(
+        "INSERT INTO events (id, project_id, event_type, object, payload, is_test, created_at) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::bigint[])",
+    )
+    .bind(&ids)
+    .bind(&projects)
+    .bind(&types)
+    .bind(&objects)
+    .bind(&payloads)
+    .bind(&tests)
+    .bind(&created)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes the deliveries, leased to this node. Deliveries to a webhook
+/// deleted meanwhile (another node's routing may lag by a moment) are left
+/// out instead of failing the batch on the foreign key; the webhooks that
+/// remain are locked against deletion until the commit.
+async fn insert_delivery_rows(tx: &mut Tx, events: &[&NewEvent], node: &str) -> StoreResult<()> {
+    let wanted: HashSet<&str> = events
+        .iter()
+        .flat_map(|e| e.deliveries.iter().map(|d| d.webhook_id.as_str()))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let mut wanted: Vec<&str> = wanted.into_iter().collect();
+    wanted.sort_unstable();
+    let live: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM webhooks WHERE id = ANY($1) ORDER BY id FOR KEY SHARE")
+            .bind(&wanted)
+            .fetch_all(&mut **tx)
+            .await?;
+    let live: HashSet<String> = live.into_iter().collect();
+    let mut ids = Vec::new();
+    let mut projects = Vec::new();
+    let mut event_ids = Vec::new();
+    let mut webhooks = Vec::new();
+    let mut types = Vec::new();
+    let mut tests = Vec::new();
+    let mut due = Vec::new();
+    let mut leases = Vec::new();
+    let mut created = Vec::new();
+    for e in events {
+        for d in e.deliveries.iter().filter(|d| live.contains(&d.webhook_id)) {
+            ids.push(d.id.as_str());
+            projects.push(e.project_id.as_str());
+            event_ids.push(e.id.as_str());
+            webhooks.push(d.webhook_id.as_str());
+            types.push(e.event_type.as_str());
+            tests.push(e.is_test);
+            // A test send is recorded after it happened: never due.
+            due.push((!e.is_test).then_some(e.created_at));
+            leases.push(e.lease_until);
+            created.push(e.created_at);
+        }
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO deliveries (id, project_id, event_id, webhook_id, event_type, is_test, \
+         next_attempt_at, lease_until, created_at, status, attempts, lease_owner, updated_at) \
+         SELECT v.*, 'pending', 0, $10, v.created_at FROM UNNEST($1::text[], $2::text[], $3::text[], \
+         $4::text[], $5::text[], $6::bool[], $7::bigint[], $8::bigint[], $9::bigint[]) \
+         AS v(id, project_id, event_id, webhook_id, event_type, is_test, next_attempt_at, lease_until, created_at)",
+    )
+    .bind(&ids)
+    .bind(&projects)
+    .bind(&event_ids)
+    .bind(&webhooks)
+    .bind(&types)
+    .bind(&tests)
+    .bind(&due)
+    .bind(&leases)
+    .bind(&created)
+    .bind(node)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Attempt rows for deliveries deleted meanwhile (webhook or project gone)
+/// are dropped, rather than failing the whole batch on a foreign key. The
+/// attempt number comes from the delivery's own count, so automatic and
+/// manual attempts never share a number.
+async fn insert_attempt_rows(tx: &mut Tx, attempts: &[AttemptRecord]) -> StoreResult<()> {
+    let n = attempts.len();
+    let mut delivery = Vec::with_capacity(n);
+    let mut webhook = Vec::with_capacity(n);
+    let mut manual = Vec::with_capacity(n);
+    let mut started = Vec::with_capacity(n);
+    let mut duration = Vec::with_capacity(n);
+    let mut url = Vec::with_capacity(n);
+    let mut req_headers = Vec::with_capacity(n);
+    let mut req_body = Vec::with_capacity(n);
+    let mut succeeded = Vec::with_capacity(n);
+    let mut status = Vec::with_capacity(n);
+    let mut resp_headers = Vec::with_capacity(n);
+    let mut resp_body = Vec::with_capacity(n);
+    let mut truncated = Vec::with_capacity(n);
+    let mut error_kind = Vec::with_capacity(n);
+    let mut error_message = Vec::with_capacity(n);
+    let mut next = Vec::with_capacity(n);
+    for a in attempts {
+        delivery.push(a.delivery_id.as_str());
+        webhook.push(a.webhook_id.as_str());
+        manual.push(a.manual);
+        started.push(a.started_at);
+        duration.push(a.duration_ms);
+        url.push(a.request_url.as_str());
+        req_headers.push(a.request_headers.as_str());
+        req_body.push(a.request_body.as_deref());
+        succeeded.push(a.succeeded);
+        status.push(a.response_status.map(i32::from));
+        resp_headers.push(a.response_headers.as_deref());
+        resp_body.push(a.response_body.as_deref());
+        truncated.push(a.response_truncated);
+        error_kind.push(a.error_kind.as_deref());
+        error_message.push(a.error_message.as_deref());
+        next.push(a.next_attempt_at);
+    }
+    sqlx::query(
+        "INSERT INTO attempts (delivery_id, attempt, webhook_id, manual, started_at, duration_ms, \
+         request_url, request_headers, request_body, succeeded, response_status, response_headers, \
+         response_body, response_truncated, error_kind, error_message, next_attempt_at) \
+         SELECT v.delivery_id, d.attempts + 1, v.webhook_id, v.manual, v.started_at, v.duration_ms, \
+                v.request_url, v.request_headers, v.request_body, v.succeeded, v.response_status, \
+                v.response_headers, v.response_body, v.response_truncated, v.error_kind, \
+                v.error_message, v.next_attempt_at \
+         FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::bigint[], $5::bigint[], $6::text[], \
+                     $7::text[], $8::text[], $9::bool[], $10::int[], $11::text[], $12::text[], \
+                     $13::bool[], $14::text[], $15::text[], $16::bigint[]) WITH ORDINALITY \
+              AS v(delivery_id, webhook_id, manual, started_at, duration_ms, request_url, \
+                   request_headers, request_body, succeeded, response_status, response_headers, \
+                   response_body, response_truncated, error_kind, error_message, next_attempt_at, ord) \
+         JOIN deliveries d ON d.id = v.delivery_id \
+         ORDER BY v.ord",
+    )
+    .bind(&delivery)
+    .bind(&webhook)
+    .bind(&manual)
+    .bind(&started)
+    .bind(&duration)
+    .bind(&url)
+    .bind(&req_headers)
+    .bind(&req_body)
+    .bind(&succeeded)
+    .bind(&status)
+    .bind(&resp_headers)
+    .bind(&resp_body)
+    .bind(&truncated)
+    .bind(&error_kind)
+    .bind(&error_message)
+    .bind(&next)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// One statement: each delivery takes the state its attempt led to.
+async fn update_delivery_states(
+    tx: &mut Tx,
+    attempts: &[AttemptRecord],
+    now: i64,
+    node: &str,
+) -> StoreResult<()> {
+    let ids: Vec<&str> = attempts.iter().map(|a| a.delivery_id.as_str()).collect();
+    let statuses: Vec<&str> = attempts.iter().map(|a| a.status.as_str()).collect();
+    let next: Vec<Option<i64>> = attempts.iter().map(|a| a.next_attempt_at).collect();
+    let leases: Vec<Option<i64>> = attempts.iter().map(|a| a.lease_until).collect();
+    let codes: Vec<Option<i32>> = attempts
+        .iter()
+        .map(|a| a.response_status.map(i32::from))
+        .collect();
+    // A delivery that succeeded meanwhile (a redeliver) stays succeeded; one
+    // paused meanwhile (its webhook was disabled) stays paused unless this
+    // attempt succeeded. A short retry stays leased to this node.
+    sqlx::query(
+        "UPDATE deliveries SET \
+         status = CASE WHEN deliveries.status = 'succeeded' THEN 'succeeded' \
+                       WHEN deliveries.status = 'paused' AND v.status <> 'succeeded' THEN 'paused' \
+                       ELSE v.status END, \
+         next_attempt_at = CASE WHEN deliveries.status IN ('succeeded', 'paused') THEN NULL \
+                                ELSE v.next_attempt_at END, \
+         attempts = deliveries.attempts + 1, lease_until = v.lease_until, \
+         lease_owner = CASE WHEN v.lease_until IS NULL THEN NULL ELSE $6 END, \
+         last_status_code = v.code, updated_at = $7 \
+         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::int[]) \
+              AS v(id, status, next_attempt_at, lease_until, code) \
+         WHERE deliveries.id = v.id",
+    )
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&next)
+    .bind(&leases)
+    .bind(&codes)
+    .bind(node)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
