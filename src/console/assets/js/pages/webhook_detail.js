@@ -68,20 +68,32 @@ export async function render(ctx) {
       h('dt', null, 'Created'), h('dd', null, when(w.created_at)),
       h('dt', null, 'Updated'), h('dd', null, when(w.updated_at))));
 
+  const activityBody = h('div');
+  const fillActivity = (s, r) => replace(activityBody,
+    s ? h('dl', { class: 'summary' },
+      h('dt', null, 'Last hour'), h('dd', null, successBar(s.last_hour)),
+      h('dt', null, 'Last day'), h('dd', null, successBar(s.last_day)),
+      h('dt', null, 'Last success'), h('dd', null, timeAgo(s.last_success_at)),
+      h('dt', null, 'Last failure'), h('dd', null, timeAgo(s.last_failure_at))) : h('p', { class: 'muted' }, 'No numbers available.'),
+    recentTable(r.data, enc));
+  fillActivity(stats, recent);
+  /** Reads the numbers and recent deliveries again (after a test or a recovery). */
+  const refreshActivity = async () => {
+    const [s, r] = await Promise.all([
+      get(p(project, 'webhooks', id, 'stats')).catch(() => null),
+      get(p(project, 'deliveries') + query({ webhook_id: id, limit: 10 })),
+    ]);
+    if (ctx.live()) fillActivity(s, r);
+  };
   const activity = h('section', { class: 'panel', 'aria-labelledby': 'sec-activity' }, h('h2', { id: 'sec-activity' }, 'Activity'),
-    stats ? h('dl', { class: 'summary' },
-      h('dt', null, 'Last hour'), h('dd', null, successBar(stats.last_hour)),
-      h('dt', null, 'Last day'), h('dd', null, successBar(stats.last_day)),
-      h('dt', null, 'Last success'), h('dd', null, timeAgo(stats.last_success_at)),
-      h('dt', null, 'Last failure'), h('dd', null, timeAgo(stats.last_failure_at))) : h('p', { class: 'muted' }, 'No numbers available.'),
-    recentTable(recent.data, enc),
+    activityBody,
     h('p', null, h('a', { href: `#/p/${enc}/deliveries?webhook_id=${encodeURIComponent(id)}` }, 'All deliveries of this webhook in the log →')));
 
   replace(ctx.view, head, disabled,
     h('div', { class: 'grid-2' }, config, activity),
     writer ? signingPanel(project, w) : null,
-    writer ? testPanel(project, w) : null,
-    writer ? recoverPanel(project, w) : null);
+    writer ? testPanel(project, w, refreshActivity) : null,
+    writer ? recoverPanel(project, w, refreshActivity) : null);
   ctx.done(w.name);
 }
 
@@ -161,7 +173,7 @@ function signingPanel(project, w) {
     status);
 }
 
-function testPanel(project, w) {
+function testPanel(project, w, refreshActivity) {
   const types = w.events.filter((e) => e !== '*');
   const select = h('select', { name: 'test_event_type' },
     types.length ? types.map((t) => h('option', { value: t }, t)) : h('option', { value: '' }, 'TEST (the default test payload)'));
@@ -175,6 +187,7 @@ function testPanel(project, w) {
       const outcome = await post(p(project, 'webhooks', w.id, 'test'), select.value ? { event_type: select.value } : {});
       for (const old of results.querySelectorAll('details[open]')) old.open = false;
       results.prepend(outcomeView(outcome, { title: 'Test' }));
+      refreshActivity().catch(() => {});
     } catch (e) {
       results.prepend(h('div', { class: 'banner bad', role: 'alert' }, h('p', null, e.message)));
     } finally {
@@ -194,7 +207,7 @@ function localInput(date) {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
 }
 
-function recoverPanel(project, w) {
+function recoverPanel(project, w, refreshActivity) {
   const since = h('input', { type: 'datetime-local', name: 'since', value: localInput(new Date(Date.now() - 24 * 3600 * 1000)) });
   const sinceField = field('Failed since', since);
   const progress = h('progress', { max: 1, value: 0, hidden: true, 'aria-label': 'Recovery progress' });
@@ -236,6 +249,7 @@ function recoverPanel(project, w) {
         await new Promise((r) => setTimeout(r, 700));
       }
       status.textContent += ' See the results in the delivery log.';
+      refreshActivity().catch(() => {});
     } catch (e) {
       if (e instanceof ApiError && e.field) {
         sinceField.error.textContent = e.message;

@@ -78,13 +78,16 @@ export async function render(ctx) {
   bind('/github/api_url', apiUrl);
   bind('/template', template);
   const githubGroup = h('div', null, repo.wrap, ghToken.wrap, apiUrl.wrap);
+  const templateColumn = h('div', null, template.wrap);
 
   // Body preview, live for templates.
   const previewType = h('select', { name: 'preview_event_type' });
   const previewTypeField = field('Preview for event type', previewType);
   const previewStatus = h('p', { class: 'muted', role: 'status' });
   const previewOut = code('', 'Body preview');
-  const preview = h('div', { class: 'preview' }, previewTypeField.wrap, previewStatus, previewOut);
+  const preview = h('div', { class: 'preview' }, h('h3', null, 'Body preview'), previewTypeField.wrap, previewStatus, previewOut);
+  // Template editor and its live preview side by side; other formats: the preview alone.
+  const destination = h('div', null, templateColumn, preview);
 
   // Events
   const star = h('input', { type: 'checkbox', value: '*', checked: w.events.includes('*') });
@@ -173,6 +176,8 @@ export async function render(ctx) {
     url.wrap.hidden = github;
     githubGroup.hidden = !github;
     template.wrap.hidden = f.format !== 'template';
+    templateColumn.hidden = f.format !== 'template';
+    destination.className = f.format === 'template' ? 'split' : '';
     if (f.format === 'template' && !template.input.value.trim()) template.input.value = STARTER_TEMPLATE;
     replace(formatNote, f.description, ' Success: ', f.success, '.');
     const dflt = f.default_rate_limit;
@@ -348,8 +353,7 @@ export async function render(ctx) {
   h('section', { class: 'panel', 'aria-labelledby': 'sec-basics' }, h('h2', { id: 'sec-basics' }, 'Basics'),
     h('div', { class: 'form-row' }, name.wrap, format.wrap), formatNote, description.wrap),
   h('section', { class: 'panel', 'aria-labelledby': 'sec-dest' }, h('h2', { id: 'sec-dest' }, 'Destination'),
-    url.wrap, githubGroup,
-    h('div', { class: 'split' }, h('div', null, template.wrap), preview)),
+    url.wrap, githubGroup, destination),
   h('section', { class: 'panel', 'aria-labelledby': 'sec-events' }, h('h2', { id: 'sec-events' }, 'Events'),
     h('p', { class: 'muted' }, 'The event types this webhook receives.'),
     h('label', { class: 'check field' }, star, h('span', null, h('strong', null, 'Every platform event (*)'),
