@@ -85,9 +85,38 @@ pub struct ServeArgs {
     /// answered 429 [default: 20].
     #[arg(long, env = "MLHOOK_AUTH_FAILURES_PER_MINUTE")]
     pub auth_failures_per_minute: Option<u32>,
+    /// PostgreSQL instead of the embedded SQLite, e.g.
+    /// postgres://mlhook:secret@db:5432/mlhook; several nodes may share it.
+    #[arg(long, env = "MLHOOK_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// PostgreSQL connections this node keeps at most [default: 10].
+    #[arg(long, env = "MLHOOK_DB_POOL_SIZE")]
+    pub db_pool_size: Option<u32>,
+    /// PostgreSQL cancels a statement running longer than this; 0s for no limit [default: 30s].
+    #[arg(long, env = "MLHOOK_DB_STATEMENT_TIMEOUT")]
+    pub db_statement_timeout: Option<String>,
+    /// How long a node's claim on a delivery lasts without renewal; another
+    /// node takes over a dead node's deliveries after it [default: 60s].
+    #[arg(long, env = "MLHOOK_LEASE_DURATION")]
+    pub lease_duration: Option<String>,
+    /// Do not apply migrations at start (PostgreSQL): fail if any is pending;
+    /// run `mlhook migrate` first.
+    #[arg(long, env = "MLHOOK_SKIP_MIGRATIONS")]
+    pub skip_migrations: bool,
     /// Serve GET /metrics without a token (otherwise the admin token or MLHOOK_METRICS_TOKEN).
     #[arg(long, env = "MLHOOK_METRICS_PUBLIC")]
     pub metrics_public: bool,
+}
+
+/// `mlhook migrate` flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct MigrateArgs {
+    /// The PostgreSQL database to migrate; without it, the SQLite database in --data-dir.
+    #[arg(long, env = "MLHOOK_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory of the embedded database [default: ./mlhook-data].
+    #[arg(long, env = "MLHOOK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// The TOML file: the same settings, all optional.
@@ -112,6 +141,11 @@ struct FileConfig {
     secret_key_file: Option<PathBuf>,
     signing_grace_period: Option<String>,
     auth_failures_per_minute: Option<u32>,
+    database_url: Option<String>,
+    db_pool_size: Option<u32>,
+    db_statement_timeout: Option<String>,
+    lease_duration: Option<String>,
+    skip_migrations: Option<bool>,
     metrics_public: Option<bool>,
 }
 
@@ -135,10 +169,43 @@ pub struct ServeConfig {
     pub secret_key_file: PathBuf,
     pub signing_grace_period: Duration,
     pub auth_failures_per_minute: u32,
+    /// Where the data lives: the data directory's SQLite, or PostgreSQL.
+    pub database: Database,
     /// `/metrics` without a token.
     pub metrics_public: bool,
     /// `MLHOOK_METRICS_TOKEN`: a token that reads `/metrics` only (environment only).
     pub metrics_token: Option<String>,
+}
+
+/// Which store `mlhook serve` runs on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Database {
+    /// `<data_dir>/mlhook.db`, one process.
+    Sqlite,
+    /// PostgreSQL, one node or several.
+    Postgres {
+        url: String,
+        pool_size: u32,
+        statement_timeout: Duration,
+        skip_migrations: bool,
+    },
+}
+
+impl Database {
+    /// A `postgres://` (or `postgresql://`) URL is PostgreSQL; none is SQLite.
+    pub fn url(url: Option<String>) -> Result<Option<String>, ConfigError> {
+        match url.map(|u| u.trim().to_string()).filter(|u| !u.is_empty()) {
+            None => Ok(None),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Some(url))
+            }
+            // Never echo the URL: it may hold a password.
+            Some(_) => Err(invalid(
+                "database_url",
+                "must be a postgres:// URL (SQLite needs none: it lives in --data-dir)".into(),
+            )),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -206,7 +273,11 @@ impl ServeConfig {
                 .unwrap_or(defaults.lane_concurrency)
                 .max(1),
             retry,
-            lease: defaults.lease,
+            lease: duration(
+                "lease_duration",
+                args.lease_duration.or(file.lease_duration),
+                defaults.lease,
+            )?,
             scan_interval: duration(
                 "scan_interval",
                 args.scan_interval.or(file.scan_interval),
@@ -218,6 +289,22 @@ impl ServeConfig {
                 defaults.failure_window,
             )?,
             network: std::sync::Arc::new(network.clone()),
+        };
+        if delivery.lease < Duration::from_secs(1) {
+            return Err(invalid("lease_duration", "must be at least 1s".into()));
+        }
+        let database = match Database::url(args.database_url.or(file.database_url))? {
+            None => Database::Sqlite,
+            Some(url) => Database::Postgres {
+                url,
+                pool_size: args.db_pool_size.or(file.db_pool_size).unwrap_or(10).max(2),
+                statement_timeout: duration(
+                    "db_statement_timeout",
+                    args.db_statement_timeout.or(file.db_statement_timeout),
+                    Duration::from_secs(30),
+                )?,
+                skip_migrations: args.skip_migrations || file.skip_migrations.unwrap_or(false),
+            },
         };
         let data_dir = args
             .data_dir
@@ -262,6 +349,7 @@ impl ServeConfig {
                 .or(file.auth_failures_per_minute)
                 .unwrap_or(20)
                 .max(1),
+            database,
             metrics_public: args.metrics_public || file.metrics_public.unwrap_or(false),
             metrics_token: non_empty_env("MLHOOK_METRICS_TOKEN"),
         })
@@ -400,6 +488,58 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_postgres_url_chooses_postgres_with_its_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mlhook.toml");
+        std::fs::write(
+            &path,
+            "database_url = \"postgres://mlhook@db/mlhook\"\ndb_pool_size = 20\nlease_duration = \"10s\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            db_statement_timeout: Some("5s".into()),
+            ..Default::default()
+        };
+        let config = ServeConfig::resolve(args).unwrap();
+        assert_eq!(
+            config.database,
+            Database::Postgres {
+                url: "postgres://mlhook@db/mlhook".into(),
+                pool_size: 20,
+                statement_timeout: Duration::from_secs(5),
+                skip_migrations: false,
+            }
+        );
+        assert_eq!(config.delivery.lease, Duration::from_secs(10));
+        let defaults = ServeConfig::resolve(ServeArgs::default()).unwrap();
+        assert_eq!(defaults.database, Database::Sqlite);
+        assert_eq!(defaults.delivery.lease, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_database_url_that_is_not_postgres_is_refused_without_echoing_it() {
+        let args = ServeArgs {
+            database_url: Some("mysql://user:hunter2@db/x".into()),
+            ..Default::default()
+        };
+        let error = ServeConfig::resolve(args).unwrap_err();
+        assert!(matches!(
+            error,
+            ConfigError::Invalid {
+                setting: "database_url",
+                ..
+            }
+        ));
+        assert!(!error.to_string().contains("hunter2"));
+        let args = ServeArgs {
+            lease_duration: Some("100ms".into()),
+            ..Default::default()
+        };
+        assert!(ServeConfig::resolve(args).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The `mlhook` command.
 
 use clap::{CommandFactory, Parser, Subcommand};
-use mlhook::config::{LogFormat, ServeArgs, ServeConfig};
+use mlhook::config::{LogFormat, MigrateArgs, ServeArgs, ServeConfig};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -25,6 +25,11 @@ enum Command {
     ///
     /// Example: mlhook serve --listen 127.0.0.1:8080 --data-dir ./mlhook-data
     Serve(ServeArgs),
+    /// Apply the embedded database migrations and exit (serve applies them at
+    /// start unless --skip-migrations).
+    ///
+    /// Example: mlhook migrate --database-url postgres://mlhook@db:5432/mlhook
+    Migrate(MigrateArgs),
     #[command(flatten)]
     Client(mlhook::cli::Command),
 }
@@ -33,6 +38,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => run_serve(args),
+        Command::Migrate(args) => run_migrate(args),
         Command::Client(command) => mlhook::cli::run(cli.global, command, Cli::command),
     }
 }
@@ -51,6 +57,46 @@ fn run_serve(args: ServeArgs) -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_migrate(args: MigrateArgs) -> std::process::ExitCode {
+    use mlhook::store::migrate::{Target, run};
+    let url = match mlhook::config::Database::url(args.database_url) {
+        Ok(url) => url,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let data_dir = args
+        .data_dir
+        .unwrap_or_else(|| std::path::PathBuf::from("./mlhook-data"));
+    let target = match &url {
+        Some(url) => Target::Postgres(url),
+        None => {
+            if let Err(e) = std::fs::create_dir_all(&data_dir) {
+                eprintln!("error: cannot create {}: {e}", data_dir.display());
+                return std::process::ExitCode::FAILURE;
+            }
+            Target::Sqlite(&data_dir)
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+    match runtime.block_on(run(target)) {
+        Ok(applied) if applied.is_empty() => {
+            println!("migrations: up to date");
+            std::process::ExitCode::SUCCESS
+        }
+        Ok(applied) => {
+            let list: Vec<String> = applied.iter().map(i64::to_string).collect();
+            println!("migrations applied: {}", list.join(", "));
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             std::process::ExitCode::FAILURE
         }
     }

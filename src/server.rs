@@ -10,39 +10,35 @@ use anyhow::Context;
 
 use crate::api::{self, AppState, auth};
 use crate::catalog::Catalog;
-use crate::config::ServeConfig;
+use crate::config::{Database, ServeConfig};
 use crate::delivery::Engine;
 use crate::ingest::Ingestor;
 use crate::metrics::{Metrics, MetricsAccess};
 use crate::retention;
 use crate::secrets::SecretBox;
-use crate::store::{SqliteStore, Store, TokenKind};
+use crate::store::notify::RoutingChanges;
+use crate::store::{PgOptions, PostgresStore, SqliteStore, Store, TokenKind};
 use crate::subscriptions::Subscriptions;
 
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let _lock = lock_data_dir(&config.data_dir)?;
     let secrets = SecretBox::load(config.secret_key.as_deref(), &config.secret_key_file)
         .context("cannot load the key that seals secrets at rest")?;
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&config.data_dir, Arc::new(secrets))
-            .await
-            .context("cannot open the store")?,
-    );
-    // One process owns this data directory (the lock above): any lease in it
-    // was left by a process that is gone, so its deliveries are ours to send.
-    let released = store.release_all_leases().await?;
-    if released > 0 {
-        tracing::info!(
-            released,
-            "recovered deliveries left in flight by the previous run"
-        );
-    }
+    let mut opened = open_store(&config, Arc::new(secrets)).await?;
+    let store = opened.store.clone();
     let admin_token_hash = admin_token(&*store, &config).await?;
 
     let catalog = Arc::new(Catalog::builtin());
     let subscriptions = Arc::new(Subscriptions::load(&*store).await?);
+    if let Some(routing) = opened.routing.take() {
+        // Several nodes: follow the webhook changes any of them makes.
+        tokio::spawn(crate::store::notify::follow(
+            store.clone(),
+            subscriptions.clone(),
+            routing,
+        ));
+    }
     let metrics = Arc::new(Metrics::new());
     let (engine, notices) = Engine::start(
         config.delivery.clone(),
@@ -94,8 +90,80 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await?;
     tracing::info!("API stopped; finishing deliveries in flight");
     engine.shutdown(config.shutdown_grace).await;
+    if opened.shared {
+        // What was queued here goes to the other nodes now, not after a lease.
+        match store.release_all_leases().await {
+            Ok(released) => tracing::info!(released, "released this node's leases"),
+            Err(e) => tracing::warn!(error = %e, "could not release leases; they expire"),
+        }
+    }
     tracing::info!("mlhook stopped");
     Ok(())
+}
+
+/// The store `serve` runs on, and what running on it takes.
+struct OpenedStore {
+    store: Arc<dyn Store>,
+    /// SQLite: the data directory's lock, held while the process runs.
+    _lock: Option<File>,
+    /// PostgreSQL: project and webhook changes made by any node.
+    routing: Option<RoutingChanges>,
+    /// Other nodes may share the store.
+    shared: bool,
+}
+
+async fn open_store(config: &ServeConfig, secrets: Arc<SecretBox>) -> anyhow::Result<OpenedStore> {
+    match &config.database {
+        Database::Sqlite => {
+            let lock = lock_data_dir(&config.data_dir)?;
+            let store = SqliteStore::open(&config.data_dir, secrets)
+                .await
+                .context("cannot open the store")?;
+            // One process owns this data directory (the lock above): any lease in it
+            // was left by a process that is gone, so its deliveries are ours to send.
+            let released = store.release_all_leases().await?;
+            if released > 0 {
+                tracing::info!(
+                    released,
+                    "recovered deliveries left in flight by the previous run"
+                );
+            }
+            Ok(OpenedStore {
+                store: Arc::new(store),
+                _lock: Some(lock),
+                routing: None,
+                shared: false,
+            })
+        }
+        Database::Postgres {
+            url,
+            pool_size,
+            statement_timeout,
+            skip_migrations,
+        } => {
+            let options = PgOptions {
+                url: url.clone(),
+                pool_size: *pool_size,
+                statement_timeout: *statement_timeout,
+                run_migrations: !skip_migrations,
+            };
+            let store = PostgresStore::connect(&options, secrets)
+                .await
+                .context("cannot open the PostgreSQL store")?;
+            // No lock and no lease released at start: other nodes may be
+            // sending theirs. A dead node's leases expire (--lease-duration).
+            tracing::info!(node = store.node(), pool_size, "store: PostgreSQL");
+            // Once listening, the follower re-reads every project: a change made
+            // between loading the routing copy and listening is not missed.
+            let routing = store.routing_changes();
+            Ok(OpenedStore {
+                store: Arc::new(store),
+                _lock: None,
+                routing: Some(routing),
+                shared: true,
+            })
+        }
+    }
 }
 
 /// Two processes on one SQLite directory would send the same deliveries twice.
