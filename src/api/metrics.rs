@@ -26,6 +26,17 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Every metric; the store's counts are at most 10 s old.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Prometheus text exposition (OpenMetrics when the Accept header asks for it); see docs/operations.md for every metric", content_type = "text/plain", body = String),
+        (status = 401, description = "No token, and --metrics-public is not set", body = crate::error::ErrorBody),
+        (status = 403, description = "Neither the admin token nor MLHOOK_METRICS_TOKEN", body = crate::error::ErrorBody)
+    )
+)]
 async fn scrape(State(state): State<AppState>, mut parts: Parts) -> Result<Response, ApiError> {
     authorize(&state, &mut parts).await?;
     state.metrics.refresh_store_counts(&*state.store).await;
@@ -170,3 +181,8 @@ mod tests {
         assert!(!is_metrics_token(&HeaderMap::new(), &hash));
     }
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(scrape))]
+pub struct Doc;

@@ -40,6 +40,7 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
             super::events::Doc::openapi(),
             super::deliveries::Doc::openapi(),
             super::sources::Doc::openapi(),
+            super::metrics::Doc::openapi(),
             super::formats::Doc::openapi(),
         ] {
             doc.merge(part);
