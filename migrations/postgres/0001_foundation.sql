@@ -95,8 +95,6 @@ CREATE INDEX deliveries_webhook ON deliveries(webhook_id, id);
 CREATE INDEX deliveries_project_status ON deliveries(project_id, status, id);
 CREATE INDEX deliveries_project_type ON deliveries(project_id, event_type, id);
 CREATE INDEX deliveries_webhook_status ON deliveries(webhook_id, status, id);
--- A node releasing its own leases at shutdown.
-CREATE INDEX deliveries_lease_owner ON deliveries(lease_owner) WHERE lease_owner IS NOT NULL;
 
 CREATE TABLE attempts (
     seq               BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, -- write order (SQLite's rowid)
