@@ -60,28 +60,99 @@ pub fn percentile(samples: &mut [f64], q: f64) -> f64 {
     samples[rank]
 }
 
-/// A fresh data directory under the system temp dir, removed afterwards.
-pub struct BenchDir(PathBuf);
+/// `--database-url`: the PostgreSQL server the service runs on (a fresh
+/// database per run is created there), or none for SQLite.
+static POSTGRES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Runs every scenario on PostgreSQL: `admin_url` names a database on the
+/// server where the bench may create and drop its own.
+pub fn use_postgres(admin_url: String) {
+    let _ = POSTGRES.set(admin_url);
+}
+
+/// A fresh data directory under the system temp dir, removed afterwards;
+/// on PostgreSQL also a fresh database, dropped afterwards.
+pub struct BenchDir {
+    path: PathBuf,
+    database: Option<Database>,
+}
+
+/// A database of the bench's own on the `--database-url` server.
+struct Database {
+    admin_url: String,
+    name: String,
+    url: String,
+}
 
 impl BenchDir {
     pub fn new() -> anyhow::Result<BenchDir> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("mlhook-bench-{}-{n}", std::process::id()));
+        let name = format!("mlhook-bench-{}-{n}", std::process::id());
+        let path = std::env::temp_dir().join(&name);
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path)?;
-        Ok(BenchDir(path))
+        let database = match POSTGRES.get() {
+            Some(admin_url) => Some(Database::create(admin_url, &name.replace('-', "_"))?),
+            None => None,
+        };
+        Ok(BenchDir { path, database })
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
+        &self.path
+    }
+
+    /// The service's `--database-url`, on PostgreSQL.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database.as_ref().map(|d| d.url.as_str())
     }
 }
 
 impl Drop for BenchDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(&self.path);
+        if let Some(db) = &self.database {
+            let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", db.name);
+            if let Err(e) = admin_statement(&db.admin_url, sql) {
+                eprintln!("could not drop bench database {}: {e}", db.name);
+            }
+        }
     }
+}
+
+impl Database {
+    fn create(admin_url: &str, name: &str) -> anyhow::Result<Database> {
+        admin_statement(admin_url, format!("DROP DATABASE IF EXISTS \"{name}\""))?;
+        admin_statement(admin_url, format!("CREATE DATABASE \"{name}\""))?;
+        let mut url = url::Url::parse(admin_url)?;
+        url.set_path(&format!("/{name}"));
+        Ok(Database {
+            admin_url: admin_url.to_string(),
+            name: name.to_string(),
+            url: url.to_string(),
+        })
+    }
+}
+
+/// One statement on the server's admin database, on a thread and runtime of
+/// its own (callers may be inside the bench's runtime, or dropping).
+fn admin_statement(admin_url: &str, sql: String) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let admin_url = admin_url.to_string();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&admin_url).await?;
+            sqlx::query(&sql).execute(&mut conn).await?;
+            conn.close().await?;
+            anyhow::Ok(())
+        })
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the admin statement's thread panicked"))?
 }
 
 /// The service under test, a child process on its own data directory.
@@ -99,6 +170,10 @@ impl Service {
 
     pub fn start_in(data_dir: BenchDir, extra: &[&str]) -> anyhow::Result<Service> {
         let binary = std::env::current_exe()?.with_file_name("mlhook");
+        let database: Vec<&str> = match data_dir.database_url() {
+            Some(url) => vec!["--database-url", url],
+            None => Vec::new(),
+        };
         let mut child = Command::new(binary)
             .args([
                 "serve",
@@ -109,6 +184,7 @@ impl Service {
                 "--data-dir",
             ])
             .arg(data_dir.path())
+            .args(&database)
             .args(extra)
             .env("MLHOOK_ADMIN_TOKEN", TOKEN)
             .env("MLHOOK_LOG", "warn")
@@ -337,15 +413,19 @@ impl Receiver {
 /// Writes a project, webhooks for `urls` (enabled or not) and `events` events
 /// fanned out to all of them, through the store's own interface.
 pub async fn seed(
-    dir: &Path,
+    dir: &BenchDir,
     urls: &[String],
     enabled: bool,
     events: usize,
 ) -> anyhow::Result<Vec<String>> {
-    use mlhook::store::{NewDelivery, NewEvent, Project, SqliteStore, Store};
+    use mlhook::store::{NewDelivery, NewEvent, PgOptions, PostgresStore, Project, SqliteStore};
     // The key file the service will find in the same data directory.
-    let secrets = mlhook::secrets::SecretBox::load(None, &dir.join("secret.key"))?;
-    let store = SqliteStore::open(dir, std::sync::Arc::new(secrets)).await?;
+    let secrets = mlhook::secrets::SecretBox::load(None, &dir.path().join("secret.key"))?;
+    let secrets = std::sync::Arc::new(secrets);
+    let store: Box<dyn mlhook::store::Store> = match dir.database_url() {
+        Some(url) => Box::new(PostgresStore::connect(&PgOptions::new(url), secrets).await?),
+        None => Box::new(SqliteStore::open(dir.path(), secrets).await?),
+    };
     let catalog = mlhook::catalog::Catalog::builtin();
     let now = mlhook::ids::now_millis();
     store

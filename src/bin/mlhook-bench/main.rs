@@ -3,7 +3,9 @@
 //! directory and a fast receiver that records arrival time per `webhook-id` —
 //! runs bounded loads, stops everything, and prints a table plus a JSON file.
 //!
-//! `cargo run --release --bin mlhook-bench -- [SCENARIO|all] [--smoke]`
+//! `cargo run --release --bin mlhook-bench -- [SCENARIO|all] [--smoke] [--database-url URL]`
+//! With `--database-url postgres://…/postgres` the service runs on PostgreSQL:
+//! each run creates a database of its own on that server and drops it after.
 //! Scenarios: wire, ingest, end-to-end, deliver, latency, fanout, slow-neighbour, log-query.
 
 mod harness;
@@ -75,10 +77,20 @@ pub const SCENARIOS: [&str; 8] = [
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let smoke = args.iter().any(|a| a == "--smoke");
+    let database_url = args
+        .iter()
+        .position(|a| a == "--database-url")
+        .map(|i| {
+            args.get(i + 1)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("--database-url needs a postgres:// URL"))
+        })
+        .transpose()?;
     let chosen = args
         .iter()
-        .find(|a| !a.starts_with("--"))
-        .cloned()
+        .enumerate()
+        .find(|(i, a)| !a.starts_with("--") && (*i == 0 || args[i - 1] != "--database-url"))
+        .map(|(_, a)| a.clone())
         .unwrap_or_else(|| "all".into());
     let names: Vec<&str> = if chosen == "all" {
         SCENARIOS.to_vec()
@@ -89,6 +101,9 @@ fn main() -> anyhow::Result<()> {
         })?]
     };
     let scale = if smoke { SMOKE } else { FULL };
+    if let Some(url) = &database_url {
+        harness::use_postgres(url.clone());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -98,7 +113,12 @@ fn main() -> anyhow::Result<()> {
     let out = PathBuf::from("bench-results");
     std::fs::create_dir_all(&out)?;
     let path = out.join(format!(
-        "{chosen}{}.json",
+        "{chosen}{}{}.json",
+        if database_url.is_some() {
+            "-postgres"
+        } else {
+            ""
+        },
         if smoke { "-smoke" } else { "" }
     ));
     std::fs::write(&path, serde_json::to_string_pretty(&figures)?)?;

@@ -166,7 +166,7 @@ async fn deliver(scale: Scale) -> anyhow::Result<Vec<Figure>> {
             .map(|i| format!("{}/hook/{i}", receiver.base))
             .collect();
         let events = scale.backlog / webhooks;
-        seed(dir.path(), &urls, true, events).await?;
+        seed(&dir, &urls, true, events).await?;
         let total = events * webhooks;
         let start = Instant::now();
         let service = Service::start_in(dir, &[])?;
@@ -247,7 +247,7 @@ async fn fanout(scale: Scale) -> anyhow::Result<Vec<Figure>> {
     let urls: Vec<String> = (0..scale.fanout_webhooks)
         .map(|i| format!("{}/hook/{i}", receiver.base))
         .collect();
-    seed(dir.path(), &urls, true, 0).await?;
+    seed(&dir, &urls, true, 0).await?;
     let service = Service::start_in(dir, &[])?;
     let total = scale.fanout_events * scale.fanout_webhooks;
     let start = Instant::now();
@@ -319,7 +319,7 @@ async fn log_query(scale: Scale) -> anyhow::Result<Vec<Figure>> {
     let dir = BenchDir::new()?;
     // A disabled webhook: the deliveries stay in the log, never sent.
     let webhooks = seed(
-        dir.path(),
+        &dir,
         &["http://127.0.0.1:9/never".to_string()],
         false,
         scale.log_rows,
