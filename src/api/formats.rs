@@ -249,8 +249,7 @@ async fn validate_payload(
     Ok(Json(check))
 }
 
-/// The OpenAPI description of these routes, for `api::openapi` to merge.
-#[allow(dead_code)]
+/// The OpenAPI description of these routes.
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(list, preview, validate_payload))]
 pub struct Doc;

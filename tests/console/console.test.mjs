@@ -40,6 +40,17 @@ function need(name) {
   return value;
 }
 
+/** A call to the API with the admin token, as a script would make it (not the page). */
+async function api(method, path, body) {
+  const r = await fetch(`${BASE}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
 /** Makes the receiver answer `status` from now on. */
 async function receiverAnswers(status) {
   const r = await fetch(`${RECEIVER}/control/${status}`, { method: 'POST' });
@@ -76,6 +87,9 @@ test('the web console', { timeout: 180_000 }, async (t) => {
     // a failed resource; anything else (a CSP refusal, an exception) is a fault.
     if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) problems.push(`console: ${m.text()}`);
   });
+
+  /** A link of the top bar. */
+  const section = (name) => page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name, exact: true });
 
   /** Screenshot, axe-core and the secret check of the screen shown now. */
   async function screen(name, { fullPage = true } = {}) {
@@ -229,13 +243,21 @@ test('the web console', { timeout: 180_000 }, async (t) => {
     await config.getByText('X-Api-Key:').waitFor();
   });
 
-  await step('webhook detail: signing secret on click, test with copy, recover', async () => {
+  await step('webhook detail: signing secret on click, copy, rotate; test with copy', async () => {
     assert.equal(await page.getByTestId('signing-key').count(), 0);
     await page.getByRole('button', { name: 'Reveal' }).click();
     const key = await page.getByTestId('signing-key').textContent();
     assert.match(key, /^whsec_/);
     await page.getByRole('button', { name: 'Copy', exact: true }).click();
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key);
+    await page.getByRole('button', { name: 'Hide' }).click();
+    page.once('dialog', (dialog) => dialog.accept());
+    await page.getByLabel('The old key keeps signing for').selectOption('1h');
+    await page.getByRole('button', { name: 'Rotate key' }).click();
+    await page.getByText(/Rotated\. The previous key signs too until/).waitFor();
+    const rotated = await page.getByTestId('signing-key').textContent();
+    assert.match(rotated, /^whsec_/);
+    assert.notEqual(rotated, key);
     await page.getByRole('button', { name: 'Hide' }).click();
 
     await page.getByRole('button', { name: 'Test webhook' }).click();
@@ -247,12 +269,12 @@ test('the web console', { timeout: 180_000 }, async (t) => {
     assert.equal(copied.valid, true);
 
     await page.getByRole('button', { name: 'Recover deliveries' }).click();
-    await page.getByText(/Nothing to recover|sent again/).waitFor();
+    await page.getByText('Nothing to recover').waitFor();
     await screen('webhook-detail');
   });
 
   await step('send a test event from the catalog, checked as it is typed', async () => {
-    await page.getByRole('link', { name: 'Event catalog' }).click();
+    await section('Event catalog').click();
     await page.getByRole('link', { name: 'MODEL_VERSION_CREATED', exact: true }).click();
     await page.getByRole('heading', { name: 'MODEL_VERSION_CREATED' }).waitFor();
     const payload = page.getByLabel('Payload', { exact: true });
@@ -302,18 +324,67 @@ test('the web console', { timeout: 180_000 }, async (t) => {
     await screen('delivery');
   });
 
+  await step('a 410 disables the webhook; enable it and recover its delivery, with progress', async () => {
+    const hooks = (await api('GET', '/v1/projects/fraud-team/webhooks')).body.data;
+    const id = hooks.find((w) => w.name === 'churn releases').id;
+    await receiverAnswers(410);
+    const sent = await api('POST', '/v1/projects/fraud-team/events', {
+      type: 'MODEL_STATUS_CHANGED',
+      payload: { workspaceName: 'ml', registryModelName: 'churn', version: '3', tags: [], status: 'Production', createdAt: 1795600000, sourceExperimentKey: null },
+    });
+    assert.equal(sent.status, 202, JSON.stringify(sent.body));
+    for (let i = 0; i < 100; i += 1) {
+      if (!(await api('GET', `/v1/projects/fraud-team/webhooks/${id}`)).body.enabled) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await receiverAnswers(200);
+    await section('Webhooks').click();
+    await page.getByRole('link', { name: 'churn releases' }).click();
+    const banner = page.locator('.banner.bad');
+    await banner.getByText('Disabled').waitFor();
+    assert.match(await banner.textContent(), /410/);
+    await screen('webhook-disabled', { fullPage: false });
+    await banner.getByRole('button', { name: 'Enable' }).click();
+    await page.locator('h1').getByText('Enabled').waitFor();
+    await page.getByRole('button', { name: 'Recover deliveries' }).click();
+    await page.getByText('1 of 1 re-queued deliveries sent again.').waitFor({ timeout: 20_000 });
+    assert.equal(await page.locator('progress').evaluate((p) => p.value), 1);
+  });
+
   await step('the webhook list, filters, and the dark theme', async () => {
-    await page.getByRole('link', { name: 'Webhooks' }).click();
+    // Two more webhooks, made by a script, so that the list has some variety.
+    const teams = await api('POST', '/v1/projects/fraud-team/webhooks', {
+      name: 'drift alerts', description: 'Monitoring runs to the #ml-alerts channel.', url: `${RECEIVER}/teams`,
+      format: 'teams', events: ['RUN_COMPLETED'],
+    });
+    assert.equal(teams.status, 201, JSON.stringify(teams.body));
+    const paused = await api('POST', '/v1/projects/fraud-team/webhooks', {
+      name: 'release bot (staging)', url: `${RECEIVER}/staging`, events: ['*'], enabled: false,
+    });
+    assert.equal(paused.status, 201, JSON.stringify(paused.body));
+    const run = (await api('GET', '/v1/event-types/RUN_COMPLETED')).body.example;
+    assert.equal((await api('POST', '/v1/projects/fraud-team/events', { type: 'RUN_COMPLETED', payload: run })).status, 202);
+    for (let i = 0; i < 100; i += 1) {
+      const log = (await api('GET', '/v1/projects/fraud-team/deliveries?event_type=RUN_COMPLETED&status=succeeded')).body;
+      if (log.data.length) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await section('Webhooks').click();
     const row = page.locator('tr', { hasText: 'churn releases' });
     await row.waitFor();
     await row.getByText('Enabled').waitFor();
     await row.getByText(/% of \d+/).waitFor();
+    await page.locator('tr', { hasText: 'drift alerts' }).getByText('succeeded').waitFor();
     await screen('webhooks', { fullPage: false });
     await page.getByLabel('State').selectOption('disabled');
+    await page.locator('tr', { hasText: 'release bot (staging)' }).waitFor();
+    assert.equal(await row.count(), 0);
+    await page.getByLabel('Event type').selectOption('mlhook.webhook.disabled');
     await page.getByText('No webhook matches these filters').waitFor();
     await page.getByLabel('State').selectOption('');
     await page.getByLabel('Event type').selectOption('MODEL_STATUS_CHANGED');
     await row.waitFor();
+    assert.equal(await page.locator('tbody tr').count(), 2, 'churn releases, and the * webhook');
     await page.emulateMedia({ colorScheme: 'dark' });
     await screen('webhooks-dark', { fullPage: false });
     await page.emulateMedia({ colorScheme: 'light' });

@@ -38,7 +38,7 @@ export async function render(ctx) {
 
   const disabled = w.enabled ? null : h('div', { class: 'banner bad', role: 'status' },
     h('p', null, h('strong', null, 'Disabled'), w.disabled_at ? ` since ${when(w.disabled_at)}` : '',
-      w.disabled_reason ? `: ${w.disabled_reason}` : '.',
+      w.disabled_reason ? `: ${w.disabled_reason.replace(/\.$/, '')}.` : '.',
       ' Its deliveries wait, paused; after enabling, recover them below.'),
     writer ? h('button', {
       type: 'button', class: 'primary',
@@ -103,7 +103,7 @@ function recentTable(rows, enc) {
   }
   return table('Recent deliveries', ['When', 'Event type', 'Status', 'Response'], rows.map((d) => h('tr', null,
     h('td', null, h('a', { href: `#/p/${enc}/deliveries/${encodeURIComponent(d.id)}` }, timeAgo(d.created_at))),
-    h('td', { class: 'mono' }, d.event_type, d.is_test ? h('span', { class: 'badge info' }, ' test') : null),
+    h('td', { class: 'mono' }, d.event_type, d.is_test ? [' ', h('span', { class: 'badge info' }, 'test')] : null),
     h('td', null, statusBadge(d.status)),
     h('td', null, codeBadge(d.last_status_code)))));
 }
