@@ -101,7 +101,9 @@ async fn the_console_works_in_a_real_browser() {
     })
     .await;
 
+    // A fresh folder: no screenshot of an earlier run is mistaken for this one's.
     let shots = screenshot_dir();
+    let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&shots).unwrap();
     let mut command = tokio::process::Command::new("node");
     command

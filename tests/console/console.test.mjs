@@ -130,7 +130,8 @@ test('the web console', { timeout: 180_000 }, async (t) => {
       await fn();
     } catch (e) {
       failed = true;
-      await page.screenshot({ path: join(SHOTS, `failure-${name.split(' ').slice(0, 3).join('-')}.png`), fullPage: true }).catch(() => {});
+      const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 40).replace(/-$/, '');
+      await page.screenshot({ path: join(SHOTS, `failure-${slug}.png`), fullPage: true }).catch(() => {});
       throw e;
     }
   });
@@ -193,6 +194,25 @@ test('the web console', { timeout: 180_000 }, async (t) => {
     const urlError = page.locator('#' + (await page.getByLabel('URL', { exact: true }).getAttribute('id')) + '-error');
     await urlError.waitFor();
     assert.match(await urlError.textContent(), /http/i);
+
+    // The fields follow the format: a template editor with a live preview ...
+    const format = page.getByLabel('Format', { exact: true });
+    await format.selectOption({ label: 'Custom JSON template' });
+    const template = page.getByLabel('Template', { exact: true });
+    assert.match(await template.inputValue(), /\{\{ title \}\}/, 'a starter template');
+    await template.fill('{"kind": "{{ event.typo }}"}');
+    await page.getByText(/Does not render: \/template\/kind/).waitFor();
+    await template.fill('{"kind": "{{ event.type }}", "source": "mlhook"}');
+    await page.locator('.preview pre').getByText('"source": "mlhook"').waitFor();
+    // ... GitHub's repository and token instead of a URL ...
+    await format.selectOption({ label: 'GitHub Actions (repository_dispatch)' });
+    await page.getByLabel('GitHub repository').waitFor();
+    assert.equal(await page.getByLabel('URL', { exact: true }).isVisible(), false);
+    await page.getByLabel('GitHub repository').fill('acme/models');
+    await page.locator('.preview').getByText('https://api.github.com/repos/acme/models/dispatches').waitFor();
+    // ... and back to plain JSON.
+    await format.selectOption({ label: 'JSON' });
+    assert.equal(await template.isVisible(), false);
 
     await page.getByLabel('Name', { exact: true }).fill('churn releases');
     await page.getByLabel('Description').fill('Tells the release bot about new churn models.');
