@@ -497,6 +497,17 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// A reason can quote the request (an unknown event's name): the log keeps
+/// at most this many characters of it.
+const MAX_REASON: usize = 1000;
+
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
 /// Appends to the source's log; a failure here must not change the answer.
 async fn record_rejection(state: &AppState, source: &Source, error: &ApiError, seen: Seen) {
     let rejection = SourceRejection {
@@ -504,7 +515,7 @@ async fn record_rejection(state: &AppState, source: &Source, error: &ApiError, s
         at: now_millis(),
         status: error.status.as_u16(),
         code: error.code.to_string(),
-        reason: error.message.clone(),
+        reason: clip(&error.message, MAX_REASON),
         delivery_id: seen.delivery_id,
         event_type: seen.event_type,
     };
@@ -526,6 +537,13 @@ pub struct Doc;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_reasons_are_clipped() {
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("abcd", 3), "abc…");
+        assert_eq!(clip("ééé", 2), "éé…");
+    }
 
     #[test]
     fn the_url_follows_the_request_and_its_proxy() {

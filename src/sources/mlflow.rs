@@ -199,11 +199,12 @@ pub fn parse_body(body: &[u8], catalog: &Catalog) -> Result<Received, Reject> {
     };
     let event_type = native::event_type(entity, action);
     if !catalog.contains(&event_type) {
+        let named: String = format!("{entity}.{action}").chars().take(100).collect();
         return Err(Reject::new(
             400,
             "unknown_event_type",
             format!(
-                "unknown MLflow event {entity}.{action}: mlhook knows the events of MLflow 3.x \
+                "unknown MLflow event {named}: mlhook knows the events of MLflow 3.x \
                  (see GET /v1/event-types)"
             ),
         ));
