@@ -22,7 +22,10 @@ fn ipv4_forms(ip: Ipv4Addr) -> Vec<String> {
         format!("0x{n:x}"),
         format!("0{a:o}.0{b:o}.0{c:o}.0{d:o}"),
         format!("0x{a:x}.0x{b:x}.0x{c:x}.0x{d:x}"),
-        format!("{a}.{}", (u32::from(b) << 16) | (u32::from(c) << 8) | u32::from(d)),
+        format!(
+            "{a}.{}",
+            (u32::from(b) << 16) | (u32::from(c) << 8) | u32::from(d)
+        ),
         format!("[::ffff:{ip}]"),
     ]
 }

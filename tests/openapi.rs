@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 /// Routes that are deliberately not API operations: the document itself and
 /// its viewer, and the web console's pages and assets (HTML, not JSON).
 fn is_exempt(path: &str) -> bool {
-    path == "/" || path.starts_with("/console") || path.starts_with("/docs") || path == "/openapi.json"
+    path == "/"
+        || path.starts_with("/console")
+        || path.starts_with("/docs")
+        || path == "/openapi.json"
 }
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
@@ -28,7 +31,10 @@ fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
 /// Every `.route("path", get(..).post(..))` in the sources, as (METHOD, path).
 fn registered_routes() -> BTreeSet<(String, String)> {
     let mut files = Vec::new();
-    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
     let mut routes = BTreeSet::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -39,7 +45,11 @@ fn registered_routes() -> BTreeSet<(String, String)> {
             };
             let handlers = &call[call.find(',').unwrap_or(0)..];
             for method in ["get", "post", "patch", "put", "delete"] {
-                let calls = [format!("({method}("), format!(" {method}("), format!(".{method}(")];
+                let calls = [
+                    format!("({method}("),
+                    format!(" {method}("),
+                    format!(".{method}("),
+                ];
                 if calls.iter().any(|c| handlers.contains(c.as_str())) {
                     routes.insert((method.to_uppercase(), path.to_string()));
                 }
@@ -85,16 +95,25 @@ async fn every_registered_route_is_in_the_document_with_its_answers() {
     assert_eq!(doc["openapi"], "3.1.0");
 
     let registered = registered_routes();
-    assert!(registered.len() > 30, "the scan found the routes: {registered:?}");
+    assert!(
+        registered.len() > 30,
+        "the scan found the routes: {registered:?}"
+    );
     let documented = documented_routes(&doc);
     let missing: Vec<_> = registered
         .iter()
         .filter(|(_, path)| !is_exempt(path))
         .filter(|route| !documented.contains(*route))
         .collect();
-    assert!(missing.is_empty(), "routes missing from /openapi.json: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "routes missing from /openapi.json: {missing:?}"
+    );
     let stale: Vec<_> = documented.difference(&registered).collect();
-    assert!(stale.is_empty(), "documented routes that do not exist: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "documented routes that do not exist: {stale:?}"
+    );
 
     // Every operation names its success and, under /v1, the shared errors.
     for (method, path) in &documented {
@@ -114,18 +133,34 @@ async fn every_registered_route_is_in_the_document_with_its_answers() {
                 &["401", "403"]
             };
             for status in shared {
-                assert!(responses.contains_key(*status), "{method} {path} lacks {status}");
+                assert!(
+                    responses.contains_key(*status),
+                    "{method} {path} lacks {status}"
+                );
             }
         } else {
             // Only the health routes and the MLflow receiving route (signed by
             // MLflow itself) take no bearer token.
-            let open = ["/healthz", "/readyz", "/v1/projects/{project}/sources/{id}/mlflow"];
-            assert!(open.contains(&path.as_str()), "{method} {path} has no bearer security");
+            let open = [
+                "/healthz",
+                "/readyz",
+                "/v1/projects/{project}/sources/{id}/mlflow",
+            ];
+            assert!(
+                open.contains(&path.as_str()),
+                "{method} {path} has no bearer security"
+            );
         }
     }
     // The bodies reference schemas that exist, with examples where it matters.
     let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for name in ["WebhookInput", "WebhookView", "EventInput", "ErrorBody", "SendOutcome"] {
+    for name in [
+        "WebhookInput",
+        "WebhookView",
+        "EventInput",
+        "ErrorBody",
+        "SendOutcome",
+    ] {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }
     assert!(schemas["ErrorBody"]["example"].is_object());
@@ -153,7 +188,8 @@ async fn the_document_is_valid_openapi_3_1() {
         .arg(&file)
         .output()
         .expect("the validator runs");
-    let report = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let report =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "invalid OpenAPI 3.1:\n{report}");
     assert!(report.contains("OK"), "{report}");
 }
@@ -170,7 +206,10 @@ async fn the_swagger_ui_is_served_from_the_binary() {
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("swagger-ui"), "{html}");
-    assert!(!html.contains("https://"), "no asset from the network: {html}");
+    assert!(
+        !html.contains("https://"),
+        "no asset from the network: {html}"
+    );
     let script = client
         .get(format!("{}/docs/swagger-ui-bundle.js", server.base))
         .send()
