@@ -431,7 +431,12 @@ fn every_route(ids: &Ids, receiver: &str) -> Vec<(&'static str, String, Option<V
             Admin,
         ),
         ("GET", p.into(), None, ProjectRead),
-        ("PATCH", p.into(), Some(json!({"name": "hacked"})), ProjectWrite),
+        (
+            "PATCH",
+            p.into(),
+            Some(json!({"name": "hacked"})),
+            ProjectWrite,
+        ),
         ("DELETE", p.into(), None, Admin),
         ("GET", "/v1/event-types".into(), None, AnyToken),
         ("GET", "/v1/event-types/TEST".into(), None, AnyToken),
@@ -454,8 +459,18 @@ fn every_route(ids: &Ids, receiver: &str) -> Vec<(&'static str, String, Option<V
         ("DELETE", format!("{p}/tokens/{token}"), None, ProjectWrite),
         ("GET", format!("{p}/audit"), None, ProjectRead),
         ("GET", format!("{p}/webhooks"), None, ProjectRead),
-        ("POST", format!("{p}/webhooks"), Some(hook.clone()), ProjectWrite),
-        ("POST", format!("{p}/webhooks/validate"), Some(hook), ProjectWrite),
+        (
+            "POST",
+            format!("{p}/webhooks"),
+            Some(hook.clone()),
+            ProjectWrite,
+        ),
+        (
+            "POST",
+            format!("{p}/webhooks/validate"),
+            Some(hook),
+            ProjectWrite,
+        ),
         ("GET", format!("{p}/webhooks/{webhook}"), None, ProjectRead),
         (
             "PATCH",
@@ -463,7 +478,12 @@ fn every_route(ids: &Ids, receiver: &str) -> Vec<(&'static str, String, Option<V
             Some(json!({"name": "hacked"})),
             ProjectWrite,
         ),
-        ("DELETE", format!("{p}/webhooks/{webhook}"), None, ProjectWrite),
+        (
+            "DELETE",
+            format!("{p}/webhooks/{webhook}"),
+            None,
+            ProjectWrite,
+        ),
         (
             "GET",
             format!("{p}/webhooks/{webhook}/signing-secret"),
@@ -476,8 +496,18 @@ fn every_route(ids: &Ids, receiver: &str) -> Vec<(&'static str, String, Option<V
             None,
             ProjectWrite,
         ),
-        ("GET", format!("{p}/webhooks/{webhook}/stats"), None, ProjectRead),
-        ("POST", format!("{p}/webhooks/{webhook}/test"), None, ProjectWrite),
+        (
+            "GET",
+            format!("{p}/webhooks/{webhook}/stats"),
+            None,
+            ProjectRead,
+        ),
+        (
+            "POST",
+            format!("{p}/webhooks/{webhook}/test"),
+            None,
+            ProjectWrite,
+        ),
         (
             "POST",
             format!("{p}/webhooks/{webhook}/recover"),
@@ -485,7 +515,12 @@ fn every_route(ids: &Ids, receiver: &str) -> Vec<(&'static str, String, Option<V
             ProjectWrite,
         ),
         ("GET", format!("{p}/events"), None, ProjectRead),
-        ("POST", format!("{p}/events"), Some(test_event.clone()), ProjectWrite),
+        (
+            "POST",
+            format!("{p}/events"),
+            Some(test_event.clone()),
+            ProjectWrite,
+        ),
         (
             "POST",
             format!("{p}/events/batch"),
@@ -493,9 +528,19 @@ fn every_route(ids: &Ids, receiver: &str) -> Vec<(&'static str, String, Option<V
             ProjectWrite,
         ),
         ("GET", format!("{p}/events/{event}"), None, ProjectRead),
-        ("POST", format!("{p}/events/{event}/replay"), None, ProjectWrite),
+        (
+            "POST",
+            format!("{p}/events/{event}/replay"),
+            None,
+            ProjectWrite,
+        ),
         ("GET", format!("{p}/deliveries"), None, ProjectRead),
-        ("GET", format!("{p}/deliveries/{delivery}"), None, ProjectRead),
+        (
+            "GET",
+            format!("{p}/deliveries/{delivery}"),
+            None,
+            ProjectRead,
+        ),
         (
             "POST",
             format!("{p}/deliveries/{delivery}/redeliver"),
@@ -510,15 +555,31 @@ fn every_route(ids: &Ids, receiver: &str) -> Vec<(&'static str, String, Option<V
             ProjectWrite,
         ),
         ("GET", format!("{p}/sources/{source}"), None, ProjectRead),
-        ("DELETE", format!("{p}/sources/{source}"), None, ProjectWrite),
-        ("GET", format!("{p}/sources/{source}/log"), None, ProjectRead),
+        (
+            "DELETE",
+            format!("{p}/sources/{source}"),
+            None,
+            ProjectWrite,
+        ),
+        (
+            "GET",
+            format!("{p}/sources/{source}/log"),
+            None,
+            ProjectRead,
+        ),
     ]
 }
 
 /// The route template a concrete path of `every_route` was made from.
 fn template_of(path: &str, ids: &Ids) -> String {
     let mut template = path.replacen("/v1/projects/a", "/v1/projects/{project}", 1);
-    for id in [&ids.webhook, &ids.event, &ids.delivery, &ids.token, &ids.source] {
+    for id in [
+        &ids.webhook,
+        &ids.event,
+        &ids.delivery,
+        &ids.token,
+        &ids.source,
+    ] {
         template = template.replace(id.as_str(), "{id}");
     }
     template.replace("/event-types/TEST", "/event-types/{event_type}")
@@ -672,11 +733,18 @@ async fn every_route_keeps_out_missing_wrong_revoked_read_only_and_foreign_token
         .iter()
         .map(|(method, path, _, _)| (method.to_string(), template_of(path, &ids)))
         .collect();
-    let public = ["/healthz", "/readyz", "/v1/projects/{project}/sources/{id}/mlflow"];
+    let public = [
+        "/healthz",
+        "/readyz",
+        "/v1/projects/{project}/sources/{id}/mlflow",
+    ];
     documented.retain(|(_, path)| !public.contains(&path.as_str()));
     documented.sort();
     matrix.sort();
-    assert_eq!(matrix, documented, "the matrix and the documented routes differ");
+    assert_eq!(
+        matrix, documented,
+        "the matrix and the documented routes differ"
+    );
 
     // The routes exist: the admin reaches every read route.
     for (method, path, _, _) in routes.iter().filter(|r| r.0 == "GET") {
@@ -694,7 +762,8 @@ async fn every_route_keeps_out_missing_wrong_revoked_read_only_and_foreign_token
 async fn no_secret_appears_in_logs_store_files_or_api_answers() {
     let mut server = Server::start().await;
     // Fails the first attempt of everything, so errors and retries are logged.
-    let receiver = Receiver::start_with(|n, _| Reply::status(if n % 2 == 0 { 500 } else { 200 })).await;
+    let receiver =
+        Receiver::start_with(|n, _| Reply::status(if n % 2 == 0 { 500 } else { 200 })).await;
     server.create_project("p").await;
     let mut answers: Vec<String> = Vec::new();
     let mut shown_once: Vec<String> = Vec::new();
@@ -740,13 +809,18 @@ async fn no_secret_appears_in_logs_store_files_or_api_answers() {
         (
             "POST",
             "/v1/projects/p/webhooks/validate".into(),
-            Some(json!({"url": format!("{}/v", receiver.url), "events": ["*"],
+            Some(
+                json!({"url": format!("{}/v", receiver.url), "events": ["*"],
                         "secret": SECRET,
-                        "headers": [{"key": "X-Api-Key", "value": PROTECTED, "protected": true}]})),
+                        "headers": [{"key": "X-Api-Key", "value": PROTECTED, "protected": true}]}),
+            ),
         ),
         (
             "POST",
-            format!("/v1/projects/p/deliveries/{}/redeliver", s(&accepted["deliveries"][0])),
+            format!(
+                "/v1/projects/p/deliveries/{}/redeliver",
+                s(&accepted["deliveries"][0])
+            ),
             None,
         ),
         ("PATCH", hook_path.clone(), Some(json!({"name": "renamed"}))),
@@ -754,11 +828,19 @@ async fn no_secret_appears_in_logs_store_files_or_api_answers() {
         ("GET", hook_path.clone(), None),
         ("GET", format!("{hook_path}/stats"), None),
         ("GET", "/v1/projects/p/events".into(), None),
-        ("GET", format!("/v1/projects/p/events/{}", s(&accepted["id"])), None),
+        (
+            "GET",
+            format!("/v1/projects/p/events/{}", s(&accepted["id"])),
+            None,
+        ),
         ("GET", "/v1/projects/p/tokens".into(), None),
         ("GET", "/v1/projects/p/audit".into(), None),
         ("GET", "/v1/projects/p/sources".into(), None),
-        ("GET", format!("/v1/projects/p/sources/{}", s(&source["id"])), None),
+        (
+            "GET",
+            format!("/v1/projects/p/sources/{}", s(&source["id"])),
+            None,
+        ),
     ];
     // Rotation answers the new signing secret: one of the two answers made to show one.
     let (status, rotated) = server
@@ -767,7 +849,9 @@ async fn no_secret_appears_in_logs_store_files_or_api_answers() {
     assert_eq!(status, 200, "{rotated}");
     shown_once.push(rotated.to_string());
     for (method, path, body) in &calls {
-        let (status, answer) = server.request(method, path, Some(ADMIN), body.as_ref()).await;
+        let (status, answer) = server
+            .request(method, path, Some(ADMIN), body.as_ref())
+            .await;
         assert!(status.is_success(), "{method} {path}: {answer}");
         answers.push(answer.to_string());
     }
@@ -778,7 +862,10 @@ async fn no_secret_appears_in_logs_store_files_or_api_answers() {
         let (_, detail) = server
             .get(&format!("/v1/projects/p/deliveries/{}", s(&d["id"])))
             .await;
-        assert!(detail["history"].as_array().is_some_and(|a| !a.is_empty()), "{detail}");
+        assert!(
+            detail["history"].as_array().is_some_and(|a| !a.is_empty()),
+            "{detail}"
+        );
         answers.push(detail.to_string());
     }
     let (_, revealed) = server.get(&format!("{hook_path}/signing-secret")).await;
@@ -802,7 +889,10 @@ async fn no_secret_appears_in_logs_store_files_or_api_answers() {
         assert!(!log.contains(secret), "{secret} in the server log");
         assert!(!contains(&disk, secret), "{secret} in the store files");
         for answer in &answers {
-            assert!(!answer.contains(secret), "{secret} in an API answer: {answer}");
+            assert!(
+                !answer.contains(secret),
+                "{secret} in an API answer: {answer}"
+            );
         }
     }
     // The creation answers show the signing secret, and nothing else secret.

@@ -32,7 +32,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    #[error("the secret key does not open this database's secrets: start with the MLHOOK_SECRET_KEY (or key file) it was written with")]
+    #[error(
+        "the secret key does not open this database's secrets: start with the MLHOOK_SECRET_KEY (or key file) it was written with"
+    )]
     WrongSecretKey,
 }
 
