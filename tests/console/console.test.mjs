@@ -137,9 +137,9 @@ test('the web console', { timeout: 180_000 }, async (t) => {
   });
 
   await step('sign in with a token, kept in an HttpOnly cookie', async () => {
-    await page.goto(`${BASE}/`);
+    const loaded = await page.goto(`${BASE}/`);
     await page.getByRole('heading', { name: 'Sign in to mlhook' }).waitFor();
-    const csp = fetched.find((f) => f.url === `${BASE}/`).headers['content-security-policy'];
+    const csp = (await loaded.allHeaders())['content-security-policy'];
     assert.match(csp, /default-src 'self'/);
     assert.doesNotMatch(csp, /unsafe-inline/);
     await screen('signin');

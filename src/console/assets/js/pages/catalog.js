@@ -52,6 +52,10 @@ function sendPanel(ctx, project, type) {
     return h('section', { class: 'panel', 'aria-labelledby': 'sec-send' }, h('h2', { id: 'sec-send' }, 'Send a test event'),
       h('p', { class: 'muted' }, 'mlhook raises this event itself, when a webhook\'s health changes; it cannot be sent by hand. Subscribe a webhook to it to be told.'));
   }
+  if (ctx.session.who.kind === 'read') {
+    return h('section', { class: 'panel', 'aria-labelledby': 'sec-send' }, h('h2', { id: 'sec-send' }, 'Send a test event'),
+      h('p', { class: 'muted' }, 'You signed in with a read token: it may look, not send. Sign in with a write or admin token to send a test event.'));
+  }
   const payload = h('textarea', { name: 'payload', class: 'tall', spellcheck: 'false' }, pretty(type.example));
   const payloadField = field('Payload', payload, `The ${type.name} payload, as the vendor document gives it. Fields mlhook derives may be left out.`);
   const check = h('div', { class: 'check-status', role: 'status', 'aria-live': 'polite' });

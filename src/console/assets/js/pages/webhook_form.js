@@ -241,8 +241,7 @@ export async function render(ctx) {
     const keep = previewType.value;
     replace(previewType, options.map((n) => h('option', { value: n, selected: n === keep }, n)));
   };
-  const refreshPreview = debounce(async () => {
-    fillPreviewTypes();
+  const renderPreview = debounce(async () => {
     const f = format.input.value;
     const req = {
       format: f, events: selectedEvents(), event_type: previewType.value || undefined,
@@ -264,6 +263,11 @@ export async function render(ctx) {
       previewOut.textContent = '';
     }
   }, 350);
+  /** The event types to preview at once; the body once typing pauses. */
+  function refreshPreview() {
+    fillPreviewTypes();
+    renderPreview();
+  }
   for (const el of [template.input, repo.input, name.input]) el.addEventListener('input', refreshPreview);
   for (const el of [previewType, includeResult, star, ...boxes]) el.addEventListener('change', refreshPreview);
 
