@@ -179,7 +179,16 @@ pub struct GithubView {
     pub has_token: bool,
 }
 
-pub const OBJECT_TYPES: [&str; 5] = ["model", "deployment", "pipeline", "experiment", "project"];
+/// What an event can be about; `prompt` and `budget_policy` come from MLflow.
+pub const OBJECT_TYPES: [&str; 7] = [
+    "model",
+    "deployment",
+    "pipeline",
+    "experiment",
+    "project",
+    "prompt",
+    "budget_policy",
+];
 
 /// Which objects' events a webhook wants; each field narrows when set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

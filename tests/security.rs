@@ -313,6 +313,47 @@ async fn repeated_failed_authentication_is_answered_429() {
 }
 
 #[tokio::test]
+async fn forged_mlflow_signatures_count_as_failed_authentication() {
+    let server = Server::start_with(&flags(&["--auth-failures-per-minute", "3"])).await;
+    server.create_project("p").await;
+    let (status, source) = server
+        .post(
+            "/v1/projects/p/sources",
+            json!({"name": "mlflow", "secret": "mlflow-shared-secret-0001"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{source}");
+    let url = format!(
+        "{}/v1/projects/p/sources/{}/mlflow",
+        server.base,
+        s(&source["id"])
+    );
+    let client = reqwest::Client::new();
+    let forged = |n: usize| {
+        client
+            .post(&url)
+            .header("content-type", "application/json")
+            .header(
+                "x-mlflow-delivery-id",
+                format!("00000000-0000-4000-8000-00000000000{n}"),
+            )
+            .header("x-mlflow-timestamp", now_secs().to_string())
+            .header(
+                "x-mlflow-signature",
+                "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            )
+            .body(r#"{"entity":"registered_model","action":"created","timestamp":1,"data":{}}"#)
+            .send()
+    };
+    for n in 0..3 {
+        assert_eq!(forged(n).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    let limited = forged(3).await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
 async fn the_audit_log_names_the_token_and_masks_secret_values() {
     let server = Server::start().await;
     server.create_project("p").await;

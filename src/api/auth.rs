@@ -200,9 +200,13 @@ fn read_only() -> ApiError {
 }
 
 /// The peer address, when the server was started with connect info.
-fn client_address(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
+pub fn client_address(parts: &Parts) -> Option<IpAddr> {
+    connected_address(&parts.extensions)
+}
+
+/// The peer address recorded by the server's connect info, if any.
+pub fn connected_address(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip())
 }
@@ -225,7 +229,9 @@ impl AuthFailures {
         }
     }
 
-    fn check(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
+    /// 429 while `client` is over its failures; also used by routes that
+    /// authenticate otherwise (the MLflow source's signature).
+    pub fn check(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
         let clients = self.clients.lock().expect("auth failures poisoned");
         let Some((since, count)) = clients.get(&client) else {
             return Ok(());
@@ -243,7 +249,7 @@ impl AuthFailures {
         Err(error)
     }
 
-    fn record(&self, client: Option<IpAddr>) {
+    pub fn record(&self, client: Option<IpAddr>) {
         let mut clients = self.clients.lock().expect("auth failures poisoned");
         if clients.len() > 10_000 {
             clients.retain(|_, (since, _)| since.elapsed() < FAILURE_WINDOW);

@@ -300,20 +300,30 @@ struct Seen {
 async fn receive(
     State(state): State<AppState>,
     Path((project, id)): Path<(String, String)>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ReceivedView>), ApiError> {
+    // Guessing source ids or signatures is slowed like guessing tokens.
+    let client = super::auth::connected_address(&extensions);
+    state.auth_failures.check(client)?;
     let source = state
         .store
         .get_source(&project, &id)
         .await?
-        .filter(|s| s.kind == SourceKind::Mlflow)
-        .ok_or_else(|| ApiError::not_found("source"))?;
+        .filter(|s| s.kind == SourceKind::Mlflow);
+    let Some(source) = source else {
+        state.auth_failures.record(client);
+        return Err(ApiError::not_found("source"));
+    };
     let mut seen = Seen::default();
     match accept(&state, &source, &headers, body, &mut seen).await {
         Ok(view) => Ok((StatusCode::ACCEPTED, Json(view))),
         Err(error) => {
             // A 5xx is mlhook's trouble, not the request's: MLflow retries it.
+            if error.status == StatusCode::UNAUTHORIZED {
+                state.auth_failures.record(client);
+            }
             if error.status.is_client_error() {
                 record_rejection(&state, &source, &error, seen).await;
             }
