@@ -185,7 +185,12 @@ test('the web console', { timeout: 180_000 }, async (t) => {
   });
 
   await step('create a webhook through the form: two headers, one protected; validate 200 then 500', async () => {
-    await page.getByRole('link', { name: '+ Create webhook' }).first().click();
+    // By keyboard: Tab to "+ Create webhook", Enter.
+    for (let i = 0; i < 30; i += 1) {
+      await page.keyboard.press('Tab');
+      if ((await page.evaluate(() => document.activeElement.textContent)) === '+ Create webhook') break;
+    }
+    await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'New webhook' }).waitFor();
 
     // An error from the API appears next to the field it names.
@@ -407,7 +412,16 @@ test('the web console', { timeout: 180_000 }, async (t) => {
     assert.equal(await page.locator('tbody tr').count(), 2, 'churn releases, and the * webhook');
     await page.emulateMedia({ colorScheme: 'dark' });
     await screen('webhooks-dark', { fullPage: false });
+    await page.getByRole('link', { name: 'churn releases' }).click();
+    await page.getByRole('heading', { name: /churn releases/ }).waitFor();
+    await screen('webhook-detail-dark');
+    await section('Delivery log').click();
+    await page.getByRole('heading', { name: 'Delivery log' }).waitFor();
+    await page.locator('tbody tr').first().getByRole('link').first().click();
+    await page.getByTestId('attempt').first().waitFor();
+    await screen('delivery-dark');
     await page.emulateMedia({ colorScheme: 'light' });
+    await section('Webhooks').click();
   });
 
   await step('edit: write-only values show as set, never their value', async () => {
