@@ -858,6 +858,7 @@ impl Store for PostgresStore {
     // ---- Sources (MLflow) ----
 
     async fn create_source(&self, s: &crate::sources::Source) -> StoreResult<()> {
+        let s = &s.sealed(&self.secrets);
         sqlx::query(
             "INSERT INTO sources (id, project_id, kind, name, secret, tolerance_secs, workspace_name, \
              created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -881,7 +882,9 @@ impl Store for PostgresStore {
             .bind(project_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(source_from_row).collect()
+        rows.iter()
+            .map(|r| source_from_row(r, &self.secrets))
+            .collect()
     }
 
     async fn get_source(
@@ -894,7 +897,9 @@ impl Store for PostgresStore {
             .bind(project_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(source_from_row).transpose()
+        row.as_ref()
+            .map(|r| source_from_row(r, &self.secrets))
+            .transpose()
     }
 
     async fn delete_source(&self, project_id: &str, id: &str) -> StoreResult<bool> {
@@ -1060,9 +1065,10 @@ impl Store for PostgresStore {
     }
 }
 
-fn source_from_row(r: &PgRow) -> StoreResult<crate::sources::Source> {
+/// A stored source, its secret opened.
+fn source_from_row(r: &PgRow, secrets: &SecretBox) -> StoreResult<crate::sources::Source> {
     let kind: String = r.try_get("kind")?;
-    Ok(crate::sources::Source {
+    crate::sources::Source {
         id: r.try_get("id")?,
         project_id: r.try_get("project_id")?,
         kind: crate::sources::SourceKind::parse(&kind)
@@ -1073,7 +1079,9 @@ fn source_from_row(r: &PgRow) -> StoreResult<crate::sources::Source> {
         workspace_name: r.try_get("workspace_name")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
-    })
+    }
+    .opened(secrets)
+    .map_err(|_| StoreError::WrongSecretKey)
 }
 
 /// Pauses a webhook's deliveries that would otherwise be attempted.
