@@ -18,7 +18,7 @@ export const FAMILY_TITLES = {
   operational: 'Delivery health (mlhook\'s own events)',
 };
 
-const OBJECT_TYPES = ['model', 'deployment', 'pipeline', 'experiment', 'project'];
+const OBJECT_TYPES = ['model', 'deployment', 'pipeline', 'experiment', 'project', 'prompt', 'budget_policy'];
 
 const STARTER_TEMPLATE = `{
   "title": "{{ title }}",
