@@ -1740,6 +1740,34 @@ async fn validate_sends_the_test_payload_for_an_unsaved_configuration_and_stores
     )
     .await;
     assert!(stats["last_success_at"].is_null(), "{stats}");
+
+    // An edit in progress: the stored webhook with a patch, its protected
+    // value and secret kept without being typed again; nothing is stored.
+    let saved = server.create_webhook("p", config.clone()).await;
+    let saved_path = format!("/v1/projects/p/webhooks/{}", saved["id"].as_str().unwrap());
+    let (status, answer) = server
+        .post(
+            &format!("{saved_path}/validate"),
+            json!({"url": format!("{}/edited", receiver.url)}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["valid"], true, "{answer}");
+    let edited = receiver.received().pop().unwrap();
+    assert_eq!(edited.path, "/edited");
+    assert_eq!(edited.header("authorization"), SECRET);
+    assert_eq!(edited.header("x-api-key"), PROTECTED);
+    let (_, unchanged) = server.get(&saved_path).await;
+    assert_eq!(unchanged["url"], format!("{}/candidate", receiver.url));
+    let (status, answer) = server
+        .post(&format!("{saved_path}/validate"), json!({"events": ["NOPE"]}))
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["field"], "/events/0", "{answer}");
+    let (_, deleted) = server.delete(&saved_path).await;
+    assert!(deleted.is_null(), "{deleted}");
+    let (_, events) = server.get("/v1/projects/p/events").await;
+    assert!(events["data"].as_array().unwrap().is_empty(), "{events}");
 }
 
 // ---------------------------------------------------------------------------

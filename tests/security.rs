@@ -545,6 +545,12 @@ fn every_route(ids: &Ids, receiver: &str) -> Vec<(&'static str, String, Option<V
         ),
         (
             "POST",
+            format!("{p}/webhooks/{webhook}/validate"),
+            Some(json!({"name": "probe"})),
+            ProjectWrite,
+        ),
+        (
+            "POST",
             format!("{p}/webhooks/{webhook}/test"),
             None,
             ProjectWrite,

@@ -40,6 +40,10 @@ pub fn routes() -> Router<AppState> {
             post(recover),
         )
         .route("/v1/projects/{project}/webhooks/validate", post(validate))
+        .route(
+            "/v1/projects/{project}/webhooks/{id}/validate",
+            post(validate_changes),
+        )
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -458,12 +462,37 @@ async fn validate(
     let project = caller.project(&state, &project).await?;
     let webhook = Webhook::create(input, &project.id, &state.catalog, now_millis())
         .map_err(ApiError::violations)?;
-    check_destination(&state, &webhook)?;
-    let event = test_event(&state, &webhook, None)?;
-    let result = state
-        .engine
-        .send_now(&webhook, &event, &new_id("msg"))
-        .await;
+    send_unsaved(&state, &webhook).await
+}
+
+/// The same check for an edit in progress: the stored webhook with the
+/// patch applied, so protected values, the secret and the GitHub token need
+/// not be typed again; nothing is stored.
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/webhooks/{id}/validate",
+    tag = "webhooks",
+    request_body = Option<WebhookPatch>,
+    responses((status = 200, description = "The test send for the webhook as it would be after the patch; nothing stored", body = SendOutcome))
+)]
+async fn validate_changes(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((project, id)): Path<(String, String)>,
+    ApiJsonOrDefault(patch): ApiJsonOrDefault<WebhookPatch>,
+) -> Result<Json<SendOutcome>, ApiError> {
+    let mut webhook = load(&caller, &state, &project, &id).await?;
+    webhook
+        .apply(patch, &state.catalog, now_millis())
+        .map_err(ApiError::violations)?;
+    send_unsaved(&state, &webhook).await
+}
+
+/// Sends the test payload to a configuration that is not (or not yet) stored.
+async fn send_unsaved(state: &AppState, webhook: &Webhook) -> Result<Json<SendOutcome>, ApiError> {
+    check_destination(state, webhook)?;
+    let event = test_event(state, webhook, None)?;
+    let result = state.engine.send_now(webhook, &event, &new_id("msg")).await;
     Ok(Json(SendOutcome::new(&result, None)))
 }
 
@@ -590,6 +619,7 @@ async fn recover(
     stats,
     test,
     validate,
-    recover
+    recover,
+    validate_changes
 ))]
 pub struct Doc;

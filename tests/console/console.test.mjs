@@ -432,6 +432,16 @@ test('the web console', { timeout: 180_000 }, async (t) => {
     assert.equal(await page.getByLabel('Header 2 value').getAttribute('placeholder'), 'stored, hidden: type to replace');
     await page.getByRole('button', { name: 'Replace' }).waitFor();
     await page.getByRole('button', { name: 'Remove', exact: true }).waitFor();
+    // Validating an edit uses the stored secret and protected value: the
+    // server applies the form's changes to the stored webhook.
+    await receiverAnswers(200);
+    await page.getByRole('button', { name: 'Validate' }).click();
+    const result = page.getByTestId('send-result').first();
+    await result.locator('summary').getByText('200 OK').waitFor();
+    const sent = await result.textContent();
+    assert.match(sent, /authorization/i);
+    assert.match(sent, /x-api-key/i);
+    assert.match(sent, /\*\*\*\*\*\*\*\*/);
     await screen('webhook-edit');
     await page.getByRole('link', { name: 'Cancel' }).click();
   });

@@ -281,29 +281,18 @@ export async function render(ctx) {
   const saveButton = h('button', { type: 'submit', class: 'primary' }, editing ? 'Save changes' : 'Create webhook');
   const cancel = h('a', { class: 'button', href: editing ? `#/p/${enc}/webhooks/${encodeURIComponent(id)}` : `#/p/${enc}/webhooks` }, 'Cancel');
 
-  const keptSecrets = () => {
-    const kept = [];
-    if (secret.isKept()) kept.push('the secret');
-    if (format.input.value === 'github_dispatch' && ghToken.isKept()) kept.push('the GitHub token');
-    const stored = headers.keptProtected();
-    if (stored.length) kept.push(`the protected header${stored.length > 1 ? 's' : ''} ${stored.join(', ')}`);
-    return kept;
-  };
 
   async function validate() {
     errors.clear();
     saveWarning.hidden = true;
-    const kept = keptSecrets();
-    if (editing && kept.length) {
-      results.prepend(h('div', { class: 'banner warn', role: 'status' }, h('p', null,
-        `Validation sends the configuration as typed here, and the stored values of ${kept.join(' and ')} are never sent back to the browser. Type them again to validate, or save and use "Test webhook" on the webhook's page.`)));
-      return;
-    }
-    const b = body(false);
+    // Editing: the server applies the changes to the stored webhook, so the
+    // secret and protected values it keeps are used without being typed again.
+    const b = body(editing);
+    const route = editing ? p(project, 'webhooks', id, 'validate') : p(project, 'webhooks', 'validate');
     validateButton.disabled = true;
     validateButton.textContent = 'Validating…';
     try {
-      const outcome = await post(p(project, 'webhooks', 'validate'), b);
+      const outcome = await post(route, b);
       lastValidation = { signature: signature(b), valid: outcome.valid, status: outcome.response && outcome.response.status };
       for (const old of results.querySelectorAll('details[open]')) old.open = false;
       results.prepend(outcomeView(outcome, { title: 'Validation' }));
@@ -319,7 +308,7 @@ export async function render(ctx) {
   async function save(confirmed) {
     errors.clear();
     const b = body(editing);
-    const validated = lastValidation && lastValidation.signature === signature(body(false));
+    const validated = lastValidation && lastValidation.signature === signature(body(editing));
     if (!confirmed && !(validated && lastValidation.valid)) {
       let why;
       if (!lastValidation) why = 'This configuration has not been validated.';
@@ -433,7 +422,6 @@ function secretControl(labelText, isSet, removable, hint) {
   f.wrap.insertBefore(state, input);
   return {
     wrap: f.wrap, input, error: f.error,
-    isKept: () => mode === 'keep' || (mode === 'replace' && !input.value),
     value() {
       if (mode === 'remove') return null;
       if (mode === 'keep') return undefined;
@@ -534,7 +522,6 @@ function headerEditor(initial, errors) {
     element,
     commitPending,
     /** Stored protected values that are kept (not retyped). */
-    keptProtected: () => rows.filter((r) => r.stored && r.protected && !r.value).map((r) => r.key),
     value: () => rows.map((r) => {
       const out = { key: r.key, protected: r.protected };
       if (!(r.stored && r.protected && !r.value)) out.value = r.value;
