@@ -13,8 +13,12 @@ use super::{Job, MEMORY_RETRY_HORIZON, Shared, backoff};
 use crate::metrics::Writer;
 use crate::store::{AttemptRecord, DeliveryStatus};
 
-/// Outcomes written per transaction at most.
-const MAX_BATCH: usize = 2048;
+/// Outcomes written per transaction at most. Ingest shares the one writer
+/// connection, so a 202 can wait behind a whole recorder transaction: 256
+/// keeps that wait short while one fsync still serves many attempts
+/// (end-to-end went from 2.8k to 3.5–5k events/s against 2,048; 64 costs
+/// too many fsyncs).
+const MAX_BATCH: usize = 256;
 
 /// An attempt's row and what to do with the delivery once it is written.
 pub(super) struct Recorded {
