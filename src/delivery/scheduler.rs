@@ -10,6 +10,13 @@ use crate::store::DueDelivery;
 
 /// Deliveries claimed per store round trip.
 const CLAIM_BATCH: u32 = 500;
+/// Deliveries a node holds at most before it claims more: memory stays
+/// bounded whatever the backlog, and with several nodes each takes a share
+/// of a backlog instead of the first to scan taking all of it.
+const MAX_HELD: usize = 10_000;
+/// How long a scan waits for the lanes to work off what it holds, when the
+/// backlog is larger than `MAX_HELD`.
+const FULL_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 pub(super) async fn run_scans(shared: Arc<Shared>) {
     let mut failures = 0;
@@ -30,16 +37,19 @@ pub(super) async fn run_scans(shared: Arc<Shared>) {
     }
 }
 
-/// Claims due deliveries page by page until none are left.
+/// Claims due deliveries page by page until none are left, holding at most
+/// `MAX_HELD` at a time.
 async fn claim_all_due(shared: &Arc<Shared>) -> Result<(), crate::store::StoreError> {
     loop {
+        let room = MAX_HELD.saturating_sub(held_count(shared));
+        if room == 0 {
+            return Ok(());
+        }
+        let limit = room.min(CLAIM_BATCH as usize) as u32;
         let now = crate::ids::now_millis();
         let lease_until = now + shared.config.lease.as_millis() as i64;
-        let due = shared
-            .store
-            .claim_due(now, CLAIM_BATCH, lease_until)
-            .await?;
-        let full_page = due.len() == CLAIM_BATCH as usize;
+        let due = shared.store.claim_due(now, limit, lease_until).await?;
+        let full_page = due.len() == limit as usize;
         for delivery in due {
             if !shared.is_held(&delivery.delivery_id) {
                 let job = job_for(shared, delivery);
@@ -49,7 +59,19 @@ async fn claim_all_due(shared: &Arc<Shared>) -> Result<(), crate::store::StoreEr
         if !full_page || shared.stopping.is_cancelled() {
             return Ok(());
         }
+        // More is due than this node may hold: claim again once the lanes
+        // have made room for a page.
+        while held_count(shared) + CLAIM_BATCH as usize > MAX_HELD {
+            tokio::select! {
+                _ = shared.stopping.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(FULL_PAUSE) => {}
+            }
+        }
     }
+}
+
+fn held_count(shared: &Shared) -> usize {
+    shared.held.lock().expect("held lock poisoned").len()
 }
 
 fn job_for(shared: &Shared, d: DueDelivery) -> Job {
