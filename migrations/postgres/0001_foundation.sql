@@ -86,7 +86,7 @@ CREATE TABLE deliveries (
     created_at       BIGINT NOT NULL,
     updated_at       BIGINT NOT NULL
 );
--- The scheduler's query: due, unfinished deliveries.
+-- The scheduler's query: due, unfinished deliveries (and the queue gauges).
 CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE next_attempt_at IS NOT NULL;
 -- The delivery log pages newest first by id (time-ordered) under each filter.
 CREATE INDEX deliveries_project ON deliveries(project_id, id);

@@ -564,7 +564,11 @@ impl Store for PostgresStore {
     ) -> StoreResult<Vec<DueDelivery>> {
         // The inner SELECT locks the rows it picks and skips those another
         // node is claiming right now; a row claimed and committed meanwhile is
-        // re-checked against the lease condition and skipped too.
+        // re-checked against the lease condition and skipped too. The index
+        // walk passes the due deliveries that are held (leased); the scheduler
+        // stops claiming at `MAX_HELD` held, which bounds it during a backlog.
+        // (Indexing the lease end instead made every claim and renewal a
+        // non-HOT update of all the table's indexes: slower overall.)
         let rows = sqlx::query(
             "WITH due AS ( \
                SELECT d.id FROM deliveries d \
