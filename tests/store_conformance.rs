@@ -1339,6 +1339,17 @@ async fn sources(f: &Fixture) {
         Some(first.clone())
     );
     assert_eq!(s.get_source("q", &first.id).await.unwrap(), None);
+    let stored = f
+        .raw_text(&format!(
+            "SELECT secret FROM sources WHERE id = '{}'",
+            first.id
+        ))
+        .await;
+    let stored = stored[0].as_deref().unwrap_or_default();
+    assert!(
+        stored.starts_with("sealed:v1:") && !stored.contains("a-shared-secret"),
+        "a source's secret is sealed at rest: {stored}"
+    );
 
     assert!(
         s.record_source_delivery(&first.id, "d-1", "evt_1", now - DAY, now - 7 * DAY)
