@@ -483,6 +483,17 @@ async fn migrate_alone_then_start_without_migrating() {
     .await;
     server.create_project("team").await;
 
+    // Over TLS: the machine's PostgreSQL has ssl = on (Debian's default);
+    // sslmode=require fails unless the connection is encrypted.
+    let mut tls = url::Url::parse(&db.url).unwrap();
+    tls.query_pairs_mut().append_pair("sslmode", "require");
+    let over_tls = run(&["migrate", "--database-url", tls.as_str()]);
+    assert!(over_tls.status.success(), "{over_tls:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&over_tls.stdout).trim(),
+        "migrations: up to date"
+    );
+
     // The same command migrates a SQLite data directory.
     let sqlite = run(&["migrate", "--data-dir", data.path().to_str().unwrap()]);
     assert!(sqlite.status.success(), "{sqlite:?}");
