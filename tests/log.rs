@@ -1760,7 +1760,10 @@ async fn validate_sends_the_test_payload_for_an_unsaved_configuration_and_stores
     let (_, unchanged) = server.get(&saved_path).await;
     assert_eq!(unchanged["url"], format!("{}/candidate", receiver.url));
     let (status, answer) = server
-        .post(&format!("{saved_path}/validate"), json!({"events": ["NOPE"]}))
+        .post(
+            &format!("{saved_path}/validate"),
+            json!({"events": ["NOPE"]}),
+        )
         .await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"]["field"], "/events/0", "{answer}");
