@@ -62,6 +62,7 @@ conformance!(
     another_secret_key_is_refused,
     idempotency_keys,
     project_deleted_meanwhile,
+    webhook_deleted_meanwhile,
     claims_and_leases,
     two_claimers_never_share_a_delivery,
     attempts_and_delivery_states,
@@ -599,6 +600,23 @@ async fn project_deleted_meanwhile(f: &Fixture) {
     assert_eq!(answers, vec![Inserted::ProjectGone, Inserted::Created]);
     assert!(s.get_event("gone", &gone.id).await.unwrap().is_none());
     assert!(s.get_event("p", &live.id).await.unwrap().is_some());
+}
+
+/// Routing happened before a webhook was deleted: the event is stored with
+/// its other deliveries; the one to the deleted webhook is left out.
+async fn webhook_deleted_meanwhile(f: &Fixture) {
+    let s = &*f.store;
+    with_project(s, "p").await;
+    let kept = with_webhook(s, "p").await;
+    let deleted = with_webhook(s, "p").await;
+    assert!(s.delete_webhook("p", &deleted.id).await.unwrap());
+    let now = now_millis();
+    let event = event_at("p", &[&kept.id, &deleted.id], now, 0);
+    let answers = s.insert_events(&[event.clone()], 0).await.unwrap();
+    assert_eq!(answers, vec![Inserted::Created]);
+    let stored = s.event_deliveries(&event.id).await.unwrap();
+    let webhooks: Vec<&str> = stored.iter().map(|d| d.webhook_id.as_str()).collect();
+    assert_eq!(webhooks, [kept.id.as_str()]);
 }
 
 async fn claims_and_leases(f: &Fixture) {

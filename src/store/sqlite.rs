@@ -1207,6 +1207,8 @@ async fn insert_event_rows(
     Ok(())
 }
 
+/// A delivery to a webhook deleted since the event was routed is left out,
+/// rather than failing every event of the group commit on a foreign key.
 async fn insert_delivery_rows(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
     events: &[&NewEvent],
@@ -1218,7 +1220,7 @@ async fn insert_delivery_rows(
     for chunk in rows.chunks(CHUNK) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO deliveries (id, project_id, event_id, webhook_id, event_type, status, is_test, \
-             attempts, next_attempt_at, lease_until, created_at, updated_at) ",
+             attempts, next_attempt_at, lease_until, created_at, updated_at) SELECT * FROM (",
         );
         q.push_values(chunk, |mut b, (e, d)| {
             b.push_bind(&d.id)
@@ -1235,6 +1237,7 @@ async fn insert_delivery_rows(
                 .push_bind(e.created_at)
                 .push_bind(e.created_at);
         });
+        q.push(") AS v WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = v.column4)");
         q.build().execute(&mut **tx).await?;
     }
     Ok(())
