@@ -612,7 +612,10 @@ async fn webhook_deleted_meanwhile(f: &Fixture) {
     assert!(s.delete_webhook("p", &deleted.id).await.unwrap());
     let now = now_millis();
     let event = event_at("p", &[&kept.id, &deleted.id], now, 0);
-    let answers = s.insert_events(&[event.clone()], 0).await.unwrap();
+    let answers = s
+        .insert_events(std::slice::from_ref(&event), 0)
+        .await
+        .unwrap();
     assert_eq!(answers, vec![Inserted::Created]);
     let stored = s.event_deliveries(&event.id).await.unwrap();
     let webhooks: Vec<&str> = stored.iter().map(|d| d.webhook_id.as_str()).collect();
