@@ -9,6 +9,7 @@
 pub mod migrate;
 pub mod notify;
 mod postgres;
+mod rows;
 pub mod sealed;
 mod sqlite;
 

@@ -28,6 +28,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
+use super::rows::{counts_by_status, from_json, id_bound, replay_of, to_json};
 use super::*;
 use crate::secrets::SecretBox;
 use crate::webhook::{Format, PreviousSigningKey, Webhook};
@@ -195,14 +196,6 @@ fn node_name() -> String {
         .unwrap_or_else(|_| "node".into());
     let random = uuid::Uuid::now_v7().simple().to_string();
     format!("{host}/{}/{}", std::process::id(), &random[20..])
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("plain data always serialises")
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> StoreResult<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
 fn project_from_row(row: &PgRow) -> StoreResult<Project> {
@@ -1109,25 +1102,11 @@ async fn status_counts(pool: &PgPool, webhook_id: &str, since: i64) -> StoreResu
     .bind(id_bound("msg", since))
     .fetch_all(pool)
     .await?;
-    let mut counts = StatusCounts::default();
-    for row in rows {
-        let n = row.try_get::<i64, _>("n")? as u64;
-        match DeliveryStatus::parse(row.try_get("status")?) {
-            Some(DeliveryStatus::Pending) => counts.pending = n,
-            Some(DeliveryStatus::Succeeded) => counts.succeeded = n,
-            Some(DeliveryStatus::Failed) => counts.failed = n,
-            Some(DeliveryStatus::Exhausted) => counts.exhausted = n,
-            Some(DeliveryStatus::Paused) => counts.paused = n,
-            None => {}
-        }
-    }
-    Ok(counts)
-}
-
-/// Ids are `<prefix>_<UUIDv7 hex>`, whose first 12 hex digits are the
-/// creation time in milliseconds: a time bound is an id bound.
-fn id_bound(prefix: &str, millis: i64) -> String {
-    format!("{prefix}_{:012x}", millis.max(0))
+    let pairs = rows
+        .iter()
+        .map(|row| Ok((row.try_get("status")?, row.try_get("n")?)))
+        .collect::<StoreResult<Vec<(String, i64)>>>()?;
+    Ok(counts_by_status(pairs))
 }
 
 fn push_id_window(
@@ -1311,13 +1290,6 @@ async fn live_projects(tx: &mut Tx, events: &[NewEvent]) -> StoreResult<HashSet<
             .fetch_all(&mut **tx)
             .await?;
     Ok(live.into_iter().collect())
-}
-
-fn replay_of(first: &NewEvent) -> Inserted {
-    Inserted::Replayed {
-        event_id: first.id.clone(),
-        delivery_ids: first.deliveries.iter().map(|d| d.id.clone()).collect(),
-    }
 }
 
 async fn insert_event_rows(tx: &mut Tx, events: &[&NewEvent]) -> StoreResult<()> {

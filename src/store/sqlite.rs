@@ -18,6 +18,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
+use super::rows::{counts_by_status, from_json, id_bound, replay_of, to_json};
 use super::*;
 use crate::secrets::SecretBox;
 use crate::webhook::{Format, PreviousSigningKey, Webhook};
@@ -109,14 +110,6 @@ impl SqliteStore {
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("plain data always serialises")
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> StoreResult<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
 fn project_from_row(row: &SqliteRow) -> StoreResult<Project> {
@@ -1006,26 +999,11 @@ async fn status_counts(
         .bind(id_bound("msg", since))
         .fetch_all(pool)
         .await?;
-    let mut counts = StatusCounts::default();
-    for row in rows {
-        let n = row.try_get::<i64, _>("n")? as u64;
-        match DeliveryStatus::parse(row.try_get("status")?) {
-            Some(DeliveryStatus::Pending) => counts.pending = n,
-            Some(DeliveryStatus::Succeeded) => counts.succeeded = n,
-            Some(DeliveryStatus::Failed) => counts.failed = n,
-            Some(DeliveryStatus::Exhausted) => counts.exhausted = n,
-            Some(DeliveryStatus::Paused) => counts.paused = n,
-            None => {}
-        }
-    }
-    Ok(counts)
-}
-
-/// Ids are `<prefix>_<UUIDv7 hex>`, whose first 12 hex digits are the
-/// creation time in milliseconds: a time bound is an id bound, and a page
-/// filtered by time still walks the `(…, id)` indexes.
-fn id_bound(prefix: &str, millis: i64) -> String {
-    format!("{prefix}_{:012x}", millis.max(0))
+    let pairs = rows
+        .iter()
+        .map(|row| Ok((row.try_get("status")?, row.try_get("n")?)))
+        .collect::<StoreResult<Vec<(String, i64)>>>()?;
+    Ok(counts_by_status(pairs))
 }
 
 fn push_id_window(
@@ -1176,13 +1154,6 @@ async fn live_projects(
         live.extend(found);
     }
     Ok(live)
-}
-
-fn replay_of(first: &NewEvent) -> Inserted {
-    Inserted::Replayed {
-        event_id: first.id.clone(),
-        delivery_ids: first.deliveries.iter().map(|d| d.id.clone()).collect(),
-    }
 }
 
 async fn insert_event_rows(
