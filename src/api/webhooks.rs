@@ -136,21 +136,9 @@ async fn create(
         .map_err(ApiError::violations)?;
     check_destination(&state, &webhook)?;
     state.store.create_webhook(&webhook).await?;
-    state
-        .subscriptions
-        .refresh_project(&*state.store, &project.id)
-        .await?;
     let view = webhook.view();
     let changes = serde_json::to_value(&view).expect("views serialise");
-    audit::record(
-        &state,
-        &caller,
-        &project.id,
-        "webhook.created",
-        &webhook.id,
-        changes,
-    )
-    .await;
+    changed(&state, &caller, &webhook, "webhook.created", changes).await?;
     let created = CreatedWebhook {
         webhook: view,
         signing: SigningKey::of(&webhook),
@@ -170,6 +158,31 @@ fn check_destination(state: &AppState, webhook: &Webhook) -> Result<(), ApiError
         .network
         .check_url(&url)
         .map_err(|message| ApiError::invalid_field(field, message))
+}
+
+/// After a stored change to `webhook`: routing reads the store again (the
+/// lanes send with what it holds), and the change goes to the audit log.
+async fn changed(
+    state: &AppState,
+    caller: &Caller,
+    webhook: &Webhook,
+    action: &str,
+    changes: serde_json::Value,
+) -> Result<(), ApiError> {
+    state
+        .subscriptions
+        .refresh_project(&*state.store, &webhook.project_id)
+        .await?;
+    audit::record(
+        state,
+        caller,
+        &webhook.project_id,
+        action,
+        &webhook.id,
+        changes,
+    )
+    .await;
+    Ok(())
 }
 
 async fn load(
@@ -225,20 +238,8 @@ async fn update(
         // Kept as `paused` until the webhook is enabled again and recovered.
         state.store.pause_webhook_deliveries(&webhook.id).await?;
     }
-    state
-        .subscriptions
-        .refresh_project(&*state.store, &webhook.project_id)
-        .await?;
     let changes = audit::webhook_changes(&before, &webhook);
-    audit::record(
-        &state,
-        &caller,
-        &webhook.project_id,
-        "webhook.updated",
-        &webhook.id,
-        changes,
-    )
-    .await;
+    changed(&state, &caller, &webhook, "webhook.updated", changes).await?;
     Ok(Json(webhook.view()))
 }
 
@@ -258,20 +259,8 @@ async fn remove(
         .store
         .delete_webhook(&webhook.project_id, &webhook.id)
         .await?;
-    state
-        .subscriptions
-        .refresh_project(&*state.store, &webhook.project_id)
-        .await?;
     let changes = serde_json::json!({"name": webhook.name, "url": webhook.url});
-    audit::record(
-        &state,
-        &caller,
-        &webhook.project_id,
-        "webhook.deleted",
-        &webhook.id,
-        changes,
-    )
-    .await;
+    changed(&state, &caller, &webhook, "webhook.deleted", changes).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -322,20 +311,15 @@ async fn rotate_signing_secret(
     let before = webhook.clone();
     webhook.rotate_signing_key(input.signing_scheme, grace_ms, now_millis());
     state.store.update_webhook(&webhook).await?;
-    state
-        .subscriptions
-        .refresh_project(&*state.store, &webhook.project_id)
-        .await?;
     let changes = audit::webhook_changes(&before, &webhook);
-    audit::record(
+    changed(
         &state,
         &caller,
-        &webhook.project_id,
+        &webhook,
         "webhook.signing_key_rotated",
-        &webhook.id,
         changes,
     )
-    .await;
+    .await?;
     Ok(Json(SigningKey::of(&webhook)))
 }
 
