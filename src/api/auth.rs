@@ -170,7 +170,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let client = client_address(parts);
+        let client = connected_address(&parts.extensions);
         state.auth_failures.check(client)?;
         let caller = match bearer(parts) {
             Some(token) => resolve(state, token).await?,
@@ -197,11 +197,6 @@ fn read_only() -> ApiError {
         "forbidden",
         "this token may only read",
     )
-}
-
-/// The peer address, when the server was started with connect info.
-pub fn client_address(parts: &Parts) -> Option<IpAddr> {
-    connected_address(&parts.extensions)
 }
 
 /// The peer address recorded by the server's connect info, if any.
