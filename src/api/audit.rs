@@ -65,7 +65,6 @@ pub fn webhook_changes(before: &Webhook, after: &Webhook) -> Value {
             != after.format_config.github.as_ref().map(|g| &g.token),
     );
     secret_changed("signing_key", before.signing_secret != after.signing_secret);
-    changes.remove("updated_at");
     Value::Object(changes)
 }
 
@@ -77,14 +76,15 @@ fn protected_values(w: &Webhook) -> Vec<(&str, &str)> {
         .collect()
 }
 
-/// Top-level fields of two JSON objects that differ, as `{"from", "to"}`.
+/// Top-level fields of two JSON objects that differ, as `{"from", "to"}`;
+/// `updated_at`, which every change moves, is not one of them.
 pub fn view_changes(before: Value, after: Value) -> Map<String, Value> {
     let (Value::Object(before), Value::Object(after)) = (before, after) else {
         return Map::new();
     };
     after
         .into_iter()
-        .filter(|(key, value)| before.get(key) != Some(value))
+        .filter(|(key, value)| key != "updated_at" && before.get(key) != Some(value))
         .map(|(key, to)| {
             let from = before.get(&key).cloned().unwrap_or(Value::Null);
             (key, json!({"from": from, "to": to}))

@@ -218,11 +218,10 @@ async fn update(
         .subscriptions
         .project_saved(&project.id, project.link_base_url.clone());
     let view = ProjectView::from(project);
-    let mut changes = audit::view_changes(
+    let changes = audit::view_changes(
         before,
         serde_json::to_value(&view).expect("views serialise"),
     );
-    changes.remove("updated_at");
     audit::record(
         &state,
         &caller,
