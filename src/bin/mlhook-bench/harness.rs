@@ -213,6 +213,28 @@ impl Service {
         })
     }
 
+    /// With `MLHOOK_BENCH_WRITES` set, prints the service's group-commit
+    /// figures (transactions, rows and seconds per writer): where a scenario
+    /// is bound by writes, this shows how the writers shared the time.
+    pub async fn print_store_writes(&self, scenario: &str) -> anyhow::Result<()> {
+        if std::env::var_os("MLHOOK_BENCH_WRITES").is_none() {
+            return Ok(());
+        }
+        let resp = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await?;
+        let text = resp.text().await?;
+        for line in text.lines().filter(|l| {
+            l.starts_with("mlhook_store_write") && (l.contains("_sum") || l.contains("_count"))
+        }) {
+            eprintln!("{scenario}: {line}");
+        }
+        Ok(())
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -148,6 +148,7 @@ async fn end_to_end(scale: Scale) -> anyhow::Result<Vec<Figure>> {
         .wait_for_arrivals(scale.e2e_events, PATIENCE)
         .await?;
     let rate = scale.e2e_events as f64 / start.elapsed().as_secs_f64();
+    service.print_store_writes("end-to-end").await?;
     Ok(vec![fig(
         "end-to-end",
         "events delivered/s, single POST c=32, 1 webhook",
@@ -173,6 +174,7 @@ async fn deliver(scale: Scale) -> anyhow::Result<Vec<Figure>> {
         receiver.wait_for_arrivals(total, PATIENCE).await?;
         let seconds = start.elapsed().as_secs_f64();
         let stats = process_stats(service.pid())?;
+        service.print_store_writes("deliver").await?;
         let label = format!("deliveries/s draining {total}, {webhooks} webhook(s)");
         figures.push(fig(
             "deliver",
