@@ -6,7 +6,8 @@
 
 use std::sync::OnceLock;
 
-use axum::Router;
+use axum::routing::get;
+use axum::{Json, Router};
 use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
@@ -50,11 +51,18 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
     })
 }
 
-/// `/openapi.json` and the Swagger UI at `/docs`.
+/// `/openapi.json` and the Swagger UI at `/docs`, which reads it from there.
 pub fn routes() -> Router<AppState> {
-    utoipa_swagger_ui::SwaggerUi::new("/docs")
-        .url("/openapi.json", document().clone())
-        .into()
+    let ui: Router<AppState> = utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .config(utoipa_swagger_ui::Config::from("/openapi.json"))
+        .into();
+    ui.route("/openapi.json", get(serve_document))
+}
+
+/// The document is built on its first request, not at start: a service
+/// that is never asked for it does not keep it in memory (idle RSS).
+async fn serve_document() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(document())
 }
 
 /// Bearer authentication and the error answers every `/v1` route can give.
