@@ -45,7 +45,11 @@ impl NetworkPolicy {
     /// an IP literal (no DNS lookup happens for it). URL parsing has already
     /// turned decimal, octal and hex IPv4 forms into the address they mean.
     pub fn check_url(&self, url: &str) -> Result<(), String> {
-        let parsed = url::Url::parse(url).map_err(|e| format!("not a valid URL: {e}"))?;
+        self.check_parsed_url(&parse_url(url)?)
+    }
+
+    /// [`check_url`](Self::check_url) for a URL already parsed.
+    pub fn check_parsed_url(&self, parsed: &url::Url) -> Result<(), String> {
         if self.https_only && parsed.scheme() != "https" {
             return Err("plain HTTP is refused (--https-only)".to_string());
         }
@@ -56,6 +60,10 @@ impl NetworkPolicy {
         };
         self.check(ip).map_err(|blocked| blocked.to_string())
     }
+}
+
+pub fn parse_url(url: &str) -> Result<url::Url, String> {
+    url::Url::parse(url).map_err(|e| format!("not a valid URL: {e}"))
 }
 
 /// The rule that blocks `addr` by default, if any.

@@ -125,25 +125,29 @@ pub(super) async fn run(shared: Arc<Shared>, mut outcomes: mpsc::UnboundedReceiv
                 true
             }
         };
-        if !batch.is_empty() {
-            write_until_stored(&shared, &batch).await;
+        // The rows go to the store as they are; what follows waits beside them.
+        let (records, next): (Vec<AttemptRecord>, Vec<(Job, Option<Duration>)>) = batch
+            .drain(..)
+            .map(|r| (r.record, (r.job, r.retry_in)))
+            .unzip();
+        if !records.is_empty() {
+            write_until_stored(&shared, &records).await;
         }
         if stopping {
             return;
         }
-        for recorded in batch.drain(..) {
-            follow_up(&shared, recorded);
+        for (record, (job, retry_in)) in records.iter().zip(next) {
+            follow_up(&shared, record, job, retry_in);
         }
     }
 }
 
 /// An outcome is never dropped: a failing store is retried with back-off.
-async fn write_until_stored(shared: &Shared, batch: &[Recorded]) {
-    let records: Vec<AttemptRecord> = batch.iter().map(|r| r.record.clone()).collect();
+async fn write_until_stored(shared: &Shared, records: &[AttemptRecord]) {
     let mut failures = 0;
     loop {
         let started = std::time::Instant::now();
-        let result = shared.store.record_attempts(&records).await;
+        let result = shared.store.record_attempts(records).await;
         let (took, ok) = (started.elapsed(), result.is_ok());
         shared
             .metrics
@@ -153,18 +157,18 @@ async fn write_until_stored(shared: &Shared, batch: &[Recorded]) {
         tracing::error!(error = %e, batch = records.len(), "could not record attempts; retrying");
         tokio::time::sleep(backoff(failures)).await;
     }
-    for record in &records {
+    for record in records {
         shared.metrics.delivery_recorded(record.status);
     }
 }
 
-fn follow_up(shared: &Arc<Shared>, recorded: Recorded) {
-    super::health::observe(shared, &recorded.record, &recorded.job);
-    let Recorded {
-        record,
-        mut job,
-        retry_in,
-    } = recorded;
+fn follow_up(
+    shared: &Arc<Shared>,
+    record: &AttemptRecord,
+    mut job: Job,
+    retry_in: Option<Duration>,
+) {
+    super::health::observe(shared, record, &job);
     match retry_in {
         Some(delay) if record.lease_until.is_some() => {
             job.attempts_made = record.attempt;
