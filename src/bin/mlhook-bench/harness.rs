@@ -220,13 +220,7 @@ impl Service {
         if std::env::var_os("MLHOOK_BENCH_WRITES").is_none() {
             return Ok(());
         }
-        let resp = self
-            .client
-            .get(format!("{}/metrics", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await?;
-        let text = resp.text().await?;
+        let text = self.get_text("/metrics").await?;
         for line in text.lines().filter(|l| {
             l.starts_with("mlhook_store_write") && (l.contains("_sum") || l.contains("_count"))
         }) {
@@ -255,6 +249,10 @@ impl Service {
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(serde_json::from_str(&self.get_text(path).await?)?)
+    }
+
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
         let resp = self
             .client
             .get(format!("{}{path}", self.base))
@@ -264,7 +262,7 @@ impl Service {
         let status = resp.status();
         let text = resp.text().await?;
         anyhow::ensure!(status.is_success(), "{path}: {status} {text}");
-        Ok(serde_json::from_str(&text)?)
+        Ok(text)
     }
 
     /// A project `bench` and one webhook per URL, all subscribed to everything.
