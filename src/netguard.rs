@@ -62,6 +62,7 @@ impl NetworkPolicy {
     }
 }
 
+/// A destination URL, or why it is not one (the guard's wording).
 pub fn parse_url(url: &str) -> Result<url::Url, String> {
     url::Url::parse(url).map_err(|e| format!("not a valid URL: {e}"))
 }

@@ -107,12 +107,11 @@ impl Sender {
         };
         match self.build(webhook, event, delivery_id, started_at / 1000) {
             Ok(request) => {
-                result.url = request.url;
                 result.request_headers = request.shown;
                 result.request_body = request.body.clone();
-                let url = result.url.clone();
-                self.post(&url, request.headers, request.body, &mut result)
+                self.post(&request.url, request.headers, request.body, &mut result)
                     .await;
+                result.url = request.url;
                 judge(request.accept, &mut result);
             }
             Err(error) => result.error = Some(error),

@@ -192,12 +192,7 @@ struct Drained {
 /// Seeds `events` events, each with a delivery to every one of `webhooks`
 /// webhooks, then starts the service and times it until all have arrived.
 async fn drain(events: usize, webhooks: usize) -> anyhow::Result<Drained> {
-    let receiver = Receiver::start(Duration::ZERO).await?;
-    let dir = BenchDir::new()?;
-    let urls: Vec<String> = (0..webhooks)
-        .map(|i| format!("{}/hook/{i}", receiver.base))
-        .collect();
-    seed(&dir, &urls, true, events).await?;
+    let (receiver, dir) = backlog(events, webhooks).await?;
     let deliveries = events * webhooks;
     let start = Instant::now();
     let service = Service::start_in(dir, &[])?;
@@ -210,6 +205,18 @@ async fn drain(events: usize, webhooks: usize) -> anyhow::Result<Drained> {
         rate: deliveries as f64 / seconds,
         stats,
     })
+}
+
+/// A receiver, and a data directory holding `webhooks` webhooks pointing at
+/// it and `events` stored events, each with a delivery to every webhook.
+async fn backlog(events: usize, webhooks: usize) -> anyhow::Result<(Receiver, BenchDir)> {
+    let receiver = Receiver::start(Duration::ZERO).await?;
+    let dir = BenchDir::new()?;
+    let urls: Vec<String> = (0..webhooks)
+        .map(|i| format!("{}/hook/{i}", receiver.base))
+        .collect();
+    seed(&dir, &urls, true, events).await?;
+    Ok((receiver, dir))
 }
 
 /// A steady rate for a fixed time: 202→arrival and send→arrival percentiles.
@@ -261,12 +268,7 @@ async fn fanout(scale: Scale) -> anyhow::Result<Vec<Figure>> {
     // Sending alone, as `deliver` measures it with one webhook.
     let drained = drain(events, webhooks).await?;
     // The whole path: each accepted event writes a delivery per webhook.
-    let receiver = Receiver::start(Duration::ZERO).await?;
-    let dir = BenchDir::new()?;
-    let urls: Vec<String> = (0..webhooks)
-        .map(|i| format!("{}/hook/{i}", receiver.base))
-        .collect();
-    seed(&dir, &urls, true, 0).await?;
+    let (receiver, dir) = backlog(0, webhooks).await?;
     let service = Service::start_in(dir, &[])?;
     let total = events * webhooks;
     let start = Instant::now();
