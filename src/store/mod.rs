@@ -29,6 +29,11 @@ pub enum StoreError {
     Conflict(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the embedded store's own writer connection (not sqlx's).
+    #[error("database error: {0}")]
+    Embedded(String),
+    #[error("the store's writer has stopped")]
+    WriterStopped,
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
@@ -40,6 +45,12 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        StoreError::Embedded(err.to_string())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Project {

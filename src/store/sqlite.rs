@@ -6,7 +6,6 @@
 //! not per event. Write transactions start with `BEGIN IMMEDIATE` so two
 //! writers queue on the busy timeout instead of failing on lock upgrade.
 
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -18,10 +17,15 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use super::rows::{counts_by_status, from_json, id_bound, replay_of, to_json};
+use super::rows::{counts_by_status, from_json, id_bound, to_json};
 use super::*;
 use crate::secrets::SecretBox;
 use crate::webhook::{Format, PreviousSigningKey, Webhook};
+
+mod hot;
+mod writer;
+
+use writer::{HotWriter, WriteTurn};
 
 /// Rows per multi-row statement, well under SQLite's bound-variable limit.
 const CHUNK: usize = 400;
@@ -29,9 +33,14 @@ const CHUNK: usize = 400;
 pub struct SqliteStore {
     /// Readers: WAL lets them run beside the writer.
     pool: SqlitePool,
-    /// The one writer connection. Writers queue here, in process, instead of
-    /// meeting on SQLite's lock, whose busy handler sleeps for milliseconds.
+    /// The writer connection for everything but the hot path.
     writer: SqlitePool,
+    /// The hot path's writer thread: events, deliveries, attempt outcomes.
+    hot: HotWriter,
+    /// Taken by every write, on either connection: writers queue here, in
+    /// process, instead of meeting on SQLite's lock, whose busy handler
+    /// sleeps for milliseconds.
+    turn: WriteTurn,
     /// Seals webhook secrets before they are written, opens them when read.
     secrets: Arc<SecretBox>,
 }
@@ -55,9 +64,12 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options)
             .await?;
+        let turn = WriteTurn::default();
         let store = SqliteStore {
             pool,
             writer,
+            hot: HotWriter::start(&path, turn.clone())?,
+            turn,
             secrets,
         };
         store.check_secret_key().await?;
@@ -71,7 +83,7 @@ impl SqliteStore {
         const CHECK: &str = "mlhook secret key check";
         let stored: Option<String> =
             sqlx::query_scalar("SELECT value FROM settings WHERE key = 'secret_key_check'")
-                .fetch_optional(&self.writer)
+                .fetch_optional(&mut *self.write_conn().await?)
                 .await?;
         match stored {
             Some(sealed) => match self.secrets.open(&sealed) {
@@ -81,7 +93,7 @@ impl SqliteStore {
             None => {
                 sqlx::query("INSERT INTO settings (key, value) VALUES ('secret_key_check', ?)")
                     .bind(self.secrets.seal(CHECK))
-                    .execute(&self.writer)
+                    .execute(&mut *self.write_conn().await?)
                     .await?;
                 Ok(())
             }
@@ -91,7 +103,7 @@ impl SqliteStore {
     /// Seals secrets a database from before sealing existed holds in clear text.
     async fn seal_clear_secrets(&self) -> StoreResult<()> {
         let rows = sqlx::query("SELECT * FROM webhooks")
-            .fetch_all(&self.writer)
+            .fetch_all(&mut *self.write_conn().await?)
             .await?;
         for row in &rows {
             let stored = webhook_from_row(row)?;
@@ -107,8 +119,62 @@ impl SqliteStore {
         sealed::open_webhook(webhook_from_row(row)?, &self.secrets)
     }
 
-    async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    /// A write transaction on sqlx's writer, holding the write turn.
+    async fn write_tx(&self) -> StoreResult<WriteTx> {
+        let turn = self.turn.clone().lock_owned().await;
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// sqlx's writer connection for a single statement, holding the write turn.
+    async fn write_conn(&self) -> StoreResult<WriteConn> {
+        let turn = self.turn.clone().lock_owned().await;
+        let conn = self.writer.acquire().await?;
+        Ok(WriteConn { conn, _turn: turn })
+    }
+}
+
+/// A transaction of sqlx's writer; the turn is given back when it ends.
+struct WriteTx {
+    tx: sqlx::Transaction<'static, Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    async fn commit(self) -> StoreResult<()> {
+        Ok(self.tx.commit().await?)
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+/// sqlx's writer connection, held with the write turn.
+struct WriteConn {
+    conn: sqlx::pool::PoolConnection<Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl std::ops::Deref for WriteConn {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriteConn {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
     }
 }
 
@@ -231,7 +297,7 @@ impl Store for SqliteStore {
     async fn release_all_leases(&self) -> StoreResult<u64> {
         let done =
             sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL")
-                .execute(&self.writer)
+                .execute(&mut *self.write_conn().await?)
                 .await?;
         Ok(done.rows_affected())
     }
@@ -245,7 +311,7 @@ impl Store for SqliteStore {
         .bind(&p.link_base_url)
         .bind(p.created_at)
         .bind(p.updated_at)
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await;
         match result {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
@@ -276,7 +342,7 @@ impl Store for SqliteStore {
             .bind(&p.link_base_url)
             .bind(p.updated_at)
             .bind(&p.id)
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(())
     }
@@ -284,7 +350,7 @@ impl Store for SqliteStore {
     async fn delete_project(&self, id: &str) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM projects WHERE id = ?")
             .bind(id)
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -302,7 +368,7 @@ impl Store for SqliteStore {
         .bind(&t.name)
         .bind(t.created_at)
         .bind(t.revoked_at)
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(())
     }
@@ -339,7 +405,7 @@ impl Store for SqliteStore {
         .bind(at)
         .bind(token_id)
         .bind(project_id)
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -356,7 +422,7 @@ impl Store for SqliteStore {
         .bind(&r.action)
         .bind(&r.target_id)
         .bind(to_json(&r.changes))
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(())
     }
@@ -384,7 +450,7 @@ impl Store for SqliteStore {
         let sealed = sealed::seal_webhook(w, &self.secrets);
         let sql = format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ({WEBHOOK_VALUES})");
         bind_webhook(sqlx::query(&sql), &sealed)
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(())
     }
@@ -397,7 +463,7 @@ impl Store for SqliteStore {
         bind_webhook(sqlx::query(&sql), &sealed)
             .bind(&w.id)
             .bind(&w.project_id)
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(())
     }
@@ -406,7 +472,7 @@ impl Store for SqliteStore {
         let done = sqlx::query("DELETE FROM webhooks WHERE id = ? AND project_id = ?")
             .bind(id)
             .bind(project_id)
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -440,19 +506,10 @@ impl Store for SqliteStore {
         events: &[NewEvent],
         window_ms: i64,
     ) -> StoreResult<Vec<Inserted>> {
-        let mut tx = self.write_tx().await?;
-        let live = live_projects(&mut tx, events).await?;
-        let answers = resolve_idempotency(&mut tx, events, &live, window_ms).await?;
-        let created: Vec<&NewEvent> = events
-            .iter()
-            .zip(&answers)
-            .filter(|(_, a)| **a == Inserted::Created)
-            .map(|(e, _)| e)
-            .collect();
-        insert_event_rows(&mut tx, &created).await?;
-        insert_delivery_rows(&mut tx, &created).await?;
-        tx.commit().await?;
-        Ok(answers)
+        let events = events.to_vec();
+        self.hot
+            .write(move |conn| hot::insert_events(conn, &events, window_ms))
+            .await
     }
 
     async fn claim_due(
@@ -503,14 +560,11 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
+        let attempts = attempts.to_vec();
         let now = crate::ids::now_millis();
-        for chunk in attempts.chunks(CHUNK) {
-            insert_attempt_rows(&mut tx, chunk).await?;
-            update_delivery_states(&mut tx, chunk, now).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.hot
+            .write(move |conn| hot::record_attempts(conn, &attempts, now))
+            .await
     }
 
     async fn get_event(&self, project_id: &str, event_id: &str) -> StoreResult<Option<EventRow>> {
@@ -615,28 +669,20 @@ impl Store for SqliteStore {
             lease_until,
             is_test: false,
         };
-        let mut tx = self.write_tx().await?;
-        insert_delivery_rows(&mut tx, &[&new_event]).await?;
-        tx.commit().await?;
-        Ok(())
+        self.hot
+            .write(move |conn| {
+                let due = Some(new_event.created_at);
+                hot::insert_deliveries(conn, &new_event, &new_event.deliveries, due, lease_until)
+            })
+            .await
     }
 
     async fn record_manual_attempt(&self, a: &AttemptRecord) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        insert_attempt_rows(&mut tx, std::slice::from_ref(a)).await?;
-        sqlx::query(
-            "UPDATE deliveries SET status = ?, last_status_code = ?, updated_at = ?, attempts = attempts + 1, \
-             next_attempt_at = CASE WHEN ? THEN NULL ELSE next_attempt_at END WHERE id = ?",
-        )
-        .bind(a.status.as_str())
-        .bind(a.response_status)
-        .bind(crate::ids::now_millis())
-        .bind(a.succeeded)
-        .bind(&a.delivery_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let a = a.clone();
+        let now = crate::ids::now_millis();
+        self.hot
+            .write(move |conn| hot::record_manual_attempt(conn, &a, now))
+            .await
     }
 
     async fn pause_deliveries(&self, delivery_ids: &[String]) -> StoreResult<()> {
@@ -697,7 +743,7 @@ impl Store for SqliteStore {
             .push_bind(webhook_id)
             .push(" AND is_test = 0 AND status IN ('failed', 'exhausted', 'paused')");
         push_id_window(&mut q, "msg", Some(since), until, None);
-        let done = q.build().execute(&self.writer).await?;
+        let done = q.build().execute(&mut *self.write_conn().await?).await?;
         Ok(done.rows_affected())
     }
 
@@ -785,7 +831,7 @@ impl Store for SqliteStore {
         .bind(&s.workspace_name)
         .bind(s.created_at)
         .bind(s.updated_at)
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(())
     }
@@ -819,7 +865,7 @@ impl Store for SqliteStore {
         let done = sqlx::query("DELETE FROM sources WHERE id = ? AND project_id = ?")
             .bind(id)
             .bind(project_id)
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -974,16 +1020,13 @@ fn source_from_row(r: &SqliteRow, secrets: &SecretBox) -> StoreResult<crate::sou
 }
 
 /// Pauses a webhook's deliveries that would otherwise be attempted.
-async fn pause_unfinished(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    webhook_id: &str,
-) -> StoreResult<u64> {
+async fn pause_unfinished(conn: &mut sqlx::SqliteConnection, webhook_id: &str) -> StoreResult<u64> {
     let done = sqlx::query(
         "UPDATE deliveries SET status = 'paused', next_attempt_at = NULL, lease_until = NULL \
          WHERE webhook_id = ? AND status IN ('pending', 'failed')",
     )
     .bind(webhook_id)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected())
 }
@@ -1079,214 +1122,8 @@ fn attempt_from_row(r: &SqliteRow) -> StoreResult<AttemptRow> {
     })
 }
 
-/// Decides, in order, which events are new and which repeat an idempotency
-/// key still inside its window (also within this very batch).
-async fn resolve_idempotency(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    events: &[NewEvent],
-    live_projects: &HashSet<String>,
-    window_ms: i64,
-) -> StoreResult<Vec<Inserted>> {
-    let mut in_batch: HashMap<(&str, &str), &NewEvent> = HashMap::new();
-    let mut answers = Vec::with_capacity(events.len());
-    for event in events {
-        if !live_projects.contains(&event.project_id) {
-            answers.push(Inserted::ProjectGone);
-            continue;
-        }
-        let Some(key) = event.idempotency_key.as_deref() else {
-            answers.push(Inserted::Created);
-            continue;
-        };
-        if let Some(first) = in_batch.get(&(event.project_id.as_str(), key)) {
-            answers.push(replay_of(first));
-            continue;
-        }
-        let existing = sqlx::query(
-            "SELECT event_id, created_at FROM idempotency_keys WHERE project_id = ? AND key = ?",
-        )
-        .bind(&event.project_id)
-        .bind(key)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if let Some(row) = existing {
-            let created_at: i64 = row.try_get("created_at")?;
-            if created_at > event.created_at - window_ms {
-                let event_id: String = row.try_get("event_id")?;
-                let delivery_ids =
-                    sqlx::query_scalar("SELECT id FROM deliveries WHERE event_id = ? ORDER BY id")
-                        .bind(&event_id)
-                        .fetch_all(&mut **tx)
-                        .await?;
-                answers.push(Inserted::Replayed {
-                    event_id,
-                    delivery_ids,
-                });
-                continue;
-            }
-        }
-        sqlx::query("REPLACE INTO idempotency_keys (project_id, key, event_id, created_at) VALUES (?, ?, ?, ?)")
-            .bind(&event.project_id)
-            .bind(key)
-            .bind(&event.id)
-            .bind(event.created_at)
-            .execute(&mut **tx)
-            .await?;
-        in_batch.insert((event.project_id.as_str(), key), event);
-        answers.push(Inserted::Created);
-    }
-    Ok(answers)
-}
-
-/// The projects of this batch that still exist: an event of a project deleted
-/// a moment ago must not fail the whole batch on a foreign key.
-async fn live_projects(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    events: &[NewEvent],
-) -> StoreResult<HashSet<String>> {
-    let wanted: HashSet<&str> = events.iter().map(|e| e.project_id.as_str()).collect();
-    let mut live = HashSet::new();
-    for id in wanted {
-        let found: Option<String> = sqlx::query_scalar("SELECT id FROM projects WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
-        live.extend(found);
-    }
-    Ok(live)
-}
-
-async fn insert_event_rows(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    events: &[&NewEvent],
-) -> StoreResult<()> {
-    for chunk in events.chunks(CHUNK) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (id, project_id, event_type, object, payload, is_test, created_at) ",
-        );
-        q.push_values(chunk, |mut b, e| {
-            b.push_bind(&e.id)
-                .push_bind(&e.project_id)
-                .push_bind(&e.event_type)
-                .push_bind(e.object.as_ref().map(to_json))
-                .push_bind(&e.payload)
-                .push_bind(e.is_test)
-                .push_bind(e.created_at);
-        });
-        q.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-/// A delivery to a webhook deleted since the event was routed is left out,
-/// rather than failing every event of the group commit on a foreign key.
-async fn insert_delivery_rows(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    events: &[&NewEvent],
-) -> StoreResult<()> {
-    let rows: Vec<(&NewEvent, &NewDelivery)> = events
-        .iter()
-        .flat_map(|e| e.deliveries.iter().map(move |d| (*e, d)))
-        .collect();
-    for chunk in rows.chunks(CHUNK) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO deliveries (id, project_id, event_id, webhook_id, event_type, status, is_test, \
-             attempts, next_attempt_at, lease_until, created_at, updated_at) SELECT * FROM (",
-        );
-        q.push_values(chunk, |mut b, (e, d)| {
-            b.push_bind(&d.id)
-                .push_bind(&e.project_id)
-                .push_bind(&e.id)
-                .push_bind(&d.webhook_id)
-                .push_bind(&e.event_type)
-                .push_bind(DeliveryStatus::Pending.as_str())
-                .push_bind(e.is_test)
-                .push_bind(0_i64)
-                // A test send is recorded after it happened: never due.
-                .push_bind((!e.is_test).then_some(e.created_at))
-                .push_bind(e.lease_until)
-                .push_bind(e.created_at)
-                .push_bind(e.created_at);
-        });
-        q.push(") AS v WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = v.column4)");
-        q.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-/// Attempt rows for deliveries deleted meanwhile (webhook or project gone)
-/// are dropped, rather than failing the whole batch on a foreign key.
-async fn insert_attempt_rows(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    chunk: &[AttemptRecord],
-) -> StoreResult<()> {
-    let mut q = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO attempts (delivery_id, attempt, webhook_id, manual, started_at, duration_ms, \
-         request_url, request_headers, request_body, succeeded, response_status, response_headers, response_body, \
-         response_truncated, error_kind, error_message, next_attempt_at) \
-         SELECT v.column1, (SELECT d.attempts + 1 FROM deliveries d WHERE d.id = v.column1), v.column3, v.column4, \
-         v.column5, v.column6, v.column7, v.column8, v.column9, v.column10, v.column11, v.column12, v.column13, \
-         v.column14, v.column15, v.column16, v.column17 FROM (",
-    );
-    // The attempt number comes from the delivery's own count, so automatic
-    // and manual attempts never share a number.
-    q.push_values(chunk, |mut b, a| {
-        b.push_bind(&a.delivery_id)
-            .push_bind(a.attempt)
-            .push_bind(&a.webhook_id)
-            .push_bind(a.manual)
-            .push_bind(a.started_at)
-            .push_bind(a.duration_ms)
-            .push_bind(&a.request_url)
-            .push_bind(&a.request_headers)
-            .push_bind(&a.request_body)
-            .push_bind(a.succeeded)
-            .push_bind(a.response_status)
-            .push_bind(&a.response_headers)
-            .push_bind(&a.response_body)
-            .push_bind(a.response_truncated)
-            .push_bind(&a.error_kind)
-            .push_bind(&a.error_message)
-            .push_bind(a.next_attempt_at);
-    });
-    q.push(") AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column1)");
-    q.build().execute(&mut **tx).await?;
-    Ok(())
-}
-
-/// One statement per chunk: each delivery takes the state its attempt led to.
-async fn update_delivery_states(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    chunk: &[AttemptRecord],
-    now: i64,
-) -> StoreResult<()> {
-    // A delivery that succeeded meanwhile (a redeliver) stays succeeded; one
-    // paused meanwhile (its webhook was disabled) stays paused unless this
-    // attempt succeeded.
-    let mut q = QueryBuilder::<Sqlite>::new(
-        "UPDATE deliveries SET \
-         status = CASE WHEN deliveries.status = 'succeeded' THEN 'succeeded' \
-                       WHEN deliveries.status = 'paused' AND v.column2 <> 'succeeded' THEN 'paused' \
-                       ELSE v.column2 END, \
-         next_attempt_at = CASE WHEN deliveries.status IN ('succeeded', 'paused') THEN NULL ELSE v.column3 END, \
-         attempts = deliveries.attempts + 1, lease_until = v.column4, \
-         last_status_code = v.column5, updated_at = ",
-    );
-    q.push_bind(now).push(" FROM (");
-    q.push_values(chunk, |mut b, a| {
-        b.push_bind(&a.delivery_id)
-            .push_bind(a.status.as_str())
-            .push_bind(a.next_attempt_at)
-            .push_bind(a.lease_until)
-            .push_bind(a.response_status);
-    });
-    q.push(") AS v WHERE deliveries.id = v.column1");
-    q.build().execute(&mut **tx).await?;
-    Ok(())
-}
-
 async fn set_leases(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    conn: &mut sqlx::SqliteConnection,
     ids: &[String],
     lease_until: i64,
 ) -> StoreResult<()> {
@@ -1298,7 +1135,7 @@ async fn set_leases(
             list.push_bind(id);
         }
         q.push(")");
-        q.build().execute(&mut **tx).await?;
+        q.build().execute(&mut *conn).await?;
     }
     Ok(())
 }

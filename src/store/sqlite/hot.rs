@@ -1,0 +1,247 @@
+//! The statements of the embedded store's hot path, run on the writer
+//! thread (`writer`): each is a prepared statement executed once per row,
+//! which within one transaction costs less than building a multi-row
+//! statement of a new shape for every batch.
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::super::rows::{replay_of, to_json};
+use super::super::{AttemptRecord, DeliveryStatus, Inserted, NewDelivery, NewEvent, StoreResult};
+
+/// Events and their deliveries, all or none; events of a project deleted
+/// meanwhile and repeats of an idempotency key are answered, not written.
+pub(super) fn insert_events(
+    conn: &Connection,
+    events: &[NewEvent],
+    window_ms: i64,
+) -> StoreResult<Vec<Inserted>> {
+    let live = live_projects(conn, events)?;
+    let answers = resolve_idempotency(conn, events, &live, window_ms)?;
+    let mut event_row = conn.prepare_cached(
+        "INSERT INTO events (id, project_id, event_type, object, payload, is_test, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (e, _) in events
+        .iter()
+        .zip(&answers)
+        .filter(|(_, a)| **a == Inserted::Created)
+    {
+        event_row.execute(params![
+            e.id,
+            e.project_id,
+            e.event_type,
+            e.object.as_ref().map(to_json),
+            e.payload,
+            e.is_test,
+            e.created_at
+        ])?;
+        // A test send is recorded after it happened: never due.
+        let due = (!e.is_test).then_some(e.created_at);
+        insert_deliveries(conn, e, &e.deliveries, due, e.lease_until)?;
+    }
+    Ok(answers)
+}
+
+/// Pending delivery rows of `event`. A delivery to a webhook deleted since
+/// the event was routed is left out, rather than failing every event of the
+/// group on a foreign key.
+pub(super) fn insert_deliveries(
+    conn: &Connection,
+    event: &NewEvent,
+    deliveries: &[NewDelivery],
+    next_attempt_at: Option<i64>,
+    lease_until: i64,
+) -> StoreResult<()> {
+    let mut row = conn.prepare_cached(
+        "INSERT INTO deliveries (id, project_id, event_id, webhook_id, event_type, status, is_test, \
+         attempts, next_attempt_at, lease_until, created_at, updated_at) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?10 \
+         WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = ?4)",
+    )?;
+    for d in deliveries {
+        row.execute(params![
+            d.id,
+            event.project_id,
+            event.id,
+            d.webhook_id,
+            event.event_type,
+            DeliveryStatus::Pending.as_str(),
+            event.is_test,
+            next_attempt_at,
+            lease_until,
+            event.created_at
+        ])?;
+    }
+    Ok(())
+}
+
+/// The projects of this batch that still exist: an event of a project deleted
+/// a moment ago must not fail the whole batch on a foreign key.
+fn live_projects(conn: &Connection, events: &[NewEvent]) -> StoreResult<HashSet<String>> {
+    let mut exists = conn.prepare_cached("SELECT 1 FROM projects WHERE id = ?1")?;
+    let mut live = HashSet::new();
+    for e in events {
+        if !live.contains(&e.project_id) && exists.exists([&e.project_id])? {
+            live.insert(e.project_id.clone());
+        }
+    }
+    Ok(live)
+}
+
+/// Decides, in order, which events are new and which repeat an idempotency
+/// key still inside its window (also within this very batch).
+fn resolve_idempotency(
+    conn: &Connection,
+    events: &[NewEvent],
+    live_projects: &HashSet<String>,
+    window_ms: i64,
+) -> StoreResult<Vec<Inserted>> {
+    let mut in_batch: HashMap<(&str, &str), &NewEvent> = HashMap::new();
+    let mut answers = Vec::with_capacity(events.len());
+    for event in events {
+        if !live_projects.contains(&event.project_id) {
+            answers.push(Inserted::ProjectGone);
+            continue;
+        }
+        let Some(key) = event.idempotency_key.as_deref() else {
+            answers.push(Inserted::Created);
+            continue;
+        };
+        if let Some(first) = in_batch.get(&(event.project_id.as_str(), key)) {
+            answers.push(replay_of(first));
+            continue;
+        }
+        if let Some(replayed) = stored_replay(conn, event, key, window_ms)? {
+            answers.push(replayed);
+            continue;
+        }
+        conn.prepare_cached(
+            "REPLACE INTO idempotency_keys (project_id, key, event_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![event.project_id, key, event.id, event.created_at])?;
+        in_batch.insert((event.project_id.as_str(), key), event);
+        answers.push(Inserted::Created);
+    }
+    Ok(answers)
+}
+
+/// The first answer to `key`, when it was given within the window.
+fn stored_replay(
+    conn: &Connection,
+    event: &NewEvent,
+    key: &str,
+    window_ms: i64,
+) -> StoreResult<Option<Inserted>> {
+    let existing: Option<(String, i64)> = conn
+        .prepare_cached(
+            "SELECT event_id, created_at FROM idempotency_keys WHERE project_id = ?1 AND key = ?2",
+        )?
+        .query_row(params![event.project_id, key], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let Some((event_id, created_at)) = existing else {
+        return Ok(None);
+    };
+    if created_at <= event.created_at - window_ms {
+        return Ok(None);
+    }
+    let delivery_ids = conn
+        .prepare_cached("SELECT id FROM deliveries WHERE event_id = ?1 ORDER BY id")?
+        .query_map([&event_id], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(Some(Inserted::Replayed {
+        event_id,
+        delivery_ids,
+    }))
+}
+
+/// Attempt rows first, then each delivery takes the state its attempt led to.
+pub(super) fn record_attempts(
+    conn: &Connection,
+    attempts: &[AttemptRecord],
+    now: i64,
+) -> StoreResult<()> {
+    insert_attempts(conn, attempts)?;
+    // A delivery that succeeded meanwhile (a redeliver) stays succeeded; one
+    // paused meanwhile (its webhook was disabled) stays paused unless this
+    // attempt succeeded. Every right-hand side reads the row as it was.
+    let mut state = conn.prepare_cached(
+        "UPDATE deliveries SET \
+         status = CASE WHEN status = 'succeeded' THEN 'succeeded' \
+                       WHEN status = 'paused' AND ?2 <> 'succeeded' THEN 'paused' \
+                       ELSE ?2 END, \
+         next_attempt_at = CASE WHEN status IN ('succeeded', 'paused') THEN NULL ELSE ?3 END, \
+         attempts = attempts + 1, lease_until = ?4, last_status_code = ?5, updated_at = ?6 \
+         WHERE id = ?1",
+    )?;
+    for a in attempts {
+        state.execute(params![
+            a.delivery_id,
+            a.status.as_str(),
+            a.next_attempt_at,
+            a.lease_until,
+            a.response_status,
+            now
+        ])?;
+    }
+    Ok(())
+}
+
+/// A redeliver or test send: recorded, never retried; a success ends the
+/// delivery's schedule, a failure leaves it as it was.
+pub(super) fn record_manual_attempt(
+    conn: &Connection,
+    a: &AttemptRecord,
+    now: i64,
+) -> StoreResult<()> {
+    insert_attempts(conn, std::slice::from_ref(a))?;
+    conn.prepare_cached(
+        "UPDATE deliveries SET status = ?1, last_status_code = ?2, updated_at = ?3, attempts = attempts + 1, \
+         next_attempt_at = CASE WHEN ?4 THEN NULL ELSE next_attempt_at END WHERE id = ?5",
+    )?
+    .execute(params![
+        a.status.as_str(),
+        a.response_status,
+        now,
+        a.succeeded,
+        a.delivery_id
+    ])?;
+    Ok(())
+}
+
+/// Rows for deliveries deleted meanwhile (webhook or project gone) are
+/// dropped. The attempt number comes from the delivery's own count, so
+/// automatic and manual attempts never share a number.
+fn insert_attempts(conn: &Connection, attempts: &[AttemptRecord]) -> StoreResult<()> {
+    let mut row = conn.prepare_cached(
+        "INSERT INTO attempts (delivery_id, attempt, webhook_id, manual, started_at, duration_ms, \
+         request_url, request_headers, request_body, succeeded, response_status, response_headers, \
+         response_body, response_truncated, error_kind, error_message, next_attempt_at) \
+         SELECT d.id, d.attempts + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16 \
+         FROM deliveries d WHERE d.id = ?1",
+    )?;
+    for a in attempts {
+        row.execute(params![
+            a.delivery_id,
+            a.webhook_id,
+            a.manual,
+            a.started_at,
+            a.duration_ms,
+            a.request_url,
+            a.request_headers,
+            a.request_body,
+            a.succeeded,
+            a.response_status,
+            a.response_headers,
+            a.response_body,
+            a.response_truncated,
+            a.error_kind,
+            a.error_message,
+            a.next_attempt_at
+        ])?;
+    }
+    Ok(())
+}
