@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{Mutex, oneshot};
 
 use super::super::{StoreError, StoreResult};
@@ -34,14 +34,51 @@ pub(super) type WriteTurn = Arc<Mutex<()>>;
 /// 4,096 events or 256 outcomes), so this only bounds a burst.
 const MAX_JOBS_PER_COMMIT: usize = 64;
 
-/// A write to make inside the shared transaction; what it returns is called
-/// once the transaction has committed (or failed to).
-type Job = Box<dyn FnOnce(&mut Transaction) -> Answer + Send>;
-type Answer = Box<dyn FnOnce(Result<(), &str>) + Send>;
+/// A write waiting for its transaction. It may run twice: when another
+/// write of its group fails, the group is rolled back and each runs again in
+/// a transaction of its own, so that a failing write fails alone and leaves
+/// nothing behind (savepoints would do the same for every transaction, at
+/// the cost of a sub-journal copy of each page they change).
+trait Pending: Send {
+    /// Writes; `false` when the write failed (its answer is that error).
+    fn write(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller once its transaction has committed or failed.
+    fn answer(self: Box<Self>, commit: Result<(), &str>);
+}
+
+struct Write<T, F> {
+    work: F,
+    result: Option<StoreResult<T>>,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T, F> Pending for Write<T, F>
+where
+    T: Send,
+    F: FnMut(&Connection) -> StoreResult<T> + Send,
+{
+    fn write(&mut self, conn: &Connection) -> bool {
+        let result = (self.work)(conn);
+        let written = result.is_ok();
+        self.result = Some(result);
+        written
+    }
+
+    fn answer(self: Box<Self>, commit: Result<(), &str>) {
+        let result = match (self.result, commit) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (None, Ok(())) => Err(StoreError::WriterStopped),
+            (_, Err(message)) => Err(StoreError::Embedded(message.to_string())),
+        };
+        // A caller that gave up waiting needs no answer.
+        let _ = self.reply.send(result);
+    }
+}
 
 /// The handle the store's async methods send their writes through.
 pub(super) struct HotWriter {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Box<dyn Pending>>,
 }
 
 impl HotWriter {
@@ -57,24 +94,17 @@ impl HotWriter {
         Ok(HotWriter { jobs })
     }
 
-    /// Runs `write` in the next group commit, inside a savepoint of its own
-    /// (it fails alone, leaving nothing behind), and answers once its
-    /// transaction is durable.
+    /// Runs `work` in the next group commit and answers once its
+    /// transaction is durable. `work` may run twice (see `Pending`).
     pub(super) async fn write<T: Send + 'static>(
         &self,
-        write: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        work: impl FnMut(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |tx| {
-            let result = in_savepoint(tx, write);
-            Box::new(move |commit| {
-                let result = match commit {
-                    Ok(()) => result,
-                    Err(message) => Err(StoreError::Embedded(message.to_string())),
-                };
-                // A caller that gave up waiting needs no answer.
-                let _ = reply.send(result);
-            })
+        let job = Box::new(Write {
+            work,
+            result: None,
+            reply,
         });
         self.jobs.send(job).map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
@@ -88,9 +118,8 @@ fn open(path: &Path) -> StoreResult<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
-    // Each job's savepoint keeps the pages it changes in a sub-journal; on
-    // disk that file was written on every commit (a third of the thread's
-    // time), in memory it is a copy of a few pages.
+    // A statement journal (a statement that may fail halfway keeps the
+    // pages it changes) stays in memory rather than in a temporary file.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // Only another process could hold the lock (the data directory's file
     // lock forbids one); within this one the write turn orders writers.
@@ -99,7 +128,7 @@ fn open(path: &Path) -> StoreResult<Connection> {
     Ok(conn)
 }
 
-fn run(mut conn: Connection, queue: mpsc::Receiver<Job>, turn: WriteTurn) {
+fn run(mut conn: Connection, queue: mpsc::Receiver<Box<dyn Pending>>, turn: WriteTurn) {
     while let Ok(first) = queue.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_JOBS_PER_COMMIT {
@@ -111,35 +140,112 @@ fn run(mut conn: Connection, queue: mpsc::Receiver<Job>, turn: WriteTurn) {
     }
 }
 
-/// Writes every job in one transaction and answers them after the commit.
-/// A transaction that cannot start drops its jobs: their callers get
-/// `WriterStopped` and the log says why.
-fn commit(conn: &mut Connection, jobs: Vec<Job>) {
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => {
-            tracing::error!(error = %e, jobs = jobs.len(), "the store's writer could not begin a transaction");
-            return;
+/// Writes every job in one transaction and answers them after the commit;
+/// when one of several fails, each is written again alone.
+fn commit(conn: &mut Connection, mut jobs: Vec<Box<dyn Pending>>) {
+    if jobs.len() > 1 {
+        match transaction(conn, &mut jobs) {
+            Outcome::WriteFailed => {}
+            outcome => return answer_all(jobs, &outcome),
         }
-    };
-    let answers: Vec<Answer> = jobs.into_iter().map(|job| job(&mut tx)).collect();
-    let committed = tx.commit().map_err(|e| {
-        tracing::error!(error = %e, "the store's writer could not commit");
-        e.to_string()
-    });
-    for answer in answers {
-        answer(committed.as_ref().map(|_| ()).map_err(String::as_str));
+    }
+    for job in jobs {
+        let mut alone = vec![job];
+        let outcome = transaction(conn, &mut alone);
+        answer_all(alone, &outcome);
     }
 }
 
-fn in_savepoint<T>(
-    tx: &mut Transaction,
-    write: impl FnOnce(&Connection) -> StoreResult<T>,
-) -> StoreResult<T> {
-    let sp = tx.savepoint()?;
-    let result = write(&sp);
-    if result.is_ok() {
-        sp.commit()?;
-    } // else dropped, which rolls the savepoint back
-    result
+enum Outcome {
+    Committed,
+    /// A write failed; the transaction was rolled back.
+    WriteFailed,
+    /// The transaction could not begin or commit.
+    Failed(String),
+}
+
+fn transaction(conn: &mut Connection, jobs: &mut [Box<dyn Pending>]) -> Outcome {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    // Stops at the first failure; dropping `tx` rolls back.
+    if !jobs.iter_mut().all(|job| job.write(&tx)) {
+        return Outcome::WriteFailed;
+    }
+    match tx.commit() {
+        Ok(()) => Outcome::Committed,
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+fn answer_all(jobs: Vec<Box<dyn Pending>>, outcome: &Outcome) {
+    let commit = match outcome {
+        Outcome::Failed(message) => {
+            tracing::error!(error = %message, writes = jobs.len(), "the store's writer could not commit");
+            Err(message.as_str())
+        }
+        Outcome::Committed | Outcome::WriteFailed => Ok(()),
+    };
+    for job in jobs {
+        job.answer(commit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(conn: &Connection) -> StoreResult<Vec<i64>> {
+        let mut q = conn.prepare("SELECT x FROM t ORDER BY x")?;
+        let rows = q.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_fails_alone_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer =
+            Arc::new(HotWriter::start(&dir.path().join("t.db"), WriteTurn::default()).unwrap());
+        writer
+            .write(|c| Ok(c.execute_batch("CREATE TABLE t (x INTEGER PRIMARY KEY)")?))
+            .await
+            .unwrap();
+        // A first write that waits keeps the thread busy while the next two
+        // queue, so those two share one group commit.
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let gate = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.write(move |_| Ok(wait.recv().ok())).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let failing = tokio::spawn({
+            let writer = writer.clone();
+            async move {
+                writer
+                    .write(|c| {
+                        c.execute("INSERT INTO t VALUES (2)", [])?;
+                        c.execute("INSERT INTO t VALUES (2)", [])?;
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        let fine = tokio::spawn({
+            let writer = writer.clone();
+            async move {
+                writer
+                    .write(|c| Ok(c.execute("INSERT INTO t VALUES (1)", [])?))
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        release.send(()).unwrap();
+        gate.await.unwrap().unwrap();
+        let failed = failing.await.unwrap().unwrap_err();
+        assert!(failed.to_string().contains("UNIQUE"), "{failed}");
+        assert_eq!(fine.await.unwrap().unwrap(), 1);
+        // The failing write's first row was rolled back with it.
+        assert_eq!(writer.write(values).await.unwrap(), vec![1]);
+    }
 }
