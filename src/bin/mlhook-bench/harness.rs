@@ -35,7 +35,7 @@ pub fn fig(scenario: &str, metric: &str, value: f64, unit: &str) -> Figure {
 
 pub fn print_table(figures: &[Figure]) {
     println!(
-        "{:<15} {:<58} {:>12} {:<14} {:>8}",
+        "{:<15} {:<68} {:>12} {:<14} {:>8}",
         "scenario", "metric", "value", "unit", "vs wire"
     );
     for f in figures {
@@ -44,7 +44,7 @@ pub fn print_table(figures: &[Figure]) {
             .map(|r| format!("{:.1} %", r * 100.0))
             .unwrap_or_default();
         println!(
-            "{:<15} {:<58} {:>12.2} {:<14} {:>8}",
+            "{:<15} {:<68} {:>12.2} {:<14} {:>8}",
             f.scenario, f.metric, f.value, f.unit, ratio
         );
     }
