@@ -120,59 +120,44 @@ impl SqliteStore {
     }
 
     /// A write transaction on sqlx's writer, holding the write turn.
-    async fn write_tx(&self) -> StoreResult<WriteTx> {
+    async fn write_tx(&self) -> StoreResult<WithTurn<sqlx::Transaction<'static, Sqlite>>> {
         let turn = self.turn.clone().lock_owned().await;
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTx { tx, _turn: turn })
+        Ok(WithTurn {
+            conn: tx,
+            _turn: turn,
+        })
     }
 
     /// sqlx's writer connection for a single statement, holding the write turn.
-    async fn write_conn(&self) -> StoreResult<WriteConn> {
+    async fn write_conn(&self) -> StoreResult<WithTurn<sqlx::pool::PoolConnection<Sqlite>>> {
         let turn = self.turn.clone().lock_owned().await;
         let conn = self.writer.acquire().await?;
-        Ok(WriteConn { conn, _turn: turn })
+        Ok(WithTurn { conn, _turn: turn })
     }
 }
 
-/// A transaction of sqlx's writer; the turn is given back when it ends.
-struct WriteTx {
-    tx: sqlx::Transaction<'static, Sqlite>,
+/// sqlx's writer connection or a transaction on it, held with the write
+/// turn, which is given back when it is dropped.
+struct WithTurn<C> {
+    conn: C,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
-impl WriteTx {
+impl WithTurn<sqlx::Transaction<'static, Sqlite>> {
     async fn commit(self) -> StoreResult<()> {
-        Ok(self.tx.commit().await?)
+        Ok(self.conn.commit().await?)
     }
 }
 
-impl std::ops::Deref for WriteTx {
-    type Target = sqlx::SqliteConnection;
-    fn deref(&self) -> &Self::Target {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
-    }
-}
-
-/// sqlx's writer connection, held with the write turn.
-struct WriteConn {
-    conn: sqlx::pool::PoolConnection<Sqlite>,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl std::ops::Deref for WriteConn {
+impl<C: std::ops::Deref<Target = sqlx::SqliteConnection>> std::ops::Deref for WithTurn<C> {
     type Target = sqlx::SqliteConnection;
     fn deref(&self) -> &Self::Target {
         &self.conn
     }
 }
 
-impl std::ops::DerefMut for WriteConn {
+impl<C: std::ops::DerefMut<Target = sqlx::SqliteConnection>> std::ops::DerefMut for WithTurn<C> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.conn
     }
