@@ -3,8 +3,12 @@
 //! Durability: `synchronous = FULL`, so a transaction is on disk (the WAL is
 //! fsynced) before the commit returns — an event answered 202 survives a
 //! crash or a power cut. Group commit upstream keeps that fsync per batch,
-//! not per event. Write transactions start with `BEGIN IMMEDIATE` so two
-//! writers queue on the busy timeout instead of failing on lock upgrade.
+//! not per event. The hot path (events, deliveries, attempt outcomes) is
+//! written by a thread of its own (`writer`, statements in `hot`); everything
+//! else by sqlx's writer connection. Every write takes the store's write turn
+//! first, so the two never meet on SQLite's lock; write transactions start
+//! with `BEGIN IMMEDIATE` all the same, so that a lock held by anything else
+//! is waited for up front instead of failing the transaction on lock upgrade.
 
 use std::path::Path;
 use std::str::FromStr;
