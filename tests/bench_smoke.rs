@@ -3,10 +3,30 @@
 
 use std::process::Command;
 
+mod common;
+
 #[test]
 fn every_benchmark_scenario_runs_in_smoke_mode() {
+    smoke(&[], "bench-results/all-smoke.json");
+}
+
+/// The harness's PostgreSQL path: it creates a database of its own on the
+/// tests' server for each run and drops it after.
+#[test]
+fn every_benchmark_scenario_runs_in_smoke_mode_on_postgres() {
+    let server = common::pg::admin_url();
+    smoke(
+        &["--database-url", &server],
+        "bench-results/all-postgres-smoke.json",
+    );
+}
+
+/// Runs every scenario at smoke size: each prints a positive figure, and
+/// the figures are written as JSON to `json_path`.
+fn smoke(extra_args: &[&str], json_path: &str) {
     let output = Command::new(env!("CARGO_BIN_EXE_mlhook-bench"))
         .args(["all", "--smoke"])
+        .args(extra_args)
         .output()
         .expect("mlhook-bench starts");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -33,8 +53,7 @@ fn every_benchmark_scenario_runs_in_smoke_mode() {
             "{scenario}: no positive figure in {row:?}"
         );
     }
-    let json =
-        std::fs::read_to_string("bench-results/all-smoke.json").expect("figures written as JSON");
+    let json = std::fs::read_to_string(json_path).expect("figures written as JSON");
     let figures: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(figures.as_array().is_some_and(|f| f.len() >= 8), "{json}");
 }
