@@ -550,9 +550,8 @@ impl Store for SqliteStore {
 
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()> {
         let attempts = attempts.to_vec();
-        let now = crate::ids::now_millis();
         self.hot
-            .write(move |conn| hot::record_attempts(conn, &attempts, now))
+            .write(move |conn| hot::record_attempts(conn, &attempts, crate::ids::now_millis()))
             .await
     }
 
@@ -668,9 +667,8 @@ impl Store for SqliteStore {
 
     async fn record_manual_attempt(&self, a: &AttemptRecord) -> StoreResult<()> {
         let a = a.clone();
-        let now = crate::ids::now_millis();
         self.hot
-            .write(move |conn| hot::record_manual_attempt(conn, &a, now))
+            .write(move |conn| hot::record_manual_attempt(conn, &a, crate::ids::now_millis()))
             .await
     }
 

@@ -158,13 +158,15 @@ fn stored_replay(
     }))
 }
 
-/// Attempt rows first, then each delivery takes the state its attempt led to.
+/// Each attempt's row, then its delivery takes the state the attempt led to;
+/// one after the other, so that two outcomes of one delivery in a batch (its
+/// lease ran out and it was claimed again meanwhile) get attempt numbers of
+/// their own and both count.
 pub(super) fn record_attempts(
     conn: &Connection,
     attempts: &[AttemptRecord],
     now: i64,
 ) -> StoreResult<()> {
-    insert_attempts(conn, attempts)?;
     // A delivery that succeeded meanwhile (a redeliver) stays succeeded; one
     // paused meanwhile (its webhook was disabled) stays paused unless this
     // attempt succeeded. Every right-hand side reads the row as it was.
@@ -178,6 +180,7 @@ pub(super) fn record_attempts(
          WHERE id = ?1",
     )?;
     for a in attempts {
+        insert_attempt(conn, a)?;
         state.execute(params![
             a.delivery_id,
             a.status.as_str(),
@@ -197,7 +200,7 @@ pub(super) fn record_manual_attempt(
     a: &AttemptRecord,
     now: i64,
 ) -> StoreResult<()> {
-    insert_attempts(conn, std::slice::from_ref(a))?;
+    insert_attempt(conn, a)?;
     conn.prepare_cached(
         "UPDATE deliveries SET status = ?1, last_status_code = ?2, updated_at = ?3, attempts = attempts + 1, \
          next_attempt_at = CASE WHEN ?4 THEN NULL ELSE next_attempt_at END WHERE id = ?5",
@@ -212,10 +215,10 @@ pub(super) fn record_manual_attempt(
     Ok(())
 }
 
-/// Rows for deliveries deleted meanwhile (webhook or project gone) are
+/// A row for a delivery deleted meanwhile (webhook or project gone) is
 /// dropped. The attempt number comes from the delivery's own count, so
 /// automatic and manual attempts never share a number.
-fn insert_attempts(conn: &Connection, attempts: &[AttemptRecord]) -> StoreResult<()> {
+fn insert_attempt(conn: &Connection, a: &AttemptRecord) -> StoreResult<()> {
     let mut row = conn.prepare_cached(
         "INSERT INTO attempts (delivery_id, attempt, webhook_id, manual, started_at, duration_ms, \
          request_url, request_headers, request_body, succeeded, response_status, response_headers, \
@@ -223,25 +226,112 @@ fn insert_attempts(conn: &Connection, attempts: &[AttemptRecord]) -> StoreResult
          SELECT d.id, d.attempts + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16 \
          FROM deliveries d WHERE d.id = ?1",
     )?;
-    for a in attempts {
-        row.execute(params![
-            a.delivery_id,
-            a.webhook_id,
-            a.manual,
-            a.started_at,
-            a.duration_ms,
-            a.request_url,
-            a.request_headers,
-            a.request_body,
-            a.succeeded,
-            a.response_status,
-            a.response_headers,
-            a.response_body,
-            a.response_truncated,
-            a.error_kind,
-            a.error_message,
-            a.next_attempt_at
-        ])?;
-    }
+    row.execute(params![
+        a.delivery_id,
+        a.webhook_id,
+        a.manual,
+        a.started_at,
+        a.duration_ms,
+        a.request_url,
+        a.request_headers,
+        a.request_body,
+        a.succeeded,
+        a.response_status,
+        a.response_headers,
+        a.response_body,
+        a.response_truncated,
+        a.error_kind,
+        a.error_message,
+        a.next_attempt_at
+    ])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for schema in [
+            include_str!("../../../migrations/sqlite/0001_foundation.sql"),
+            include_str!("../../../migrations/sqlite/0002_security.sql"),
+            include_str!("../../../migrations/sqlite/0003_mlflow_sources.sql"),
+        ] {
+            conn.execute_batch(schema).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO projects (id, name, created_at, updated_at) VALUES ('p', 'P', 0, 0);
+             INSERT INTO webhooks (id, project_id, name, url, format, events, scope, headers,
+               signing_secret, created_at, updated_at)
+             VALUES ('wh', 'p', 'W', 'http://127.0.0.1:9/', 'json', '[\"*\"]', '{}', '[]', 's', 0, 0);",
+        )
+        .unwrap();
+        conn
+    }
+
+    fn failed_attempt(delivery_id: &str) -> AttemptRecord {
+        AttemptRecord {
+            delivery_id: delivery_id.into(),
+            webhook_id: "wh".into(),
+            attempt: 1,
+            manual: false,
+            started_at: 1,
+            duration_ms: 1,
+            request_url: "http://127.0.0.1:9/".into(),
+            request_headers: "{}".into(),
+            request_body: None,
+            succeeded: false,
+            response_status: Some(500),
+            response_headers: Some("{}".into()),
+            response_body: Some(String::new()),
+            response_truncated: false,
+            error_kind: Some("http_status".into()),
+            error_message: Some("receiver answered 500".into()),
+            status: DeliveryStatus::Failed,
+            next_attempt_at: Some(10),
+            lease_until: None,
+        }
+    }
+
+    #[test]
+    fn two_outcomes_of_one_delivery_in_a_batch_both_count() {
+        let conn = database();
+        let event = NewEvent {
+            id: "evt_1".into(),
+            project_id: "p".into(),
+            event_type: "MODEL_VERSION_CREATED".into(),
+            object: None,
+            payload: "{}".into(),
+            created_at: 1,
+            idempotency_key: None,
+            deliveries: vec![NewDelivery {
+                id: "msg_1".into(),
+                webhook_id: "wh".into(),
+            }],
+            lease_until: 2,
+            is_test: false,
+        };
+        let answers = insert_events(&conn, std::slice::from_ref(&event), 0).unwrap();
+        assert_eq!(answers, vec![Inserted::Created]);
+        // Its lease ran out and it was claimed again: two attempts came back.
+        let twice = [failed_attempt("msg_1"), failed_attempt("msg_1")];
+        record_attempts(&conn, &twice, 5).unwrap();
+        let numbers: Vec<i64> = conn
+            .prepare("SELECT attempt FROM attempts WHERE delivery_id = 'msg_1' ORDER BY attempt")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(numbers, vec![1, 2]);
+        let (count, status): (i64, String) = conn
+            .query_row(
+                "SELECT attempts, status FROM deliveries WHERE id = 'msg_1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((count, status.as_str()), (2, "failed"));
+    }
 }

@@ -16,6 +16,7 @@
 //! never meet on SQLite's lock (whose busy handler sleeps for milliseconds):
 //! both take the store's write turn first, so writers queue in process.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -58,7 +59,10 @@ where
     F: FnMut(&Connection) -> StoreResult<T> + Send,
 {
     fn write(&mut self, conn: &Connection) -> bool {
-        let result = (self.work)(conn);
+        // A panic fails this write alone; the thread must live on, or every
+        // later write would fail.
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| (self.work)(conn)))
+            .unwrap_or_else(|_| Err(StoreError::Embedded("the write panicked".into())));
         let written = result.is_ok();
         self.result = Some(result);
         written
@@ -121,11 +125,24 @@ fn open(path: &Path) -> StoreResult<Connection> {
     // A statement journal (a statement that may fail halfway keeps the
     // pages it changes) stays in memory rather than in a temporary file.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    // Only another process could hold the lock (the data directory's file
-    // lock forbids one); within this one the write turn orders writers.
-    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.busy_handler(Some(retry_soon))?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
+}
+
+/// Within the process the write turn orders writers, but a failed or
+/// cancelled sqlx transaction gives the turn back before its rollback has
+/// run on sqlx's worker thread, so its lock may outlive the turn for a
+/// moment. Retry every 100 µs, for up to 10 s, rather than SQLite's default
+/// sleeps of up to 100 ms.
+fn retry_soon(attempts: i32) -> bool {
+    const RETRY: Duration = Duration::from_micros(100);
+    const PATIENCE: Duration = Duration::from_secs(10);
+    if RETRY * attempts.max(0) as u32 >= PATIENCE {
+        return false;
+    }
+    std::thread::sleep(RETRY);
+    true
 }
 
 fn run(mut conn: Connection, queue: mpsc::Receiver<Box<dyn Pending>>, turn: WriteTurn) {
