@@ -658,10 +658,7 @@ impl Store for SqliteStore {
             is_test: false,
         };
         self.hot
-            .write(move |conn| {
-                let due = Some(new_event.created_at);
-                hot::insert_deliveries(conn, &new_event, &new_event.deliveries, due, lease_until)
-            })
+            .write(move |conn| hot::insert_deliveries(conn, &new_event))
             .await
     }
 

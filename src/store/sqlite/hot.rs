@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::super::rows::{replay_of, to_json};
-use super::super::{AttemptRecord, DeliveryStatus, Inserted, NewDelivery, NewEvent, StoreResult};
+use super::super::{AttemptRecord, DeliveryStatus, Inserted, NewEvent, StoreResult};
 
 /// Events and their deliveries, all or none; events of a project deleted
 /// meanwhile and repeats of an idempotency key are answered, not written.
@@ -37,30 +37,24 @@ pub(super) fn insert_events(
             e.is_test,
             e.created_at
         ])?;
-        // A test send is recorded after it happened: never due.
-        let due = (!e.is_test).then_some(e.created_at);
-        insert_deliveries(conn, e, &e.deliveries, due, e.lease_until)?;
+        insert_deliveries(conn, e)?;
     }
     Ok(answers)
 }
 
-/// Pending delivery rows of `event`. A delivery to a webhook deleted since
-/// the event was routed is left out, rather than failing every event of the
-/// group on a foreign key.
-pub(super) fn insert_deliveries(
-    conn: &Connection,
-    event: &NewEvent,
-    deliveries: &[NewDelivery],
-    next_attempt_at: Option<i64>,
-    lease_until: i64,
-) -> StoreResult<()> {
+/// Pending delivery rows of `event`, due at its creation. A delivery to a
+/// webhook deleted since the event was routed is left out, rather than
+/// failing every event of the group on a foreign key.
+pub(super) fn insert_deliveries(conn: &Connection, event: &NewEvent) -> StoreResult<()> {
+    // A test send is recorded after it happened: never due.
+    let next_attempt_at = (!event.is_test).then_some(event.created_at);
     let mut row = conn.prepare_cached(
         "INSERT INTO deliveries (id, project_id, event_id, webhook_id, event_type, status, is_test, \
          attempts, next_attempt_at, lease_until, created_at, updated_at) \
          SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?10 \
          WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = ?4)",
     )?;
-    for d in deliveries {
+    for d in &event.deliveries {
         row.execute(params![
             d.id,
             event.project_id,
@@ -70,7 +64,7 @@ pub(super) fn insert_deliveries(
             DeliveryStatus::Pending.as_str(),
             event.is_test,
             next_attempt_at,
-            lease_until,
+            event.lease_until,
             event.created_at
         ])?;
     }
@@ -249,6 +243,7 @@ fn insert_attempt(conn: &Connection, a: &AttemptRecord) -> StoreResult<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::super::NewDelivery;
     use super::*;
 
     fn database() -> Connection {
