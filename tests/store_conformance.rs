@@ -66,6 +66,7 @@ conformance!(
     claims_and_leases,
     two_claimers_never_share_a_delivery,
     attempts_and_delivery_states,
+    two_outcomes_of_one_delivery_in_a_batch,
     manual_attempts,
     list_filters_and_cursor_paging,
     webhook_stats,
@@ -867,6 +868,37 @@ async fn attempts_and_delivery_states(f: &Fixture) {
         .await
         .unwrap();
     assert_eq!(delivery_status(s, "p", &paused[0]).await, "succeeded");
+}
+
+/// Its lease ran out while the first send was still out, it was claimed
+/// again, and both outcomes reached the recorder in one batch: each is an
+/// attempt of its own, and the later one decides the state.
+async fn two_outcomes_of_one_delivery_in_a_batch(f: &Fixture) {
+    let s = &*f.store;
+    with_project(s, "p").await;
+    let w = with_webhook(s, "p").await;
+    let id = &due_event(s, "p", &[&w.id]).await[0];
+    let other = &due_event(s, "p", &[&w.id]).await[0];
+    let mut failed = attempt(id, &w.id, DeliveryStatus::Failed);
+    failed.next_attempt_at = Some(now_millis() + 5_000);
+    s.record_attempts(&[
+        failed,
+        attempt(other, &w.id, DeliveryStatus::Succeeded),
+        attempt(id, &w.id, DeliveryStatus::Succeeded),
+    ])
+    .await
+    .unwrap();
+
+    let log = s.delivery_attempts(id).await.unwrap();
+    let outcomes: Vec<(u32, bool)> = log.iter().map(|a| (a.attempt, a.succeeded)).collect();
+    assert_eq!(outcomes, [(1, false), (2, true)]);
+    let row = s.get_delivery("p", id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.attempts, row.next_attempt_at),
+        ("succeeded", 2, None)
+    );
+    let row = s.get_delivery("p", other).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.attempts), ("succeeded", 1));
 }
 
 async fn manual_attempts(f: &Fixture) {

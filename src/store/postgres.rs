@@ -619,9 +619,12 @@ impl Store for PostgresStore {
     }
 
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()> {
+        let now = crate::ids::now_millis();
         let mut tx = self.pool.begin().await?;
-        insert_attempt_rows(&mut tx, attempts).await?;
-        update_delivery_states(&mut tx, attempts, crate::ids::now_millis(), &self.node).await?;
+        for round in one_per_delivery(attempts) {
+            insert_attempt_rows(&mut tx, &round).await?;
+            update_delivery_states(&mut tx, &round, now, &self.node).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -738,7 +741,7 @@ impl Store for PostgresStore {
 
     async fn record_manual_attempt(&self, a: &AttemptRecord) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        insert_attempt_rows(&mut tx, std::slice::from_ref(a)).await?;
+        insert_attempt_rows(&mut tx, &[a]).await?;
         sqlx::query(
             "UPDATE deliveries SET status = $1, last_status_code = $2, updated_at = $3, attempts = attempts + 1, \
              next_attempt_at = CASE WHEN $4 THEN NULL ELSE next_attempt_at END WHERE id = $5",
@@ -1400,7 +1403,7 @@ async fn insert_delivery_rows(tx: &mut Tx, events: &[&NewEvent], node: &str) -> 
 /// are dropped, rather than failing the whole batch on a foreign key. The
 /// attempt number comes from the delivery's own count, so automatic and
 /// manual attempts never share a number.
-async fn insert_attempt_rows(tx: &mut Tx, attempts: &[AttemptRecord]) -> StoreResult<()> {
+async fn insert_attempt_rows(tx: &mut Tx, attempts: &[&AttemptRecord]) -> StoreResult<()> {
     let n = attempts.len();
     let mut delivery = Vec::with_capacity(n);
     let mut webhook = Vec::with_capacity(n);
@@ -1474,10 +1477,29 @@ async fn insert_attempt_rows(tx: &mut Tx, attempts: &[AttemptRecord]) -> StoreRe
     Ok(())
 }
 
+/// Splits a batch into rounds in which each delivery appears once, in order.
+/// One `UPDATE … FROM UNNEST` changes a row once however often its id is
+/// listed, and every listed attempt would read the same count: two outcomes
+/// of one delivery (its lease ran out and it was claimed again) must go in
+/// one after the other. Nearly every batch is a single round.
+fn one_per_delivery(attempts: &[AttemptRecord]) -> Vec<Vec<&AttemptRecord>> {
+    let mut rounds: Vec<Vec<&AttemptRecord>> = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(attempts.len());
+    for a in attempts {
+        let times = seen.entry(a.delivery_id.as_str()).or_insert(0);
+        if rounds.len() == *times {
+            rounds.push(Vec::new());
+        }
+        rounds[*times].push(a);
+        *times += 1;
+    }
+    rounds
+}
+
 /// One statement: each delivery takes the state its attempt led to.
 async fn update_delivery_states(
     tx: &mut Tx,
-    attempts: &[AttemptRecord],
+    attempts: &[&AttemptRecord],
     now: i64,
     node: &str,
 ) -> StoreResult<()> {
