@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::auth::Caller;
 use super::{AppState, Page, page_limit, parse_query, time_window};
+use crate::delivery::HeadersJson;
 use crate::delivery::sender::SendResult;
 use crate::error::ApiError;
 use crate::ids::millis_to_rfc3339;
@@ -166,7 +167,9 @@ pub struct SendOutcome {
 
 impl SendOutcome {
     pub fn new(result: &SendResult, delivery_id: Option<String>) -> SendOutcome {
-        let pairs = crate::delivery::headers_json;
+        let pairs = |list: &[(String, String)]| {
+            serde_json::to_value(HeadersJson::new(list)).expect("string pairs always serialise")
+        };
         SendOutcome {
             valid: result.succeeded(),
             delivery_id,
@@ -328,7 +331,7 @@ pub fn manual_record(
     payload: &str,
     status: DeliveryStatus,
 ) -> AttemptRecord {
-    let pairs = |list: &[(String, String)]| crate::delivery::headers_json(list).to_string();
+    let pairs = |list: &[(String, String)]| HeadersJson::new(list).to_text();
     AttemptRecord {
         delivery_id: delivery_id.to_string(),
         webhook_id: webhook_id.to_string(),

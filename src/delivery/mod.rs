@@ -31,7 +31,7 @@ use crate::formats::EventData;
 use crate::store::Store;
 use crate::subscriptions::Subscriptions;
 
-pub use recorder::headers_json;
+pub use recorder::HeadersJson;
 pub use retry::RetryPolicy;
 
 #[derive(Debug, Clone)]

@@ -3,9 +3,11 @@
 //! after the commit does a delivery move on (retry, release), so the store
 //! never lags behind what the receiver saw by more than one batch.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Serialize, Serializer};
 use tokio::sync::mpsc;
 
 use super::sender::SendResult;
@@ -80,11 +82,11 @@ fn attempt_record(
         started_at: r.started_at,
         duration_ms: r.duration.as_millis() as i64,
         request_url: r.url,
-        request_headers: headers_json(&r.request_headers).to_string(),
+        request_headers: HeadersJson::new(&r.request_headers).to_text(),
         response_status: r.status,
         response_headers: r
             .status
-            .map(|_| headers_json(&r.response_headers).to_string()),
+            .map(|_| HeadersJson::new(&r.response_headers).to_text()),
         response_body: r.response_body,
         response_truncated: r.response_truncated,
         error_kind: r.error.as_ref().map(|e| e.kind.to_string()),
@@ -95,21 +97,36 @@ fn attempt_record(
     }
 }
 
-/// Headers as a JSON object; repeated names are joined with ", ".
-pub fn headers_json(pairs: &[(String, String)]) -> serde_json::Value {
-    let mut map = serde_json::Map::new();
-    for (k, v) in pairs {
-        match map.get_mut(k) {
-            Some(serde_json::Value::String(existing)) => {
-                existing.push_str(", ");
-                existing.push_str(v);
-            }
-            _ => {
-                map.insert(k.clone(), serde_json::Value::String(v.clone()));
+/// Headers as a JSON object in send order; a repeated name appears once,
+/// its values joined with ", ". Serialised straight from the pairs: the
+/// recorder writes one of these per attempt.
+pub struct HeadersJson<'a>(Vec<(&'a str, Cow<'a, str>)>);
+
+impl<'a> HeadersJson<'a> {
+    pub fn new(pairs: &'a [(String, String)]) -> HeadersJson<'a> {
+        let mut merged: Vec<(&str, Cow<str>)> = Vec::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            match merged.iter_mut().find(|(seen, _)| seen == name) {
+                Some((_, joined)) => {
+                    let joined = joined.to_mut();
+                    joined.push_str(", ");
+                    joined.push_str(value);
+                }
+                None => merged.push((name, Cow::Borrowed(value))),
             }
         }
+        HeadersJson(merged)
     }
-    serde_json::Value::Object(map)
+
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).expect("string pairs always serialise")
+    }
+}
+
+impl Serialize for HeadersJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(name, value)| (name, value)))
+    }
 }
 
 pub(super) async fn run(shared: Arc<Shared>, mut outcomes: mpsc::UnboundedReceiver<Recorded>) {
@@ -181,5 +198,31 @@ fn follow_up(
             });
         }
         _ => shared.release(&job.delivery_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeadersJson;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn headers_keep_send_order_and_join_repeated_names() {
+        let sent = pairs(&[
+            ("content-type", "application/json"),
+            ("set-cookie", "a=1"),
+            ("x-quote", "say \"hi\""),
+            ("set-cookie", "b=2"),
+        ]);
+        assert_eq!(
+            HeadersJson::new(&sent).to_text(),
+            r#"{"content-type":"application/json","set-cookie":"a=1, b=2","x-quote":"say \"hi\""}"#
+        );
+        assert_eq!(HeadersJson::new(&[]).to_text(), "{}");
     }
 }

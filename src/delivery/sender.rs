@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT,
+};
 
 use crate::netguard::{Blocked, GuardedResolver, NetworkPolicy};
 
@@ -143,12 +145,13 @@ impl Sender {
             kind: "render",
             message: e.to_string(),
         })?;
-        let mut out = OutgoingHeaders::default();
-        out.add("content-type", rendered.content_type, false);
-        out.add("user-agent", &self.user_agent, false);
-        out.add("webhook-id", delivery_id, false);
-        out.add("webhook-timestamp", &timestamp.to_string(), false);
-        out.add("webhook-signature", &signature, false);
+        let mut out =
+            OutgoingHeaders::with_capacity(5 + rendered.headers.len() + webhook.headers.len() + 1);
+        out.add_named(CONTENT_TYPE, rendered.content_type, false);
+        out.add_named(USER_AGENT, &self.user_agent, false);
+        out.add_named(WEBHOOK_ID, delivery_id, false);
+        out.add_named(WEBHOOK_TIMESTAMP, &timestamp.to_string(), false);
+        out.add_named(WEBHOOK_SIGNATURE, &signature, false);
         for h in &rendered.headers {
             out.add(h.name, &h.value, h.secret);
         }
@@ -156,7 +159,7 @@ impl Sender {
             out.add(&h.key, &h.value, h.protected);
         }
         if let Some(secret) = &webhook.secret {
-            out.add("authorization", secret, true);
+            out.add_named(AUTHORIZATION, secret, true);
         }
         let (headers, shown) = out.finish()?;
         Ok(Outgoing {
@@ -250,40 +253,60 @@ fn judge(accept: Acceptance, result: &mut SendResult) {
     }
 }
 
+/// mlhook's own headers (the Standard Webhooks set), named once.
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+
 /// Collects headers for the wire and, in parallel, their masked copy for the log.
-#[derive(Default)]
 struct OutgoingHeaders {
-    wire: Vec<(String, String)>,
+    wire: HeaderMap,
     shown: Vec<(String, String)>,
+    /// The first header that is not valid on the wire.
+    invalid: Option<String>,
 }
 
 impl OutgoingHeaders {
+    fn with_capacity(n: usize) -> OutgoingHeaders {
+        OutgoingHeaders {
+            wire: HeaderMap::with_capacity(n),
+            shown: Vec::with_capacity(n),
+            invalid: None,
+        }
+    }
+
+    /// A header named by the format or the webhook's configuration.
     fn add(&mut self, key: &str, value: &str, secret: bool) {
-        self.wire.push((key.to_string(), value.to_string()));
-        let shown = if secret {
-            MASK.to_string()
-        } else {
-            value.to_string()
+        match HeaderName::from_bytes(key.as_bytes()) {
+            Ok(name) => self.add_named(name, value, secret),
+            Err(_) => self.mark_invalid(key),
+        }
+    }
+
+    fn add_named(&mut self, name: HeaderName, value: &str, secret: bool) {
+        let Ok(mut wire_value) = HeaderValue::from_str(value) else {
+            return self.mark_invalid(name.as_str());
         };
-        self.shown.push((key.to_ascii_lowercase(), shown));
+        wire_value.set_sensitive(true);
+        let shown = if secret { MASK } else { value };
+        self.shown
+            .push((name.as_str().to_owned(), shown.to_owned()));
+        self.wire.append(name, wire_value);
+    }
+
+    fn mark_invalid(&mut self, key: &str) {
+        self.invalid.get_or_insert_with(|| key.to_owned());
     }
 
     fn finish(self) -> Result<(HeaderMap, Vec<(String, String)>), AttemptError> {
-        let mut map = HeaderMap::with_capacity(self.wire.len());
-        for (k, v) in self.wire {
-            let name = HeaderName::from_bytes(k.as_bytes());
-            let value = HeaderValue::from_str(&v);
-            let (Ok(name), Ok(mut value)) = (name, value) else {
-                // Validated on save; reaching here means stored data changed under us.
-                return Err(AttemptError {
-                    kind: "request",
-                    message: format!("header {k:?} is not valid"),
-                });
-            };
-            value.set_sensitive(true);
-            map.append(name, value);
+        match self.invalid {
+            // Validated on save; reaching here means stored data changed under us.
+            Some(key) => Err(AttemptError {
+                kind: "request",
+                message: format!("header {key:?} is not valid"),
+            }),
+            None => Ok((self.wire, self.shown)),
         }
-        Ok((map, self.shown))
     }
 }
 
