@@ -1131,6 +1131,24 @@ async fn webhook_stats(f: &Fixture) {
     assert_eq!(stats.last_success_at, Some(now - 50));
     assert_eq!(stats.last_failure_at, Some(now - 70));
     assert_eq!(s.last_success_at(&w.id).await.unwrap(), Some(now - 50));
+
+    // A later batch moves each time forward only: an older success (a slow
+    // attempt recorded late) leaves the newer one, a newer failure replaces
+    // the older one, and a batch without successes keeps the last success.
+    let mut late = attempt(&delivery(3), &w.id, DeliveryStatus::Succeeded);
+    late.started_at = now - 200;
+    s.record_attempts(&[late]).await.unwrap();
+    let mut newer_failure = attempt(&delivery(2), &w.id, DeliveryStatus::Failed);
+    newer_failure.started_at = now - 20;
+    newer_failure.next_attempt_at = Some(now + HOUR);
+    s.record_attempts(&[newer_failure]).await.unwrap();
+    let stats = s.webhook_stats(&w.id, now).await.unwrap();
+    assert_eq!(
+        (stats.last_success_at, stats.last_failure_at),
+        (Some(now - 50), Some(now - 20))
+    );
+    assert_eq!(s.last_success_at(&w.id).await.unwrap(), Some(now - 50));
+
     let fresh = with_webhook(s, "p").await;
     assert_eq!(s.last_success_at(&fresh.id).await.unwrap(), None);
     assert_eq!(
@@ -1517,4 +1535,97 @@ async fn metric_counts(f: &Fixture) {
             webhooks_disabled: 1,
         }
     );
+}
+
+/// A database from before migration 4 keeps each webhook's last success and
+/// failure: the upgrade fills `webhook_activity` from the attempts it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_upgrade_keeps_last_success_and_failure() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteConnectOptions::new()
+        .filename(dir.path().join("mlhook.db"))
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let mut up_to_3 = sqlx::migrate!("migrations/sqlite");
+    up_to_3.migrations = up_to_3
+        .migrations
+        .iter()
+        .filter(|m| m.version <= 3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    up_to_3.run(&pool).await.unwrap();
+
+    let w = webhook(
+        "p",
+        json!({"url": "https://example.com/hook", "events": ["*"]}),
+    );
+    let quiet = webhook(
+        "p",
+        json!({"url": "https://example.com/quiet", "events": ["*"]}),
+    );
+    sqlx::query("INSERT INTO projects (id, name, created_at, updated_at) VALUES ('p', 'P', 0, 0)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    for hook in [&w, &quiet] {
+        sqlx::query(
+            "INSERT INTO webhooks (id, project_id, name, url, format, events, scope, headers, \
+             signing_secret, created_at, updated_at) VALUES (?, 'p', 'hook', ?, 'json', ?, ?, '[]', ?, 0, 0)",
+        )
+        .bind(&hook.id)
+        .bind(&hook.url)
+        .bind(serde_json::to_string(&hook.events).unwrap())
+        .bind(serde_json::to_string(&hook.scope).unwrap())
+        .bind(&hook.signing_secret)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO events (id, project_id, event_type, payload, created_at) \
+         VALUES ('evt_1', 'p', 'MODEL_VERSION_CREATED', '{}', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO deliveries (id, project_id, event_id, webhook_id, event_type, status, created_at, updated_at) \
+         VALUES ('msg_1', 'p', 'evt_1', ?, 'MODEL_VERSION_CREATED', 'failed', 0, 0)",
+    )
+    .bind(&w.id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (attempt, started_at, succeeded) in [(1, 100, 1), (2, 300, 1), (3, 200, 0), (4, 400, 0)] {
+        sqlx::query(
+            "INSERT INTO attempts (delivery_id, attempt, webhook_id, started_at, duration_ms, \
+             request_url, request_headers, succeeded) VALUES ('msg_1', ?, ?, ?, 1, 'u', '{}', ?)",
+        )
+        .bind(attempt)
+        .bind(&w.id)
+        .bind(started_at)
+        .bind(succeeded)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open(dir.path(), Arc::new(SecretBox::new(KEY)))
+        .await
+        .expect("the upgrade applies");
+    let stats = store.webhook_stats(&w.id, now_millis()).await.unwrap();
+    assert_eq!(
+        (stats.last_success_at, stats.last_failure_at),
+        (Some(300), Some(400))
+    );
+    assert_eq!(store.last_success_at(&w.id).await.unwrap(), Some(300));
+    assert_eq!(store.last_success_at(&quiet.id).await.unwrap(), None);
 }

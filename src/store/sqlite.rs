@@ -623,19 +623,18 @@ impl Store for SqliteStore {
         const HOUR: i64 = 3600 * 1000;
         let last_hour = status_counts(&self.pool, webhook_id, now - HOUR).await?;
         let last_day = status_counts(&self.pool, webhook_id, now - 24 * HOUR).await?;
-        let last = |succeeded: bool| {
-            sqlx::query_scalar::<_, Option<i64>>(
-                "SELECT MAX(started_at) FROM attempts WHERE webhook_id = ? AND succeeded = ?",
-            )
-            .bind(webhook_id)
-            .bind(succeeded)
-            .fetch_one(&self.pool)
-        };
+        let (last_success_at, last_failure_at) = sqlx::query_as::<_, (Option<i64>, Option<i64>)>(
+            "SELECT last_success_at, last_failure_at FROM webhook_activity WHERE webhook_id = ?",
+        )
+        .bind(webhook_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .unwrap_or_default();
         Ok(WebhookStats {
             last_hour,
             last_day,
-            last_success_at: last(true).await?,
-            last_failure_at: last(false).await?,
+            last_success_at,
+            last_failure_at,
         })
     }
 
@@ -732,13 +731,12 @@ impl Store for SqliteStore {
     }
 
     async fn last_success_at(&self, webhook_id: &str) -> StoreResult<Option<i64>> {
-        let at = sqlx::query_scalar(
-            "SELECT MAX(started_at) FROM attempts WHERE webhook_id = ? AND succeeded = 1",
-        )
-        .bind(webhook_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(at)
+        let at =
+            sqlx::query_scalar("SELECT last_success_at FROM webhook_activity WHERE webhook_id = ?")
+                .bind(webhook_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(at.flatten())
     }
 
     async fn purge_before(

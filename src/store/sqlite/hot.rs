@@ -3,7 +3,7 @@
 //! which within one transaction costs less than building a multi-row
 //! statement of a new shape for every batch.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -184,7 +184,7 @@ pub(super) fn record_attempts(
             now
         ])?;
     }
-    Ok(())
+    note_activity(conn, attempts)
 }
 
 /// A redeliver or test send: recorded, never retried; a success ends the
@@ -206,6 +206,31 @@ pub(super) fn record_manual_attempt(
         a.succeeded,
         a.delivery_id
     ])?;
+    note_activity(conn, std::slice::from_ref(a))
+}
+
+/// Moves each webhook's last success and last failure forward to the newest
+/// of `attempts`: one row per webhook of the batch, in id order (a webhook
+/// deleted meanwhile gets none).
+fn note_activity(conn: &Connection, attempts: &[AttemptRecord]) -> StoreResult<()> {
+    let mut newest: BTreeMap<&str, (Option<i64>, Option<i64>)> = BTreeMap::new();
+    for a in attempts {
+        let (success, failure) = newest.entry(&a.webhook_id).or_default();
+        let slot = if a.succeeded { success } else { failure };
+        *slot = (*slot).max(Some(a.started_at));
+    }
+    // SQLite's two-argument MAX is NULL when either is: COALESCE keeps the
+    // one that is set.
+    let mut row = conn.prepare_cached(
+        "INSERT INTO webhook_activity (webhook_id, last_success_at, last_failure_at) \
+         SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = ?1) \
+         ON CONFLICT (webhook_id) DO UPDATE SET \
+         last_success_at = COALESCE(MAX(last_success_at, excluded.last_success_at), last_success_at, excluded.last_success_at), \
+         last_failure_at = COALESCE(MAX(last_failure_at, excluded.last_failure_at), last_failure_at, excluded.last_failure_at)",
+    )?;
+    for (webhook_id, (success, failure)) in newest {
+        row.execute(params![webhook_id, success, failure])?;
+    }
     Ok(())
 }
 
