@@ -49,6 +49,16 @@ pub struct SqliteStore {
     secrets: Arc<SecretBox>,
 }
 
+/// WAL pages after which a commit copies them into the database file (a
+/// checkpoint), on every connection: SQLite's default is 1,000. A checkpoint
+/// writes each page once however often the WAL holds it, and a fan-out
+/// rewrites a leaf per webhook every few commits: at 1,000 pages each was
+/// copied home about once per rewrite, at 8,000 once per eight or so
+/// (draining a fan-out to 1,000 webhooks: +15 % back to back; end-to-end
+/// and 202 → arrival latency unchanged). The WAL grows to ~32 MB before it
+/// starts over.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 8000;
+
 impl SqliteStore {
     /// Opens (creating if needed) `<data_dir>/mlhook.db` and applies migrations.
     pub async fn open(data_dir: &Path, secrets: Arc<SecretBox>) -> StoreResult<SqliteStore> {
@@ -58,7 +68,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string());
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())

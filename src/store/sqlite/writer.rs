@@ -116,7 +116,7 @@ impl HotWriter {
 }
 
 /// The same settings as sqlx's connections: WAL, fsync at every commit,
-/// foreign keys enforced.
+/// foreign keys enforced, the same checkpoint threshold.
 fn open(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -125,6 +125,7 @@ fn open(path: &Path) -> StoreResult<Connection> {
     // A statement journal (a statement that may fail halfway keeps the
     // pages it changes) stays in memory rather than in a temporary file.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "wal_autocheckpoint", super::WAL_AUTOCHECKPOINT_PAGES)?;
     conn.busy_handler(Some(retry_soon))?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
