@@ -340,8 +340,9 @@ pub struct MetricCounts {
 pub trait Store: Send + Sync + 'static {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;
-    /// Forgets every lease: a single-node store calls it at start, when no
-    /// other process can hold one.
+    /// Forgets the leases of deliveries still to be sent (no other lease is
+    /// ever read): a single-node store calls it at start, when no other
+    /// process can hold one.
     async fn release_all_leases(&self) -> StoreResult<u64>;
 
     async fn create_project(&self, project: &Project) -> StoreResult<()>;
