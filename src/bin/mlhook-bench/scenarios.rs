@@ -265,53 +265,71 @@ async fn latency(scale: Scale) -> anyhow::Result<Vec<Figure>> {
 /// One event type subscribed by many webhooks.
 async fn fanout(scale: Scale) -> anyhow::Result<Vec<Figure>> {
     let (events, webhooks) = (scale.fanout_events, scale.fanout_webhooks);
-    // Sending alone, as `deliver` measures it with one webhook.
-    let drained = drain(events, webhooks).await?;
-    // The whole path: each accepted event writes a delivery per webhook.
-    let (receiver, dir) = backlog(0, webhooks).await?;
-    let service = Service::start_in(dir, &[])?;
     let total = events * webhooks;
-    let start = Instant::now();
-    service.send_events(events, 4).await?;
-    receiver.wait_for_arrivals(total, PATIENCE).await?;
-    let rate = total as f64 / start.elapsed().as_secs_f64();
-    Ok(vec![
+    // Sending alone, as `deliver` measures it: the fan-out's backlog against
+    // one webhook's backlog of as many deliveries, pair by pair.
+    let (mut many, mut one) = (Vec::new(), Vec::new());
+    for _ in 0..PAIRS {
+        one.push(drain(total, 1).await?.rate);
+        many.push(drain(events, webhooks).await?.rate);
+    }
+    let mut cost_ratios: Vec<f64> = one.iter().zip(&many).map(|(o, m)| o / m).collect();
+    let many_rate = percentile(&mut many, 0.5);
+    let mut figures = vec![
         fig(
             "fanout",
-            &format!("deliveries/s draining {events} events × {webhooks} webhooks"),
-            drained.rate,
+            &format!(
+                "deliveries/s draining {events} events × {webhooks} webhooks (median of {PAIRS})"
+            ),
+            many_rate,
             "deliveries/s",
         ),
         fig(
             "fanout",
             "cost per delivery, draining",
-            1e6 / drained.rate,
+            1e6 / many_rate,
             "µs",
         ),
         fig(
             "fanout",
-            &format!("deliveries/s from the first send, {events} events × {webhooks} webhooks"),
-            rate,
+            &format!("deliveries/s draining {total} events × 1 webhook (median of {PAIRS})"),
+            percentile(&mut one, 0.5),
             "deliveries/s",
         ),
-        fig(
-            "fanout",
-            "cost per delivery, from the first send",
-            1e6 / rate,
-            "µs",
-        ),
-    ])
+    ];
+    figures.extend(pair_figures(
+        "fanout",
+        "cost per delivery against one webhook's",
+        &mut cost_ratios,
+        "×",
+    ));
+    // The whole path: each accepted event writes a delivery per webhook.
+    let (receiver, dir) = backlog(0, webhooks).await?;
+    let service = Service::start_in(dir, &[])?;
+    let start = Instant::now();
+    service.send_events(events, 4).await?;
+    receiver.wait_for_arrivals(total, PATIENCE).await?;
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    figures.push(fig(
+        "fanout",
+        &format!("deliveries/s from the first send, {events} events × {webhooks} webhooks"),
+        rate,
+        "deliveries/s",
+    ));
+    figures.push(fig(
+        "fanout",
+        "cost per delivery, from the first send",
+        1e6 / rate,
+        "µs",
+    ));
+    Ok(figures)
 }
 
 /// Ten webhooks, one of which answers only after a long delay: the others'
 /// throughput and p99, against the same run without the slow one.
 async fn slow_neighbour(scale: Scale) -> anyhow::Result<Vec<Figure>> {
-    // One pair of runs takes seconds on a machine whose speed drifts by a
-    // third within minutes: the two cases alternate, each pair back to back,
-    // and the share kept is the median of the pairs' shares (a pair shares
-    // the machine's mood; two medians taken apart do not).
     let (mut alone, mut beside) = (Vec::new(), Vec::new());
-    for _ in 0..NEIGHBOUR_ROUNDS {
+    for _ in 0..PAIRS {
         alone.push(neighbour_round(scale, false).await?);
         beside.push(neighbour_round(scale, true).await?);
     }
@@ -322,13 +340,13 @@ async fn slow_neighbour(scale: Scale) -> anyhow::Result<Vec<Figure>> {
     for (case, runs) in [("alone", &alone), ("with a 10 s neighbour", &beside)] {
         figures.push(fig(
             "slow-neighbour",
-            &format!("9 fast webhooks' deliveries/s, {case} (median of {NEIGHBOUR_ROUNDS})"),
+            &format!("9 fast webhooks' deliveries/s, {case} (median of {PAIRS})"),
             median(runs, |r| r.0),
             "deliveries/s",
         ));
         figures.push(fig(
             "slow-neighbour",
-            &format!("fast 202 → arrival p99, {case} (median of {NEIGHBOUR_ROUNDS})"),
+            &format!("fast 202 → arrival p99, {case} (median of {PAIRS})"),
             median(runs, |r| r.1),
             "ms",
         ));
@@ -338,30 +356,39 @@ async fn slow_neighbour(scale: Scale) -> anyhow::Result<Vec<Figure>> {
         .zip(&beside)
         .map(|(a, b)| 100.0 * b.0 / a.0)
         .collect();
-    figures.push(fig(
+    figures.extend(pair_figures(
         "slow-neighbour",
-        &format!("fast webhooks' throughput kept beside the slow one (median of {NEIGHBOUR_ROUNDS} pairs)"),
-        percentile(&mut kept, 0.5),
-        "%",
-    ));
-    figures.push(fig(
-        "slow-neighbour",
-        "… the lowest pair",
-        percentile(&mut kept, 0.0),
-        "%",
-    ));
-    figures.push(fig(
-        "slow-neighbour",
-        "… the highest pair",
-        percentile(&mut kept, 1.0),
+        "fast webhooks' throughput kept beside the slow one",
+        &mut kept,
         "%",
     ));
     Ok(figures)
 }
 
-/// Alternating pairs of slow-neighbour runs: three pairs' shares spread
-/// over 78–101 % with one binary on a busy virtual machine.
-const NEIGHBOUR_ROUNDS: usize = 5;
+/// Back-to-back pairs of the two cases a target compares, alternating. One
+/// run takes seconds on a machine whose speed drifts by a fifth within
+/// minutes (six slow-neighbour pairs of one binary: 78–101 %), and a pair
+/// shares the machine's mood where two runs minutes apart do not.
+const PAIRS: usize = 5;
+
+/// The median of the pairs' ratios, then the lowest and the highest.
+fn pair_figures(scenario: &str, what: &str, ratios: &mut [f64], unit: &str) -> Vec<Figure> {
+    vec![
+        fig(
+            scenario,
+            &format!("{what} (median of {PAIRS} pairs)"),
+            percentile(ratios, 0.5),
+            unit,
+        ),
+        fig(scenario, "… the lowest pair", percentile(ratios, 0.0), unit),
+        fig(
+            scenario,
+            "… the highest pair",
+            percentile(ratios, 1.0),
+            unit,
+        ),
+    ]
+}
 
 /// Nine fast webhooks, and a tenth that answers after the delay when
 /// `with_slow`: the fast ones' deliveries/s and their 202 → arrival p99 (ms).
