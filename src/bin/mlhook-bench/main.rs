@@ -41,7 +41,7 @@ const FULL: Scale = Scale {
     latency_seconds: 30,
     fanout_webhooks: 1_000,
     fanout_events: 100,
-    neighbour_events: 20_000,
+    neighbour_events: 10_000,
     neighbour_delay_ms: 10_000,
     log_rows: 1_000_000,
     log_queries: 200,
