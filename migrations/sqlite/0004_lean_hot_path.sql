@@ -1,6 +1,6 @@
 -- Fewer B-trees on the hot path. Every commit writes each page it changed
 -- whole to the WAL, and an index appended to at its right edge changes two
--- or three pages a commit (SQLite rebalances a full leaf with its
+-- to four pages a commit (SQLite rebalances a full leaf with its
 -- neighbours): each index left out is pages not written for every group of
 -- events and outcomes (docs/performance.md).
 
