@@ -639,13 +639,7 @@ impl Store for SqliteStore {
         const HOUR: i64 = 3600 * 1000;
         let last_hour = status_counts(&self.pool, webhook_id, now - HOUR).await?;
         let last_day = status_counts(&self.pool, webhook_id, now - 24 * HOUR).await?;
-        let (last_success_at, last_failure_at) = sqlx::query_as::<_, (Option<i64>, Option<i64>)>(
-            "SELECT last_success_at, last_failure_at FROM webhook_activity WHERE webhook_id = ?",
-        )
-        .bind(webhook_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .unwrap_or_default();
+        let (last_success_at, last_failure_at) = last_activity(&self.pool, webhook_id).await?;
         Ok(WebhookStats {
             last_hour,
             last_day,
@@ -747,12 +741,7 @@ impl Store for SqliteStore {
     }
 
     async fn last_success_at(&self, webhook_id: &str) -> StoreResult<Option<i64>> {
-        let at =
-            sqlx::query_scalar("SELECT last_success_at FROM webhook_activity WHERE webhook_id = ?")
-                .bind(webhook_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(at.flatten())
+        Ok(last_activity(&self.pool, webhook_id).await?.0)
     }
 
     async fn purge_before(
@@ -1027,6 +1016,20 @@ async fn pause_unfinished(conn: &mut sqlx::SqliteConnection, webhook_id: &str) -
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// A webhook's last success and last failure (none before its first attempt).
+async fn last_activity(
+    pool: &SqlitePool,
+    webhook_id: &str,
+) -> StoreResult<(Option<i64>, Option<i64>)> {
+    let row = sqlx::query_as(
+        "SELECT last_success_at, last_failure_at FROM webhook_activity WHERE webhook_id = ?",
+    )
+    .bind(webhook_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.unwrap_or_default())
 }
 
 /// Deliveries of a webhook created since `since`, counted by status.
