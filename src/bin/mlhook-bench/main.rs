@@ -74,31 +74,36 @@ pub const SCENARIOS: [&str; 8] = [
     "log-query",
 ];
 
+/// Runs bounded loads against `mlhook serve` on 127.0.0.1 and prints their figures.
+#[derive(clap::Parser)]
+#[command(
+    name = "mlhook-bench",
+    after_help = "Figures land in bench-results/<SCENARIO>.json."
+)]
+struct Args {
+    /// The scenario to run, or all of them.
+    #[arg(default_value = "all", value_parser = clap::builder::PossibleValuesParser::new(
+        SCENARIOS.iter().copied().chain(["all"])
+    ))]
+    scenario: String,
+    /// Tiny sizes, to check that every scenario still runs (the test suite uses this).
+    #[arg(long)]
+    smoke: bool,
+    /// Run the service on this PostgreSQL server (postgres://…/postgres); each run creates a
+    /// database of its own there and drops it after.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let smoke = args.iter().any(|a| a == "--smoke");
-    let database_url = args
-        .iter()
-        .position(|a| a == "--database-url")
-        .map(|i| {
-            args.get(i + 1)
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("--database-url needs a postgres:// URL"))
-        })
-        .transpose()?;
-    let chosen = args
-        .iter()
-        .enumerate()
-        .find(|(i, a)| !a.starts_with("--") && (*i == 0 || args[i - 1] != "--database-url"))
-        .map(|(_, a)| a.clone())
-        .unwrap_or_else(|| "all".into());
-    let names: Vec<&str> = if chosen == "all" {
-        SCENARIOS.to_vec()
-    } else {
-        let name = SCENARIOS.iter().find(|s| **s == chosen);
-        vec![*name.ok_or_else(|| {
-            anyhow::anyhow!("unknown scenario {chosen:?}; one of {SCENARIOS:?} or all")
-        })?]
+    let Args {
+        scenario: chosen,
+        smoke,
+        database_url,
+    } = clap::Parser::parse();
+    let names: Vec<&str> = match SCENARIOS.iter().find(|s| **s == chosen) {
+        Some(name) => vec![*name],
+        None => SCENARIOS.to_vec(),
     };
     let scale = if smoke { SMOKE } else { FULL };
     if let Some(url) = &database_url {
