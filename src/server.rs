@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::api::{self, AppState, auth};
+use crate::api::{self, AppState, Shared, auth};
 use crate::catalog::Catalog;
 use crate::config::{Database, ServeConfig};
 use crate::delivery::Engine;
@@ -59,7 +59,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     );
     ingestor.publish_notices(notices);
     retention::start(store.clone(), config.retention);
-    let state = AppState {
+    let state = AppState::new(Shared {
         store: store.clone(),
         catalog,
         subscriptions,
@@ -74,7 +74,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         lease_ms,
         metrics,
         metrics_access: MetricsAccess::from_config(&config),
-    };
+    });
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -29,8 +29,27 @@ use crate::ingest::Ingestor;
 use crate::store::Store;
 use crate::subscriptions::Subscriptions;
 
+/// What every handler shares. Handlers and extractors clone it per request,
+/// so it is one reference count: cloning the fields one by one (a dozen
+/// `Arc`s and the token hashes) was 1.3 % of the service's CPU in `end-to-end`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub store: Arc<dyn Store>,
     pub catalog: Arc<Catalog>,
     pub subscriptions: Arc<Subscriptions>,
