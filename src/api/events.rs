@@ -2,7 +2,9 @@
 //! webhooks, and store the event with all its deliveries before answering 202.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -243,12 +245,12 @@ async fn create(
     caller: Caller,
     State(state): State<AppState>,
     Path(project): Path<String>,
-    headers: HeaderMap,
+    IdempotencyHeader(header_key): IdempotencyHeader,
     ApiJson(mut input): ApiJson<EventInput>,
 ) -> Result<Response, ApiError> {
     let project_id = caller.project_id(&state, &project)?;
     if input.idempotency_key.is_none() {
-        input.idempotency_key = idempotency_header(&headers)?;
+        input.idempotency_key = header_key;
     }
     let submission = prepare(&state, &project_id, input, now_millis())?;
     let mut accepted = ingest(&state, vec![submission]).await?;
@@ -302,17 +304,25 @@ async fn create_batch(
     Ok((StatusCode::ACCEPTED, Json(BatchAccepted { events })))
 }
 
-fn idempotency_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let text = value.to_str().map_err(|_| {
-        ApiError::invalid_field(
-            "/idempotency_key",
-            "the Idempotency-Key header must be visible ASCII",
-        )
-    })?;
-    Ok(Some(text.to_string()))
+/// The `Idempotency-Key` header, read where it is: the `HeaderMap` extractor
+/// would copy every header of the request.
+struct IdempotencyHeader(Option<String>);
+
+impl<S: Sync> FromRequestParts<S> for IdempotencyHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(IdempotencyHeader(None));
+        };
+        let text = value.to_str().map_err(|_| {
+            ApiError::invalid_field(
+                "/idempotency_key",
+                "the Idempotency-Key header must be visible ASCII",
+            )
+        })?;
+        Ok(IdempotencyHeader(Some(text.to_string())))
+    }
 }
 
 /// Validates one event and decides its deliveries; nothing is written yet.
