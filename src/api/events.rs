@@ -1,8 +1,7 @@
 //! Accepting events: validate against the catalog, route to the matching
 //! webhooks, and store the event with all its deliveries before answering 202.
 
-use axum::extract::{Path, State};
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
