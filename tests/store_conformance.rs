@@ -1374,6 +1374,18 @@ async fn replay_deliveries(f: &Fixture) {
         .await
         .unwrap();
     assert!(ids_of(&due).contains(&replayed.id));
+
+    // An event deleted since it was read (its project went) gets none.
+    s.delete_project("p").await.unwrap();
+    let late = NewDelivery {
+        id: new_id("msg"),
+        webhook_id: w2.id.clone(),
+    };
+    let answer = s
+        .insert_deliveries(&event, std::slice::from_ref(&late), now + HOUR)
+        .await;
+    assert!(matches!(answer, Err(StoreError::NotFound)), "{answer:?}");
+    assert!(s.event_deliveries(&event_id).await.unwrap().is_empty());
 }
 
 async fn sources(f: &Fixture) {

@@ -404,7 +404,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<DeliveryRow>>;
     async fn delivery_attempts(&self, delivery_id: &str) -> StoreResult<Vec<AttemptRow>>;
     async fn webhook_stats(&self, webhook_id: &str, now: i64) -> StoreResult<WebhookStats>;
-    /// Adds deliveries to an existing event (a replay), leased to this node.
+    /// Adds deliveries to an existing event (a replay), leased to this node;
+    /// `NotFound` when the event was deleted since it was read.
     async fn insert_deliveries(
         &self,
         event: &EventRow,

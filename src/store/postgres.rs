@@ -734,6 +734,16 @@ impl Store for PostgresStore {
             is_test: false,
         };
         let mut tx = self.pool.begin().await?;
+        // Deleted since it was read (retention, or its project): none. The
+        // lock keeps it until these rows are in.
+        let event_exists: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM events WHERE id = $1 FOR KEY SHARE")
+                .bind(&event.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if event_exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
         insert_delivery_rows(&mut tx, &[&new_event], &self.node).await?;
         tx.commit().await?;
         Ok(())

@@ -667,7 +667,7 @@ impl Store for SqliteStore {
             is_test: false,
         };
         self.hot
-            .write(move |conn| hot::insert_deliveries(conn, &new_event))
+            .write(move |conn| hot::insert_more_deliveries(conn, &new_event))
             .await
     }
 

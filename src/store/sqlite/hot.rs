@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::super::rows::{replay_of, to_json};
-use super::super::{AttemptRecord, DeliveryStatus, Inserted, NewEvent, StoreResult};
+use super::super::{AttemptRecord, DeliveryStatus, Inserted, NewEvent, StoreError, StoreResult};
 
 /// Events and their deliveries, all or none; events of a project deleted
 /// meanwhile and repeats of an idempotency key are answered, not written.
@@ -48,13 +48,23 @@ pub(super) fn insert_events(
     Ok(answers)
 }
 
+/// More deliveries of a stored event (a replay): none, and `NotFound`, when
+/// the event was deleted since it was read (retention, or its project).
+pub(super) fn insert_more_deliveries(conn: &Connection, event: &NewEvent) -> StoreResult<()> {
+    let mut event_exists = conn.prepare_cached("SELECT 1 FROM events WHERE id = ?1")?;
+    if !event_exists.exists([&event.id])? {
+        return Err(StoreError::NotFound);
+    }
+    insert_deliveries(conn, event)
+}
+
 /// Whether webhook ?1 still exists: rows for one deleted meanwhile are left out.
 const WEBHOOK_EXISTS: &str = "SELECT 1 FROM webhooks WHERE id = ?1";
 
 /// Pending delivery rows of `event`, due at its creation. A delivery to a
 /// webhook deleted since the event was routed is left out, rather than
 /// failing every event of the group on a foreign key.
-pub(super) fn insert_deliveries(conn: &Connection, event: &NewEvent) -> StoreResult<()> {
+fn insert_deliveries(conn: &Connection, event: &NewEvent) -> StoreResult<()> {
     // A test send is recorded after it happened: never due.
     let next_attempt_at = (!event.is_test).then_some(event.created_at);
     let mut webhook_exists = conn.prepare_cached(WEBHOOK_EXISTS)?;
