@@ -41,6 +41,7 @@ fn smoke(extra_args: &[&str], json_path: &str) {
         "fanout",
         "slow-neighbour",
         "log-query",
+        "cost",
     ] {
         let row = stdout.lines().find(|l| l.starts_with(scenario));
         let row = row.unwrap_or_else(|| panic!("no figure for {scenario} in:\n{stdout}"));
@@ -55,5 +56,5 @@ fn smoke(extra_args: &[&str], json_path: &str) {
     }
     let json = std::fs::read_to_string(json_path).expect("figures written as JSON");
     let figures: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert!(figures.as_array().is_some_and(|f| f.len() >= 8), "{json}");
+    assert!(figures.as_array().is_some_and(|f| f.len() >= 9), "{json}");
 }

@@ -169,12 +169,34 @@ impl Service {
     }
 
     pub fn start_in(data_dir: BenchDir, extra: &[&str]) -> anyhow::Result<Service> {
+        Service::launch(Vec::new(), data_dir, extra)
+    }
+
+    /// Starts the service as the last argument of `launcher` (a profiler and
+    /// its options), e.g. `valgrind --tool=callgrind … mlhook serve …`.
+    pub fn start_under(launcher: Vec<String>) -> anyhow::Result<Service> {
+        Service::launch(launcher, BenchDir::new()?, &[])
+    }
+
+    fn launch(
+        launcher: Vec<String>,
+        data_dir: BenchDir,
+        extra: &[&str],
+    ) -> anyhow::Result<Service> {
         let binary = std::env::current_exe()?.with_file_name("mlhook");
         let database: Vec<&str> = match data_dir.database_url() {
             Some(url) => vec!["--database-url", url],
             None => Vec::new(),
         };
-        let mut child = Command::new(binary)
+        let mut command = match launcher.split_first() {
+            Some((program, options)) => {
+                let mut command = Command::new(program);
+                command.args(options).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args([
                 "serve",
                 "--listen",

@@ -6,8 +6,10 @@
 //! `cargo run --release --bin mlhook-bench -- [SCENARIO|all] [--smoke] [--database-url URL]`
 //! With `--database-url postgres://…/postgres` the service runs on PostgreSQL:
 //! each run creates a database of its own on that server and drops it after.
-//! Scenarios: wire, ingest, end-to-end, deliver, latency, fanout, slow-neighbour, log-query.
+//! Scenarios: wire, ingest, end-to-end, deliver, latency, fanout, slow-neighbour, log-query,
+//! cost (instructions per event under callgrind; needs valgrind).
 
+mod cost;
 mod harness;
 mod scenarios;
 
@@ -29,6 +31,8 @@ pub struct Scale {
     pub neighbour_delay_ms: u64,
     pub log_rows: usize,
     pub log_queries: usize,
+    pub cost_warmup: usize,
+    pub cost_events: usize,
 }
 
 const FULL: Scale = Scale {
@@ -45,6 +49,8 @@ const FULL: Scale = Scale {
     neighbour_delay_ms: 10_000,
     log_rows: 1_000_000,
     log_queries: 200,
+    cost_warmup: 300,
+    cost_events: 2_000,
 };
 
 const SMOKE: Scale = Scale {
@@ -61,9 +67,11 @@ const SMOKE: Scale = Scale {
     neighbour_delay_ms: 500,
     log_rows: 3_000,
     log_queries: 10,
+    cost_warmup: 10,
+    cost_events: 30,
 };
 
-pub const SCENARIOS: [&str; 8] = [
+pub const SCENARIOS: [&str; 9] = [
     "wire",
     "ingest",
     "end-to-end",
@@ -72,6 +80,7 @@ pub const SCENARIOS: [&str; 8] = [
     "fanout",
     "slow-neighbour",
     "log-query",
+    "cost",
 ];
 
 /// Runs bounded loads against `mlhook serve` on 127.0.0.1 and prints their figures.

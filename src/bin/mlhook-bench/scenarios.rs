@@ -13,7 +13,7 @@ use crate::harness::{
 };
 
 /// How long any one wait may take before the run is declared failed.
-const PATIENCE: Duration = Duration::from_secs(600);
+pub const PATIENCE: Duration = Duration::from_secs(600);
 
 pub async fn run_all(names: &[&str], scale: Scale) -> anyhow::Result<Vec<Figure>> {
     let mut figures = Vec::new();
@@ -28,6 +28,7 @@ pub async fn run_all(names: &[&str], scale: Scale) -> anyhow::Result<Vec<Figure>
             "fanout" => fanout(scale).await?,
             "slow-neighbour" => slow_neighbour(scale).await?,
             "log-query" => log_query(scale).await?,
+            "cost" => crate::cost::cost(scale).await?,
             other => anyhow::bail!("unknown scenario {other}"),
         };
         figures.extend(new);
