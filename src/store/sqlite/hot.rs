@@ -8,6 +8,9 @@
 //! statement journal, a copy of every page before the statement first changes
 //! it (in memory, `temp_store = MEMORY`), and in `end-to-end` those copies were
 //! a twelfth of the writer thread's time.
+//!
+//! The connection does not enforce foreign keys (see `writer::open`): a
+//! statement whose row refers to another looks that row up first.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -122,8 +122,8 @@ impl HotWriter {
 /// rather than fail its whole group, and does so inside the transaction that
 /// writes, which holds the only write lock: nothing can vanish between the
 /// lookup and the write. SQLite's own check would look each one up again
-/// (three lookups per delivery row). Nothing here deletes, so no cascade is
-/// missed.
+/// (three lookups per delivery row). Nothing here deletes a row that others
+/// refer to, so no cascade is missed.
 fn open(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
