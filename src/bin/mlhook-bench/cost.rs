@@ -18,18 +18,21 @@ use crate::scenarios::PATIENCE;
 /// Concurrent senders: enough to fill group commits a little, few enough
 /// that the service under callgrind (about fifty times slower) keeps up.
 const SENDERS: usize = 8;
+/// callgrind's file, in the service's data directory.
+const DUMP: &str = "callgrind.out";
 
 pub async fn cost(scale: Scale) -> anyhow::Result<Vec<Figure>> {
     require("valgrind")?;
     require("callgrind_control")?;
-    let out = std::env::temp_dir().join(format!("mlhook-bench-{}.callgrind", std::process::id()));
     let receiver = Receiver::start(Duration::ZERO).await?;
-    let service = Service::start_under(vec![
-        "valgrind".into(),
-        "--tool=callgrind".into(),
-        format!("--callgrind-out-file={}", out.display()),
-        "--log-file=/dev/null".into(),
-    ])?;
+    let service = Service::start_under(|data_dir| {
+        vec![
+            "valgrind".into(),
+            "--tool=callgrind".into(),
+            format!("--callgrind-out-file={}", data_dir.join(DUMP).display()),
+            "--log-file=/dev/null".into(),
+        ]
+    })?;
     service.setup(&[format!("{}/hook", receiver.base)]).await?;
     // Start-up and first use (schema compilation, connection set-up) are
     // left out: the counters are zeroed after a warm-up.
@@ -46,11 +49,8 @@ pub async fn cost(scale: Scale) -> anyhow::Result<Vec<Figure>> {
     settle().await;
     control("-d", service.pid())?;
     // The first dump goes to `<file>.1`, the one at exit (none: the service
-    // is killed) to `<file>`.
-    let dump = out.with_extension("callgrind.1");
-    let instructions = dumped_total(&dump).await;
-    let _ = std::fs::remove_file(&dump);
-    let instructions = instructions?;
+    // is killed) to `<file>`; both go with the data directory.
+    let instructions = dumped_total(&service.data_dir().join(format!("{DUMP}.1"))).await?;
     Ok(vec![fig(
         "cost",
         &format!("instructions per event, end to end (callgrind, {SENDERS} senders)"),

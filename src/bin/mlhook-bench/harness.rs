@@ -160,7 +160,7 @@ pub struct Service {
     child: Child,
     pub base: String,
     pub client: reqwest::Client,
-    _data_dir: BenchDir,
+    data_dir: BenchDir,
 }
 
 impl Service {
@@ -172,10 +172,13 @@ impl Service {
         Service::launch(Vec::new(), data_dir, extra)
     }
 
-    /// Starts the service as the last argument of `launcher` (a profiler and
+    /// Starts the service as the last argument of a launcher (a profiler and
     /// its options), e.g. `valgrind --tool=callgrind … mlhook serve …`.
-    pub fn start_under(launcher: Vec<String>) -> anyhow::Result<Service> {
-        Service::launch(launcher, BenchDir::new()?, &[])
+    /// `launcher` is given the data directory, for files the profiler writes:
+    /// they go with it when the service is dropped.
+    pub fn start_under(launcher: impl FnOnce(&Path) -> Vec<String>) -> anyhow::Result<Service> {
+        let data_dir = BenchDir::new()?;
+        Service::launch(launcher(data_dir.path()), data_dir, &[])
     }
 
     fn launch(
@@ -231,7 +234,7 @@ impl Service {
             child,
             base,
             client,
-            _data_dir: data_dir,
+            data_dir,
         })
     }
 
@@ -249,6 +252,10 @@ impl Service {
             eprintln!("{scenario}: {line}");
         }
         Ok(())
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
     }
 
     pub fn pid(&self) -> u32 {
