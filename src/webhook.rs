@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::catalog::{Catalog, ObjectRef};
+use crate::catalog::{Catalog, ObjectRef, pattern};
 use crate::error::FieldError;
 pub use crate::signing::Scheme;
 
@@ -303,16 +303,12 @@ impl Webhook {
         self.rate_limit.or_else(|| self.format.default_rate_limit())
     }
 
-    /// Whether an event of `event_type` about `object` goes to this webhook.
-    /// `"*"` means every platform event; mlhook's own `mlhook.*` events are
-    /// only sent to webhooks that name them.
+    /// Whether an event of `event_type` about `object` goes to this webhook:
+    /// one of its `events` entries (names or patterns, see
+    /// `catalog::pattern`) covers the type, and its scope the object.
     pub fn matches(&self, event_type: &str, object: Option<&ObjectRef>) -> bool {
-        let wildcard_covers = !event_type.starts_with("mlhook.");
         self.enabled
-            && self
-                .events
-                .iter()
-                .any(|e| e == event_type || (e == "*" && wildcard_covers))
+            && self.events.iter().any(|e| pattern::covers(e, event_type))
             && self.scope.matches(object)
     }
 
@@ -435,7 +431,13 @@ pub struct WebhookInput {
     /// Required except for `github_dispatch`, whose URL is derived.
     #[serde(default)]
     pub url: Option<String>,
+    /// Event type names and patterns (`*` within an entry spans any run of
+    /// characters: `execution_*`), or `["*"]` for every platform event.
     pub events: Vec<String>,
+    /// Accept names and patterns that no known event type matches yet.
+    /// Checked at save, never stored.
+    #[serde(default)]
+    pub allow_unknown: bool,
     #[serde(default)]
     pub scope: Option<Scope>,
     #[serde(default)]
@@ -471,6 +473,9 @@ pub struct WebhookPatch {
     pub description: Option<String>,
     pub url: Option<String>,
     pub events: Option<Vec<String>>,
+    /// With `events`: accept names and patterns no known type matches yet.
+    #[serde(default)]
+    pub allow_unknown: bool,
     pub scope: Option<Scope>,
     pub headers: Option<Vec<HeaderInput>>,
     #[serde(default, deserialize_with = "present_or_null")]
@@ -510,7 +515,7 @@ impl Webhook {
         now: i64,
     ) -> Result<Webhook, Vec<FieldError>> {
         let mut errors = Vec::new();
-        check_events(&input.events, catalog, &mut errors);
+        check_events(&input.events, input.allow_unknown, catalog, &mut errors);
         let scope = input.scope.unwrap_or_default();
         check_scope(&scope, &mut errors);
         let headers = resolve_headers(input.headers, &[], &mut errors);
@@ -561,7 +566,7 @@ impl Webhook {
         let mut errors = Vec::new();
         let mut next = self.clone();
         if let Some(events) = patch.events {
-            check_events(&events, catalog, &mut errors);
+            check_events(&events, patch.allow_unknown, catalog, &mut errors);
             next.events = events;
         }
         if let Some(scope) = patch.scope {
@@ -810,21 +815,32 @@ fn check_url(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
     raw.to_string()
 }
 
-fn check_events(events: &[String], catalog: &Catalog, errors: &mut Vec<FieldError>) {
+fn check_events(
+    events: &[String],
+    allow_unknown: bool,
+    catalog: &Catalog,
+    errors: &mut Vec<FieldError>,
+) {
     if events.is_empty() {
         field_error(
             errors,
             "/events",
-            "must list at least one event type, or \"*\"",
+            "must list at least one event type or pattern, or \"*\"",
         );
     }
     for (i, e) in events.iter().enumerate() {
-        if e != "*" && !catalog.contains(e) {
-            field_error(
-                errors,
-                format!("/events/{i}"),
-                format!("unknown event type {e:?}"),
-            );
+        let problem = match pattern::check_syntax(e) {
+            Err(syntax) => Some(syntax),
+            Ok(()) if allow_unknown || catalog.covered_by(e).next().is_some() => None,
+            Ok(()) if pattern::is_pattern(e) => Some(format!(
+                "the pattern {e:?} matches no known event type (set allow_unknown to keep it)"
+            )),
+            Ok(()) => Some(format!(
+                "unknown event type {e:?} (set allow_unknown to keep it)"
+            )),
+        };
+        if let Some(message) = problem {
+            field_error(errors, format!("/events/{i}"), message);
         }
     }
 }

@@ -1234,6 +1234,26 @@ async fn invalid_webhooks_are_refused_naming_the_field_and_nothing_is_stored() {
         ),
         ("empty events", hook(json!({"events": []})), "/events"),
         (
+            "a pattern that covers no known type",
+            hook(json!({"events": ["TEST", "no_such_*"]})),
+            "/events/1",
+        ),
+        (
+            "a character patterns do not have",
+            hook(json!({"events": ["execution_?"]})),
+            "/events/0",
+        ),
+        (
+            "a regex is not a pattern",
+            hook(json!({"events": ["execution_.+"], "allow_unknown": true})),
+            "/events/0",
+        ),
+        (
+            "an entry over 100 characters",
+            hook(json!({"events": ["x".repeat(101)], "allow_unknown": true})),
+            "/events/0",
+        ),
+        (
             "duplicate header, other case",
             hook(json!({"headers": [{"key": "X-A", "value": "1"}, {"key": "x-a", "value": "2"}]})),
             "/headers/1/key",
@@ -1395,6 +1415,41 @@ async fn invalid_webhooks_are_refused_naming_the_field_and_nothing_is_stored() {
 // ---------------------------------------------------------------------------
 // 6. Events: bad input
 // ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn allow_unknown_keeps_types_and_patterns_that_do_not_exist_yet() {
+    let server = Server::start().await;
+    server.create_project("p").await;
+    let events = json!(["TEAM_DRIFT_CHECK", "team.*", "execution_*"]);
+    let config = json!({"url": "http://127.0.0.1:9/hook", "events": events});
+
+    let (status, body) = server.post("/v1/projects/p/webhooks", config.clone()).await;
+    let error = expect_error(status, &body, 400, "unknown type without allow_unknown");
+    assert_eq!(error_fields(&error), ["/events/0", "/events/1"], "{body}");
+    assert_eq!(webhook_count(&server, "p").await, 0);
+
+    let mut allowed = config.clone();
+    allowed["allow_unknown"] = json!(true);
+    let (status, hook) = server.post("/v1/projects/p/webhooks", allowed).await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    assert_eq!(hook["events"], events);
+    assert!(hook.get("allow_unknown").is_none(), "not stored: {hook}");
+    let path = format!("/v1/projects/p/webhooks/{}", hook["id"].as_str().unwrap());
+
+    // A patch that leaves `events` alone does not judge them again ...
+    let (status, body) = server.patch(&path, json!({"name": "renamed"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"], events);
+    // ... one that sets them does, with or without allow_unknown.
+    let (status, body) = server.patch(&path, json!({"events": ["team.*"]})).await;
+    let error = expect_error(status, &body, 400, "pattern without allow_unknown");
+    assert_eq!(error_fields(&error), ["/events/0"], "{body}");
+    let (status, body) = server
+        .patch(&path, json!({"events": ["team.*"], "allow_unknown": true}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"], json!(["team.*"]));
+}
 
 #[tokio::test]
 async fn bad_events_are_refused_with_precise_errors_and_nothing_is_delivered() {

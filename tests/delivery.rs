@@ -466,6 +466,9 @@ async fn events_are_routed_by_type_scope_and_enabled_state() {
     .await;
     create("everything", json!({"events": ["*"]})).await;
     create("runs-only", json!({"events": ["RUN_COMPLETED"]})).await;
+    // Patterns: `*` within a name spans any run of characters.
+    create("executions", json!({"events": ["execution_*"]})).await;
+    create("versions", json!({"events": ["MODEL_VERSION_*"]})).await;
     create(
         "disabled-at-create",
         json!({"events": ["*"], "enabled": false}),
@@ -486,6 +489,7 @@ async fn events_are_routed_by_type_scope_and_enabled_state() {
     sent.push((json!({"type": "MODEL_VERSION_CREATED", "payload": comet("MODEL_VERSION_CREATED", "other", "1")}), vec![
         "everything",
         "disabled-by-patch",
+        "versions",
     ]));
     let mut expectations = Vec::new();
     for (request, want) in sent.drain(..) {
@@ -506,16 +510,19 @@ async fn events_are_routed_by_type_scope_and_enabled_state() {
         "model-churn",
         "churn-v2-created",
         "everything",
+        "versions",
     ]));
     sent.push((json!({"type": "MODEL_VERSION_CREATED", "payload": comet("MODEL_VERSION_CREATED", "churn", "3")}), vec![
         "model-churn",
         "everything",
+        "versions",
     ]));
     sent.push((json!({"type": "MODEL_VERSION_DELETED", "payload": comet("MODEL_VERSION_DELETED", "churn", "2")}), vec![
         "model-churn",
         "everything",
+        "versions",
     ]));
-    sent.push((json!({"type": "MODEL_VERSION_CREATED", "payload": comet("MODEL_VERSION_CREATED", "fraud", "2")}), vec!["everything"]));
+    sent.push((json!({"type": "MODEL_VERSION_CREATED", "payload": comet("MODEL_VERSION_CREATED", "fraud", "2")}), vec!["everything", "versions"]));
     sent.push((
         json!({"type": "RUN_COMPLETED", "payload": nannyml_for("churn")}),
         vec!["model-churn", "everything", "runs-only"],
@@ -533,16 +540,16 @@ async fn events_are_routed_by_type_scope_and_enabled_state() {
     ]));
     sent.push((
         json!({"type": "execution_completed", "payload": valohai_document()}),
-        vec!["everything", "valohai-project"],
+        vec!["everything", "valohai-project", "executions"],
     ));
     // An explicit object replaces the derived one (the Valohai project).
     sent.push((
         json!({"type": "execution_completed", "payload": valohai_document(), "object": {"type": "model", "name": "churn"}}),
-        vec!["model-churn", "everything"],
+        vec!["model-churn", "everything", "executions"],
     ));
     sent.push((
         json!({"type": "execution_completed", "payload": valohai_document(), "object": {"type": "deployment", "name": "dep", "version": "v1"}}),
-        vec!["everything", "deployment-dep-v1"],
+        vec!["everything", "deployment-dep-v1", "executions"],
     ));
     for (request, want) in sent {
         let (status, body) = server.post("/v1/projects/p/events", request.clone()).await;

@@ -104,7 +104,12 @@ async fn preview(
     let event_type = input
         .event_type
         .clone()
-        .or_else(|| input.events.iter().find(|e| *e != "*").cloned())
+        .or_else(|| {
+            state
+                .catalog
+                .first_listed(&input.events)
+                .map(|t| t.name.clone())
+        })
         .unwrap_or_else(|| "TEST".to_string());
     let Some(known) = state.catalog.get(&event_type) else {
         return Err(ApiError::invalid_field(
@@ -132,6 +137,7 @@ async fn preview(
             .is_none()
             .then(|| "https://preview.invalid/".to_string()),
         events,
+        allow_unknown: false,
         scope: None,
         headers: Vec::new(),
         secret: None,

@@ -487,7 +487,10 @@ fn test_event(
     webhook: &Webhook,
     requested: Option<String>,
 ) -> Result<EventData, ApiError> {
-    let listed = webhook.events.iter().find(|e| *e != "*").cloned();
+    let listed = state
+        .catalog
+        .first_listed(&webhook.events)
+        .map(|t| t.name.clone());
     let event_type = requested
         .clone()
         .or(listed)

@@ -16,6 +16,7 @@ mod executions;
 pub mod mlflow;
 mod monitoring;
 pub mod operational;
+pub mod pattern;
 mod registry;
 mod requests;
 
@@ -207,6 +208,23 @@ impl Catalog {
 
     pub fn contains(&self, name: &str) -> bool {
         self.by_name.contains_key(name)
+    }
+
+    /// The event types an `events` entry (a name or a pattern) covers.
+    pub fn covered_by<'a>(&'a self, entry: &'a str) -> impl Iterator<Item = &'a EventType> {
+        self.list().filter(move |t| pattern::covers(entry, &t.name))
+    }
+
+    /// The first event type a list of entries names: its first known name,
+    /// else the first type one of its patterns other than `*` covers.
+    pub fn first_listed(&self, events: &[String]) -> Option<&EventType> {
+        let named = events.iter().find_map(|e| self.get(e));
+        named.or_else(|| {
+            events
+                .iter()
+                .filter(|e| *e != "*")
+                .find_map(|e| self.list().find(|t| pattern::covers(e, &t.name)))
+        })
     }
 
     /// Validate a client payload for `event_type`, fill in derived fields, check

@@ -295,6 +295,9 @@ fn webhook_body(f: WebhookFields) -> Result<Map<String, Value>, CliError> {
     if !f.events.is_empty() {
         set("events", Some(f.events.into()));
     }
+    if f.allow_unknown {
+        set("allow_unknown", Some(Value::Bool(true)));
+    }
     if f.scope_type.is_some() || f.scope_name.is_some() || f.scope_version.is_some() {
         let mut scope = Map::new();
         for (key, value) in [

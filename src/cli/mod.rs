@@ -183,9 +183,13 @@ pub struct WebhookFields {
     pub name: Option<String>,
     #[arg(long)]
     pub description: Option<String>,
-    /// Event type to send, or * for all (repeatable, or comma-separated).
+    /// Event type or pattern to send (`*` within a name is a wildcard: `execution_*`,
+    /// `mlflow.model_version_alias.*`, or `*` for all); repeatable, or comma-separated.
     #[arg(long = "event", value_name = "TYPE", value_delimiter = ',')]
     pub events: Vec<String>,
+    /// Keep event types and patterns that no known type matches yet.
+    #[arg(long)]
+    pub allow_unknown: bool,
     /// json, slack, teams, discord, github_dispatch or template.
     #[arg(long)]
     pub format: Option<String>,

@@ -28,7 +28,7 @@ use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, Undefi
 use serde_json::{Value, json};
 
 use super::{Context, EventData, RenderError, Rendered};
-use crate::catalog::{Catalog, Family};
+use crate::catalog::{Catalog, Family, pattern};
 use crate::error::FieldError;
 use crate::webhook::Webhook;
 
@@ -113,12 +113,10 @@ const SAMPLE_EVENT_ID: &str = "evt_01941f297c0070008000000000000000";
 
 /// (event type, family, payload) to try a template with.
 fn samples(events: &[String], catalog: &Catalog) -> Vec<(String, Option<Family>, Value)> {
-    let wildcard = events.iter().any(|e| e == "*");
     let now = chrono::Utc::now();
     let mut out = Vec::new();
     for t in catalog.list() {
-        let listed = events.contains(&t.name);
-        if !(listed || (wildcard && !t.name.starts_with("mlhook."))) {
+        if !events.iter().any(|e| pattern::covers(e, &t.name)) {
             continue;
         }
         out.push((t.name.clone(), Some(t.family), t.example.clone()));

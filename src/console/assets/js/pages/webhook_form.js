@@ -125,9 +125,18 @@ export async function render(ctx) {
   };
   star.addEventListener('change', syncStar);
   syncStar();
+  // Patterns (`execution_*`) and types the catalog does not list have no box:
+  // they are kept in a text field, so editing a webhook never drops them.
+  const known = new Set(catalog.data.map((t) => t.name));
+  const patterns = field('Patterns and other types',
+    h('input', { type: 'text', name: 'patterns', autocomplete: 'off', spellcheck: false,
+      value: w.events.filter((e) => e !== '*' && !known.has(e)).join(', '),
+      placeholder: 'execution_*, mlflow.model_version_alias.*' }),
+    'Comma-separated; * within a name stands for any run of characters.');
+  const typedPatterns = () => patterns.input.value.split(',').map((e) => e.trim()).filter(Boolean);
   const selectedEvents = () => {
     const chosen = boxes.filter((b) => b.checked && !b.disabled).map((b) => b.value);
-    return star.checked ? ['*', ...chosen] : chosen;
+    return [...(star.checked ? ['*'] : []), ...chosen, ...typedPatterns()];
   };
 
   // Scope
@@ -352,7 +361,7 @@ export async function render(ctx) {
     h('label', { class: 'check field' }, star, h('span', null, h('strong', null, 'Every platform event (*)'),
       h('small', { class: 'hint' }, 'Also future types; mlhook\'s own delivery-health events are only sent when chosen below.'))),
     starError,
-    h('div', { class: 'families' }, families)),
+    h('div', { class: 'families' }, families), patterns.wrap),
   h('section', { class: 'panel', 'aria-labelledby': 'sec-scope' }, h('h2', { id: 'sec-scope' }, 'Scope'),
     h('p', { class: 'muted' }, 'Only events about this object (each part narrows; leave all empty for every object).'),
     h('div', { class: 'form-row' }, objectType.wrap, objectName.wrap, version.wrap)),
