@@ -13,7 +13,7 @@ use crate::delivery::{Engine, Job, Notice};
 use crate::formats::EventData;
 use crate::ids::new_id;
 use crate::metrics::{Metrics, Writer};
-use crate::store::{Inserted, NewDelivery, NewEvent, Store};
+use crate::store::{Fingerprint, IdempotencyKey, Inserted, NewDelivery, NewEvent, Store};
 use crate::subscriptions::Subscriptions;
 
 /// Events written per transaction at most (a batch request is never split).
@@ -48,6 +48,11 @@ pub enum Accepted {
         event_id: String,
         delivery_ids: Vec<String>,
     },
+    /// The idempotency key was given with a different request: nothing of
+    /// this request was stored.
+    KeyReused,
+    /// Another event of the request was `KeyReused`: not stored either.
+    Withheld,
     ProjectGone,
 }
 
@@ -116,17 +121,24 @@ impl Ingestor {
                 webhook_id: w.id.clone(),
             })
             .collect();
+        let payload = prepared.payload.to_string();
+        // Hashed here, on the request's task, not on the single writer.
+        let idempotency_key = request.idempotency_key.map(|key| IdempotencyKey {
+            fingerprint: Fingerprint::of(&request.event_type, object.as_ref(), &payload),
+            key,
+        });
         let event = NewEvent {
             id: new_id("evt"),
             project_id: project_id.to_string(),
             event_type: request.event_type,
             object,
-            payload: prepared.payload.to_string(),
+            payload,
             created_at: now,
-            idempotency_key: request.idempotency_key,
+            idempotency_key,
             deliveries,
             lease_until: now + self.lease_ms,
             is_test: false,
+            request: 0,
         };
         let link_base = self.subscriptions.link_base(project_id);
         Ok(Submission {
@@ -198,9 +210,16 @@ async fn run(
 
 /// Writes one group of requests and answers them; dispatches what was created.
 async fn commit(store: &dyn Store, engine: &Engine, metrics: &Metrics, batch: Vec<Request>) {
+    // Numbered by request: the store keeps each one whole or refuses it whole.
     let events: Vec<NewEvent> = batch
         .iter()
-        .flat_map(|r| r.submissions.iter().map(|s| s.event.clone()))
+        .zip(0u32..)
+        .flat_map(|(r, n)| {
+            r.submissions.iter().map(move |s| NewEvent {
+                request: n,
+                ..s.event.clone()
+            })
+        })
         .collect();
     let started = std::time::Instant::now();
     let result = store.insert_events(&events, IDEMPOTENCY_WINDOW_MS).await;
@@ -247,6 +266,8 @@ fn accept(engine: &Engine, submission: Submission, inserted: Inserted) -> Accept
             event_id,
             delivery_ids,
         },
+        Inserted::KeyReused => Accepted::KeyReused,
+        Inserted::Withheld => Accepted::Withheld,
         Inserted::ProjectGone => Accepted::ProjectGone,
         Inserted::Created => {
             let Submission {

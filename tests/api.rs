@@ -2131,6 +2131,129 @@ async fn a_bad_idempotency_key_header_is_refused_in_the_error_shape() {
     assert_error_shape(&body, "non-ASCII Idempotency-Key header");
 }
 
+/// The steps: one `Idempotency-Key`, twice with one payload, then
+/// with another. The repeat answers the first event; the change is refused
+/// with 422 and nothing of it is stored or delivered; the batch route says
+/// which of its events were refused and stores none of them.
+#[tokio::test]
+async fn an_idempotency_key_reused_with_another_request_is_refused() {
+    let server = Server::start().await;
+    let receiver = Receiver::start().await;
+    server.create_project("p").await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
+        )
+        .await;
+    let event = |workspace: &str| {
+        let mut e = comet_event();
+        e["payload"]["workspaceName"] = json!(workspace);
+        e
+    };
+    let send = |body: Value, key: Option<&str>| {
+        let mut headers = vec![("authorization", format!("Bearer {ADMIN}"))];
+        if let Some(key) = key {
+            headers.push(("idempotency-key", key.to_string()));
+        }
+        let server = &server;
+        async move {
+            let client = reqwest::Client::new();
+            let mut req = client
+                .post(format!("{}/v1/projects/p/events", server.base))
+                .header("content-type", "application/json")
+                .body(body.to_string());
+            for (k, v) in &headers {
+                req = req.header(*k, v.as_str());
+            }
+            let resp = req.send().await.expect("request reaches mlhook");
+            let status = resp.status().as_u16();
+            let replayed = resp
+                .headers()
+                .get("idempotent-replayed")
+                .map(|v| v.to_str().unwrap().to_string());
+            (status, replayed, parse(&resp.text().await.unwrap()))
+        }
+    };
+
+    let (s1, r1, first) = send(event("p1"), Some("abc-123")).await;
+    let (s2, r2, second) = send(event("p1"), Some("abc-123")).await;
+    assert_eq!((s1, s2), (202, 202), "{first} {second}");
+    assert_eq!(first, second);
+    assert_eq!((r1, r2.as_deref()), (None, Some("true")));
+
+    let (s3, r3, refused) = send(event("p2"), Some("abc-123")).await;
+    let error = expect_error(s3, &refused, 422, "key reused with another payload");
+    assert_eq!(r3, None);
+    assert_eq!(error["code"], "idempotency_key_reused");
+    assert_eq!(error["field"], "/idempotency_key");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key"),
+        "{error}"
+    );
+    // The same through the body's field, and with another type.
+    let mut in_body = event("p2");
+    in_body["idempotency_key"] = json!("abc-123");
+    let (s4, _, refused) = send(in_body, None).await;
+    expect_error(s4, &refused, 422, "body key reused");
+    let mut other_type = event("p1");
+    other_type["type"] = json!("MODEL_VERSION_DELETED");
+    other_type["payload"]["eventTrigger"] = json!("MODEL_VERSION_DELETED");
+    let (s5, _, refused) = send(other_type, Some("abc-123")).await;
+    expect_error(s5, &refused, 422, "key reused with another type");
+    // The key still answers its first request.
+    let (s6, r6, again) = send(event("p1"), Some("abc-123")).await;
+    assert_eq!((s6, r6.as_deref()), (202, Some("true")));
+    assert_eq!(again, first);
+
+    // Batch: event 1 reuses the key, event 2 repeats a key inside the batch
+    // with another payload. Both are named; none of the batch is stored, and
+    // the keys of its other events are not remembered.
+    let keyed = |workspace: &str, key: &str| {
+        let mut e = event(workspace);
+        e["idempotency_key"] = json!(key);
+        e
+    };
+    let (status, refused) = server
+        .post(
+            "/v1/projects/p/events/batch",
+            json!({"events": [keyed("p1", "fresh"), keyed("p2", "abc-123"), keyed("p3", "fresh"), event("p4")]}),
+        )
+        .await;
+    let error = expect_error(status_u16(status), &refused, 422, "batch with reused keys");
+    assert_eq!(error["code"], "idempotency_key_reused");
+    let refused: Vec<&str> = error["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        refused,
+        ["/events/1/idempotency_key", "/events/2/idempotency_key"]
+    );
+    let (_, events) = server.get("/v1/projects/p/events").await;
+    assert_eq!(events["data"].as_array().unwrap().len(), 1, "{events}");
+
+    // "fresh" was not taken by the refused batch.
+    let (status, batch) = server
+        .post(
+            "/v1/projects/p/events/batch",
+            json!({"events": [keyed("p5", "fresh"), keyed("p1", "abc-123")]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
+    assert_ne!(batch["events"][0]["id"], first["id"]);
+    assert_eq!(batch["events"][1], first);
+
+    // Delivered: the first event and the batch's new one, nothing refused.
+    receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(receiver.settle(QUIET).await.len(), 2);
+}
+
 // ---------------------------------------------------------------------------
 // 7. Event types
 // ---------------------------------------------------------------------------

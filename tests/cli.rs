@@ -296,6 +296,54 @@ async fn events_from_a_file_and_stdin_are_delivered_listed_shown_and_redelivered
     assert_eq!(history[1]["response"]["status"], 200);
 }
 
+/// `events send --idempotency-key`: a repeat says it is one; the key with
+/// another payload fails with the API's 422 and what to do about it.
+#[tokio::test]
+async fn events_send_with_a_reused_idempotency_key_says_so() {
+    let server = Server::start().await;
+    server.create_project("keys").await;
+    let cli = &Cli::new(&server, "keys");
+    let payload = |workspace: &str| {
+        format!(
+            r#"{{"workspaceName": "{workspace}", "registryModelName": "churn", "version": "3", "tags": [], "createdAt": 1}}"#
+        )
+    };
+    let send = |payload: String| async move {
+        cli.run(&[
+            "events",
+            "send",
+            "--type",
+            "MODEL_VERSION_CREATED",
+            "--payload",
+            &payload,
+            "--idempotency-key",
+            "abc-123",
+        ])
+        .await
+    };
+    let first = send(payload("p1")).await.ok();
+    assert!(!first.stdout.contains("repeat"), "{first:?}");
+    let again = send(payload("p1")).await.ok();
+    let event_id = first.stdout.split_whitespace().nth(1).unwrap();
+    assert!(again.stdout.contains(event_id), "{again:?}");
+    assert!(again.stdout.contains("a repeat"), "{again:?}");
+
+    let reused = send(payload("p2")).await;
+    assert_eq!(reused.code, 1, "{reused:?}");
+    assert!(reused.stdout.is_empty(), "{reused:?}");
+    for expected in [
+        "422 idempotency_key_reused",
+        "field: /idempotency_key",
+        "nothing was stored",
+        "hint: ",
+        "new --idempotency-key",
+    ] {
+        assert!(reused.stderr.contains(expected), "{expected}: {reused:?}");
+    }
+    let (_, events) = server.get("/v1/projects/keys/events").await;
+    assert_eq!(events["data"].as_array().unwrap().len(), 1, "{events}");
+}
+
 #[tokio::test]
 async fn exit_codes_say_api_error_usage_or_no_connection() {
     let server = Server::start().await;

@@ -16,9 +16,9 @@ use mlhook::ids::{new_id, now_millis};
 use mlhook::secrets::SecretBox;
 use mlhook::sources::{Source, SourceKind, SourceRejection};
 use mlhook::store::{
-    AttemptRecord, AuditRecord, DeliveryFilter, DeliveryStatus, EventFilter, Inserted,
-    MetricCounts, NewDelivery, NewEvent, PgOptions, PostgresStore, Project, SqliteStore, Store,
-    StoreError, StoreResult, TokenKind, TokenRecord,
+    AttemptRecord, AuditRecord, DeliveryFilter, DeliveryStatus, EventFilter, Fingerprint,
+    IdempotencyKey, Inserted, MetricCounts, NewDelivery, NewEvent, PgOptions, PostgresStore,
+    Project, SqliteStore, Store, StoreError, StoreResult, TokenKind, TokenRecord,
 };
 use mlhook::webhook::{PreviousSigningKey, Webhook};
 use serde_json::json;
@@ -61,6 +61,9 @@ conformance!(
     webhooks_and_sealed_secrets,
     another_secret_key_is_refused,
     idempotency_keys,
+    idempotency_key_reused_with_another_request,
+    idempotency_requests_are_refused_whole,
+    idempotency_keys_from_before_fingerprints,
     project_deleted_meanwhile,
     webhook_deleted_meanwhile,
     claims_and_leases,
@@ -144,6 +147,25 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Runs `sql` past the store: what an older release left in the database.
+    async fn raw_execute(&self, sql: &str) {
+        match &self.backing {
+            Backing::Sqlite(dir) => {
+                let url = format!("sqlite://{}", dir.path().join("mlhook.db").display());
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                sqlx::query(sql).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+            Backing::Postgres(db) => {
+                let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+                sqlx::query(sql).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+        }
+    }
+}
+
 fn pg_options(url: &str) -> PgOptions {
     PgOptions {
         pool_size: 4,
@@ -212,6 +234,19 @@ fn event_at(project_id: &str, webhooks: &[&str], millis: i64, lease_until: i64) 
             .collect(),
         lease_until,
         is_test: false,
+        request: 0,
+    }
+}
+
+/// `event` with idempotency key `key`, fingerprinted as ingest does.
+fn with_key(event: NewEvent, key: &str) -> NewEvent {
+    let fingerprint = Fingerprint::of(&event.event_type, event.object.as_ref(), &event.payload);
+    NewEvent {
+        idempotency_key: Some(IdempotencyKey {
+            key: key.into(),
+            fingerprint,
+        }),
+        ..event
     }
 }
 
@@ -509,9 +544,12 @@ async fn idempotency_keys(f: &Fixture) {
     let wq = with_webhook(s, "q").await;
     let now = now_millis();
     let window = 10 * MINUTE;
-    let keyed = |project: &str, hook: &str, key: Option<&str>, at: i64| NewEvent {
-        idempotency_key: key.map(str::to_string),
-        ..event_at(project, &[hook], at, at + MINUTE)
+    let keyed = |project: &str, hook: &str, key: Option<&str>, at: i64| {
+        let event = event_at(project, &[hook], at, at + MINUTE);
+        match key {
+            Some(key) => with_key(event, key),
+            None => event,
+        }
     };
     let first = keyed("p", &wp.id, Some("k1"), now);
     let plain = keyed("p", &wp.id, None, now);
@@ -585,6 +623,221 @@ async fn idempotency_keys(f: &Fixture) {
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0].status, "pending");
     assert_eq!(deliveries[0].event_type, "MODEL_VERSION_CREATED");
+}
+
+/// `event` about another model version: the same type, another payload.
+fn other_payload(event: NewEvent) -> NewEvent {
+    NewEvent {
+        payload: r#"{"registryModelName":"churn","version":"4"}"#.into(),
+        ..event
+    }
+}
+
+/// In request number `n` of an `insert_events`.
+fn in_request(n: u32, event: NewEvent) -> NewEvent {
+    NewEvent {
+        request: n,
+        ..event
+    }
+}
+
+async fn idempotency_key_reused_with_another_request(f: &Fixture) {
+    let s = &*f.store;
+    with_project(s, "p").await;
+    let w = with_webhook(s, "p").await;
+    let now = now_millis();
+    let window = 10 * MINUTE;
+    let at = |ms: i64| event_at("p", &[&w.id], now + ms, now + MINUTE);
+    let first = with_key(at(0), "abc-123");
+    assert_eq!(
+        s.insert_events(std::slice::from_ref(&first), window)
+            .await
+            .unwrap(),
+        vec![Inserted::Created]
+    );
+    let replay_of_first = Inserted::Replayed {
+        event_id: first.id.clone(),
+        delivery_ids: vec![first.deliveries[0].id.clone()],
+    };
+
+    // The same request again: the first answer.
+    let same = with_key(at(1), "abc-123");
+    assert_eq!(
+        s.insert_events(std::slice::from_ref(&same), window)
+            .await
+            .unwrap(),
+        vec![replay_of_first.clone()]
+    );
+
+    // Another payload, type or object with the key: refused, nothing stored.
+    let payload = with_key(other_payload(at(2)), "abc-123");
+    let event_type = with_key(
+        NewEvent {
+            event_type: "MODEL_VERSION_DELETED".into(),
+            ..at(3)
+        },
+        "abc-123",
+    );
+    let object = with_key(
+        NewEvent {
+            object: None,
+            ..at(4)
+        },
+        "abc-123",
+    );
+    for refused in [&payload, &event_type, &object] {
+        assert_eq!(
+            s.insert_events(std::slice::from_ref(refused), window)
+                .await
+                .unwrap(),
+            vec![Inserted::KeyReused],
+            "{}",
+            refused.event_type
+        );
+        assert!(s.get_event("p", &refused.id).await.unwrap().is_none());
+        assert!(
+            s.get_delivery("p", &refused.deliveries[0].id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    // The key still answers its first request.
+    assert_eq!(
+        s.insert_events(&[with_key(at(5), "abc-123")], window)
+            .await
+            .unwrap(),
+        vec![replay_of_first]
+    );
+
+    // Within one write: the first taker of a key decides for the others.
+    let taker = in_request(1, with_key(at(6), "in-write"));
+    let twin = in_request(2, with_key(at(7), "in-write"));
+    let changed = in_request(3, with_key(other_payload(at(8)), "in-write"));
+    let answers = s
+        .insert_events(&[taker.clone(), twin, changed.clone()], window)
+        .await
+        .unwrap();
+    assert_eq!(
+        answers,
+        vec![
+            Inserted::Created,
+            Inserted::Replayed {
+                event_id: taker.id.clone(),
+                delivery_ids: vec![taker.deliveries[0].id.clone()],
+            },
+            Inserted::KeyReused
+        ]
+    );
+    assert!(s.get_event("p", &changed.id).await.unwrap().is_none());
+
+    // Once the window has passed, the key is free for any request.
+    let later = with_key(other_payload(at(window + MINUTE)), "abc-123");
+    assert_eq!(
+        s.insert_events(std::slice::from_ref(&later), window)
+            .await
+            .unwrap(),
+        vec![Inserted::Created]
+    );
+}
+
+async fn idempotency_requests_are_refused_whole(f: &Fixture) {
+    let s = &*f.store;
+    with_project(s, "p").await;
+    let w = with_webhook(s, "p").await;
+    let now = now_millis();
+    let window = 10 * MINUTE;
+    let at = |ms: i64| event_at("p", &[&w.id], now + ms, now + MINUTE);
+    let taken = with_key(at(0), "taken");
+    s.insert_events(std::slice::from_ref(&taken), window)
+        .await
+        .unwrap();
+
+    // Request 1 reuses "taken" with another payload: all of it is refused,
+    // its keys "fresh" and "shared" are not remembered. Request 2, in the
+    // same write, takes "shared" itself; request 3 is untouched.
+    let fresh = in_request(1, with_key(at(1), "fresh"));
+    let shared_first = in_request(1, with_key(at(2), "shared"));
+    let plain = in_request(1, at(3));
+    let reuse = in_request(1, with_key(other_payload(at(4)), "taken"));
+    let shared_then = in_request(2, with_key(other_payload(at(5)), "shared"));
+    let other = in_request(3, at(6));
+    let answers = s
+        .insert_events(
+            &[
+                fresh.clone(),
+                shared_first.clone(),
+                plain.clone(),
+                reuse.clone(),
+                shared_then.clone(),
+                other.clone(),
+            ],
+            window,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        answers,
+        vec![
+            Inserted::Withheld,
+            Inserted::Withheld,
+            Inserted::Withheld,
+            Inserted::KeyReused,
+            Inserted::Created,
+            Inserted::Created
+        ]
+    );
+    for gone in [&fresh, &shared_first, &plain, &reuse] {
+        assert!(s.get_event("p", &gone.id).await.unwrap().is_none());
+    }
+    for kept in [&shared_then, &other] {
+        assert!(s.get_event("p", &kept.id).await.unwrap().is_some());
+    }
+
+    // "fresh" was not remembered: another request may take it; "shared"
+    // belongs to request 2's event.
+    let fresh_again = with_key(other_payload(at(7)), "fresh");
+    let shared_again = in_request(1, with_key(other_payload(at(8)), "shared"));
+    let answers = s
+        .insert_events(&[fresh_again, shared_again], window)
+        .await
+        .unwrap();
+    assert_eq!(
+        answers,
+        vec![
+            Inserted::Created,
+            Inserted::Replayed {
+                event_id: shared_then.id.clone(),
+                delivery_ids: vec![shared_then.deliveries[0].id.clone()],
+            }
+        ]
+    );
+}
+
+async fn idempotency_keys_from_before_fingerprints(f: &Fixture) {
+    let s = &*f.store;
+    with_project(s, "p").await;
+    let w = with_webhook(s, "p").await;
+    let now = now_millis();
+    let window = 10 * MINUTE;
+    let first = with_key(event_at("p", &[&w.id], now, 0), "legacy");
+    s.insert_events(std::slice::from_ref(&first), window)
+        .await
+        .unwrap();
+    // What a release before fingerprints stored.
+    f.raw_execute("UPDATE idempotency_keys SET fingerprint = NULL")
+        .await;
+    let changed = with_key(other_payload(event_at("p", &[&w.id], now + 1, 0)), "legacy");
+    assert_eq!(
+        s.insert_events(std::slice::from_ref(&changed), window)
+            .await
+            .unwrap(),
+        vec![Inserted::Replayed {
+            event_id: first.id.clone(),
+            delivery_ids: vec![first.deliveries[0].id.clone()],
+        }]
+    );
+    assert!(s.get_event("p", &changed.id).await.unwrap().is_none());
 }
 
 async fn project_deleted_meanwhile(f: &Fixture) {
@@ -1284,10 +1537,7 @@ async fn purge(f: &Fixture) {
     let old_done_too = event_at("p", &[&w.id], now - 39 * DAY, 0);
     let old_pending = event_at("p", &[&w.id], now - 38 * DAY, 0);
     let new_done = event_at("p", &[&w.id], now - DAY, 0);
-    let keyed = NewEvent {
-        idempotency_key: Some("old-key".into()),
-        ..event_at("p", &[], now - 2 * DAY, 0)
-    };
+    let keyed = with_key(event_at("p", &[], now - 2 * DAY, 0), "old-key");
     s.insert_events(
         &[
             old_done.clone(),
@@ -1323,10 +1573,7 @@ async fn purge(f: &Fixture) {
     assert!(s.get_event("p", &new_done.id).await.unwrap().is_some());
 
     // The idempotency key is remembered until its cutoff, then forgotten.
-    let again = |at: i64| NewEvent {
-        idempotency_key: Some("old-key".into()),
-        ..event_at("p", &[], at, 0)
-    };
+    let again = |at: i64| with_key(event_at("p", &[], at, 0), "old-key");
     let answer = s.insert_events(&[again(now)], 3 * DAY).await.unwrap();
     assert!(matches!(answer[0], Inserted::Replayed { .. }));
     s.purge_before(cutoff, now - DAY, 500).await.unwrap();

@@ -236,9 +236,13 @@ async fn show(
     post,
     path = "/v1/projects/{project}/events",
     tag = "events",
-    params(("idempotency-key" = Option<String>, Header, description = "Same as the body's idempotency_key")),
+    params(("idempotency-key" = Option<String>, Header, description = "Same as the body's idempotency_key (which wins when both are given): for 24 hours, the same key with the same request answers the first event; with a different request, 422")),
     request_body = EventInput,
-    responses((status = 202, description = "Stored with its deliveries; `idempotent-replayed: true` when the idempotency key was seen", body = AcceptedView))
+    responses(
+        (status = 202, description = "Stored with its deliveries, or, for an idempotency key already given with the same request, the first event's answer (nothing stored again)", body = AcceptedView,
+            headers(("idempotent-replayed" = String, description = "`true` when this answers an earlier request with the same idempotency key; absent otherwise"))),
+        (status = 422, description = "The idempotency key was given within 24 hours with a different request (type, object or payload): `code` is `idempotency_key_reused`, `field` is `/idempotency_key`; nothing was stored", body = crate::error::ErrorBody)
+    )
 )]
 async fn create(
     caller: Caller,
@@ -253,7 +257,15 @@ async fn create(
     }
     let submission = prepare(&state, &project_id, input, now_millis())?;
     let mut accepted = ingest(&state, vec![submission]).await?;
-    let (view, replayed) = answer(accepted.remove(0))?;
+    let (view, replayed) = match answer(accepted.remove(0))? {
+        Answer::Stored(view, replayed) => (view, replayed),
+        Answer::Refused | Answer::Withheld => {
+            return Err(key_reused(vec![FieldError {
+                field: "/idempotency_key".into(),
+                message: KEY_REUSED.into(),
+            }]));
+        }
+    };
     let mut response = (StatusCode::ACCEPTED, Json(view)).into_response();
     if replayed {
         response
@@ -268,7 +280,10 @@ async fn create(
     path = "/v1/projects/{project}/events/batch",
     tag = "events",
     request_body = BatchInput,
-    responses((status = 202, description = "All stored, or none", body = BatchAccepted))
+    responses(
+        (status = 202, description = "All stored, or none; an event whose idempotency key was already given with the same request answers that first event", body = BatchAccepted),
+        (status = 422, description = "Events whose idempotency key was given within 24 hours with a different request, each named in `details` (`/events/{i}/idempotency_key`); `code` is `idempotency_key_reused`; nothing of the batch was stored", body = crate::error::ErrorBody)
+    )
 )]
 async fn create_batch(
     caller: Caller,
@@ -296,10 +311,21 @@ async fn create_batch(
         return Err(ApiError::violations(errors));
     }
     let accepted = ingest(&state, submissions).await?;
-    let events = accepted
-        .into_iter()
-        .map(|a| answer(a).map(|(v, _)| v))
-        .collect::<Result<_, _>>()?;
+    let mut events = Vec::with_capacity(accepted.len());
+    let mut refused = Vec::new();
+    for (i, a) in accepted.into_iter().enumerate() {
+        match answer(a)? {
+            Answer::Stored(view, _) => events.push(view),
+            Answer::Refused => refused.push(FieldError {
+                field: format!("/events/{i}/idempotency_key"),
+                message: KEY_REUSED.into(),
+            }),
+            Answer::Withheld => {}
+        }
+    }
+    if !refused.is_empty() {
+        return Err(key_reused(refused));
+    }
     Ok((StatusCode::ACCEPTED, Json(BatchAccepted { events })))
 }
 
@@ -401,13 +427,22 @@ async fn ingest(state: &AppState, submissions: Vec<Submission>) -> Result<Vec<Ac
     })
 }
 
-/// The answer for one accepted event, and whether it repeats an earlier one.
-fn answer(accepted: Accepted) -> Result<(AcceptedView, bool), ApiError> {
+/// What became of one event of a request.
+enum Answer {
+    /// Stored, or (`true`) the answer to an earlier request with its key.
+    Stored(AcceptedView, bool),
+    /// Refused for its idempotency key: nothing of its request was stored.
+    Refused,
+    /// Not stored because another event of its request was refused.
+    Withheld,
+}
+
+fn answer(accepted: Accepted) -> Result<Answer, ApiError> {
     match accepted {
         Accepted::Created {
             event_id,
             delivery_ids,
-        } => Ok((
+        } => Ok(Answer::Stored(
             AcceptedView {
                 id: event_id,
                 deliveries: delivery_ids,
@@ -417,15 +452,30 @@ fn answer(accepted: Accepted) -> Result<(AcceptedView, bool), ApiError> {
         Accepted::Replayed {
             event_id,
             delivery_ids,
-        } => Ok((
+        } => Ok(Answer::Stored(
             AcceptedView {
                 id: event_id,
                 deliveries: delivery_ids,
             },
             true,
         )),
+        Accepted::KeyReused => Ok(Answer::Refused),
+        Accepted::Withheld => Ok(Answer::Withheld),
         Accepted::ProjectGone => Err(ApiError::not_found("project")),
     }
+}
+
+const KEY_REUSED: &str = "this Idempotency-Key was given within the last 24 hours with a \
+     different request (type, object or payload): send the first request unchanged to get its \
+     answer, or a new key for a new event";
+
+/// 422: the keys named in `details` were reused; nothing was stored.
+fn key_reused(details: Vec<FieldError>) -> ApiError {
+    let mut error = ApiError::violations(details);
+    error.status = StatusCode::UNPROCESSABLE_ENTITY;
+    error.code = "idempotency_key_reused";
+    error.message = format!("{}; nothing was stored", error.message);
+    error
 }
 
 /// The OpenAPI description of these routes.

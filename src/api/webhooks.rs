@@ -541,6 +541,7 @@ async fn store_test(
         }],
         lease_until: now,
         is_test: true,
+        request: 0,
     };
     state.store.insert_events(&[new_event], 0).await?;
     Ok(())

@@ -176,6 +176,16 @@ impl Client {
         url: url::Url,
         body: Option<&Value>,
     ) -> Result<Value, CliError> {
+        Ok(self.send_for_headers(method, url, body).await?.0)
+    }
+
+    /// `send`, answering the answer's headers too.
+    pub async fn send_for_headers(
+        &self,
+        method: Method,
+        url: url::Url,
+        body: Option<&Value>,
+    ) -> Result<(Value, reqwest::header::HeaderMap), CliError> {
         let mut request = self.http.request(method, url);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -187,6 +197,7 @@ impl Client {
         }
         let response = request.send().await.map_err(|e| self.transport(e))?;
         let status = response.status();
+        let headers = response.headers().clone();
         let text = response.text().await.map_err(|e| self.transport(e))?;
         if !status.is_success() {
             return Err(CliError::from_answer(
@@ -196,10 +207,11 @@ impl Client {
             ));
         }
         if text.trim().is_empty() {
-            return Ok(Value::Null);
+            return Ok((Value::Null, headers));
         }
-        serde_json::from_str(&text)
-            .map_err(|e| CliError::Other(format!("the server's answer is not JSON: {e}")))
+        let value = serde_json::from_str(&text)
+            .map_err(|e| CliError::Other(format!("the server's answer is not JSON: {e}")))?;
+        Ok((value, headers))
     }
 
     fn transport(&self, e: reqwest::Error) -> CliError {

@@ -568,11 +568,23 @@ async fn events(ctx: &Ctx, command: EventsCommand) -> Result<(), CliError> {
             if let Some(key) = idempotency_key {
                 body["idempotency_key"] = key.into();
             }
-            let answer = ctx
+            let url = ctx.api.url(&ctx.in_project(&["events"])?, &[]);
+            let (answer, headers) = ctx
                 .api
-                .post(&ctx.in_project(&["events"])?, Some(&body))
-                .await?;
-            ctx.show(&answer, print_accepted);
+                .send_for_headers(reqwest::Method::POST, url, Some(&body))
+                .await
+                .map_err(with_idempotency_hint)?;
+            let replayed = headers
+                .get("idempotent-replayed")
+                .is_some_and(|v| v == "true");
+            ctx.show(&answer, |v| {
+                print_accepted(v);
+                if replayed {
+                    println!(
+                        "(a repeat: this --idempotency-key was sent with this event before; nothing new was stored)"
+                    );
+                }
+            });
         }
         EventsCommand::List { event_type, page } => {
             let filters = event_type
@@ -617,6 +629,18 @@ async fn events(ctx: &Ctx, command: EventsCommand) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// What to do about a key refused for another request.
+fn with_idempotency_hint(mut error: CliError) -> CliError {
+    if let CliError::Api { code, hint, .. } = &mut error
+        && code == "idempotency_key_reused"
+    {
+        *hint = Some(
+            "the key was sent before with a different type, object or payload: pick a new --idempotency-key for a new event",
+        );
+    }
+    error
 }
 
 fn print_accepted(v: &Value) {

@@ -6,6 +6,7 @@
 //! The store knows rows, not HTTP and not formats. Writes on the hot path take
 //! batches (`insert_events`, `record_attempts`) so callers can group-commit.
 
+mod idempotency;
 pub mod migrate;
 pub mod notify;
 mod postgres;
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 use crate::catalog::ObjectRef;
 use crate::webhook::Webhook;
 
+pub use idempotency::{Fingerprint, IdempotencyKey};
 pub use postgres::{PgOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
@@ -126,12 +128,15 @@ pub struct NewEvent {
     pub object: Option<ObjectRef>,
     pub payload: String,
     pub created_at: i64,
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<IdempotencyKey>,
     pub deliveries: Vec<NewDelivery>,
     /// Deliveries are leased to this node until then: it sends them from memory.
     pub lease_until: i64,
     /// A test send: shown in the log as such, never retried.
     pub is_test: bool,
+    /// Consecutive events of one `insert_events` with the same number are one
+    /// client request, stored whole or not at all (see `Inserted::Withheld`).
+    pub request: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +154,12 @@ pub enum Inserted {
         event_id: String,
         delivery_ids: Vec<String>,
     },
+    /// The idempotency key was given within its window with a different
+    /// request (type, object or payload); nothing was written for it.
+    KeyReused,
+    /// Another event of its request was refused (`KeyReused`); nothing was
+    /// written for it either.
+    Withheld,
     /// The project was deleted meanwhile; nothing was written for it.
     ProjectGone,
 }
@@ -376,7 +387,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_all_webhooks(&self) -> StoreResult<Vec<Webhook>>;
 
     /// Writes a batch of events with their deliveries in one transaction;
-    /// answers each in order. Idempotency keys are honoured for `window_ms`.
+    /// answers each in order. Idempotency keys are honoured for `window_ms`:
+    /// a key repeated with the same request is answered with the first event,
+    /// with another request it is refused along with the rest of its request.
     async fn insert_events(
         &self,
         events: &[NewEvent],

@@ -28,7 +28,8 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
-use super::rows::{counts_by_status, from_json, id_bound, replay_of, to_json};
+use super::idempotency::{self, Answer, Fingerprint, KeyOf, StoredKey};
+use super::rows::{counts_by_status, from_json, id_bound, to_json};
 use super::*;
 use crate::secrets::SecretBox;
 use crate::webhook::{Format, PreviousSigningKey, Webhook};
@@ -732,6 +733,7 @@ impl Store for PostgresStore {
             deliveries: deliveries.to_vec(),
             lease_until,
             is_test: false,
+            request: 0,
         };
         let mut tx = self.pool.begin().await?;
         // Deleted since it was read (retention, or its project): none. The
@@ -1195,100 +1197,145 @@ fn attempt_from_row(r: &PgRow) -> StoreResult<AttemptRow> {
     })
 }
 
-/// What one event of a batch is, before the idempotency keys are settled.
-enum Plan {
-    Answered(Inserted),
-    /// The first event of the batch with this key: the database decides.
-    Claim,
-    /// A later event with the key of event `first`: the first one's answer.
-    SameAs(usize),
-}
-
-/// Decides, in order, which events are new and which repeat an idempotency
-/// key still inside its window (also within this very batch). Keys are
-/// claimed with one upsert each, in key order on every node, so two nodes
-/// taking the same key at once agree (one waits for the other's commit)
-/// instead of failing on the primary key.
+/// Decides each event against the idempotency keys (`idempotency::decide`).
+/// Each key of the write is first claimed for its first event with one
+/// upsert, in key order on every node, so two nodes taking the same key at
+/// once agree (one waits for the other's commit) instead of failing on the
+/// primary key; a live row is left as it is, locked, and read. A claim whose
+/// request was then refused is handed on or taken back before the commit.
 async fn resolve_idempotency(
     tx: &mut Tx,
     events: &[NewEvent],
     live_projects: &HashSet<String>,
     window_ms: i64,
 ) -> StoreResult<Vec<Inserted>> {
-    let mut first_with: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut plans = Vec::with_capacity(events.len());
-    for (i, event) in events.iter().enumerate() {
-        let plan = if !live_projects.contains(&event.project_id) {
-            Plan::Answered(Inserted::ProjectGone)
-        } else if let Some(key) = event.idempotency_key.as_deref() {
-            match first_with.entry((event.project_id.as_str(), key)) {
-                std::collections::hash_map::Entry::Occupied(first) => Plan::SameAs(*first.get()),
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(i);
-                    Plan::Claim
+    let mut first_with: HashMap<KeyOf<'_>, usize> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        if let Some(key) = idempotency::key_of(e)
+            && live_projects.contains(&e.project_id)
+        {
+            first_with.entry(key).or_insert(i);
+        }
+    }
+    let mut keys: Vec<(KeyOf<'_>, usize)> = first_with.into_iter().collect();
+    keys.sort_unstable();
+    let mut claimed: HashMap<KeyOf<'_>, usize> = HashMap::new();
+    let mut stored: HashMap<KeyOf<'_>, StoredKey> = HashMap::new();
+    for (key, i) in keys {
+        match claim_key(tx, &events[i], window_ms).await? {
+            None => {
+                claimed.insert(key, i);
+            }
+            Some(row) => {
+                stored.insert(key, row);
+            }
+        }
+    }
+    let decisions = idempotency::decide(events, live_projects, &stored);
+    settle_claims(tx, events, &decisions.claims, claimed).await?;
+    let mut answers = Vec::with_capacity(events.len());
+    for answer in decisions.answers {
+        answers.push(match answer {
+            Answer::Decided(inserted) => inserted,
+            Answer::ReplayOfStored(event_id) => {
+                let delivery_ids =
+                    sqlx::query_scalar("SELECT id FROM deliveries WHERE event_id = $1 ORDER BY id")
+                        .bind(&event_id)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                Inserted::Replayed {
+                    event_id,
+                    delivery_ids,
                 }
             }
-        } else {
-            Plan::Answered(Inserted::Created)
-        };
-        plans.push(plan);
-    }
-    let mut claims: Vec<usize> = (0..events.len())
-        .filter(|i| matches!(plans[*i], Plan::Claim))
-        .collect();
-    claims.sort_by_key(|i| (&events[*i].project_id, &events[*i].idempotency_key));
-    let mut claimed: HashMap<usize, Inserted> = HashMap::new();
-    for i in claims {
-        let event = &events[i];
-        let key = event.idempotency_key.as_deref().unwrap_or_default();
-        let won: Option<String> = sqlx::query_scalar(
-            "INSERT INTO idempotency_keys (project_id, key, event_id, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (project_id, key) DO UPDATE SET event_id = EXCLUDED.event_id, created_at = EXCLUDED.created_at \
-             WHERE idempotency_keys.created_at <= EXCLUDED.created_at - $5 \
-             RETURNING event_id",
-        )
-        .bind(&event.project_id)
-        .bind(key)
-        .bind(&event.id)
-        .bind(event.created_at)
-        .bind(window_ms)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let answer = if won.is_some() {
-            Inserted::Created
-        } else {
-            let event_id: String = sqlx::query_scalar(
-                "SELECT event_id FROM idempotency_keys WHERE project_id = $1 AND key = $2",
-            )
-            .bind(&event.project_id)
-            .bind(key)
-            .fetch_one(&mut **tx)
-            .await?;
-            let delivery_ids =
-                sqlx::query_scalar("SELECT id FROM deliveries WHERE event_id = $1 ORDER BY id")
-                    .bind(&event_id)
-                    .fetch_all(&mut **tx)
-                    .await?;
-            Inserted::Replayed {
-                event_id,
-                delivery_ids,
-            }
-        };
-        claimed.insert(i, answer);
-    }
-    let mut answers: Vec<Inserted> = Vec::with_capacity(events.len());
-    for (i, plan) in plans.into_iter().enumerate() {
-        let answer = match plan {
-            Plan::Answered(answer) => answer,
-            Plan::Claim => claimed.remove(&i).expect("every claim is answered"),
-            Plan::SameAs(first) => match &answers[first] {
-                Inserted::Created => replay_of(&events[first]),
-                other => other.clone(),
-            },
-        };
-        answers.push(answer);
+        });
     }
     Ok(answers)
+}
+
+/// Claims `event`'s key (`None`), or answers the live row that holds it.
+async fn claim_key(
+    tx: &mut Tx,
+    event: &NewEvent,
+    window_ms: i64,
+) -> StoreResult<Option<StoredKey>> {
+    let key = event
+        .idempotency_key
+        .as_ref()
+        .expect("only keyed events claim");
+    let won: Option<String> = sqlx::query_scalar(
+        "INSERT INTO idempotency_keys (project_id, key, event_id, created_at, fingerprint) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (project_id, key) DO UPDATE SET event_id = EXCLUDED.event_id, \
+         created_at = EXCLUDED.created_at, fingerprint = EXCLUDED.fingerprint \
+         WHERE idempotency_keys.created_at <= EXCLUDED.created_at - $6 \
+         RETURNING event_id",
+    )
+    .bind(&event.project_id)
+    .bind(&key.key)
+    .bind(&event.id)
+    .bind(event.created_at)
+    .bind(key.fingerprint.as_bytes())
+    .bind(window_ms)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if won.is_some() {
+        return Ok(None);
+    }
+    let (event_id, fingerprint): (String, Option<Vec<u8>>) = sqlx::query_as(
+        "SELECT event_id, fingerprint FROM idempotency_keys WHERE project_id = $1 AND key = $2",
+    )
+    .bind(&event.project_id)
+    .bind(&key.key)
+    .fetch_one(&mut **tx)
+    .await?;
+    let fingerprint = fingerprint
+        .as_deref()
+        .map(Fingerprint::from_stored)
+        .transpose()?;
+    Ok(Some(StoredKey {
+        event_id,
+        fingerprint,
+    }))
+}
+
+/// Makes each claimed key's row name the event that keeps it: the one
+/// claimed it, another of this write (the first one's request was refused),
+/// or none (every request giving it was refused: the row goes, which also
+/// forgets the expired row it may have replaced).
+async fn settle_claims(
+    tx: &mut Tx,
+    events: &[NewEvent],
+    kept: &[usize],
+    mut claimed: HashMap<KeyOf<'_>, usize>,
+) -> StoreResult<()> {
+    for &i in kept {
+        let e = &events[i];
+        let key = idempotency::key_of(e).expect("a claim has a key");
+        if claimed.remove(&key) == Some(i) {
+            continue;
+        }
+        let fingerprint = e.idempotency_key.as_ref().map(|k| k.fingerprint.as_bytes());
+        sqlx::query(
+            "UPDATE idempotency_keys SET event_id = $3, created_at = $4, fingerprint = $5 \
+             WHERE project_id = $1 AND key = $2",
+        )
+        .bind(key.0)
+        .bind(key.1)
+        .bind(&e.id)
+        .bind(e.created_at)
+        .bind(fingerprint)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for ((project_id, key), _) in claimed {
+        sqlx::query("DELETE FROM idempotency_keys WHERE project_id = $1 AND key = $2")
+            .bind(project_id)
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The projects of this batch that still exist, locked against deletion

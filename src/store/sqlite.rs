@@ -665,6 +665,7 @@ impl Store for SqliteStore {
             deliveries: deliveries.to_vec(),
             lease_until,
             is_test: false,
+            request: 0,
         };
         self.hot
             .write(move |conn| hot::insert_more_deliveries(conn, &new_event))

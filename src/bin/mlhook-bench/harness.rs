@@ -515,6 +515,7 @@ pub async fn seed(
                     .collect(),
                 lease_until: 0,
                 is_test: false,
+                request: 0,
             })
             .collect();
         store.insert_events(&batch, 0).await?;

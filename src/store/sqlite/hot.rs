@@ -16,11 +16,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::super::rows::{replay_of, to_json};
+use super::super::idempotency::{self, Answer, Fingerprint, KeyOf, StoredKey};
+use super::super::rows::to_json;
 use super::super::{AttemptRecord, DeliveryStatus, Inserted, NewEvent, StoreError, StoreResult};
 
 /// Events and their deliveries, all or none; events of a project deleted
-/// meanwhile and repeats of an idempotency key are answered, not written.
+/// meanwhile, repeats of an idempotency key and requests refused for one
+/// are answered, not written.
 pub(super) fn insert_events(
     conn: &Connection,
     events: &[NewEvent],
@@ -109,72 +111,100 @@ fn live_projects(conn: &Connection, events: &[NewEvent]) -> StoreResult<HashSet<
     Ok(live)
 }
 
-/// Decides, in order, which events are new and which repeat an idempotency
-/// key still inside its window (also within this very batch).
+/// Decides each event against the idempotency keys (`idempotency::decide`),
+/// remembers the keys of the events to be written, and reads the deliveries
+/// of the stored events that are repeated.
 fn resolve_idempotency(
     conn: &Connection,
     events: &[NewEvent],
     live_projects: &HashSet<String>,
     window_ms: i64,
 ) -> StoreResult<Vec<Inserted>> {
-    let mut in_batch: HashMap<(&str, &str), &NewEvent> = HashMap::new();
-    let mut answers = Vec::with_capacity(events.len());
-    for event in events {
-        if !live_projects.contains(&event.project_id) {
-            answers.push(Inserted::ProjectGone);
-            continue;
-        }
-        let Some(key) = event.idempotency_key.as_deref() else {
-            answers.push(Inserted::Created);
-            continue;
-        };
-        if let Some(first) = in_batch.get(&(event.project_id.as_str(), key)) {
-            answers.push(replay_of(first));
-            continue;
-        }
-        if let Some(replayed) = stored_replay(conn, event, key, window_ms)? {
-            answers.push(replayed);
-            continue;
-        }
-        conn.prepare_cached(
-            "REPLACE INTO idempotency_keys (project_id, key, event_id, created_at) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![event.project_id, key, event.id, event.created_at])?;
-        in_batch.insert((event.project_id.as_str(), key), event);
-        answers.push(Inserted::Created);
+    let stored = stored_keys(conn, events, live_projects, window_ms)?;
+    let decisions = idempotency::decide(events, live_projects, &stored);
+    let mut remember = conn.prepare_cached(
+        "REPLACE INTO idempotency_keys (project_id, key, event_id, created_at, fingerprint) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for &i in &decisions.claims {
+        let e = &events[i];
+        let key = e.idempotency_key.as_ref().expect("a claim has a key");
+        remember.execute(params![
+            e.project_id,
+            key.key,
+            e.id,
+            e.created_at,
+            key.fingerprint.as_bytes()
+        ])?;
     }
-    Ok(answers)
+    let mut deliveries =
+        conn.prepare_cached("SELECT id FROM deliveries WHERE event_id = ?1 ORDER BY id")?;
+    decisions
+        .answers
+        .into_iter()
+        .map(|answer| match answer {
+            Answer::Decided(inserted) => Ok(inserted),
+            Answer::ReplayOfStored(event_id) => {
+                let delivery_ids = deliveries
+                    .query_map([&event_id], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok(Inserted::Replayed {
+                    event_id,
+                    delivery_ids,
+                })
+            }
+        })
+        .collect()
 }
 
-/// The first answer to `key`, when it was given within the window.
-fn stored_replay(
+/// The keys of this write that a row holds within its window (measured from
+/// the first event giving the key).
+fn stored_keys<'a>(
     conn: &Connection,
-    event: &NewEvent,
-    key: &str,
+    events: &'a [NewEvent],
+    live_projects: &HashSet<String>,
     window_ms: i64,
-) -> StoreResult<Option<Inserted>> {
-    let existing: Option<(String, i64)> = conn
-        .prepare_cached(
-            "SELECT event_id, created_at FROM idempotency_keys WHERE project_id = ?1 AND key = ?2",
-        )?
-        .query_row(params![event.project_id, key], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?;
-    let Some((event_id, created_at)) = existing else {
-        return Ok(None);
-    };
-    if created_at <= event.created_at - window_ms {
-        return Ok(None);
+) -> StoreResult<HashMap<KeyOf<'a>, StoredKey>> {
+    let mut read = conn.prepare_cached(
+        "SELECT event_id, created_at, fingerprint FROM idempotency_keys \
+         WHERE project_id = ?1 AND key = ?2",
+    )?;
+    let mut seen = HashSet::new();
+    let mut stored = HashMap::new();
+    for e in events
+        .iter()
+        .filter(|e| live_projects.contains(&e.project_id))
+    {
+        let Some(key) = idempotency::key_of(e) else {
+            continue;
+        };
+        if !seen.insert(key) {
+            continue;
+        }
+        let row: Option<(String, i64, Option<Vec<u8>>)> = read
+            .query_row(params![key.0, key.1], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        let Some((event_id, created_at, fingerprint)) = row else {
+            continue;
+        };
+        if created_at <= e.created_at - window_ms {
+            continue;
+        }
+        let fingerprint = fingerprint
+            .as_deref()
+            .map(Fingerprint::from_stored)
+            .transpose()?;
+        stored.insert(
+            key,
+            StoredKey {
+                event_id,
+                fingerprint,
+            },
+        );
     }
-    let delivery_ids = conn
-        .prepare_cached("SELECT id FROM deliveries WHERE event_id = ?1 ORDER BY id")?
-        .query_map([&event_id], |r| r.get(0))?
-        .collect::<Result<Vec<String>, _>>()?;
-    Ok(Some(Inserted::Replayed {
-        event_id,
-        delivery_ids,
-    }))
+    Ok(stored)
 }
 
 /// Each attempt's row, then its delivery takes the state the attempt led to;

@@ -21,6 +21,11 @@ export function whenSignedOut(fn) {
 }
 
 export async function api(method, path, body) {
+  return (await exchange(method, path, body)).data;
+}
+
+/** `api`, answering the answer's headers too: `{data, headers}`. */
+export async function exchange(method, path, body) {
   const headers = { 'X-Mlhook-Console': '1', Accept: 'application/json' };
   const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
   if (body !== undefined) {
@@ -47,7 +52,7 @@ export async function api(method, path, body) {
     if (response.status === 401 && !path.startsWith('/console/session')) onSignedOut();
     throw error;
   }
-  return data;
+  return { data, headers: response.headers };
 }
 
 export const get = (path) => api('GET', path);

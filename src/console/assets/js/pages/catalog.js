@@ -3,7 +3,7 @@
 // as it is typed.
 
 import { h, field, replace, code, pretty, debounce } from '../dom.js';
-import { cached, p, post } from '../api.js';
+import { cached, exchange, p, post } from '../api.js';
 import { FAMILY_TITLES } from './webhook_form.js';
 
 export async function render(ctx) {
@@ -58,6 +58,8 @@ function sendPanel(ctx, project, type) {
   }
   const payload = h('textarea', { name: 'payload', class: 'tall', spellcheck: 'false' }, pretty(type.example));
   const payloadField = field('Payload', payload, `The ${type.name} payload, as the vendor document gives it. Fields mlhook derives may be left out.`);
+  const key = h('input', { name: 'idempotency_key', type: 'text', maxlength: '255', autocomplete: 'off', spellcheck: 'false' });
+  const keyField = field('Idempotency key (optional)', key, 'Sending again with the same key and payload answers the first event; the same key with another payload is refused.');
   const check = h('div', { class: 'check-status', role: 'status', 'aria-live': 'polite' });
   const result = h('div', { 'aria-live': 'polite' });
   const send = h('button', { type: 'submit', class: 'primary' }, 'Send event');
@@ -114,24 +116,37 @@ function sendPanel(ctx, project, type) {
         return;
       }
       send.disabled = true;
+      keyField.error.hidden = true;
+      key.removeAttribute('aria-invalid');
       try {
-        const answer = await post(p(project, 'events'), { type: type.name, payload: JSON.parse(payload.value) });
+        const body = { type: type.name, payload: JSON.parse(payload.value) };
+        if (key.value) body.idempotency_key = key.value;
+        const { data: answer, headers } = await exchange('POST', p(project, 'events'), body);
+        const repeat = headers.get('Idempotent-Replayed') === 'true';
         const n = answer.deliveries.length;
         replace(result, h('div', { class: `banner ${n ? 'ok' : 'warn'}`, role: 'status' },
           h('div', null,
-            h('p', null, h('strong', null, 'Accepted'), ` as event ${answer.id}: `,
+            h('p', null, h('strong', null, repeat ? 'Already accepted' : 'Accepted'), ` as event ${answer.id}: `,
+              repeat ? 'this key was sent with this payload before, so nothing new was stored. ' : '',
               n ? `${n} ${n === 1 ? 'delivery' : 'deliveries'}.` : 'no webhook of this project listens to it (check events and scope).'),
             n ? h('ul', null, answer.deliveries.map((d) => h('li', null,
               h('a', { href: `#/p/${enc}/deliveries/${encodeURIComponent(d)}` }, `Delivery ${d}`)))) : null),
           h('a', { class: 'button', href: `#/p/${enc}/deliveries?event_type=${encodeURIComponent(type.name)}` }, 'Open the delivery log')));
       } catch (err) {
-        if (err.details && err.details.length) showViolations(err.details);
+        if (err.code === 'idempotency_key_reused') {
+          keyField.error.textContent = 'Already used with another payload: nothing was stored. Send the first payload again, or use a new key for a new event.';
+          keyField.error.hidden = false;
+          key.setAttribute('aria-invalid', 'true');
+          key.setAttribute('aria-describedby', `${keyField.error.id} ${key.id}-hint`);
+          replace(result, h('div', { class: 'banner bad', role: 'alert' }, h('p', null, err.message)));
+          key.focus();
+        } else if (err.details && err.details.length) showViolations(err.details);
         else replace(result, h('div', { class: 'banner bad', role: 'alert' }, h('p', null, err.message)));
       } finally {
         send.disabled = false;
       }
     },
-  }, payloadField.wrap, check, h('div', { class: 'actions' }, send, h('span', { class: 'muted' }, `to project ${project}`)), result);
+  }, payloadField.wrap, check, keyField.wrap, h('div', { class: 'actions' }, send, h('span', { class: 'muted' }, `to project ${project}`)), result);
   validate();
   return h('section', { class: 'panel', 'aria-labelledby': 'sec-send' }, h('h2', { id: 'sec-send' }, 'Send a test event'),
     h('p', { class: 'muted' }, 'Publishes an event of this type to the project now, as a client would: every matching webhook gets a delivery.'), form);
