@@ -71,12 +71,14 @@ impl SqliteStore {
             );
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_connect(|conn, _| Box::pin(keep_wal_files(conn)))
             .after_release(|conn, _| Box::pin(async move { Ok(!left_in_transaction(conn)) }))
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .after_connect(|conn, _| Box::pin(keep_wal_files(conn)))
             .connect_with(options)
             .await?;
         let turn = WriteTurn::default();
@@ -185,6 +187,19 @@ impl SqliteStore {
             space: self.space.clone(),
             _turn: turn,
         })
+    }
+}
+
+/// Every connection keeps the WAL files, whichever closes last (see
+/// `space::keep_wal_files`).
+async fn keep_wal_files(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    // SAFETY: the locked handle is an open connection no other thread uses
+    // while it is held.
+    if unsafe { space::keep_wal_files(handle.as_raw_handle().as_ptr()) } {
+        Ok(())
+    } else {
+        Err(sqlx::Error::Protocol("could not keep the WAL files".into()))
     }
 }
 

@@ -63,6 +63,32 @@ fn volume_bytes(_dir: &Path) -> Option<u64> {
     None
 }
 
+/// Keeps the WAL and its index (`-shm`) when the connection closes last.
+///
+/// By default the last connection to close checkpoints, then deletes both
+/// files; the next start has to create the index again (32 KB), which on a
+/// full disk fails, and with it every read: the service could not start.
+/// Kept, a start on a full disk reads, and refuses only writes. The WAL is
+/// cut to nothing at that close all the same (`journal_size_limit`).
+///
+/// # Safety
+/// `db` is an open connection that no other thread uses meanwhile.
+pub(super) unsafe fn keep_wal_files(db: *mut rusqlite::ffi::sqlite3) -> bool {
+    use rusqlite::ffi;
+    let mut on: std::ffi::c_int = 1;
+    // SAFETY: `db` is open (the caller's promise), the name NUL-terminated,
+    // and PERSIST_WAL reads and writes one int through the pointer.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            db,
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&raw mut on).cast(),
+        )
+    };
+    rc == ffi::SQLITE_OK
+}
+
 /// Set when a write failed for lack of space, cleared when one stores rows
 /// again; shared by both writer connections.
 #[derive(Clone, Default)]

@@ -150,6 +150,10 @@ fn open(path: &Path, wal_pages: u32) -> StoreResult<Connection> {
         "journal_size_limit",
         super::space::wal_limit_bytes(wal_pages),
     )?;
+    // SAFETY: the connection was just opened and is this thread's alone.
+    if !unsafe { super::space::keep_wal_files(conn.handle()) } {
+        return Err(StoreError::Embedded("could not keep the WAL files".into()));
+    }
     conn.busy_handler(Some(retry_soon))?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
