@@ -426,13 +426,13 @@ async fn a_start_on_a_full_disk_serves_reads_refuses_writes_and_recovers() {
     filler.remove();
     let space_back = Instant::now();
     let srv = &server;
-    within_recovery(space_back, "/readyz", || async move {
+    let ready_in = within_recovery(space_back, "/readyz", || async move {
         readyz(srv).await.0 == StatusCode::OK
     })
     .await;
     let ingested = &RefCell::new(Vec::new());
     let payload = &payload;
-    within_recovery(space_back, "ingest", || async move {
+    let ingest_in = within_recovery(space_back, "ingest", || async move {
         let (status, body) = send(srv, "TEST", payload).await;
         if status == StatusCode::ACCEPTED {
             ingested.borrow_mut().extend(delivery_ids(&body));
@@ -441,6 +441,7 @@ async fn a_start_on_a_full_disk_serves_reads_refuses_writes_and_recovers() {
     })
     .await;
     accepted.extend(ingested.take());
+    eprintln!("back after space returned: ready {ready_in:?}, ingest {ingest_in:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !accepted.iter().all(|id| seen(&[&receiver]).contains(id)) {
         assert!(Instant::now() < deadline, "an accepted event never arrived");
