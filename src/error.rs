@@ -180,6 +180,12 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::Conflict(what) => ApiError::conflict(what),
             StoreError::NotFound => ApiError::not_found("resource"),
+            full if full.is_no_space() => {
+                tracing::error!(error = %full, "store error");
+                ApiError::unavailable(
+                    "the store has no space left: nothing was written; retry later",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "store error");
                 ApiError::unavailable("the store could not complete the request; retry later")

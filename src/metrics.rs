@@ -77,13 +77,18 @@ struct BuildLabels {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
-/// Which group-commit writer a store write came from.
+/// Which writer a store write came from: the two group-commit writers and
+/// the scheduler's two transactions.
 #[derive(Clone, Copy, Debug)]
 pub enum Writer {
     /// Events and their deliveries (`ingest`).
     Ingest,
     /// Attempt rows and delivery states (`delivery::recorder`).
     Recorder,
+    /// Due deliveries claimed, each claim one transaction (`delivery::scheduler`).
+    Claims,
+    /// Leases renewed on deliveries held in flight (`delivery::scheduler`).
+    Leases,
 }
 
 impl Writer {
@@ -92,6 +97,8 @@ impl Writer {
             writer: match self {
                 Writer::Ingest => "ingest",
                 Writer::Recorder => "recorder",
+                Writer::Claims => "claims",
+                Writer::Leases => "leases",
             },
         }
     }
@@ -244,18 +251,18 @@ impl Metrics {
         );
         registry.register(
             "store_write_batch_size",
-            "Rows per group-commit transaction: events (ingest) or attempts (recorder)",
+            "Rows per store write: events (ingest), attempts (recorder), deliveries claimed (claims) or leases renewed (leases)",
             m.store_batch_size.clone(),
         );
         registry.register_with_unit(
             "store_write_duration",
-            "Duration of group-commit transactions, by writer",
+            "Duration of store writes, by writer",
             Unit::Seconds,
             m.store_write_duration.clone(),
         );
         registry.register(
             "store_write_errors",
-            "Group-commit transactions that failed, by writer",
+            "Store writes that failed, by writer",
             m.store_write_errors.clone(),
         );
         registry.register(
@@ -282,7 +289,7 @@ impl Metrics {
         self.deliveries_created.inc_by(deliveries as u64);
     }
 
-    /// A group-commit transaction finished (or failed).
+    /// A store write finished (or failed).
     pub fn store_write(&self, writer: Writer, rows: usize, took: Duration, ok: bool) {
         let labels = writer.label();
         if !ok {

@@ -121,12 +121,20 @@ async fn open_store(config: &ServeConfig, secrets: Arc<SecretBox>) -> anyhow::Re
                 .context("cannot open the store")?;
             // One process owns this data directory (the lock above): any lease in it
             // was left by a process that is gone, so its deliveries are ours to send.
-            let released = store.release_all_leases().await?;
-            if released > 0 {
-                tracing::info!(
+            match store.release_all_leases().await {
+                Ok(0) => {}
+                Ok(released) => tracing::info!(
                     released,
                     "recovered deliveries left in flight by the previous run"
-                );
+                ),
+                // On a full disk the service starts all the same: it answers
+                // reads, 503 to writes and to /readyz until space is freed.
+                // Those deliveries are sent once their leases run out.
+                Err(e) if e.is_no_space() => tracing::error!(
+                    error = %e,
+                    "the data directory's disk is full: starting without releasing the previous run's leases"
+                ),
+                Err(e) => return Err(e.into()),
             }
             Ok(OpenedStore {
                 store: Arc::new(store),

@@ -25,24 +25,36 @@ async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The store answers; otherwise 503 so traffic goes elsewhere.
+/// The service can accept events: the store answers and takes writes;
+/// otherwise 503 so traffic goes elsewhere.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "health",
-    responses((status = 200, description = "The store answers", body = Object), (status = 503, description = "The store does not answer", body = Object))
+    responses((status = 200, description = "The store answers and takes writes", body = Object), (status = 503, description = "The store does not answer, or refuses writes (its disk is full)", body = Object))
 )]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "reason": "store unreachable"})),
-            )
-        }
+    if let Err(e) = state.store.ping().await {
+        tracing::warn!(error = %e, "readiness check failed");
+        return unavailable("store unreachable");
     }
+    if let Err(e) = state.store.check_writable().await {
+        tracing::warn!(error = %e, "readiness check failed: the store refuses writes");
+        let reason = if e.is_no_space() {
+            "store full"
+        } else {
+            "store refuses writes"
+        };
+        return unavailable(reason);
+    }
+    (StatusCode::OK, Json(json!({"status": "ready"})))
+}
+
+fn unavailable(reason: &str) -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"status": "unavailable", "reason": reason})),
+    )
 }
 
 /// The OpenAPI description of these routes.

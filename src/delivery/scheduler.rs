@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{Job, Shared, backoff};
 use crate::formats::EventData;
+use crate::metrics::Writer;
 use crate::store::DueDelivery;
 
 /// Deliveries claimed per store round trip.
@@ -52,7 +53,13 @@ async fn claim_all_due(shared: &Arc<Shared>) -> Result<(), crate::store::StoreEr
         let limit = room.min(CLAIM_BATCH as usize) as u32;
         let now = crate::ids::now_millis();
         let lease_until = now + shared.config.lease.as_millis() as i64;
-        let due = shared.store.claim_due(now, limit, lease_until).await?;
+        let started = std::time::Instant::now();
+        let claimed = shared.store.claim_due(now, limit, lease_until).await;
+        let rows = claimed.as_ref().map_or(0, Vec::len);
+        shared
+            .metrics
+            .store_write(Writer::Claims, rows, started.elapsed(), claimed.is_ok());
+        let due = claimed?;
         let full_page = due.len() == limit as usize;
         for delivery in due {
             if !shared.is_held(&delivery.delivery_id) {
@@ -116,7 +123,15 @@ pub(super) async fn run_lease_renewal(shared: Arc<Shared>) {
             continue;
         }
         let until = crate::ids::now_millis() + shared.config.lease.as_millis() as i64;
-        if let Err(e) = shared.store.renew_leases(&held, until).await {
+        let started = std::time::Instant::now();
+        let renewed = shared.store.renew_leases(&held, until).await;
+        shared.metrics.store_write(
+            Writer::Leases,
+            held.len(),
+            started.elapsed(),
+            renewed.is_ok(),
+        );
+        if let Err(e) = renewed {
             tracing::warn!(error = %e, held = held.len(), "could not renew leases");
         }
     }

@@ -36,6 +36,9 @@ pub enum StoreError {
     Embedded(String),
     #[error("the store's writer has stopped")]
     WriterStopped,
+    /// The disk holding the store has no space left: nothing was written.
+    #[error("the store's disk is full: {0}")]
+    NoSpace(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
@@ -48,9 +51,26 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl StoreError {
+    /// The write failed for lack of space (SQLite's `SQLITE_FULL`,
+    /// PostgreSQL's `disk_full`): it may succeed once space is freed.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            StoreError::NoSpace(_) => true,
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("13" | "53100"))
+            }
+            _ => false,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
-        StoreError::Embedded(err.to_string())
+        match err.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::NoSpace(err.to_string()),
+            _ => StoreError::Embedded(err.to_string()),
+        }
     }
 }
 
@@ -351,6 +371,12 @@ pub struct MetricCounts {
 pub trait Store: Send + Sync + 'static {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> StoreResult<()>;
+    /// Whether the store takes writes now, for readiness: `ping` shows only
+    /// that it answers reads. A store that knows of no reason to refuse
+    /// answers `Ok` without writing.
+    async fn check_writable(&self) -> StoreResult<()> {
+        Ok(())
+    }
     /// Forgets the leases of deliveries still to be sent (no other lease is
     /// ever read): a single-node store calls it at start, when no other
     /// process can hold one.

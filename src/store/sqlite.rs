@@ -27,8 +27,10 @@ use crate::secrets::SecretBox;
 use crate::webhook::{Format, PreviousSigningKey, Webhook};
 
 mod hot;
+mod space;
 mod writer;
 
+use space::SpaceWatch;
 use writer::{HotWriter, WriteTurn};
 
 /// Rows per multi-row statement, well under SQLite's bound-variable limit.
@@ -47,49 +49,79 @@ pub struct SqliteStore {
     turn: WriteTurn,
     /// Seals webhook secrets before they are written, opens them when read.
     secrets: Arc<SecretBox>,
+    /// Whether writes are failing for lack of space.
+    space: SpaceWatch,
 }
-
-/// WAL pages after which a commit copies them into the database file (a
-/// checkpoint), on every connection: SQLite's default is 1,000. A checkpoint
-/// writes each page once however often the WAL holds it, and a fan-out
-/// rewrites a leaf per webhook every few commits: at 1,000 pages each was
-/// copied home about once per rewrite, at 8,000 once per eight or so
-/// (draining a fan-out to 1,000 webhooks: +15 % back to back; end-to-end
-/// and 202 → arrival latency unchanged). The WAL grows to ~32 MB before it
-/// starts over.
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 8000;
 
 impl SqliteStore {
     /// Opens (creating if needed) `<data_dir>/mlhook.db` and applies migrations.
     pub async fn open(data_dir: &Path, secrets: Arc<SecretBox>) -> StoreResult<SqliteStore> {
         let path = data_dir.join("mlhook.db");
+        let wal_pages = space::wal_pages(data_dir);
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string());
+            .pragma("wal_autocheckpoint", wal_pages.to_string())
+            .pragma(
+                "journal_size_limit",
+                space::wal_limit_bytes(wal_pages).to_string(),
+            );
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_connect(|conn, _| Box::pin(keep_wal_files(conn)))
+            .after_release(|conn, _| Box::pin(async move { Ok(!left_in_transaction(conn)) }))
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .after_connect(|conn, _| Box::pin(keep_wal_files(conn)))
             .connect_with(options)
             .await?;
         let turn = WriteTurn::default();
+        let space = SpaceWatch::default();
         let store = SqliteStore {
             pool,
             writer,
-            hot: HotWriter::start(&path, turn.clone())?,
+            hot: HotWriter::start(&path, wal_pages, turn.clone(), space.clone())?,
             turn,
             secrets,
+            space,
         };
+        // A start on a full disk: the service runs, answers reads and 503
+        // to writes (and to /readyz) until space is freed.
+        match store.probe_write().await {
+            Err(e) if !e.is_no_space() => return Err(e),
+            _ => {}
+        }
         store.check_secret_key().await?;
         store.seal_clear_secrets().await?;
         Ok(store)
+    }
+
+    /// A small write through the hot path's writer, the one that stores
+    /// events: whether there is space for one (the writer notes either way).
+    async fn probe_write(&self) -> StoreResult<()> {
+        let now = crate::ids::now_millis().to_string();
+        self.hot
+            .write(move |conn| {
+                conn.execute(
+                    "REPLACE INTO settings (key, value) VALUES ('write_probe', ?1)",
+                    [&now],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// A failed write on sqlx's writer connection, noted if for lack of space.
+    fn write_failed(&self, err: sqlx::Error) -> StoreError {
+        let err = StoreError::from(err);
+        self.space.failed(&err);
+        err
     }
 
     /// A database written with one key cannot be read with another: say so at
@@ -109,7 +141,8 @@ impl SqliteStore {
                 sqlx::query("INSERT INTO settings (key, value) VALUES ('secret_key_check', ?)")
                     .bind(self.secrets.seal(CHECK))
                     .execute(&mut *self.write_conn().await?)
-                    .await?;
+                    .await
+                    .map_err(|e| self.write_failed(e))?;
                 Ok(())
             }
         }
@@ -140,6 +173,7 @@ impl SqliteStore {
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WithTurn {
             conn: tx,
+            space: self.space.clone(),
             _turn: turn,
         })
     }
@@ -148,20 +182,64 @@ impl SqliteStore {
     async fn write_conn(&self) -> StoreResult<WithTurn<sqlx::pool::PoolConnection<Sqlite>>> {
         let turn = self.turn.clone().lock_owned().await;
         let conn = self.writer.acquire().await?;
-        Ok(WithTurn { conn, _turn: turn })
+        Ok(WithTurn {
+            conn,
+            space: self.space.clone(),
+            _turn: turn,
+        })
     }
+}
+
+/// Every connection keeps the WAL files, whichever closes last (see
+/// `space::keep_wal_files`).
+async fn keep_wal_files(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    // SAFETY: the locked handle is an open connection no other thread uses
+    // while it is held.
+    if unsafe { space::keep_wal_files(handle.as_raw_handle().as_ptr()) } {
+        Ok(())
+    } else {
+        Err(sqlx::Error::Protocol("could not keep the WAL files".into()))
+    }
+}
+
+/// Whether sqlx's writer connection comes back to its pool inside a
+/// transaction, to be closed rather than reused (closing rolls it back).
+///
+/// A transaction that fails or is dropped asks for its rollback lazily; when
+/// a COMMIT fails after SQLite already rolled back by itself (it may, after
+/// `SQLITE_FULL` or an I/O error), that ROLLBACK fails too, and sqlx counts
+/// the connection as inside a transaction for good: every later `BEGIN`
+/// failed with "attempted to call begin_with at non-zero transaction depth",
+/// and claims, lease renewals, disabling and retention stopped until a
+/// restart. A fresh connection has none of that state. A transaction that
+/// commits leaves nothing behind, so the common case costs no round trip.
+fn left_in_transaction(conn: &mut sqlx::SqliteConnection) -> bool {
+    use sqlx::Connection;
+    let open = conn.is_in_transaction();
+    if open {
+        tracing::warn!(
+            "the store's writer connection ended a write inside a transaction; replacing it"
+        );
+    }
+    open
 }
 
 /// sqlx's writer connection or a transaction on it, held with the write
 /// turn, which is given back when it is dropped.
 struct WithTurn<C> {
     conn: C,
+    space: SpaceWatch,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl WithTurn<sqlx::Transaction<'static, Sqlite>> {
     async fn commit(self) -> StoreResult<()> {
-        Ok(self.conn.commit().await?)
+        let result = self.conn.commit().await.map_err(StoreError::from);
+        if let Err(e) = &result {
+            self.space.failed(e);
+        }
+        result
     }
 }
 
@@ -294,6 +372,16 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    /// Free of cost while writes succeed; after one failed for lack of
+    /// space, a small write through the hot path's writer (the one that
+    /// stores events) shows whether there is space again.
+    async fn check_writable(&self) -> StoreResult<()> {
+        if !self.space.is_full() {
+            return Ok(());
+        }
+        self.probe_write().await
+    }
+
     /// Only deliveries still to be sent are claimed, so only theirs are
     /// cleared: through the due index, not a walk of every delivery ever
     /// stored (1.1 s a million at start).
@@ -303,7 +391,8 @@ impl Store for SqliteStore {
              WHERE next_attempt_at IS NOT NULL AND lease_until IS NOT NULL",
         )
         .execute(&mut *self.write_conn().await?)
-        .await?;
+        .await
+        .map_err(|e| self.write_failed(e))?;
         Ok(done.rows_affected())
     }
 
@@ -348,7 +437,8 @@ impl Store for SqliteStore {
             .bind(p.updated_at)
             .bind(&p.id)
             .execute(&mut *self.write_conn().await?)
-            .await?;
+            .await
+            .map_err(|e| self.write_failed(e))?;
         Ok(())
     }
 
@@ -356,7 +446,8 @@ impl Store for SqliteStore {
         let done = sqlx::query("DELETE FROM projects WHERE id = ?")
             .bind(id)
             .execute(&mut *self.write_conn().await?)
-            .await?;
+            .await
+            .map_err(|e| self.write_failed(e))?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -374,7 +465,8 @@ impl Store for SqliteStore {
         .bind(t.created_at)
         .bind(t.revoked_at)
         .execute(&mut *self.write_conn().await?)
-        .await?;
+        .await
+        .map_err(|e| self.write_failed(e))?;
         Ok(())
     }
 
@@ -411,7 +503,8 @@ impl Store for SqliteStore {
         .bind(token_id)
         .bind(project_id)
         .execute(&mut *self.write_conn().await?)
-        .await?;
+        .await
+        .map_err(|e| self.write_failed(e))?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -428,7 +521,8 @@ impl Store for SqliteStore {
         .bind(&r.target_id)
         .bind(to_json(&r.changes))
         .execute(&mut *self.write_conn().await?)
-        .await?;
+        .await
+        .map_err(|e| self.write_failed(e))?;
         Ok(())
     }
 
@@ -456,7 +550,8 @@ impl Store for SqliteStore {
         let sql = format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ({WEBHOOK_VALUES})");
         bind_webhook(sqlx::query(&sql), &sealed)
             .execute(&mut *self.write_conn().await?)
-            .await?;
+            .await
+            .map_err(|e| self.write_failed(e))?;
         Ok(())
     }
 
@@ -469,7 +564,8 @@ impl Store for SqliteStore {
             .bind(&w.id)
             .bind(&w.project_id)
             .execute(&mut *self.write_conn().await?)
-            .await?;
+            .await
+            .map_err(|e| self.write_failed(e))?;
         Ok(())
     }
 
@@ -478,7 +574,8 @@ impl Store for SqliteStore {
             .bind(id)
             .bind(project_id)
             .execute(&mut *self.write_conn().await?)
-            .await?;
+            .await
+            .map_err(|e| self.write_failed(e))?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -737,7 +834,11 @@ impl Store for SqliteStore {
             .push_bind(webhook_id)
             .push(" AND is_test = 0 AND status IN ('failed', 'exhausted', 'paused')");
         push_id_window(&mut q, "msg", Some(since), until, None);
-        let done = q.build().execute(&mut *self.write_conn().await?).await?;
+        let done = q
+            .build()
+            .execute(&mut *self.write_conn().await?)
+            .await
+            .map_err(|e| self.write_failed(e))?;
         Ok(done.rows_affected())
     }
 
@@ -820,7 +921,8 @@ impl Store for SqliteStore {
         .bind(s.created_at)
         .bind(s.updated_at)
         .execute(&mut *self.write_conn().await?)
-        .await?;
+        .await
+        .map_err(|e| self.write_failed(e))?;
         Ok(())
     }
 
@@ -854,7 +956,8 @@ impl Store for SqliteStore {
             .bind(id)
             .bind(project_id)
             .execute(&mut *self.write_conn().await?)
-            .await?;
+            .await
+            .map_err(|e| self.write_failed(e))?;
         Ok(done.rows_affected() > 0)
     }
 

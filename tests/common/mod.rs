@@ -50,11 +50,23 @@ pub fn error_fields(error: &Value) -> Vec<String> {
     fields
 }
 
+/// `args`, with the loopback range, where the test receivers listen, opened
+/// in the network guard unless `args` name ranges.
+fn with_loopback(args: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    if !args.iter().any(|a| a == "--allow-network") {
+        args.extend(["--allow-network".to_string(), "127.0.0.0/8".to_string()]);
+    }
+    args
+}
+
 /// A running `mlhook serve` process.
 pub struct Server {
     child: Option<Child>,
     pub base: String,
     pub data_dir: PathBuf,
+    /// The server's stderr (in the data directory unless started elsewhere).
+    log_path: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     args: Vec<String>,
     client: reqwest::Client,
@@ -69,29 +81,33 @@ impl Server {
     /// Starts with `args`; the loopback range, where the test receivers
     /// listen, is opened in the network guard unless `args` name ranges.
     pub async fn start_with(args: &[&str]) -> Server {
-        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        if !args.iter().any(|a| a == "--allow-network") {
-            args.extend(["--allow-network".to_string(), "127.0.0.0/8".to_string()]);
-        }
-        Server::start_exactly(args).await
+        Server::start_exactly(with_loopback(args)).await
+    }
+
+    /// Starts with `args` (as `start_with`) on `data_dir`, logging to
+    /// `log_path`: for a data directory on a volume the test controls.
+    pub async fn start_in(data_dir: &Path, log_path: &Path, args: &[&str]) -> Server {
+        let server = Server::spawn(data_dir, log_path, with_loopback(args));
+        server.wait_ready().await;
+        server
     }
 
     /// Starts with exactly `args`: the network guard keeps its defaults.
     pub async fn start_exactly(args: Vec<String>) -> Server {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().join("data");
-        let mut server = Server::spawn(&data_dir, args);
+        let mut server = Server::spawn(&data_dir, &data_dir.join("server.log"), args);
         server._tmp = Some(tmp);
         server.wait_ready().await;
         server
     }
 
-    fn spawn(data_dir: &Path, args: Vec<String>) -> Server {
+    fn spawn(data_dir: &Path, log_path: &Path, args: Vec<String>) -> Server {
         std::fs::create_dir_all(data_dir).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(data_dir.join("server.log"))
+            .open(log_path)
             .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_mlhook"))
             .arg("serve")
@@ -122,13 +138,14 @@ impl Server {
         let base = rx
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| {
-                let log = std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default();
+                let log = std::fs::read_to_string(log_path).unwrap_or_default();
                 panic!("mlhook did not start; log:\n{log}")
             });
         Server {
             child: Some(child),
             base,
             data_dir: data_dir.to_path_buf(),
+            log_path: log_path.to_path_buf(),
             _tmp: None,
             args,
             client: reqwest::Client::new(),
@@ -173,15 +190,21 @@ impl Server {
 
     /// Starts again on the same data directory (a new port).
     pub async fn restart(&mut self) {
-        assert!(self.child.is_none(), "stop the server before restarting it");
-        let mut fresh = Server::spawn(&self.data_dir, self.args.clone());
-        self.child = fresh.child.take();
-        self.base = std::mem::take(&mut fresh.base);
+        self.restart_listening();
         self.wait_ready().await;
     }
 
+    /// Starts again on the same data directory and returns once it
+    /// listens, ready or not.
+    pub fn restart_listening(&mut self) {
+        assert!(self.child.is_none(), "stop the server before restarting it");
+        let mut fresh = Server::spawn(&self.data_dir, &self.log_path, self.args.clone());
+        self.child = fresh.child.take();
+        self.base = std::mem::take(&mut fresh.base);
+    }
+
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     pub async fn request(

@@ -26,6 +26,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{Mutex, oneshot};
 
 use super::super::{StoreError, StoreResult};
+use super::space::SpaceWatch;
 
 /// Serialises every write of the process: the hot writer holds it for each of
 /// its transactions, sqlx's writer for each of its statements or transactions.
@@ -43,8 +44,10 @@ const MAX_JOBS_PER_COMMIT: usize = 64;
 trait Pending: Send {
     /// Writes; `false` when the write failed (its answer is that error).
     fn write(&mut self, conn: &Connection) -> bool;
+    /// The write failed for lack of space.
+    fn failed_for_space(&self) -> bool;
     /// Answers the caller once its transaction has committed or failed.
-    fn answer(self: Box<Self>, commit: Result<(), &str>);
+    fn answer(self: Box<Self>, commit: Result<(), &Failure>);
 }
 
 struct Write<T, F> {
@@ -68,12 +71,16 @@ where
         written
     }
 
-    fn answer(self: Box<Self>, commit: Result<(), &str>) {
+    fn failed_for_space(&self) -> bool {
+        matches!(&self.result, Some(Err(e)) if e.is_no_space())
+    }
+
+    fn answer(self: Box<Self>, commit: Result<(), &Failure>) {
         let result = match (self.result, commit) {
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(value)), Ok(())) => Ok(value),
             (None, Ok(())) => Err(StoreError::WriterStopped),
-            (_, Err(message)) => Err(StoreError::Embedded(message.to_string())),
+            (_, Err(failure)) => Err(failure.to_error()),
         };
         // A caller that gave up waiting needs no answer.
         let _ = self.reply.send(result);
@@ -88,12 +95,17 @@ pub(super) struct HotWriter {
 impl HotWriter {
     /// Opens the connection (the database exists and is migrated) and starts
     /// the thread; it ends when the store, the last sender, is dropped.
-    pub(super) fn start(path: &Path, turn: WriteTurn) -> StoreResult<HotWriter> {
-        let conn = open(path)?;
+    pub(super) fn start(
+        path: &Path,
+        wal_pages: u32,
+        turn: WriteTurn,
+        space: SpaceWatch,
+    ) -> StoreResult<HotWriter> {
+        let conn = open(path, wal_pages)?;
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("mlhook-sqlite-writer".into())
-            .spawn(move || run(conn, queue, turn))
+            .spawn(move || run(conn, queue, turn, space))
             .map_err(|e| StoreError::Embedded(format!("could not start the writer thread: {e}")))?;
         Ok(HotWriter { jobs })
     }
@@ -116,7 +128,7 @@ impl HotWriter {
 }
 
 /// The same settings as sqlx's connections (WAL, fsync at every commit, the
-/// same checkpoint threshold) but one: SQLite does not check foreign keys
+/// same checkpoint threshold and WAL size limit) but one: SQLite does not check foreign keys
 /// here. Every statement of `hot` looks up the rows it refers to itself, to
 /// leave out a row whose webhook, delivery or project was deleted meanwhile
 /// rather than fail its whole group, and does so inside the transaction that
@@ -124,7 +136,7 @@ impl HotWriter {
 /// lookup and the write. SQLite's own check would look each one up again
 /// (three lookups per delivery row). Nothing here deletes a row that others
 /// refer to, so no cascade is missed.
-fn open(path: &Path) -> StoreResult<Connection> {
+fn open(path: &Path, wal_pages: u32) -> StoreResult<Connection> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -132,7 +144,16 @@ fn open(path: &Path) -> StoreResult<Connection> {
     // A statement journal (a statement that may fail halfway keeps the
     // pages it changes) stays in memory rather than in a temporary file.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    conn.pragma_update(None, "wal_autocheckpoint", super::WAL_AUTOCHECKPOINT_PAGES)?;
+    conn.pragma_update(None, "wal_autocheckpoint", wal_pages)?;
+    conn.pragma_update(
+        None,
+        "journal_size_limit",
+        super::space::wal_limit_bytes(wal_pages),
+    )?;
+    // SAFETY: the connection was just opened and is this thread's alone.
+    if !unsafe { super::space::keep_wal_files(conn.handle()) } {
+        return Err(StoreError::Embedded("could not keep the WAL files".into()));
+    }
     conn.busy_handler(Some(retry_soon))?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
@@ -153,7 +174,12 @@ fn retry_soon(attempts: i32) -> bool {
     true
 }
 
-fn run(mut conn: Connection, queue: mpsc::Receiver<Box<dyn Pending>>, turn: WriteTurn) {
+fn run(
+    mut conn: Connection,
+    queue: mpsc::Receiver<Box<dyn Pending>>,
+    turn: WriteTurn,
+    space: SpaceWatch,
+) {
     while let Ok(first) = queue.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_JOBS_PER_COMMIT {
@@ -161,22 +187,22 @@ fn run(mut conn: Connection, queue: mpsc::Receiver<Box<dyn Pending>>, turn: Writ
             jobs.push(next);
         }
         let _turn = turn.blocking_lock();
-        commit(&mut conn, jobs);
+        commit(&mut conn, jobs, &space);
     }
 }
 
 /// Writes every job in one transaction and answers them after the commit;
 /// when one of several fails, each is written again alone.
-fn commit(conn: &mut Connection, mut jobs: Vec<Box<dyn Pending>>) {
+fn commit(conn: &mut Connection, mut jobs: Vec<Box<dyn Pending>>, space: &SpaceWatch) {
     if jobs.len() > 1 {
-        match transaction(conn, &mut jobs) {
+        match transaction(conn, &mut jobs, space) {
             Outcome::WriteFailed => {}
             outcome => return answer_all(jobs, &outcome),
         }
     }
     for job in jobs {
         let mut alone = vec![job];
-        let outcome = transaction(conn, &mut alone);
+        let outcome = transaction(conn, &mut alone, space);
         answer_all(alone, &outcome);
     }
 }
@@ -186,29 +212,88 @@ enum Outcome {
     /// A write failed; the transaction was rolled back.
     WriteFailed,
     /// The transaction could not begin or commit.
-    Failed(String),
+    Failed(Failure),
 }
 
-fn transaction(conn: &mut Connection, jobs: &mut [Box<dyn Pending>]) -> Outcome {
+/// Why a transaction could not begin or commit, told to each of its writes.
+pub(super) struct Failure {
+    message: String,
+    no_space: bool,
+}
+
+impl Failure {
+    fn new(err: rusqlite::Error) -> Failure {
+        let err = StoreError::from(err);
+        Failure {
+            no_space: err.is_no_space(),
+            message: err.to_string(),
+        }
+    }
+
+    fn to_error(&self) -> StoreError {
+        if self.no_space {
+            StoreError::NoSpace(self.message.clone())
+        } else {
+            StoreError::Embedded(self.message.clone())
+        }
+    }
+}
+
+fn transaction(
+    conn: &mut Connection,
+    jobs: &mut [Box<dyn Pending>],
+    space: &SpaceWatch,
+) -> Outcome {
+    end_stray_transaction(conn);
+    let changes_before = conn.total_changes();
+    let outcome = write_and_commit(conn, jobs);
+    match &outcome {
+        Outcome::Committed if conn.total_changes() > changes_before => space.stored(),
+        Outcome::Committed => {}
+        Outcome::WriteFailed => {
+            if jobs.iter().any(|job| job.failed_for_space()) {
+                space.failed(&StoreError::NoSpace(String::new()));
+            }
+        }
+        Outcome::Failed(failure) => space.failed(&failure.to_error()),
+    }
+    outcome
+}
+
+fn write_and_commit(conn: &mut Connection, jobs: &mut [Box<dyn Pending>]) -> Outcome {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(e) => return Outcome::Failed(e.to_string()),
+        Err(e) => return Outcome::Failed(Failure::new(e)),
     };
     // Stops at the first failure; dropping `tx` rolls back.
     if !jobs.iter_mut().all(|job| job.write(&tx)) {
         return Outcome::WriteFailed;
     }
+    // A failed COMMIT drops `tx`, which rolls back unless SQLite already
+    // did (it may, after `SQLITE_FULL` or an I/O error).
     match tx.commit() {
         Ok(()) => Outcome::Committed,
-        Err(e) => Outcome::Failed(e.to_string()),
+        Err(e) => Outcome::Failed(Failure::new(e)),
+    }
+}
+
+/// A transaction left open (its rollback failed too) would make every later
+/// `BEGIN` fail: end it before the next one.
+fn end_stray_transaction(conn: &Connection) {
+    if conn.is_autocommit() {
+        return;
+    }
+    tracing::warn!("the store's writer found a transaction left open; rolling it back");
+    if let Err(e) = conn.execute_batch("ROLLBACK") {
+        tracing::error!(error = %e, "the store's writer could not roll back");
     }
 }
 
 fn answer_all(jobs: Vec<Box<dyn Pending>>, outcome: &Outcome) {
     let commit = match outcome {
-        Outcome::Failed(message) => {
-            tracing::error!(error = %message, writes = jobs.len(), "the store's writer could not commit");
-            Err(message.as_str())
+        Outcome::Failed(failure) => {
+            tracing::error!(error = %failure.message, writes = jobs.len(), "the store's writer could not commit");
+            Err(failure)
         }
         Outcome::Committed | Outcome::WriteFailed => Ok(()),
     };
@@ -230,8 +315,15 @@ mod tests {
     #[tokio::test]
     async fn a_failing_write_fails_alone_and_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let writer =
-            Arc::new(HotWriter::start(&dir.path().join("t.db"), WriteTurn::default()).unwrap());
+        let writer = Arc::new(
+            HotWriter::start(
+                &dir.path().join("t.db"),
+                1000,
+                WriteTurn::default(),
+                SpaceWatch::default(),
+            )
+            .unwrap(),
+        );
         writer
             .write(|c| Ok(c.execute_batch("CREATE TABLE t (x INTEGER PRIMARY KEY)")?))
             .await
