@@ -2,7 +2,7 @@
 // delivery with its attempts: request (headers masked by the server),
 // response, duration, error; and Redeliver.
 
-import { h, field, replace, table, empty, when, timeAgo, statusBadge, codeBadge } from '../dom.js';
+import { h, field, replace, empty, when, timeAgo, statusBadge, codeBadge, labelCells } from '../dom.js';
 import { cached, get, p, post, query } from '../api.js';
 import { attemptView, outcomeView } from '../sending.js';
 
@@ -39,7 +39,8 @@ export async function renderList(ctx) {
   let cursor = null;
   let loading = false;
 
-  const rowOf = (d) => h('tr', { 'data-delivery': d.id },
+  const headings = ['When', 'Event type', 'Webhook', 'Status', 'Attempts', 'Response', 'Next attempt'];
+  const rowOf = (d) => labelCells(h('tr', { 'data-delivery': d.id },
     h('td', null, h('a', { href: `#/p/${enc}/deliveries/${encodeURIComponent(d.id)}` }, timeAgo(d.created_at)),
       h('span', { class: 'cell-sub mono' }, d.id)),
     h('td', { class: 'mono' }, d.event_type, d.is_test ? [' ', h('span', { class: 'badge info' }, 'test')] : null),
@@ -47,7 +48,7 @@ export async function renderList(ctx) {
     h('td', null, statusBadge(d.status)),
     h('td', { class: 'num' }, d.attempts),
     h('td', null, codeBadge(d.last_status_code)),
-    h('td', null, d.next_attempt_at ? timeAgo(d.next_attempt_at) : h('span', { class: 'muted' }, '—')));
+    h('td', null, d.next_attempt_at ? timeAgo(d.next_attempt_at) : h('span', { class: 'muted' }, '—'))), headings);
 
   const load = async () => {
     if (loading) return;
@@ -79,8 +80,7 @@ export async function renderList(ctx) {
 
   replace(holder, h('div', { class: 'table-wrap', role: 'region', 'aria-label': 'Deliveries', tabindex: '0' },
     h('table', { class: 'list' },
-      h('thead', null, h('tr', null, ['When', 'Event type', 'Webhook', 'Status', 'Attempts', 'Response', 'Next attempt']
-        .map((t) => h('th', { scope: 'col' }, t)))),
+      h('thead', null, h('tr', null, headings.map((t) => h('th', { scope: 'col' }, t)))),
       tbody)), more);
   replace(ctx.view,
     h('div', { class: 'page-head' }, h('div', null, h('h1', null, 'Delivery log'),

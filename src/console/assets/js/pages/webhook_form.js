@@ -3,7 +3,7 @@
 // shows what was sent and what came back; save works either way, but warns
 // when the configuration was not validated as it stands.
 
-import { h, field, replace, uid, code, pretty, debounce, toast } from '../dom.js';
+import { h, field, replace, uid, code, pretty, debounce, toast, empty } from '../dom.js';
 import { ApiError, cached, get, p, patch, post } from '../api.js';
 import { FormErrors } from '../forms.js';
 import { outcomeView } from '../sending.js';
@@ -32,6 +32,16 @@ const STARTER_TEMPLATE = `{
 export async function render(ctx) {
   const [project, id] = ctx.params;
   const enc = encodeURIComponent(project);
+  if (ctx.session.who.kind === 'read') {
+    // Said before anything is typed, not at Create: the API would refuse it.
+    const back = id ? `#/p/${enc}/webhooks/${encodeURIComponent(id)}` : `#/p/${enc}/webhooks`;
+    replace(ctx.view, h('h1', null, id ? 'Edit webhook' : 'New webhook'),
+      h('section', { class: 'panel' }, empty('This token can only read',
+        'A read token sees the project\'s webhooks, deliveries and events but cannot create or change them. Sign in with a write token or the admin token to do that.',
+        h('a', { class: 'button', href: back }, id ? 'Back to the webhook' : 'Back to the webhooks'))));
+    ctx.done('Read only');
+    return;
+  }
   const [formats, catalog, existing] = await Promise.all([
     cached('/v1/formats'), cached('/v1/event-types'), id ? get(p(project, 'webhooks', id)) : null,
   ]);
@@ -291,6 +301,14 @@ export async function render(ctx) {
   const cancel = h('a', { class: 'button', href: editing ? `#/p/${enc}/webhooks/${encodeURIComponent(id)}` : `#/p/${enc}/webhooks` }, 'Cancel');
 
 
+  /** The URL parser's words ("relative URL without a base") say what to type instead. */
+  const reword = (pointer, message) => {
+    if (!['/url', '/github/api_url'].includes(pointer) || !/relative URL without a base|empty host/i.test(message)) return message;
+    const typed = (pointer === '/url' ? url.input : apiUrl.input).value.trim();
+    if (!typed) return 'Type the receiver\'s full URL, starting with https:// (for example https://hooks.example.com/ml).';
+    return `Type a full URL, starting with https:// (for example https://${typed.replace(/^[a-z]*:?\/*/i, '')}).`;
+  };
+
   async function validate() {
     errors.clear();
     saveWarning.hidden = true;
@@ -307,7 +325,7 @@ export async function render(ctx) {
       results.prepend(outcomeView(outcome, { title: 'Validation' }));
       results.scrollIntoView({ block: 'nearest' });
     } catch (e) {
-      errors.show(e);
+      errors.show(e, reword);
     } finally {
       validateButton.disabled = false;
       validateButton.textContent = 'Validate';
@@ -339,7 +357,7 @@ export async function render(ctx) {
       toast(editing ? 'Webhook saved' : 'Webhook created');
       ctx.go(`#/p/${enc}/webhooks/${encodeURIComponent(saved.id)}`);
     } catch (e) {
-      if (e instanceof ApiError) errors.show(e);
+      if (e instanceof ApiError) errors.show(e, reword);
       else throw e;
     } finally {
       saveButton.disabled = false;
@@ -347,6 +365,7 @@ export async function render(ctx) {
   }
 
   const starError = eventsError;
+  const bar = h('div', { class: 'sticky-actions' }, validateButton, saveButton, cancel);
   const form = h('form', {
     novalidate: true, 'aria-label': editing ? `Edit ${w.name}` : 'New webhook',
     onsubmit: (e) => { e.preventDefault(); save(false); },
@@ -379,7 +398,8 @@ export async function render(ctx) {
     h('p', { class: 'muted' }, 'Validate sends the test payload of the first chosen event type to this configuration now, before saving, and shows the request sent and the response got. Nothing is stored.'),
     results),
   saveWarning,
-  h('div', { class: 'sticky-actions' }, validateButton, saveButton, cancel));
+  bar);
+  keepClearOf(bar, form);
 
   const title = editing ? `Edit ${w.name}` : 'New webhook';
   replace(ctx.view,
@@ -389,6 +409,20 @@ export async function render(ctx) {
     form);
   refreshPreview();
   ctx.done(title);
+}
+
+/**
+ * Focus Not Obscured (WCAG 2.4.11): whatever gets focus in `form` scrolls
+ * above the sticky `bar`. The stylesheet's scroll padding covers most moves;
+ * this covers the rest (a bar that wrapped to two lines on a phone, focus
+ * that did not scroll at all).
+ */
+function keepClearOf(bar, form) {
+  form.addEventListener('focusin', (e) => {
+    if (bar.contains(e.target)) return;
+    const hidden = e.target.getBoundingClientRect().bottom - bar.getBoundingClientRect().top;
+    if (hidden > -8) window.scrollBy({ top: hidden + 16, behavior: 'instant' });
+  });
 }
 
 /** Template text as the API takes it: the parsed document, or the text when it is not JSON (the server names the error's place). */

@@ -1,7 +1,7 @@
 // The webhooks of a project: one table, filtered by event type and state,
 // each row with its success over the last day and its last delivery.
 
-import { h, svg, field, replace, table, empty, hostOf, timeAgo } from '../dom.js';
+import { h, svg, field, replace, table, empty, hostPath, timeAgo } from '../dom.js';
 import { cached, get, p } from '../api.js';
 
 export async function render(ctx) {
@@ -12,14 +12,21 @@ export async function render(ctx) {
   ]);
   const webhooks = list.data;
   const formatTitle = Object.fromEntries(formats.data.map((f) => [f.format, f.title]));
+  // Rows show at once; each row's numbers fill in as its answer comes (a
+  // slow webhook's numbers do not hold up the list).
   const stats = new Map();
-  await Promise.all(webhooks.map(async (w) => {
-    try {
-      stats.set(w.id, await get(p(project, 'webhooks', w.id, 'stats')));
-    } catch {
-      // A row without numbers is still a row.
-    }
-  }));
+  const fillStats = (w) => {
+    for (const tr of ctx.view.querySelectorAll(`tr[data-webhook="${CSS.escape(w.id)}"]`)) statsCells(tr, stats.get(w.id));
+  };
+  for (const w of webhooks) {
+    get(p(project, 'webhooks', w.id, 'stats')).then((s) => {
+      stats.set(w.id, s);
+      if (ctx.live()) fillStats(w);
+    }).catch(() => {
+      stats.set(w.id, null);
+      if (ctx.live()) fillStats(w);
+    });
+  }
 
   const createButton = ctx.session.who.kind === 'read' ? null
     : h('a', { class: 'button primary', href: `#/p/${enc}/webhooks/new` }, '+ Create webhook');
@@ -63,8 +70,8 @@ export async function render(ctx) {
       return;
     }
     replace(tableHolder, table('Webhooks',
-      ['Name', 'URL host', 'Format', 'Events', 'Scope', 'State', 'Success (last day)', 'Last delivery'],
-      shown.map((w) => row(w, stats.get(w.id), formatTitle, enc))));
+      ['Name', 'URL', 'Format', 'Events', 'Scope', 'State', 'Success (last day)', 'Last delivery'],
+      shown.map((w) => row(w, stats, formatTitle, enc))));
   };
   eventFilter.addEventListener('change', draw);
   stateFilter.addEventListener('change', draw);
@@ -78,18 +85,31 @@ export async function render(ctx) {
 function row(w, stats, formatTitle, enc) {
   const events = w.events.slice(0, 3).map((e) => h('span', { class: 'chip' }, e));
   if (w.events.length > 3) events.push(h('span', { class: 'chip', title: w.events.slice(3).join(', ') }, `+${w.events.length - 3}`));
-  const last = stats ? latest(stats.last_success_at, stats.last_failure_at) : null;
-  return h('tr', { 'data-webhook': w.id },
+  const tr = h('tr', { 'data-webhook': w.id },
     h('td', null, h('a', { class: 'cell-main', href: `#/p/${enc}/webhooks/${encodeURIComponent(w.id)}` }, w.name),
       w.description ? h('span', { class: 'cell-sub' }, w.description) : null),
-    h('td', { class: 'mono' }, hostOf(w.url)),
+    h('td', { class: 'mono url-cell', title: w.url }, hostPath(w.url)),
     h('td', null, formatTitle[w.format] || w.format),
     h('td', null, h('div', { class: 'chips' }, events)),
     h('td', null, scopeText(w.scope)),
     h('td', null, w.enabled ? h('span', { class: 'badge ok' }, 'Enabled')
       : [h('span', { class: 'badge bad' }, 'Disabled'), w.disabled_reason ? h('span', { class: 'cell-sub' }, w.disabled_reason) : null]),
-    h('td', null, successBar(stats && stats.last_day)),
-    h('td', null, last ? [timeAgo(last.at), h('span', { class: 'cell-sub' }, last.ok ? 'succeeded' : 'failed')] : h('span', { class: 'muted' }, 'none yet')));
+    h('td', { 'data-cell': 'success' }),
+    h('td', { 'data-cell': 'last' }));
+  if (stats.has(w.id)) statsCells(tr, stats.get(w.id));
+  else {
+    for (const td of tr.querySelectorAll('[data-cell]')) replace(td, h('span', { class: 'muted', 'aria-busy': 'true' }, 'loading…'));
+  }
+  return tr;
+}
+
+/** The row's two numbers cells, from its stats (null: none available). */
+function statsCells(tr, stats) {
+  const last = stats ? latest(stats.last_success_at, stats.last_failure_at) : null;
+  replace(tr.querySelector('[data-cell="success"]'), successBar(stats && stats.last_day));
+  replace(tr.querySelector('[data-cell="last"]'), last
+    ? [timeAgo(last.at), h('span', { class: 'cell-sub' }, last.ok ? 'succeeded' : 'failed')]
+    : h('span', { class: 'muted' }, 'none yet'));
 }
 
 function latest(success, failure) {
