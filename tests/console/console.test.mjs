@@ -63,12 +63,15 @@ async function receiverAnswers(status) {
  * the sticky button bar (WCAG 2.2, 2.4.11 Focus Not Obscured).
  */
 async function obscuredTabStops(p, most = 160) {
+  // The body preview fills in after a moment and moves what is below it.
+  await p.locator('.preview pre').getByText(/\S/).first().waitFor();
   await p.evaluate(() => document.querySelector('main h1').focus());
   const hidden = [];
   let count = 0;
   for (let i = 0; i < most; i += 1) {
     await p.keyboard.press('Tab');
-    const r = await p.evaluate(() => {
+    const r = await p.evaluate(async () => {
+      await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
       const el = document.activeElement;
       const bar = document.querySelector('.sticky-actions');
       if (!el || el === document.body || !bar) return null;
@@ -594,6 +597,74 @@ test('the web console', { timeout: 180_000 }, async (t) => {
     await recent.getByText('500 Internal Server Error').first().waitFor();
     const fits = await recent.evaluate((wrap) => ({ scroll: wrap.scrollWidth, client: wrap.clientWidth }));
     assert.ok(fits.scroll <= fits.client, `the recent deliveries need ${fits.scroll}px in ${fits.client}px`);
+  });
+
+  await step('delivery log: chart, retry all failed, auto-refresh, search by id; events; payload viewer', async () => {
+    await section('Delivery log').click();
+    await page.getByRole('heading', { name: 'Delivery log' }).waitFor();
+    const chartLabel = () => page.getByTestId('success-chart').locator('svg').getAttribute('aria-label');
+    await page.getByTestId('success-chart').waitFor();
+    assert.match(await chartLabel(), /^The project fraud-team, the last 24 hours: \d+ succeeded, [1-9]\d* failed, \d+ waiting/);
+    // Per webhook: the chart follows the webhook filter.
+    await page.getByLabel('Webhook', { exact: true }).selectOption({ label: 'drift alerts' });
+    await page.waitForFunction(() => /^drift alerts, the last 24 hours: 1 succeeded, 1 failed/
+      .test(document.querySelector('[data-testid="success-chart"] svg')?.getAttribute('aria-label') || ''));
+
+    // Retry every failed delivery the filters match, with a count and progress.
+    const retry = page.getByRole('button', { name: /^Retry all failed \(\d+\)$/ });
+    await retry.waitFor();
+    const n = Number((await retry.textContent()).match(/\((\d+)\)/)[1]);
+    assert.equal(n, 1, 'the 500 of the test');
+    page.once('dialog', (d) => d.accept());
+    await retry.click();
+    await page.getByText(/^1 of 1 sent again: 1 succeeded, 0 failed\.$/).waitFor();
+    assert.equal(await page.locator('progress[aria-label="Retry progress"]').evaluate((el) => el.value), 1);
+    await page.getByRole('button', { name: 'Retry all failed (0)' }).waitFor();
+    await screen('delivery-log-tools', { fullPage: false });
+
+    // Auto-refresh: a new delivery shows without a click.
+    await page.getByLabel(/Auto-refresh/).check();
+    assert.match(page.url(), /auto=1/);
+    const rows = await page.locator('tbody tr').count();
+    const run = (await api('GET', '/v1/event-types/RUN_COMPLETED')).body.example;
+    const sent = await api('POST', '/v1/projects/fraud-team/events', { type: 'RUN_COMPLETED', payload: run });
+    assert.equal(sent.status, 202);
+    await page.waitForFunction((before) => document.querySelectorAll('tbody tr').length > before, rows, { timeout: 15_000 });
+    await page.getByLabel(/Auto-refresh/).uncheck();
+
+    // Search by event id: the event, its deliveries, its payload.
+    const eventId = sent.body.id;
+    await page.getByLabel('Delivery or event id').fill(eventId);
+    await page.getByRole('button', { name: 'Find' }).click();
+    await page.getByRole('heading', { name: `Event ${eventId}` }).waitFor();
+    await page.getByRole('region', { name: 'Deliveries of this event' }).getByRole('link', { name: 'drift alerts' }).waitFor();
+    const payload = page.getByTestId('payload');
+    assert.ok(await payload.locator('.j-key').count() > 3, 'the payload is highlighted');
+    assert.match(await payload.textContent(), /\n {2}"/, 'pretty first');
+    await page.getByRole('button', { name: 'Raw Payload' }).click();
+    assert.doesNotMatch(await payload.textContent(), /\n/);
+    await page.getByRole('button', { name: 'Copy Payload' }).click();
+    const stored = (await api('GET', `/v1/projects/fraud-team/events/${eventId}`)).body.payload;
+    assert.deepEqual(JSON.parse(await page.evaluate(() => navigator.clipboard.readText())), stored);
+    await page.getByRole('button', { name: 'Replay' }).click();
+    await page.getByRole('heading', { name: 'Deliveries (2)' }).waitFor();
+    await screen('event');
+    await section('Events').click();
+    await page.getByRole('heading', { name: 'Events', exact: true }).waitFor();
+    await page.locator('tr', { hasText: eventId }).waitFor();
+    await screen('events', { fullPage: false });
+
+    // Search by delivery id; ids and headers copy.
+    await section('Delivery log').click();
+    await page.getByRole('heading', { name: 'Delivery log' }).waitFor();
+    const deliveryId = await page.locator('tbody tr').first().getAttribute('data-delivery');
+    await page.getByLabel('Delivery or event id').fill(deliveryId);
+    await page.getByRole('button', { name: 'Find' }).click();
+    await page.getByRole('heading', { name: `Delivery ${deliveryId}` }).waitFor();
+    await page.getByRole('button', { name: 'Copy Delivery id' }).click();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), deliveryId);
+    await page.getByTestId('attempt').first().getByRole('button', { name: 'Copy Request headers' }).click();
+    assert.match(await page.evaluate(() => navigator.clipboard.readText()), /^content-type: application\/json$/m);
   });
 
   await step('an unknown project is named as such in the picker', async () => {

@@ -11,6 +11,7 @@ import * as webhookForm from './pages/webhook_form.js';
 import * as webhookDetail from './pages/webhook_detail.js';
 import * as deliveries from './pages/deliveries.js';
 import * as catalog from './pages/catalog.js';
+import * as events from './pages/events.js';
 
 const ROUTES = [
   [/^\/signin$/, signin.render, null],
@@ -21,6 +22,8 @@ const ROUTES = [
   [/^\/p\/([^/]+)\/webhooks\/([^/]+)$/, webhookDetail.render, 'webhooks'],
   [/^\/p\/([^/]+)\/deliveries$/, deliveries.renderList, 'deliveries'],
   [/^\/p\/([^/]+)\/deliveries\/([^/]+)$/, deliveries.renderOne, 'deliveries'],
+  [/^\/p\/([^/]+)\/events$/, events.renderList, 'events'],
+  [/^\/p\/([^/]+)\/events\/([^/]+)$/, events.renderOne, 'events'],
   [/^\/p\/([^/]+)\/catalog(?:\/([^/]+))?$/, catalog.render, 'catalog'],
 ];
 
@@ -70,7 +73,7 @@ function renderNav(project, section) {
   replace(nav,
     h('div', { class: 'project-switch' }, h('label', { for: 'project-switch', class: 'sr-label' }, 'Project'), select),
     h('div', { class: 'nav-links' },
-      link('webhooks', 'Webhooks'), link('deliveries', 'Delivery log'), link('catalog', 'Event catalog'),
+      link('webhooks', 'Webhooks'), link('deliveries', 'Delivery log'), link('events', 'Events'), link('catalog', 'Event catalog'),
       session.who.access === 'admin' ? h('a', { href: '#/projects' }, 'All projects') : null));
   return nav;
 }

@@ -418,10 +418,15 @@ export async function render(ctx) {
  * that did not scroll at all).
  */
 function keepClearOf(bar, form) {
-  form.addEventListener('focusin', (e) => {
-    if (bar.contains(e.target)) return;
-    const hidden = e.target.getBoundingClientRect().bottom - bar.getBoundingClientRect().top;
+  const clear = (el) => {
+    if (bar.contains(el) || document.activeElement !== el) return;
+    const hidden = el.getBoundingClientRect().bottom - bar.getBoundingClientRect().top;
     if (hidden > -8) window.scrollBy({ top: hidden + 16, behavior: 'instant' });
+  };
+  // Now, and once the browser has done its own scrolling to the element.
+  form.addEventListener('focusin', (e) => {
+    clear(e.target);
+    requestAnimationFrame(() => clear(e.target));
   });
 }
 
