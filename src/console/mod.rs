@@ -63,6 +63,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/sending.js", JS),
     asset!("js/json.js", JS),
     asset!("js/viewer.js", JS),
+    asset!("js/editor.js", JS),
     asset!("js/chart.js", JS),
     asset!("js/pages/signin.js", JS),
     asset!("js/pages/projects.js", JS),

@@ -296,6 +296,13 @@ test('the web console', { timeout: 180_000 }, async (t) => {
     await page.getByText(/Does not render: \/template\/kind/).waitFor();
     await template.fill('{"kind": "{{ event.type }}", "source": "mlhook"}');
     await page.locator('.preview pre').getByText('"source": "mlhook"').waitFor();
+    // The editor highlights the JSON and its placeholders as typed.
+    const shadow = page.locator('.code-editor .code-shadow');
+    assert.equal(await shadow.locator('.j-key').first().textContent(), '"kind"');
+    assert.equal(await shadow.locator('.j-template').textContent(), '{{ event.type }}');
+    await page.getByRole('button', { name: 'Format JSON' }).click();
+    assert.equal(await template.inputValue(), '{\n  "kind": "{{ event.type }}",\n  "source": "mlhook"\n}');
+    await screen('template-editor', { fullPage: false });
     // ... GitHub's repository and token instead of a URL ...
     await format.selectOption({ label: 'GitHub Actions (repository_dispatch)' });
     await page.getByLabel('GitHub repository').waitFor();
@@ -309,6 +316,26 @@ test('the web console', { timeout: 180_000 }, async (t) => {
     await page.getByLabel('Name', { exact: true }).fill('churn releases');
     await page.getByLabel('Description').fill('Tells the release bot about new churn models.');
     await page.getByLabel('URL', { exact: true }).fill(`${RECEIVER}/hooks`);
+    // Search the event types; "All" of a family chooses only the types shown.
+    const search = page.getByLabel('Find an event type');
+    await search.fill('model_ changed');
+    await page.getByText(/^\d+ of \d+ event types match\.$/).waitFor();
+    assert.equal(await page.getByRole('checkbox', { name: /^MODEL_VERSION_CREATED/ }).isVisible(), false);
+    await page.getByRole('checkbox', { name: /^MODEL_STATUS_CHANGED/ }).waitFor();
+    await page.getByRole('checkbox', { name: 'Choose all: Model registry (Comet)' }).check();
+    const registry = await page.locator('input[data-family="model_registry"]:checked').evaluateAll((els) => els.map((e) => e.value));
+    assert.ok(registry.includes('MODEL_STATUS_CHANGED') && !registry.includes('MODEL_VERSION_CREATED'), registry.join());
+    for (const name of registry) await page.locator(`input[value="${name}"]`).uncheck();
+    await search.fill('');
+    // Every family's "All", at once, then none.
+    const family = page.locator('details.family', { hasText: 'Monitoring runs' });
+    if ((await family.getAttribute('open')) === null) await family.locator('summary').click();
+    const monitoring = page.getByRole('checkbox', { name: /^Choose all: Monitoring runs/ });
+    await monitoring.check();
+    const runs = await page.locator('input[data-family="monitoring"]').count();
+    assert.equal(await page.locator('input[data-family="monitoring"]:checked').count(), runs);
+    await monitoring.uncheck();
+    assert.equal(await page.locator('input[data-family="monitoring"]:checked').count(), 0);
     await page.getByRole('checkbox', { name: /^MODEL_VERSION_CREATED/ }).check();
     await page.getByRole('checkbox', { name: /^MODEL_STATUS_CHANGED/ }).check();
     await page.getByLabel('Object type').selectOption('model');
