@@ -73,6 +73,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/pages/deliveries.js", JS),
     asset!("js/pages/catalog.js", JS),
     asset!("js/pages/events.js", JS),
+    asset!("js/pages/project_settings.js", JS),
 ];
 
 pub fn routes() -> Router<AppState> {

@@ -779,6 +779,82 @@ test('the web console', { timeout: 180_000 }, async (t) => {
     }
   });
 
+  await step('webhooks list: search and sort', async () => {
+    await section('Webhooks').click();
+    await page.getByRole('heading', { name: 'Webhooks' }).waitFor();
+    await page.waitForFunction(() => !document.querySelector('[aria-busy="true"]'));
+    const names = () => page.locator('tbody tr .cell-main').allTextContents();
+    assert.deepEqual(await names(), ['churn releases', 'drift alerts', 'release bot (staging)']);
+    await page.getByLabel('Search').fill('teams');
+    await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 1);
+    assert.deepEqual(await names(), ['drift alerts']);
+    assert.match(page.url(), /q=teams/);
+    await page.getByLabel('Search').fill('');
+    await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 3);
+    await page.getByLabel('Sort by').selectOption('newest');
+    assert.deepEqual(await names(), ['release bot (staging)', 'drift alerts', 'churn releases']);
+    await page.getByLabel('Sort by').selectOption('success');
+    assert.equal((await names())[2], 'release bot (staging)', 'no deliveries: last');
+    assert.match(page.url(), /sort=success/);
+    await screen('webhooks-sorted', { fullPage: false });
+  });
+
+  await step('project settings: rename; tokens shown once, listed, revoked; audit log; delete after typing the id', async () => {
+    await section('Settings').click();
+    await page.getByRole('heading', { name: 'Project settings' }).waitFor();
+    await page.getByLabel('Name', { exact: true }).fill('Fraud and risk');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await page.getByText(/^Saved at /).waitFor();
+    assert.equal((await api('GET', '/v1/projects/fraud-team')).body.name, 'Fraud and risk');
+    await page.waitForFunction(() => document.getElementById('project-switch').selectedOptions[0].textContent === 'Fraud and risk (fraud-team)');
+    await screen('settings', { fullPage: false });
+
+    const tabs = page.getByRole('navigation', { name: 'Project settings' });
+    await tabs.getByRole('link', { name: 'Tokens' }).click();
+    await page.getByRole('heading', { name: 'Tokens' }).waitFor();
+    await page.locator('tr', { hasText: 'dashboards' }).getByText('read').waitFor();
+    await page.getByLabel('Name', { exact: true }).fill('ci-pipeline');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const token = await page.getByTestId('new-token').textContent();
+    assert.match(token, /^mlh_/);
+    await page.getByRole('button', { name: 'Copy token' }).click();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), token);
+    const works = await fetch(`${BASE}/v1/projects/fraud-team/webhooks`, { headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(works.status, 200);
+    await screen('tokens', { fullPage: false });
+    await page.getByRole('button', { name: 'Done' }).click();
+    const row = page.locator('tr', { hasText: 'ci-pipeline' });
+    await row.getByText('active').waitFor();
+    assert.ok(!(await page.content()).includes(token), 'a token is shown once');
+    page.once('dialog', (d) => d.accept());
+    await row.getByRole('button', { name: /^Revoke/ }).click();
+    await page.locator('tr', { hasText: 'ci-pipeline' }).getByText('revoked').waitFor();
+    const refused = await fetch(`${BASE}/v1/projects/fraud-team/webhooks`, { headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(refused.status, 401);
+
+    await tabs.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('heading', { name: 'Audit log' }).waitFor();
+    await page.locator('tr', { hasText: 'token.revoked' }).waitFor();
+    await page.locator('tr', { hasText: 'project.updated' }).waitFor();
+    const created = page.locator('tr', { hasText: 'token.created' }).first();
+    await created.locator('summary').click();
+    await created.getByTestId('payload').getByText('"ci-pipeline"').waitFor();
+    await screen('audit', { fullPage: false });
+
+    assert.equal((await api('POST', '/v1/projects', { id: 'scratch', name: 'Scratch' })).status, 201);
+    await page.goto(`${BASE}/#/p/scratch/settings`);
+    await page.getByRole('heading', { name: 'Project settings' }).waitFor();
+    const remove = page.getByRole('button', { name: 'Delete this project' });
+    assert.equal(await remove.isDisabled(), true);
+    await page.getByLabel('Type scratch to confirm').fill('scratc');
+    assert.equal(await remove.isDisabled(), true);
+    await page.getByLabel('Type scratch to confirm').fill('scratch');
+    await remove.click();
+    await page.getByRole('heading', { name: 'Projects' }).waitFor();
+    assert.equal((await api('GET', '/v1/projects/scratch')).status, 404);
+    assert.equal(await page.getByRole('link', { name: 'Scratch' }).count(), 0);
+  });
+
   await step('sign out', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in to mlhook' }).waitFor();

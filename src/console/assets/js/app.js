@@ -12,6 +12,7 @@ import * as webhookDetail from './pages/webhook_detail.js';
 import * as deliveries from './pages/deliveries.js';
 import * as catalog from './pages/catalog.js';
 import * as events from './pages/events.js';
+import * as settings from './pages/project_settings.js';
 
 const ROUTES = [
   [/^\/signin$/, signin.render, null],
@@ -25,6 +26,9 @@ const ROUTES = [
   [/^\/p\/([^/]+)\/events$/, events.renderList, 'events'],
   [/^\/p\/([^/]+)\/events\/([^/]+)$/, events.renderOne, 'events'],
   [/^\/p\/([^/]+)\/catalog(?:\/([^/]+))?$/, catalog.render, 'catalog'],
+  [/^\/p\/([^/]+)\/settings$/, settings.renderSettings, 'settings'],
+  [/^\/p\/([^/]+)\/tokens$/, settings.renderTokens, 'settings'],
+  [/^\/p\/([^/]+)\/audit$/, settings.renderAudit, 'settings'],
 ];
 
 const session = {
@@ -73,7 +77,7 @@ function renderNav(project, section) {
   replace(nav,
     h('div', { class: 'project-switch' }, h('label', { for: 'project-switch', class: 'sr-label' }, 'Project'), select),
     h('div', { class: 'nav-links' },
-      link('webhooks', 'Webhooks'), link('deliveries', 'Delivery log'), link('events', 'Events'), link('catalog', 'Event catalog'),
+      link('webhooks', 'Webhooks'), link('deliveries', 'Delivery log'), link('events', 'Events'), link('catalog', 'Event catalog'), link('settings', 'Settings'),
       session.who.access === 'admin' ? h('a', { href: '#/projects' }, 'All projects') : null));
   return nav;
 }

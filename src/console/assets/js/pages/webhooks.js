@@ -1,7 +1,7 @@
 // The webhooks of a project: one table, filtered by event type and state,
 // each row with its success over the last day and its last delivery.
 
-import { h, svg, field, replace, table, empty, hostPath, timeAgo } from '../dom.js';
+import { h, svg, field, replace, table, empty, hostPath, timeAgo, debounce } from '../dom.js';
 import { cached, get, p } from '../api.js';
 
 export async function render(ctx) {
@@ -18,14 +18,16 @@ export async function render(ctx) {
   const fillStats = (w) => {
     for (const tr of ctx.view.querySelectorAll(`tr[data-webhook="${CSS.escape(w.id)}"]`)) statsCells(tr, stats.get(w.id));
   };
+  let draw = () => {};
+  const arrived = (w, s) => {
+    stats.set(w.id, s);
+    if (!ctx.live()) return;
+    fillStats(w);
+    // A sort by the numbers is redone once they are all in, not row by row.
+    if (stats.size === webhooks.length && STATS_SORTS.has(sortBy.value)) draw();
+  };
   for (const w of webhooks) {
-    get(p(project, 'webhooks', w.id, 'stats')).then((s) => {
-      stats.set(w.id, s);
-      if (ctx.live()) fillStats(w);
-    }).catch(() => {
-      stats.set(w.id, null);
-      if (ctx.live()) fillStats(w);
-    });
+    get(p(project, 'webhooks', w.id, 'stats')).then((s) => arrived(w, s)).catch(() => arrived(w, null));
   }
 
   const createButton = ctx.session.who.kind === 'read' ? null
@@ -45,28 +47,39 @@ export async function render(ctx) {
   const eventFilter = h('select', { name: 'event' }, h('option', { value: '' }, 'Any event type'),
     h('option', { value: '*' }, 'All platform events (*)'),
     catalog.data.map((t) => h('option', { value: t.name }, t.name)));
+  const search = h('input', { type: 'search', name: 'q', placeholder: 'Name, URL, description', autocomplete: 'off' });
+  const sortBy = h('select', { name: 'sort' }, SORTS.map(([v, t]) => h('option', { value: v }, t)));
   const stateFilter = h('select', { name: 'state' }, h('option', { value: '' }, 'Any state'),
     h('option', { value: 'enabled' }, 'Enabled'), h('option', { value: 'disabled' }, 'Disabled'));
   eventFilter.value = ctx.query.get('event') || '';
   stateFilter.value = ctx.query.get('state') || '';
+  search.value = ctx.query.get('q') || '';
+  sortBy.value = SORTS.some(([v]) => v === ctx.query.get('sort')) ? ctx.query.get('sort') : 'name';
   const eventField = field('Event type', eventFilter);
   const stateField = field('State', stateFilter);
+  const searchField = field('Search', search);
+  const sortField = field('Sort by', sortBy);
   const tableHolder = h('div');
   const count = h('p', { class: 'muted', 'aria-live': 'polite' });
 
-  const draw = () => {
+  draw = () => {
     const ev = eventFilter.value;
     const st = stateFilter.value;
+    const words = search.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
     const shown = webhooks.filter((w) => (!ev || w.events.includes(ev) || (ev !== '*' && w.events.includes('*') && !ev.startsWith('mlhook.')))
-      && (!st || (st === 'enabled') === w.enabled));
+      && (!st || (st === 'enabled') === w.enabled)
+      && words.every((word) => `${w.name} ${w.description || ''} ${w.url} ${w.id}`.toLowerCase().includes(word)));
+    shown.sort(SORTERS[sortBy.value](stats));
     const q = new URLSearchParams();
     if (ev) q.set('event', ev);
     if (st) q.set('state', st);
+    if (words.length) q.set('q', search.value.trim());
+    if (sortBy.value !== 'name') q.set('sort', sortBy.value);
     history.replaceState(null, '', `#/p/${enc}/webhooks${q.toString() ? `?${q}` : ''}`);
     count.textContent = `${shown.length} of ${webhooks.length} webhooks`;
     if (!shown.length) {
       replace(tableHolder, empty('No webhook matches these filters', 'Clear a filter to see more.',
-        h('button', { type: 'button', onclick: () => { eventFilter.value = ''; stateFilter.value = ''; draw(); } }, 'Clear filters')));
+        h('button', { type: 'button', onclick: () => { eventFilter.value = ''; stateFilter.value = ''; search.value = ''; draw(); } }, 'Clear filters')));
       return;
     }
     replace(tableHolder, table('Webhooks',
@@ -75,8 +88,10 @@ export async function render(ctx) {
   };
   eventFilter.addEventListener('change', draw);
   stateFilter.addEventListener('change', draw);
+  sortBy.addEventListener('change', draw);
+  search.addEventListener('input', debounce(draw, 150));
   replace(ctx.view, head,
-    h('div', { class: 'filters', role: 'search', 'aria-label': 'Filter webhooks' }, eventField.wrap, stateField.wrap, count),
+    h('div', { class: 'filters', role: 'search', 'aria-label': 'Filter webhooks' }, searchField.wrap, eventField.wrap, stateField.wrap, sortField.wrap, count),
     tableHolder);
   draw();
   ctx.done(`Webhooks of ${project}`);
@@ -117,6 +132,31 @@ function latest(success, failure) {
   if (!failure || (success && success > failure)) return { at: success, ok: true };
   return { at: failure, ok: false };
 }
+
+const SORTS = [['name', 'Name (A–Z)'], ['newest', 'Newest first'], ['success', 'Success, lowest first'], ['last', 'Last delivery, newest first']];
+const STATS_SORTS = new Set(['success', 'last']);
+
+const byName = (a, b) => a.name.localeCompare(b.name);
+/** Comparators by sort key; the numbers ones put rows without numbers last. */
+const SORTERS = {
+  name: () => byName,
+  newest: () => (a, b) => b.created_at.localeCompare(a.created_at) || byName(a, b),
+  success: (stats) => (a, b) => {
+    const rate = (w) => {
+      const r = stats.get(w.id) && stats.get(w.id).last_day.success_rate;
+      return r === null || r === undefined ? 2 : r;
+    };
+    return rate(a) - rate(b) || byName(a, b);
+  },
+  last: (stats) => (a, b) => {
+    const at = (w) => {
+      const s = stats.get(w.id);
+      const l = s && latest(s.last_success_at, s.last_failure_at);
+      return l ? l.at : '';
+    };
+    return at(b).localeCompare(at(a)) || byName(a, b);
+  },
+};
 
 export function scopeText(scope) {
   const parts = [scope.object_type, scope.object_name, scope.version && `v${scope.version}`].filter(Boolean);
