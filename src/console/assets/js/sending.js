@@ -3,7 +3,7 @@
 // response (status, headers, body), duration, error.
 
 import { h, codeBadge, copy, when } from './dom.js';
-import { copyButton, payloadView } from './viewer.js';
+import { payloadView } from './viewer.js';
 
 function headerTable(headers, label) {
   const entries = Object.entries(headers || {});
@@ -11,7 +11,9 @@ function headerTable(headers, label) {
   return h('div', null,
     h('table', { class: 'kv', 'aria-label': label },
       h('tbody', null, entries.map(([k, v]) => h('tr', null, h('th', { scope: 'row' }, k), h('td', null, String(v)))))),
-    h('div', { class: 'viewer-bar' }, copyButton(entries.map(([k, v]) => `${k}: ${v}`).join('\n'), label)));
+    h('div', { class: 'viewer-bar' }, h('button', {
+      type: 'button', class: 'small', onclick: () => copy(entries.map(([k, v]) => `${k}: ${v}`).join('\n'), `${label} copied`),
+    }, 'Copy headers', h('span', { class: 'sr-label' }, ` (${label.toLowerCase()})`))));
 }
 
 function requestPart(request) {

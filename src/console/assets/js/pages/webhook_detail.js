@@ -207,7 +207,7 @@ function testChoices(w, catalog) {
   let registry = false;
   for (const t of listed) {
     if (family[t] === 'model_registry' || t === 'TEST') {
-      if (!registry) choices.push({ value: 'TEST', label: 'TEST (Comet sends this test event for every registry trigger)' });
+      if (!registry) choices.push({ value: 'TEST', label: 'TEST (Comet\'s test event, for every registry trigger)' });
       registry = true;
     } else {
       choices.push({ value: t, label: t });
