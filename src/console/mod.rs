@@ -62,6 +62,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/forms.js", JS),
     asset!("js/sending.js", JS),
     asset!("js/json.js", JS),
+    asset!("js/patterns.js", JS),
     asset!("js/viewer.js", JS),
     asset!("js/editor.js", JS),
     asset!("js/chart.js", JS),

@@ -6,6 +6,7 @@ import { h, field, replace, table, empty, when, timeAgo, copy, toast, statusBadg
 import { ApiError, cached, del, get, p, patch, post, query } from '../api.js';
 import { outcomeView } from '../sending.js';
 import { scopeText, successBar } from './webhooks.js';
+import { listens } from '../patterns.js';
 
 export async function render(ctx) {
   const [project, id] = ctx.params;
@@ -200,9 +201,8 @@ function signingPanel(project, w, reload) {
  */
 function testChoices(w, catalog) {
   const family = Object.fromEntries(catalog.data.map((t) => [t.name, t.family]));
-  const listed = w.events.includes('*')
-    ? catalog.data.filter((t) => t.family !== 'operational').map((t) => t.name)
-    : w.events;
+  // Names, `*` and patterns (`execution_*`) alike: the catalog's types they cover.
+  const listed = catalog.data.map((t) => t.name).filter((name) => listens(w.events, name));
   const choices = [];
   let registry = false;
   for (const t of listed) {

@@ -3,6 +3,7 @@
 
 import { h, svg, field, replace, table, empty, hostPath, timeAgo, debounce } from '../dom.js';
 import { cached, get, p } from '../api.js';
+import { listens } from '../patterns.js';
 
 export async function render(ctx) {
   const project = ctx.project;
@@ -66,7 +67,7 @@ export async function render(ctx) {
     const ev = eventFilter.value;
     const st = stateFilter.value;
     const words = search.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
-    const shown = webhooks.filter((w) => (!ev || w.events.includes(ev) || (ev !== '*' && w.events.includes('*') && !ev.startsWith('mlhook.')))
+    const shown = webhooks.filter((w) => (!ev || listens(w.events, ev))
       && (!st || (st === 'enabled') === w.enabled)
       && words.every((word) => `${w.name} ${w.description || ''} ${w.url} ${w.id}`.toLowerCase().includes(word)));
     shown.sort(SORTERS[sortBy.value](stats));
