@@ -99,7 +99,8 @@ export async function renderList(ctx) {
     }
   };
 
-  const chartOf = current.webhook_id ? (names[current.webhook_id] || current.webhook_id) : `The project ${project}`;
+  const chartOf = (current.webhook_id ? (names[current.webhook_id] || current.webhook_id) : `The project ${project}`)
+    + (current.event_type ? ` (${current.event_type} only)` : '');
   const drawChart = async () => {
     try {
       const chart = await successChart(project, { webhook_id: current.webhook_id, event_type: current.event_type }, current.since, chartOf);
