@@ -167,6 +167,17 @@ async fn the_console_works_in_a_real_browser() {
         "deliveries.png",
         "delivery.png",
         "catalog.png",
+        "template-editor.png",
+        "delivery-log-tools.png",
+        "events.png",
+        "event.png",
+        "settings.png",
+        "tokens.png",
+        "audit.png",
+        "webhooks-phone.png",
+        "deliveries-phone.png",
+        "webhook-detail-phone.png",
+        "webhook-form-phone.png",
     ] {
         assert!(shots.join(name).exists(), "no screenshot {name}");
     }

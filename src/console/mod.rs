@@ -61,6 +61,11 @@ const ASSETS: &[Asset] = &[
     asset!("js/dom.js", JS),
     asset!("js/forms.js", JS),
     asset!("js/sending.js", JS),
+    asset!("js/json.js", JS),
+    asset!("js/patterns.js", JS),
+    asset!("js/viewer.js", JS),
+    asset!("js/editor.js", JS),
+    asset!("js/chart.js", JS),
     asset!("js/pages/signin.js", JS),
     asset!("js/pages/projects.js", JS),
     asset!("js/pages/webhooks.js", JS),
@@ -68,6 +73,8 @@ const ASSETS: &[Asset] = &[
     asset!("js/pages/webhook_detail.js", JS),
     asset!("js/pages/deliveries.js", JS),
     asset!("js/pages/catalog.js", JS),
+    asset!("js/pages/events.js", JS),
+    asset!("js/pages/project_settings.js", JS),
 ];
 
 pub fn routes() -> Router<AppState> {

@@ -11,6 +11,8 @@ import * as webhookForm from './pages/webhook_form.js';
 import * as webhookDetail from './pages/webhook_detail.js';
 import * as deliveries from './pages/deliveries.js';
 import * as catalog from './pages/catalog.js';
+import * as events from './pages/events.js';
+import * as settings from './pages/project_settings.js';
 
 const ROUTES = [
   [/^\/signin$/, signin.render, null],
@@ -21,7 +23,12 @@ const ROUTES = [
   [/^\/p\/([^/]+)\/webhooks\/([^/]+)$/, webhookDetail.render, 'webhooks'],
   [/^\/p\/([^/]+)\/deliveries$/, deliveries.renderList, 'deliveries'],
   [/^\/p\/([^/]+)\/deliveries\/([^/]+)$/, deliveries.renderOne, 'deliveries'],
+  [/^\/p\/([^/]+)\/events$/, events.renderList, 'events'],
+  [/^\/p\/([^/]+)\/events\/([^/]+)$/, events.renderOne, 'events'],
   [/^\/p\/([^/]+)\/catalog(?:\/([^/]+))?$/, catalog.render, 'catalog'],
+  [/^\/p\/([^/]+)\/settings$/, settings.renderSettings, 'settings'],
+  [/^\/p\/([^/]+)\/tokens$/, settings.renderTokens, 'settings'],
+  [/^\/p\/([^/]+)\/audit$/, settings.renderAudit, 'settings'],
 ];
 
 const session = {
@@ -51,7 +58,7 @@ function renderNav(project, section) {
   const nav = document.getElementById('nav');
   if (!session.who) return replace(nav);
   if (!project) {
-    return replace(nav, h('a', { href: '#/projects', 'aria-current': section === null ? 'page' : null }, 'Projects'));
+    return replace(nav, h('div', { class: 'nav-links' }, h('a', { href: '#/projects', 'aria-current': section === null ? 'page' : null }, 'Projects')));
   }
   const enc = encodeURIComponent(project);
   const link = (name, text) => h('a', { href: `#/p/${enc}/${name}`, 'aria-current': section === name ? 'page' : null }, text);
@@ -60,12 +67,18 @@ function renderNav(project, section) {
     onchange: (e) => go(`#/p/${encodeURIComponent(e.target.value)}/${section || 'webhooks'}`),
   }, h('option', { value: project, selected: true }, project));
   projectList().then((list) => {
-    replace(select, list.map((p) => h('option', { value: p.id, selected: p.id === project }, `${p.name} (${p.id})`)));
+    // A project not in the list (mistyped link, deleted) is named as such,
+    // never shown as whichever project the select would fall back to.
+    const known = list.some((p) => p.id === project);
+    replace(select, known ? null : h('option', { value: project, selected: true }, `${project} (unknown)`),
+      list.map((p) => h('option', { value: p.id, selected: p.id === project }, `${p.name} (${p.id})`)));
+    select.value = project;
   }).catch(() => {});
   replace(nav,
     h('div', { class: 'project-switch' }, h('label', { for: 'project-switch', class: 'sr-label' }, 'Project'), select),
-    link('webhooks', 'Webhooks'), link('deliveries', 'Delivery log'), link('catalog', 'Event catalog'),
-    session.who.access === 'admin' ? h('a', { href: '#/projects' }, 'All projects') : null);
+    h('div', { class: 'nav-links' },
+      link('webhooks', 'Webhooks'), link('deliveries', 'Delivery log'), link('events', 'Events'), link('catalog', 'Event catalog'), link('settings', 'Settings'),
+      session.who.access === 'admin' ? h('a', { href: '#/projects' }, 'All projects') : null));
   return nav;
 }
 
@@ -75,8 +88,8 @@ function renderWho() {
   const text = session.who.access === 'admin'
     ? 'Admin'
     : `Project ${session.who.project_id} · ${session.who.kind}`;
-  return replace(who, h('span', { title: `Signed in with ${session.who.actor}` }, text),
-    h('button', { type: 'button', class: 'small', onclick: signOut }, 'Sign out'));
+  return replace(who, h('span', { class: 'who-text', title: `Signed in with ${session.who.actor}` }, text),
+    h('button', { type: 'button', class: 'small', title: `${text}: signed in with ${session.who.actor}`, onclick: signOut }, 'Sign out'));
 }
 
 async function signOut() {

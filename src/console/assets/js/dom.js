@@ -105,9 +105,12 @@ export function timeAgo(iso) {
   return h('time', { datetime: iso, title: when(iso) }, ago(iso));
 }
 
-export function hostOf(url) {
+/** Host and path of a URL ("hooks.example.com/ml/churn"): webhooks on one host differ by path. */
+export function hostPath(url) {
   try {
-    return new URL(url).host;
+    const u = new URL(url);
+    const path = u.pathname === '/' ? '' : u.pathname;
+    return `${u.host}${path}${u.search ? '?…' : ''}`;
   } catch {
     return url;
   }
@@ -158,12 +161,24 @@ export function empty(title, text, ...actions) {
     actions.length ? h('div', { class: 'actions' }, actions) : null);
 }
 
-/** A table inside a scrollable, labelled region. */
+/**
+ * A table inside a scrollable, labelled region. On a narrow screen each row
+ * becomes a card; every cell carries its column's name for that.
+ */
 export function table(label, headings, rows) {
+  for (const row of rows) labelCells(row, headings);
   return h('div', { class: 'table-wrap', role: 'region', 'aria-label': label, tabindex: '0' },
     h('table', { class: 'list' },
       h('thead', null, h('tr', null, headings.map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', null, rows)));
+}
+
+/** Gives each cell of `row` its column's name (shown before it when rows are cards). */
+export function labelCells(row, headings) {
+  [...row.children].forEach((td, i) => {
+    if (headings[i]) td.setAttribute('data-label', headings[i]);
+  });
+  return row;
 }
 
 /** Sets the document title and moves focus to the page's heading. */

@@ -14,9 +14,34 @@ export class FormErrors {
     this.fields = new Map();
   }
 
-  /** `pointer` is filled by `input`; its message goes to `error` (a <p>). */
+  /**
+   * `pointer` is filled by `input`; its message goes to `error` (a <p>).
+   * Changing the input takes its error away: the message was about the old
+   * value, and a stale one reads as if the fix did not work.
+   */
   bind(pointer, input, error) {
-    this.fields.set(pointer, { input, error });
+    const entry = { input, error };
+    this.fields.set(pointer, entry);
+    if (!input.dataset.clearsError) {
+      input.dataset.clearsError = '1';
+      const forget = () => this.forget(input);
+      input.addEventListener('input', forget);
+      input.addEventListener('change', forget);
+    }
+  }
+
+  /** Hides the errors shown for `input`, and the summary once nothing is left. */
+  forget(input) {
+    for (const entry of this.fields.values()) if (entry.input === input) this.hide(entry);
+  }
+
+  hide({ input, error }) {
+    input.removeAttribute('aria-invalid');
+    error.hidden = true;
+    error.textContent = '';
+    const described = (input.getAttribute('aria-describedby') || '').split(' ').filter((id) => id && id !== error.id);
+    if (described.length) input.setAttribute('aria-describedby', described.join(' '));
+    else input.removeAttribute('aria-describedby');
   }
 
   unbind(prefix) {
@@ -24,14 +49,7 @@ export class FormErrors {
   }
 
   clear() {
-    for (const { input, error } of this.fields.values()) {
-      input.removeAttribute('aria-invalid');
-      error.hidden = true;
-      error.textContent = '';
-      const described = (input.getAttribute('aria-describedby') || '').split(' ').filter((id) => id && id !== error.id);
-      if (described.length) input.setAttribute('aria-describedby', described.join(' '));
-      else input.removeAttribute('aria-describedby');
-    }
+    for (const entry of this.fields.values()) this.hide(entry);
     this.summary.hidden = true;
     this.summary.replaceChildren();
   }
@@ -47,12 +65,16 @@ export class FormErrors {
     }
   }
 
-  /** Shows an ApiError: each detail by its field, the rest in the summary. */
-  show(error) {
+  /**
+   * Shows an ApiError: each detail by its field, the rest in the summary.
+   * `reword(field, message)` may put a message in the form's words.
+   */
+  show(error, reword = (_, m) => m) {
     this.clear();
-    const details = error.details && error.details.length
+    const raw = error.details && error.details.length
       ? error.details
       : [{ field: error.field, message: error.field ? error.message.replace(`${error.field}: `, '') : error.message }];
+    const details = raw.map((d) => ({ field: d.field, message: reword(d.field, d.message) }));
     const loose = [];
     let first = null;
     for (const d of details) {

@@ -2,13 +2,18 @@
 // attempt of a delivery. Request (headers as the server masked them),
 // response (status, headers, body), duration, error.
 
-import { h, code, codeBadge, copy, pretty, when } from './dom.js';
+import { h, codeBadge, copy, when } from './dom.js';
+import { payloadView } from './viewer.js';
 
 function headerTable(headers, label) {
   const entries = Object.entries(headers || {});
   if (!entries.length) return h('p', { class: 'muted' }, 'No headers.');
-  return h('table', { class: 'kv', 'aria-label': label },
-    h('tbody', null, entries.map(([k, v]) => h('tr', null, h('th', { scope: 'row' }, k), h('td', null, String(v))))));
+  return h('div', null,
+    h('table', { class: 'kv', 'aria-label': label },
+      h('tbody', null, entries.map(([k, v]) => h('tr', null, h('th', { scope: 'row' }, k), h('td', null, String(v)))))),
+    h('div', { class: 'viewer-bar' }, h('button', {
+      type: 'button', class: 'small', onclick: () => copy(entries.map(([k, v]) => `${k}: ${v}`).join('\n'), `${label} copied`),
+    }, 'Copy headers', h('span', { class: 'sr-label' }, ` (${label.toLowerCase()})`))));
 }
 
 function requestPart(request) {
@@ -17,7 +22,7 @@ function requestPart(request) {
     h('h3', { class: 'sub-head' }, 'Request sent'),
     h('p', { class: 'mono' }, `${request.method || 'POST'} ${request.url}`),
     headerTable(request.headers, 'Request headers'),
-    code(pretty(request.body || ''), 'Request body', 'short'));
+    payloadView(request.body || '', 'Request body', 'short'));
 }
 
 function responsePart(response, error) {
@@ -25,7 +30,7 @@ function responsePart(response, error) {
   if (response) {
     parts.push(h('p', null, codeBadge(response.status)),
       headerTable(response.headers, 'Response headers'),
-      response.body ? code(pretty(response.body), 'Response body', 'short') : h('p', { class: 'muted' }, 'Empty body.'));
+      response.body ? payloadView(response.body, 'Response body', 'short') : h('p', { class: 'muted' }, 'Empty body.'));
     if (response.truncated) parts.push(h('p', { class: 'muted' }, 'The body was longer than the 64 KiB kept.'));
   } else {
     parts.push(h('p', { class: 'muted' }, 'No response.'));

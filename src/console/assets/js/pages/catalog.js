@@ -2,9 +2,10 @@
 // example payload, and a form that sends a test event, checking the payload
 // as it is typed.
 
-import { h, field, replace, code, pretty, debounce } from '../dom.js';
+import { h, field, replace, pretty, debounce } from '../dom.js';
 import { cached, exchange, p, post } from '../api.js';
 import { FAMILY_TITLES } from './webhook_form.js';
+import { payloadView } from '../viewer.js';
 
 export async function render(ctx) {
   const project = ctx.project;
@@ -34,13 +35,13 @@ export async function render(ctx) {
       h('p', null, chosen.description))),
     sendPanel(ctx, project, chosen),
     h('section', { class: 'panel', 'aria-labelledby': 'sec-example' }, h('h2', { id: 'sec-example' }, 'Example payload'),
-      code(pretty(chosen.example), `Example payload of ${chosen.name}`)),
+      payloadView(chosen.example, `Example payload of ${chosen.name}`)),
     h('section', { class: 'panel', 'aria-labelledby': 'sec-schema' }, h('h2', { id: 'sec-schema' }, 'Schema'),
       h('p', { class: 'muted' }, 'JSON Schema (2020-12). Fields mlhook fills in (discriminators, fixed values) are in properties but not required.'),
-      h('details', null, h('summary', null, 'Show the schema'), code(pretty(chosen.schema), `Schema of ${chosen.name}`))),
+      h('details', null, h('summary', null, 'Show the schema'), payloadView(chosen.schema, `Schema of ${chosen.name}`))),
     h('section', { class: 'panel', 'aria-labelledby': 'sec-test-payload' }, h('h2', { id: 'sec-test-payload' }, 'Test payload'),
       h('p', { class: 'muted' }, 'What "Test webhook" and "Validate" send for this family.'),
-      h('details', null, h('summary', null, 'Show the test payload'), code(pretty(chosen.test_payload), `Test payload of ${chosen.name}`))));
+      h('details', null, h('summary', null, 'Show the test payload'), payloadView(chosen.test_payload, `Test payload of ${chosen.name}`))));
 
   replace(ctx.view, h('div', { class: 'catalog' }, nav, detail));
   ctx.done(`${chosen.name} · Event catalog`);

@@ -3,18 +3,20 @@
 // and recovery of failed deliveries with progress.
 
 import { h, field, replace, table, empty, when, timeAgo, copy, toast, statusBadge, codeBadge } from '../dom.js';
-import { ApiError, del, get, p, patch, post, query } from '../api.js';
+import { ApiError, cached, del, get, p, patch, post, query } from '../api.js';
 import { outcomeView } from '../sending.js';
 import { scopeText, successBar } from './webhooks.js';
+import { listens } from '../patterns.js';
 
 export async function render(ctx) {
   const [project, id] = ctx.params;
   const enc = encodeURIComponent(project);
-  const [w, stats, formats, recent] = await Promise.all([
+  const [w, stats, formats, recent, catalog] = await Promise.all([
     get(p(project, 'webhooks', id)),
     get(p(project, 'webhooks', id, 'stats')).catch(() => null),
-    get('/v1/formats'),
+    cached('/v1/formats'),
     get(p(project, 'deliveries') + query({ webhook_id: id, limit: 10 })),
+    cached('/v1/event-types'),
   ]);
   const writer = ctx.session.who.kind !== 'read';
   const format = formats.data.find((f) => f.format === w.format);
@@ -50,6 +52,12 @@ export async function render(ctx) {
     }, 'Enable') : null);
 
   const rate = w.effective_rate_limit;
+  const updated = h('dd', { 'data-testid': 'updated-at' }, when(w.updated_at));
+  /** After a change made on this page: what the API now says. */
+  const reload = async () => {
+    Object.assign(w, await get(p(project, 'webhooks', id)));
+    replace(updated, when(w.updated_at));
+  };
   const config = h('section', { class: 'panel', 'aria-labelledby': 'sec-config' }, h('h2', { id: 'sec-config' }, 'Configuration'),
     h('dl', { class: 'summary' },
       h('dt', null, 'URL'), h('dd', { class: 'mono' }, w.url),
@@ -66,7 +74,7 @@ export async function render(ctx) {
         w.rate_limit ? '' : h('span', { class: 'muted' }, ' (the format\'s default)')),
       h('dt', null, 'Include result'), h('dd', null, w.include_result ? 'yes' : 'no'),
       h('dt', null, 'Created'), h('dd', null, when(w.created_at)),
-      h('dt', null, 'Updated'), h('dd', null, when(w.updated_at))));
+      h('dt', null, 'Updated'), updated));
 
   const activityBody = h('div');
   const fillActivity = (s, r) => replace(activityBody,
@@ -91,8 +99,8 @@ export async function render(ctx) {
 
   replace(ctx.view, head, disabled,
     h('div', { class: 'grid-2' }, config, activity),
-    writer ? signingPanel(project, w) : null,
-    writer ? testPanel(project, w, refreshActivity) : null,
+    writer ? signingPanel(project, w, reload) : null,
+    writer ? testPanel(project, w, catalog, refreshActivity) : null,
     writer ? recoverPanel(project, w, refreshActivity) : null);
   ctx.done(w.name);
 }
@@ -108,7 +116,7 @@ function recentTable(rows, enc) {
     h('td', null, codeBadge(d.last_status_code)))));
 }
 
-function signingPanel(project, w) {
+function signingPanel(project, w, reload) {
   const path = p(project, 'webhooks', w.id, 'signing-secret');
   const shown = h('div', { class: 'secret-state' });
   const status = h('p', { class: 'muted', role: 'status' });
@@ -138,6 +146,15 @@ function signingPanel(project, w) {
     }
   };
   draw();
+  // One line, always the current rotation's: after a second rotation the
+  // first one's previous key is gone.
+  const previous = h('p', { class: 'muted', 'data-testid': 'previous-key' });
+  const drawPrevious = () => {
+    const until = w.previous_signing_key_expires_at;
+    previous.hidden = !until;
+    previous.textContent = until ? `The previous key also signs until ${when(until)}.` : '';
+  };
+  drawPrevious();
 
   const grace = h('select', { name: 'grace' },
     h('option', { value: '' }, 'the server\'s default'), h('option', { value: '0s' }, 'no time: switch now'),
@@ -149,13 +166,16 @@ function signingPanel(project, w) {
       if (!window.confirm('Rotate the signing key? Receivers must switch to the new one before the old one stops signing.')) return;
       const body = grace.value ? { grace_period: grace.value } : {};
       try {
-        const key = await post(`${path}/rotate`, body);
-        revealed = key.signing_secret || null;
+        await post(`${path}/rotate`, body);
+        // The new key is read like any reveal: the rotation's answer need
+        // not carry it. The webhook is read again for its previous key's
+        // end and its "Updated" time.
+        const [key] = await Promise.all([get(path), reload()]);
+        revealed = hmac ? key.signing_secret : null;
         if (!hmac) w.signing_public_key = key.signing_public_key;
-        status.textContent = key.previous_key_expires_at
-          ? `Rotated. The previous key signs too until ${when(key.previous_key_expires_at)}.`
-          : 'Rotated. Only the new key signs from now on.';
+        status.textContent = `Rotated at ${when(new Date().toISOString())}.`;
         draw();
+        drawPrevious();
       } catch (e) {
         status.textContent = e.message;
       }
@@ -168,15 +188,38 @@ function signingPanel(project, w) {
       ? 'Receivers verify the webhook-signature header with this secret (Standard Webhooks). Keep it private.'
       : 'Receivers verify the v1a (Ed25519) signatures with this public key.'),
     shown,
-    w.previous_signing_key_expires_at ? h('p', { class: 'muted' }, `The previous key also signs until ${when(w.previous_signing_key_expires_at)}.`) : null,
+    previous,
     h('div', { class: 'inline-form' }, graceField.wrap, rotate),
     status);
 }
 
-function testPanel(project, w, refreshActivity) {
-  const types = w.events.filter((e) => e !== '*');
+/**
+ * What each choice of the Test panel sends: the chosen type's test payload.
+ * Comet's registry triggers have no test payload of their own (Comet's
+ * "Test" button sends a TEST event whatever the trigger), so they are one
+ * choice, TEST, named as such.
+ */
+function testChoices(w, catalog) {
+  const family = Object.fromEntries(catalog.data.map((t) => [t.name, t.family]));
+  // Names, `*` and patterns (`execution_*`) alike: the catalog's types they cover.
+  const listed = catalog.data.map((t) => t.name).filter((name) => listens(w.events, name));
+  const choices = [];
+  let registry = false;
+  for (const t of listed) {
+    if (family[t] === 'model_registry' || t === 'TEST') {
+      if (!registry) choices.push({ value: 'TEST', label: 'TEST (Comet\'s test event, for every registry trigger)' });
+      registry = true;
+    } else {
+      choices.push({ value: t, label: t });
+    }
+  }
+  return { choices, registry };
+}
+
+function testPanel(project, w, catalog, refreshActivity) {
+  const { choices, registry } = testChoices(w, catalog);
   const select = h('select', { name: 'test_event_type' },
-    types.length ? types.map((t) => h('option', { value: t }, t)) : h('option', { value: '' }, 'TEST (the default test payload)'));
+    choices.length ? choices.map((c) => h('option', { value: c.value }, c.label)) : h('option', { value: 'TEST' }, 'TEST'));
   const selectField = field('Event type', select);
   const results = h('div', { 'aria-live': 'polite' });
   const button = h('button', { type: 'button', class: 'primary' }, 'Test webhook');
@@ -184,9 +227,14 @@ function testPanel(project, w, refreshActivity) {
     button.disabled = true;
     button.textContent = 'Sending…';
     try {
-      const outcome = await post(p(project, 'webhooks', w.id, 'test'), select.value ? { event_type: select.value } : {});
+      const outcome = await post(p(project, 'webhooks', w.id, 'test'), { event_type: select.value });
+      // The log's record names the type that was really sent.
+      const sent = outcome.delivery_id
+        ? (await get(p(project, 'deliveries', outcome.delivery_id)).catch(() => null))
+        : null;
+      const title = `Test: ${sent ? sent.event_type : select.value}`;
       for (const old of results.querySelectorAll('details[open]')) old.open = false;
-      results.prepend(outcomeView(outcome, { title: 'Test' }));
+      results.prepend(outcomeView(outcome, { title }));
       refreshActivity().catch(() => {});
     } catch (e) {
       results.prepend(h('div', { class: 'banner bad', role: 'alert' }, h('p', null, e.message)));
@@ -196,7 +244,9 @@ function testPanel(project, w, refreshActivity) {
     }
   });
   return h('section', { class: 'panel', 'aria-labelledby': 'sec-test' }, h('h2', { id: 'sec-test' }, 'Test webhook'),
-    h('p', { class: 'muted' }, 'Sends the family\'s test payload now (Comet\'s TEST event for the model registry) and shows what was sent and received. It appears in the delivery log as a test and is never retried.'),
+    h('p', { class: 'muted' }, 'Sends the chosen event type\'s test payload now and shows what was sent and received',
+      registry ? ' (for Comet\'s registry triggers that is Comet\'s TEST event, as Comet itself sends)' : '',
+      '. It appears in the delivery log as a test and is never retried.'),
     h('div', { class: 'inline-form' }, selectField.wrap, button),
     results);
 }

@@ -3,10 +3,12 @@
 // shows what was sent and what came back; save works either way, but warns
 // when the configuration was not validated as it stands.
 
-import { h, field, replace, uid, code, pretty, debounce, toast } from '../dom.js';
+import { h, field, replace, uid, code, pretty, debounce, toast, empty } from '../dom.js';
 import { ApiError, cached, get, p, patch, post } from '../api.js';
 import { FormErrors } from '../forms.js';
 import { outcomeView } from '../sending.js';
+import { codeEditor } from '../editor.js';
+import { highlight } from '../json.js';
 
 export const FAMILY_TITLES = {
   monitoring: 'Monitoring runs (NannyML Cloud)',
@@ -32,6 +34,16 @@ const STARTER_TEMPLATE = `{
 export async function render(ctx) {
   const [project, id] = ctx.params;
   const enc = encodeURIComponent(project);
+  if (ctx.session.who.kind === 'read') {
+    // Said before anything is typed, not at Create: the API would refuse it.
+    const back = id ? `#/p/${enc}/webhooks/${encodeURIComponent(id)}` : `#/p/${enc}/webhooks`;
+    replace(ctx.view, h('h1', null, id ? 'Edit webhook' : 'New webhook'),
+      h('section', { class: 'panel' }, empty('This token can only read',
+        'A read token sees the project\'s webhooks, deliveries and events but cannot create or change them. Sign in with a write token or the admin token to do that.',
+        h('a', { class: 'button', href: back }, id ? 'Back to the webhook' : 'Back to the webhooks'))));
+    ctx.done('Read only');
+    return;
+  }
   const [formats, catalog, existing] = await Promise.all([
     cached('/v1/formats'), cached('/v1/event-types'), id ? get(p(project, 'webhooks', id)) : null,
   ]);
@@ -78,6 +90,10 @@ export async function render(ctx) {
   bind('/github/api_url', apiUrl);
   bind('/template', template);
   const githubGroup = h('div', null, repo.wrap, ghToken.wrap, apiUrl.wrap);
+  // The template is edited as highlighted JSON; the textarea stays the input.
+  const editor = codeEditor(template.input);
+  template.wrap.insertBefore(editor.element, template.input);
+  editor.wrap.appendChild(template.input);
   const templateColumn = h('div', null, template.wrap);
 
   // Body preview, live for templates.
@@ -99,7 +115,9 @@ export async function render(ctx) {
     if (!byFamily.has(t.family)) byFamily.set(t.family, []);
     byFamily.get(t.family).push(t);
   }
-  // Each family folds; a long one starts folded unless one of its types is chosen.
+  // Each family folds; a long one starts folded unless one of its types is
+  // chosen. Each has "All of them"; a search narrows every family at once.
+  const familyParts = [];
   const families = [...byFamily.entries()].map(([family, types]) => {
     const title = FAMILY_TITLES[family] || family;
     const count = h('span', { class: 'muted' });
@@ -108,20 +126,39 @@ export async function render(ctx) {
       boxes.push(box);
       return box;
     });
+    const all = h('input', { type: 'checkbox', 'data-all': family });
     const recount = () => {
       const n = mine.filter((b) => b.checked).length;
       count.textContent = n ? ` · ${n} of ${types.length} chosen` : ` · ${types.length} types`;
+      // "All" speaks of the types shown (a search may hide some).
+      const shown = mine.filter((b) => !b.closest('label')?.hidden);
+      const chosen = shown.filter((b) => b.checked).length;
+      all.checked = shown.length > 0 && chosen === shown.length;
+      all.indeterminate = chosen > 0 && chosen < shown.length;
     };
     for (const b of mine) b.addEventListener('change', recount);
+    all.addEventListener('change', () => {
+      for (const b of mine) {
+        if (b.disabled || b.closest('label').hidden) continue;
+        b.checked = all.checked;
+      }
+      recount();
+      refreshPreview();
+    });
     recount();
-    return h('details', { class: 'family', open: types.length <= 8 || mine.some((b) => b.checked) },
+    const rows = types.map((t, i) => h('label', { class: 'check', 'data-search': `${t.name} ${t.description}`.toLowerCase() }, mine[i],
+      h('span', null, h('code', null, t.name), h('small', null, t.description))));
+    const details = h('details', { class: 'family', open: types.length <= 8 || mine.some((b) => b.checked) },
       h('summary', null, h('strong', null, title), count),
       h('fieldset', null, h('legend', { class: 'sr-label' }, title),
-        types.map((t, i) => h('label', { class: 'check' }, mine[i],
-          h('span', null, h('code', null, t.name), h('small', null, t.description))))));
+        h('label', { class: 'check select-all' }, all, h('span', null, `Choose all: ${title}`)),
+        rows));
+    familyParts.push({ details, rows, all, mine, recount, wasOpen: details.open });
+    return details;
   });
   const syncStar = () => {
     for (const b of boxes) b.disabled = star.checked && b.dataset.family !== 'operational';
+    for (const f of familyParts) f.all.disabled = f.mine.every((b) => b.disabled);
   };
   star.addEventListener('change', syncStar);
   syncStar();
@@ -134,6 +171,26 @@ export async function render(ctx) {
       placeholder: 'execution_*, mlflow.model_version_alias.*' }),
     'Comma-separated; * within a name stands for any run of characters.');
   const typedPatterns = () => patterns.input.value.split(',').map((e) => e.trim()).filter(Boolean);
+
+  const search = h('input', { type: 'search', name: 'event_search', placeholder: 'MODEL_VERSION, drift, pipeline…', autocomplete: 'off', spellcheck: 'false' });
+  const searchField = field('Find an event type', search, 'By name or description; "All" then chooses only the types shown.');
+  const searchCount = h('p', { class: 'muted', role: 'status' });
+  search.addEventListener('input', () => {
+    const words = search.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+    let shown = 0;
+    for (const f of familyParts) {
+      let here = 0;
+      for (const row of f.rows) {
+        row.hidden = !words.every((word) => row.dataset.search.includes(word));
+        if (!row.hidden) here += 1;
+      }
+      shown += here;
+      f.recount();
+      f.details.hidden = words.length > 0 && here === 0;
+      f.details.open = words.length ? here > 0 : f.wasOpen;
+    }
+    searchCount.textContent = words.length ? `${shown} of ${boxes.length} event types match.` : '';
+  });
   const selectedEvents = () => {
     const chosen = boxes.filter((b) => b.checked && !b.disabled).map((b) => b.value);
     return [...(star.checked ? ['*'] : []), ...chosen, ...typedPatterns()];
@@ -187,7 +244,10 @@ export async function render(ctx) {
     template.wrap.hidden = f.format !== 'template';
     templateColumn.hidden = f.format !== 'template';
     destination.className = f.format === 'template' ? 'split' : '';
-    if (f.format === 'template' && !template.input.value.trim()) template.input.value = STARTER_TEMPLATE;
+    if (f.format === 'template' && !template.input.value.trim()) {
+      template.input.value = STARTER_TEMPLATE;
+      editor.paint();
+    }
     replace(formatNote, f.description, ' Success: ', f.success, '.');
     const dflt = f.default_rate_limit;
     const dfltText = dflt ? (dflt.per_second ? `${dflt.per_second} per second` : `${dflt.per_minute} per minute`) : 'no limit';
@@ -264,7 +324,7 @@ export async function render(ctx) {
       const out = await post('/v1/formats/preview', req);
       previewStatus.className = 'muted';
       previewStatus.textContent = `The body for the ${out.event_type} example (${out.content_type})${out.url ? `, sent to ${out.url}` : ''}:`;
-      previewOut.textContent = pretty(out.body);
+      previewOut.replaceChildren(highlight(pretty(out.body)));
     } catch (e) {
       previewStatus.className = 'field-error';
       const detail = e.details && e.details.length ? e.details.map((d) => `${d.field}: ${d.message}`).join('; ') : e.message;
@@ -291,6 +351,14 @@ export async function render(ctx) {
   const cancel = h('a', { class: 'button', href: editing ? `#/p/${enc}/webhooks/${encodeURIComponent(id)}` : `#/p/${enc}/webhooks` }, 'Cancel');
 
 
+  /** The URL parser's words ("relative URL without a base") say what to type instead. */
+  const reword = (pointer, message) => {
+    if (!['/url', '/github/api_url'].includes(pointer) || !/relative URL without a base|empty host/i.test(message)) return message;
+    const typed = (pointer === '/url' ? url.input : apiUrl.input).value.trim();
+    if (!typed) return 'Type the receiver\'s full URL, starting with https:// (for example https://hooks.example.com/ml).';
+    return `Type a full URL, starting with https:// (for example https://${typed.replace(/^[a-z]*:?\/*/i, '')}).`;
+  };
+
   async function validate() {
     errors.clear();
     saveWarning.hidden = true;
@@ -307,7 +375,7 @@ export async function render(ctx) {
       results.prepend(outcomeView(outcome, { title: 'Validation' }));
       results.scrollIntoView({ block: 'nearest' });
     } catch (e) {
-      errors.show(e);
+      errors.show(e, reword);
     } finally {
       validateButton.disabled = false;
       validateButton.textContent = 'Validate';
@@ -339,7 +407,7 @@ export async function render(ctx) {
       toast(editing ? 'Webhook saved' : 'Webhook created');
       ctx.go(`#/p/${enc}/webhooks/${encodeURIComponent(saved.id)}`);
     } catch (e) {
-      if (e instanceof ApiError) errors.show(e);
+      if (e instanceof ApiError) errors.show(e, reword);
       else throw e;
     } finally {
       saveButton.disabled = false;
@@ -347,6 +415,7 @@ export async function render(ctx) {
   }
 
   const starError = eventsError;
+  const bar = h('div', { class: 'sticky-actions' }, validateButton, saveButton, cancel);
   const form = h('form', {
     novalidate: true, 'aria-label': editing ? `Edit ${w.name}` : 'New webhook',
     onsubmit: (e) => { e.preventDefault(); save(false); },
@@ -361,6 +430,7 @@ export async function render(ctx) {
     h('label', { class: 'check field' }, star, h('span', null, h('strong', null, 'Every platform event (*)'),
       h('small', { class: 'hint' }, 'Also future types; mlhook\'s own delivery-health events are only sent when chosen below.'))),
     starError,
+    h('div', { class: 'event-search' }, searchField.wrap, searchCount),
     h('div', { class: 'families' }, families), patterns.wrap),
   h('section', { class: 'panel', 'aria-labelledby': 'sec-scope' }, h('h2', { id: 'sec-scope' }, 'Scope'),
     h('p', { class: 'muted' }, 'Only events about this object (each part narrows; leave all empty for every object).'),
@@ -379,7 +449,8 @@ export async function render(ctx) {
     h('p', { class: 'muted' }, 'Validate sends the test payload of the first chosen event type to this configuration now, before saving, and shows the request sent and the response got. Nothing is stored.'),
     results),
   saveWarning,
-  h('div', { class: 'sticky-actions' }, validateButton, saveButton, cancel));
+  bar);
+  keepClearOf(bar, form);
 
   const title = editing ? `Edit ${w.name}` : 'New webhook';
   replace(ctx.view,
@@ -389,6 +460,25 @@ export async function render(ctx) {
     form);
   refreshPreview();
   ctx.done(title);
+}
+
+/**
+ * Focus Not Obscured (WCAG 2.4.11): whatever gets focus in `form` scrolls
+ * above the sticky `bar`. The stylesheet's scroll padding covers most moves;
+ * this covers the rest (a bar that wrapped to two lines on a phone, focus
+ * that did not scroll at all).
+ */
+function keepClearOf(bar, form) {
+  const clear = (el) => {
+    if (bar.contains(el) || document.activeElement !== el) return;
+    const hidden = el.getBoundingClientRect().bottom - bar.getBoundingClientRect().top;
+    if (hidden > -8) window.scrollBy({ top: hidden + 16, behavior: 'instant' });
+  };
+  // Now, and once the browser has done its own scrolling to the element.
+  form.addEventListener('focusin', (e) => {
+    clear(e.target);
+    requestAnimationFrame(() => clear(e.target));
+  });
 }
 
 /** Template text as the API takes it: the parsed document, or the text when it is not JSON (the server names the error's place). */
