@@ -1,5 +1,8 @@
 """Lists that follow `next_cursor`: iterate the items of every page, or the
-pages themselves; a page is fetched only when the iteration reaches it."""
+pages themselves; a page is fetched only when the iteration reaches it.
+
+A full page comes with a cursor even when nothing follows it; the empty page
+that cursor then fetches ends the walk without being yielded."""
 
 from __future__ import annotations
 
@@ -32,7 +35,8 @@ class PageIterator(Generic[T]):
         cursor: Optional[str] = None
         while True:
             page = self._fetch(cursor)
-            yield page
+            if page.items or cursor is None:
+                yield page
             if not page.next_cursor:
                 return
             cursor = page.next_cursor
@@ -52,7 +56,8 @@ class AsyncPageIterator(Generic[T]):
         cursor: Optional[str] = None
         while True:
             page = await self._fetch(cursor)
-            yield page
+            if page.items or cursor is None:
+                yield page
             if not page.next_cursor:
                 return
             cursor = page.next_cursor
