@@ -69,7 +69,8 @@ def query_value(value: Union[str, int, datetime]) -> str:
 @dataclass(frozen=True)
 class Settings:
     url: str
-    token: str
+    #: Kept out of reprs, so that a logged client or traceback never shows it.
+    token: str = field(repr=False)
     timeout: TimeoutTypes
     retry: RetryPolicy
 
