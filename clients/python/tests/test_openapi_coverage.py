@@ -15,7 +15,7 @@ from typing_extensions import get_type_hints, is_typeddict
 
 import mlhook
 from mlhook._operations import COVERED, NOT_COVERED, Operation
-from conftest import ADMIN, Service
+from conftest import Service
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -46,11 +46,9 @@ def test_every_operation_is_covered_or_excused(spec: dict[str, Any]) -> None:
     assert (covered | excused) - served == set(), "operations the service no longer has"
 
 
-def test_every_covered_operation_has_its_client_method(service: Service) -> None:
-    for client in (mlhook.Client(service.base, ADMIN), mlhook.AsyncClient(service.base, ADMIN)):
-        for op in COVERED:
-            resource, name = op.client_method.split(".")
-            assert callable(getattr(getattr(client, resource), name)), op.client_method
+def test_every_covered_operation_has_its_client_method() -> None:
+    for op in COVERED:
+        assert all(callable(method) for method in client_methods(op)), op.client_method
 
 
 @pytest.mark.parametrize("op", COVERED, ids=lambda op: f"{op.method} {op.path}")
@@ -104,7 +102,8 @@ def test_answer_matches(spec: dict[str, Any], op: Operation) -> None:
 def client_methods(op: Operation) -> list[Any]:
     """The method of each client's resource class that covers `op`."""
     resource, name = op.client_method.split(".")
-    clients = [mlhook.Client("http://127.0.0.1:1", "t"), mlhook.AsyncClient("http://127.0.0.1:1", "t")]
+    url = "http://127.0.0.1:1"
+    clients = [mlhook.Client(url, "t"), mlhook.AsyncClient(url, "t")]
     return [getattr(type(getattr(client, resource)), name) for client in clients]
 
 

@@ -74,7 +74,8 @@ def test_webhooks(admin: Any, project: str, receiver: Receiver) -> None:
     assert created["headers"] == [{"key": "X-Api-Key", "protected": True}]
     assert admin.webhooks.get(project, hook)["name"] == "training runs"
     assert [w["id"] for w in admin.webhooks.list(project)] == [hook]
-    assert admin.webhooks.signing_secret(project, hook)["signing_secret"] == created["signing_secret"]
+    key = admin.webhooks.signing_secret(project, hook)
+    assert key["signing_secret"] == created["signing_secret"]
 
     updated = admin.webhooks.update(project, hook, description="every run", enabled=False)
     assert (updated["description"], updated["enabled"]) == ("every run", False)

@@ -174,7 +174,10 @@ FORMATS_PREVIEW = Operation(
     "POST", "/v1/formats/preview", "formats.preview", body=m.PreviewInput, response=m.Preview
 )
 
-COVERED: tuple[Operation, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Operation))
+#: Every `Operation` above, so that none declared can be left out of the check.
+COVERED: tuple[Operation, ...] = tuple(
+    value for value in list(globals().values()) if isinstance(value, Operation)
+)
 
 NOT_COVERED: tuple[NotCovered, ...] = (
     NotCovered("GET", "/healthz", "a probe for load balancers and orchestrators, not for ML code"),
