@@ -6,6 +6,7 @@ fails here until the client has it."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, Literal, Optional, Union, get_args, get_origin
 
@@ -102,9 +103,17 @@ def test_answer_matches(spec: dict[str, Any], op: Operation) -> None:
 def client_methods(op: Operation) -> list[Any]:
     """The method of each client's resource class that covers `op`."""
     resource, name = op.client_method.split(".")
+    return [getattr(cls, name) for cls in resource_classes()[resource]]
+
+
+@functools.lru_cache(maxsize=None)
+def resource_classes() -> dict[str, list[type]]:
+    """Each resource attribute's class in `Client` and in `AsyncClient`."""
     url = "http://127.0.0.1:1"
-    clients = [mlhook.Client(url, "t"), mlhook.AsyncClient(url, "t")]
-    return [getattr(type(getattr(client, resource)), name) for client in clients]
+    sync, asynchronous = mlhook.Client(url, "t"), mlhook.AsyncClient(url, "t")
+    sync.close()
+    names = [n for n, v in vars(sync).items() if not n.startswith("_")]
+    return {n: [type(getattr(sync, n)), type(getattr(asynchronous, n))] for n in names}
 
 
 # ---- schemas and TypedDicts, compared ----
