@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -195,3 +196,21 @@ def test_url_and_token_from_the_environment(
     monkeypatch.delenv("MLHOOK_TOKEN")
     with pytest.raises(mlhook.ConfigurationError, match="MLHOOK_TOKEN"):
         make_client()
+
+
+def test_the_clients_as_context_managers(service: Service) -> None:
+    with mlhook.Client(service.base, ADMIN) as client:
+        assert client.url == service.base
+        assert client.event_types.get("TEST")["family"] == "test"
+
+    async def main() -> list[str]:
+        async with mlhook.AsyncClient(service.base, ADMIN) as client:
+            name = f"py-async-{client.url.rsplit(':', 1)[1]}"
+            await client.projects.create(name, "Async")
+            sent = await client.events.send(name, "execution_completed", EXECUTION)
+            events = [e["id"] async for e in client.events.list(name)]
+            await client.projects.delete(name)
+            return [sent["id"]] + events
+
+    sent, *listed = asyncio.run(main())
+    assert listed == [sent]
