@@ -122,8 +122,15 @@ def test_errors_of_the_real_service(
     with pytest.raises(mlhook.BadRequestError) as bad:
         admin.webhooks.create(project, url="ftp://example.com/x", events=["TEST"])
     assert (bad.value.code, bad.value.field) == ("validation_failed", "/url")
-    with pytest.raises(mlhook.AuthenticationError) as unknown:
+    with pytest.raises(mlhook.BadRequestError) as unknown_type:
+        admin.webhooks.create(project, url="http://127.0.0.1:9/x", events=["training_done"])
+    assert unknown_type.value.field == "/events/0"
+    later = admin.webhooks.create(
+        project, url="http://127.0.0.1:9/x", events=["training_done"], allow_unknown=True
+    )
+    assert later["events"] == ["training_done"]
+    with pytest.raises(mlhook.AuthenticationError) as stranger:
         make_client(service.base, "mlh_not_a_token").projects.list()
-    assert unknown.value.code == "unauthorized"
+    assert stranger.value.code == "unauthorized"
     with pytest.raises(mlhook.NotFoundError):
         admin.events.get(project, "evt_0000")

@@ -292,7 +292,10 @@ class RateLimit(TypedDict, total=False):
 
 
 class WebhookInput(TypedDict):
+    #: Event types, or patterns: `*` within a name spans any characters.
     events: list[str]
+    #: Accept names and patterns no known event type matches yet.
+    allow_unknown: NotRequired[bool]
     name: NotRequired[Optional[str]]
     description: NotRequired[Optional[str]]
     url: NotRequired[Optional[str]]
@@ -315,6 +318,8 @@ class WebhookPatch(TypedDict, total=False):
     description: Optional[str]
     url: Optional[str]
     events: Optional[list[str]]
+    #: With `events`: accept names and patterns no known event type matches yet.
+    allow_unknown: bool
     scope: Optional[Scope]
     headers: Optional[list[HeaderInput]]
     secret: Optional[str]
