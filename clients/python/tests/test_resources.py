@@ -118,6 +118,11 @@ def test_events(admin: Any, project: str, receiver: Receiver) -> None:
     again = admin.events.send(project, "execution_completed", EXECUTION, idempotency_key="run-7")
     assert (again["id"], again["replayed"]) == (sent["id"], True)
     assert json.loads(receiver.wait_for(1)[0].body)["data"] == EXECUTION["data"]
+    other = {**EXECUTION, "data": {"valohai.execution-counter": 8}}
+    with pytest.raises(mlhook.UnprocessableError) as reused:
+        admin.events.send(project, "execution_completed", other, idempotency_key="run-7")
+    assert (reused.value.status, reused.value.code) == (422, "idempotency_key_reused")
+    assert reused.value.field == "/idempotency_key"
 
     detail = admin.events.get(project, sent["id"])
     assert detail["type"] == "execution_completed"
