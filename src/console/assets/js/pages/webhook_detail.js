@@ -150,7 +150,8 @@ function signingPanel(project, w) {
       const body = grace.value ? { grace_period: grace.value } : {};
       try {
         const key = await post(`${path}/rotate`, body);
-        revealed = key.signing_secret || null;
+        // The rotation answer holds no secret: the new one is read like any other time.
+        revealed = hmac ? (await get(path)).signing_secret || null : null;
         if (!hmac) w.signing_public_key = key.signing_public_key;
         status.textContent = key.previous_key_expires_at
           ? `Rotated. The previous key signs too until ${when(key.previous_key_expires_at)}.`
