@@ -126,8 +126,9 @@ impl Connection {
             stop,
             mut slot,
         } = self;
-        // hyper times the head of every request but the first: until then the
-        // connection is still being sniffed for HTTP/1 or HTTP/2.
+        // Until its first request a connection is timed and closed here:
+        // telling HTTP/1 from HTTP/2 has no timeout of its own, and hyper's
+        // graceful shutdown would wait for a first request to finish.
         let started = Arc::new(AtomicBool::new(false));
         let first_request = started.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
@@ -143,18 +144,18 @@ impl Connection {
         tokio::pin!(first_head);
         let mut closing = false;
         loop {
-            let close = tokio::select! {
+            tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
                         tracing::trace!(error = %e, "connection ended with an error");
                     }
                     return;
                 }
-                _ = &mut slot.evicted, if !closing => true,
-                _ = stop.cancelled(), if !closing => true,
-                _ = &mut first_head, if !closing && !started.load(Ordering::Relaxed) => true,
-            };
-            closing = close;
+                _ = &mut slot.evicted, if !closing => {}
+                _ = stop.cancelled(), if !closing => {}
+                _ = &mut first_head, if !closing && !started.load(Ordering::Relaxed) => {}
+            }
+            closing = true;
             if !started.load(Ordering::Relaxed) {
                 // No request yet: nothing to finish (and hyper would wait
                 // for the first request before closing).

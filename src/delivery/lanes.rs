@@ -122,26 +122,16 @@ async fn run_lane(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>) {
 /// webhook wakes the wait, so a lifted or changed limit applies at once.
 async fn wait_for_turn(shared: &Shared, pace: &Mutex<Pace>, webhook_id: &str) -> bool {
     loop {
-        // Listening before reading: a change made in between still wakes us.
+        if try_start(shared, pace, webhook_id).is_none() {
+            return true;
+        }
+        // Listening first, then looking again: a change made in between is
+        // seen by the second look, one made after it wakes the wait.
         let changed = shared.subscriptions.changed();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let interval = shared
-            .subscriptions
-            .get(webhook_id)
-            .and_then(|w| w.effective_rate_limit())
-            .map(|r| r.interval())
-            .unwrap_or_default();
-        let now = Instant::now();
-        let wait = {
-            let mut pace = pace.lock().expect("pace lock poisoned");
-            match pace.wait(now, interval) {
-                Some(wait) => wait,
-                None => {
-                    pace.start(now);
-                    return true;
-                }
-            }
+        let Some(wait) = try_start(shared, pace, webhook_id) else {
+            return true;
         };
         tokio::select! {
             _ = shared.stopping.cancelled() => return false,
@@ -149,6 +139,24 @@ async fn wait_for_turn(shared: &Shared, pace: &Mutex<Pace>, webhook_id: &str) ->
             _ = changed => {}
         }
     }
+}
+
+/// Books the slot if the webhook's current pace allows starting now;
+/// otherwise how long to wait.
+fn try_start(shared: &Shared, pace: &Mutex<Pace>, webhook_id: &str) -> Option<Duration> {
+    let interval = shared
+        .subscriptions
+        .get(webhook_id)
+        .and_then(|w| w.effective_rate_limit())
+        .map(|r| r.interval())
+        .unwrap_or_default();
+    let now = Instant::now();
+    let mut pace = pace.lock().expect("pace lock poisoned");
+    let wait = pace.wait(now, interval);
+    if wait.is_none() {
+        pace.start(now);
+    }
+    wait
 }
 
 /// Makes one attempt with the webhook's current configuration and hands the

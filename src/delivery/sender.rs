@@ -163,12 +163,12 @@ impl Sender {
         if let Some(secret) = &webhook.secret {
             out.add_named(AUTHORIZATION, secret, true);
         }
-        let (headers, shown, secrets) = out.finish()?;
+        let headers = out.finish()?;
         Ok(Outgoing {
             url: rendered.url.unwrap_or_else(|| webhook.url.clone()),
-            headers,
-            shown,
-            secrets,
+            headers: headers.wire,
+            shown: headers.shown,
+            secrets: headers.secrets,
             body: rendered.body,
             accept: rendered.accept,
         })
@@ -310,7 +310,8 @@ impl OutgoingHeaders {
         self.invalid.get_or_insert_with(|| key.to_owned());
     }
 
-    fn finish(mut self) -> Result<(HeaderMap, Vec<(String, String)>, Secrets), AttemptError> {
+    /// The headers, once every one was valid on the wire.
+    fn finish(mut self) -> Result<OutgoingHeaders, AttemptError> {
         match self.invalid {
             // Validated on save; reaching here means stored data changed under us.
             Some(key) => Err(AttemptError {
@@ -319,7 +320,7 @@ impl OutgoingHeaders {
             }),
             None => {
                 self.secrets.finish();
-                Ok((self.wire, self.shown, self.secrets))
+                Ok(self)
             }
         }
     }
