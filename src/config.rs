@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::connections::ConnectionLimits;
 use crate::delivery::{DeliveryConfig, RetryPolicy, retry::parse_schedule};
 use crate::netguard::NetworkPolicy;
 
@@ -31,6 +32,13 @@ pub struct ServeArgs {
     /// Directory of the embedded database, admin token and lock [default: ./mlhook-data].
     #[arg(long, env = "MLHOOK_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// A client must send a whole request head within this of connecting or
+    /// of its previous answer (so also the keep-alive idle timeout) [default: 30s].
+    #[arg(long, env = "MLHOOK_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<String>,
+    /// Open API connections at most; beyond, the oldest is asked to close [default: 1024].
+    #[arg(long, env = "MLHOOK_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Largest accepted request body, e.g. 1MiB, 512KiB, 65536 [default: 1MiB].
     #[arg(long, env = "MLHOOK_MAX_BODY_SIZE")]
     pub max_body_size: Option<String>,
@@ -126,6 +134,8 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     max_body_size: Option<String>,
+    header_read_timeout: Option<String>,
+    max_connections: Option<usize>,
     delivery_timeout: Option<String>,
     retry_schedule: Option<String>,
     retry_jitter: Option<f64>,
@@ -155,6 +165,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub max_body_bytes: usize,
+    /// Header-read timeout and connection cap of the API.
+    pub connections: ConnectionLimits,
     pub delivery: DeliveryConfig,
     pub shutdown_grace: Duration,
     /// Events older than this are purged with their deliveries and attempts.
@@ -324,6 +336,10 @@ impl ServeConfig {
                 Some(text) => parse_size(&text).map_err(|m| invalid("max_body_size", m))?,
                 None => 1024 * 1024,
             },
+            connections: connection_limits(
+                args.header_read_timeout.or(file.header_read_timeout),
+                args.max_connections.or(file.max_connections),
+            )?,
             delivery,
             shutdown_grace: duration(
                 "shutdown_grace",
@@ -354,6 +370,32 @@ impl ServeConfig {
             metrics_token: non_empty_env("MLHOOK_METRICS_TOKEN"),
         })
     }
+}
+
+fn connection_limits(
+    header_read_timeout: Option<String>,
+    max_connections: Option<usize>,
+) -> Result<ConnectionLimits, ConfigError> {
+    let defaults = ConnectionLimits::default();
+    let header_read_timeout = duration(
+        "header_read_timeout",
+        header_read_timeout,
+        defaults.header_read_timeout,
+    )?;
+    if header_read_timeout.is_zero() {
+        return Err(invalid(
+            "header_read_timeout",
+            "must be more than 0s".into(),
+        ));
+    }
+    let max_connections = max_connections.unwrap_or(defaults.max_connections);
+    if max_connections == 0 {
+        return Err(invalid("max_connections", "must be at least 1".into()));
+    }
+    Ok(ConnectionLimits {
+        header_read_timeout,
+        max_connections,
+    })
 }
 
 fn non_empty_env(name: &str) -> Option<String> {

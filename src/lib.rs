@@ -13,6 +13,7 @@ pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod console;
 pub mod delivery;
 pub mod error;

@@ -84,10 +84,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     println!("mlhook listening on http://{address}");
     tracing::info!(%address, data_dir = %config.data_dir.display(), "mlhook started");
 
-    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    crate::connections::serve(
+        listener,
+        api::router(state),
+        config.connections,
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("API stopped; finishing deliveries in flight");
     engine.shutdown(config.shutdown_grace).await;
     if opened.shared {

@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use tokio::sync::Notify;
+
 use crate::catalog::ObjectRef;
 use crate::store::{Store, StoreResult};
 use crate::webhook::Webhook;
@@ -15,6 +17,9 @@ use crate::webhook::Webhook;
 #[derive(Default)]
 pub struct Subscriptions {
     inner: RwLock<Inner>,
+    /// Woken after every change, for waits that depend on a webhook's
+    /// configuration (a lane's pace).
+    changed: Notify,
 }
 
 #[derive(Default)]
@@ -99,6 +104,14 @@ impl Subscriptions {
                 .by_project
                 .insert(project_id.to_string(), webhooks.into());
         }
+        drop(inner);
+        self.changed.notify_waiters();
+    }
+
+    /// Resolves after the next change to any webhook (enable it first to
+    /// catch a change made while reading).
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
     }
 
     /// The enabled webhooks of `project_id` that want this event.

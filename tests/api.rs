@@ -2618,3 +2618,90 @@ async fn an_event_shows_its_type_payload_and_deliveries_to_its_project_only() {
     let (status, body) = server.get("/v1/projects/p/events/evt_does_not_exist").await;
     expect_error(status_u16(status), &body, 404, "unknown event id");
 }
+
+/// Issue 22's smaller faults at the API edge: overflowing durations, integers
+/// beyond 64 bits, and the create answer's duplicate keys.
+#[tokio::test]
+async fn overflowing_values_are_refused_by_name_and_answers_have_unique_keys() {
+    let server = Server::start().await;
+    server.create_project("p").await;
+    for path in ["deliveries", "events"] {
+        for since in ["99999999999999h", "9999999999999999999s"] {
+            let url = format!("/v1/projects/p/{path}?since={since}");
+            let (status, body) = call_as(&server, "GET", &url, ADMIN, None).await;
+            assert_eq!(status, 400, "{url}: {body}");
+            // A query parameter is named as itself, not as a body pointer.
+            assert_eq!(parse(&body)["error"]["field"], "since", "{url}: {body}");
+        }
+    }
+
+    // Kept as written or refused: never rewritten as a float.
+    let with_numbers = |id: &str| {
+        let mut event = comet_event();
+        event["payload"]["bigId"] = json!("ID");
+        event["payload"]["smallest"] = json!(i64::MIN);
+        event.to_string().replace("\"ID\"", id)
+    };
+    let (status, text) = call(
+        &server,
+        "POST",
+        "/v1/projects/p/events",
+        &[("authorization", format!("Bearer {ADMIN}"))],
+        Some(with_numbers("18446744073709551616")),
+    )
+    .await;
+    let error = expect_error(status, &parse(&text), 400, "wide integer");
+    assert!(names_field(&error, "/payload/bigId"), "{error}");
+    let (_, events) = server.get("/v1/projects/p/events").await;
+    assert_eq!(events["data"], json!([]), "nothing was stored");
+    let (status, text) = call(
+        &server,
+        "POST",
+        "/v1/projects/p/events",
+        &[("authorization", format!("Bearer {ADMIN}"))],
+        Some(with_numbers("18446744073709551615")),
+    )
+    .await;
+    assert_eq!(status, 202, "{text}");
+    let id = parse(&text)["id"].as_str().unwrap().to_string();
+    let (_, text) = call_as(
+        &server,
+        "GET",
+        &format!("/v1/projects/p/events/{id}"),
+        ADMIN,
+        None,
+    )
+    .await;
+    assert!(
+        text.contains("18446744073709551615") && text.contains("-9223372036854775808"),
+        "{text}"
+    );
+
+    // Each key once in the create answer (HMAC and ed25519).
+    for scheme in ["hmac_sha256", "ed25519"] {
+        let config =
+            json!({"url": "http://127.0.0.1:9/h", "events": ["*"], "signing_scheme": scheme});
+        let (status, text) = call_as(
+            &server,
+            "POST",
+            "/v1/projects/p/webhooks",
+            ADMIN,
+            Some(&config),
+        )
+        .await;
+        assert_eq!(status, 201, "{text}");
+        for key in ["\"signing_scheme\"", "\"signing_public_key\"", "\"id\""] {
+            assert!(text.matches(key).count() <= 1, "{key} repeated: {text}");
+        }
+        assert_eq!(text.matches("\"signing_scheme\"").count(), 1, "{text}");
+        let created = parse(&text);
+        match scheme {
+            "hmac_sha256" => assert!(created["signing_secret"].is_string(), "{text}"),
+            _ => assert!(
+                created["signing_public_key"].is_string()
+                    && created.get("signing_secret").is_none(),
+                "{text}"
+            ),
+        }
+    }
+}

@@ -975,6 +975,37 @@ async fn retry_after_delays_the_next_attempt_beyond_the_schedule() {
     assert_eq!(delivery["attempts"], 3);
 }
 
+/// A `Retry-After` too large for 64 bits is a long wait, held to the cap
+/// (`--retry-after-max`), not ignored.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_overflowing_retry_after_counts_as_the_cap() {
+    let server = Server::start_with(&flags(&["--retry-after-max", "3s"])).await;
+    let receiver = Receiver::start_with(|n, _| match n {
+        0 => Reply {
+            headers: vec![("retry-after", "99999999999999999999".to_string())],
+            ..Reply::status(503)
+        },
+        _ => Reply::status(200),
+    })
+    .await;
+    server.create_project("p").await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
+        )
+        .await;
+    server
+        .send_event("p", "RUN_COMPLETED", nannyml_document())
+        .await;
+    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    let gap = got[1].at - got[0].at;
+    assert!(
+        gap >= Duration::from_millis(2900) && gap < Duration::from_secs(6),
+        "retried after {gap:?}, not after the 3 s cap"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn retry_after_as_an_http_date_is_honoured() {
     let server = Server::start().await;

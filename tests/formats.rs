@@ -941,6 +941,50 @@ async fn rate_limit_spaces_deliveries_and_loses_none() {
     assert_eq!(receiver.settle(Duration::from_millis(300)).await.len(), n);
 }
 
+/// A webhook paced at one a minute: lifting the limit (or making it faster)
+/// lets the waiting deliveries go at once, not at the old pace's next slot.
+#[tokio::test]
+async fn a_changed_rate_limit_applies_at_once() {
+    let server = setup().await;
+    let receiver = Receiver::start().await;
+    let hook = server
+        .create_webhook(
+            "p",
+            json!({"url": receiver.url, "events": ["TEST"], "rate_limit": {"per_minute": 1}}),
+        )
+        .await;
+    let path = format!("/v1/projects/p/webhooks/{}", hook["id"].as_str().unwrap());
+    for _ in 0..4 {
+        server.send_event("p", "TEST", example("TEST")).await;
+    }
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(receiver.settle(Duration::from_millis(500)).await.len(), 1);
+
+    // Faster: the next slot is a second after the last start, not a minute.
+    let (status, body) = server
+        .patch(&path, json!({"rate_limit": {"per_second": 1}}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let changed = Instant::now();
+    receiver.wait_for(2, Duration::from_secs(5)).await;
+    assert!(
+        changed.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        changed.elapsed()
+    );
+
+    // Lifted: the rest go at once.
+    let (status, body) = server.patch(&path, json!({"rate_limit": null})).await;
+    assert_eq!(status, 200, "{body}");
+    let lifted = Instant::now();
+    receiver.wait_for(4, Duration::from_secs(5)).await;
+    assert!(
+        lifted.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        lifted.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn slack_default_pace_is_one_a_second() {
     let server = setup().await;

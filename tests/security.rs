@@ -147,7 +147,11 @@ async fn a_rotated_key_signs_beside_the_new_one_until_its_grace_period_ends() {
 
     let (status, rotated) = server.post(&rotate, json!({"grace_period": "1h"})).await;
     assert_eq!(status, 200, "{rotated}");
-    let new = s(&rotated["signing_secret"]);
+    // The answer shows no secret (docs/security.md): it is read on request.
+    assert!(rotated.get("signing_secret").is_none(), "{rotated}");
+    assert_eq!(rotated["signing_scheme"], "hmac_sha256", "{rotated}");
+    let key_path = format!("/v1/projects/p/webhooks/{id}/signing-secret");
+    let new = s(&server.get(&key_path).await.1["signing_secret"]);
     assert_ne!(new, old);
     assert!(rotated["previous_key_expires_at"].is_string(), "{rotated}");
     send_test_event(&server).await;
@@ -159,7 +163,7 @@ async fn a_rotated_key_signs_beside_the_new_one_until_its_grace_period_ends() {
 
     // A rotation without grace drops the old key at once.
     let (_, again) = server.post(&rotate, json!({"grace_period": "0s"})).await;
-    let newest = s(&again["signing_secret"]);
+    let newest = s(&server.get(&key_path).await.1["signing_secret"]);
     assert!(again.get("previous_key_expires_at").is_none(), "{again}");
     send_test_event(&server).await;
     let got = receiver.wait_for(2, Duration::from_secs(10)).await;
@@ -229,7 +233,10 @@ async fn ed25519_webhooks_sign_v1a_and_show_only_the_public_key() {
         )
         .await;
     assert_eq!(status, 200, "{rotated}");
-    let secret = s(&rotated["signing_secret"]);
+    let secret = s(&server
+        .get(&format!("/v1/projects/p/webhooks/{id}/signing-secret"))
+        .await
+        .1["signing_secret"]);
     send_test_event(&server).await;
     let got = receiver.wait_for(2, Duration::from_secs(10)).await;
     assert!(verify_signature(&secret, &got[1]), "v1 by standardwebhooks");
@@ -889,12 +896,12 @@ async fn no_secret_appears_in_logs_store_files_or_api_answers() {
             None,
         ),
     ];
-    // Rotation answers the new signing secret: one of the two answers made to show one.
+    // Rotation answers without the new signing secret: an answer like any other.
     let (status, rotated) = server
         .post(&format!("{hook_path}/signing-secret/rotate"), json!({}))
         .await;
     assert_eq!(status, 200, "{rotated}");
-    shown_once.push(rotated.to_string());
+    answers.push(rotated.to_string());
     for (method, path, body) in &calls {
         let (status, answer) = server
             .request(method, path, Some(ADMIN), body.as_ref())
@@ -947,5 +954,82 @@ async fn no_secret_appears_in_logs_store_files_or_api_answers() {
         for secret in [SECRET, PROTECTED, GITHUB_TOKEN] {
             assert!(!answer.contains(secret), "{secret} in {answer}");
         }
+    }
+}
+
+/// A receiver that echoes what it was sent — every header in its body, the
+/// credentials as response headers — must not put the webhook's secrets in
+/// the delivery log: they are masked there as in the request.
+#[tokio::test]
+async fn secrets_a_receiver_echoes_back_are_masked_in_the_delivery_log() {
+    let server = Server::start().await;
+    let receiver = Receiver::start_with(|_, request| {
+        let echoed: Vec<String> = request
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("")))
+            .collect();
+        let mut reply = Reply::status(500);
+        reply.headers = vec![
+            (
+                "x-echo-authorization",
+                request.header("authorization").to_string(),
+            ),
+            ("x-echo-key", request.header("x-api-key").to_string()),
+        ];
+        reply.body = echoed.join("\n");
+        reply
+    })
+    .await;
+    server.create_project("p").await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/plain", receiver.url), "events": ["*"], "secret": SECRET,
+                   "headers": [{"key": "X-Api-Key", "value": PROTECTED, "protected": true}]}),
+        )
+        .await;
+    server
+        .create_webhook(
+            "p",
+            json!({"format": "github_dispatch", "events": ["*"],
+                   "github": {"repository": "o/r", "token": GITHUB_TOKEN,
+                              "api_url": format!("{}/gh", receiver.url)}}),
+        )
+        .await;
+    send_test_event(&server).await;
+    receiver.wait_for(2, Duration::from_secs(10)).await;
+    let (_, read) = server
+        .post("/v1/projects/p/tokens", json!({"kind": "read"}))
+        .await;
+    let read_token = s(&read["token"]);
+    let mut logs = Vec::new();
+    let deliveries = server
+        .poll_until(
+            "/v1/projects/p/deliveries",
+            Duration::from_secs(10),
+            "attempted",
+            |v| {
+                v["data"]
+                    .as_array()
+                    .is_some_and(|d| d.len() == 2 && d.iter().all(|d| d["attempts"] != 0))
+            },
+        )
+        .await;
+    for d in deliveries["data"].as_array().unwrap() {
+        let path = format!("/v1/projects/p/deliveries/{}", s(&d["id"]));
+        let (status, detail) = server.request("GET", &path, Some(&read_token), None).await;
+        assert_eq!(status, 200, "{detail}");
+        logs.push(detail.to_string());
+    }
+    let all = logs.join("\n");
+    assert!(all.contains("x-echo-authorization"), "{all}");
+    for secret in [SECRET, PROTECTED, GITHUB_TOKEN] {
+        assert!(!all.contains(secret), "{secret} in the delivery log: {all}");
+    }
+    assert!(all.matches("********").count() >= 6, "{all}");
+    let disk = store_bytes(&server);
+    for secret in [SECRET, PROTECTED, GITHUB_TOKEN] {
+        assert!(!contains(&disk, secret), "{secret} in the store files");
     }
 }

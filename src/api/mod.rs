@@ -10,6 +10,7 @@ mod events;
 mod formats;
 mod health;
 pub mod metrics;
+mod numbers;
 pub mod openapi;
 mod projects;
 mod sources;
@@ -196,6 +197,12 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ApiError::invalid_field(pointer_of(e.path(), &message), message)
     })?;
     de.end().map_err(|e| malformed(&e))?;
+    if let Some(field) = numbers::wide_integer(bytes) {
+        return Err(ApiError::invalid_field(
+            field,
+            "integer beyond 64 bits: send it as a string (it would not be kept as written)",
+        ));
+    }
     Ok(value)
 }
 
@@ -286,13 +293,16 @@ pub fn parse_time(field: &str, text: &str) -> Result<i64, ApiError> {
     if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(at.timestamp_millis());
     }
-    match humantime::parse_duration(text) {
-        Ok(ago) => Ok(crate::ids::now_millis() - ago.as_millis() as i64),
-        Err(_) => Err(ApiError::invalid_field(
+    let Ok(ago) = humantime::parse_duration(text) else {
+        return Err(ApiError::invalid_field(
             field,
             "must be an RFC 3339 time or a duration ago such as 2h",
-        )),
-    }
+        ));
+    };
+    i64::try_from(ago.as_millis())
+        .ok()
+        .and_then(|ago| crate::ids::now_millis().checked_sub(ago))
+        .ok_or_else(|| ApiError::invalid_field(field, "the duration is out of range"))
 }
 
 /// The `since` and `until` query parameters as millisecond bounds.
@@ -352,6 +362,15 @@ mod tests {
             Some("/a~1b~0c")
         );
         assert_eq!(field(r#"{"headers": []}"#).as_deref(), Some("/name"));
+    }
+
+    #[test]
+    fn durations_too_long_for_a_time_are_refused_by_name() {
+        for text in ["99999999999999h", "9999999999999999999s"] {
+            let error = parse_time("since", text).unwrap_err();
+            assert_eq!(error.field.as_deref(), Some("since"), "{text}");
+        }
+        assert!(parse_time("since", "2h").unwrap() < crate::ids::now_millis());
     }
 
     #[test]

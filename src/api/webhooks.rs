@@ -51,12 +51,14 @@ struct WebhookList {
     data: Vec<WebhookView>,
 }
 
+/// The webhook as every read shows it, plus the HMAC secret (shown once
+/// here): the view already names the scheme and any public key.
 #[derive(Serialize, utoipa::ToSchema)]
 struct CreatedWebhook {
     #[serde(flatten)]
     webhook: WebhookView,
-    #[serde(flatten)]
-    signing: SigningKey,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signing_secret: Option<String>,
 }
 
 /// What a receiver verifies with. For HMAC that is the shared `whsec_`
@@ -141,7 +143,7 @@ async fn create(
     changed(&state, &caller, &webhook, "webhook.created", changes).await?;
     let created = CreatedWebhook {
         webhook: view,
-        signing: SigningKey::of(&webhook),
+        signing_secret: SigningKey::of(&webhook).signing_secret,
     };
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -282,12 +284,14 @@ async fn signing_secret(
 
 /// A new signing key; the old one keeps signing (a second signature in the
 /// same header) for the grace period, so receivers can switch without a gap.
+/// The answer names the scheme (and an ed25519 public key) but not an HMAC
+/// secret: that is read with `GET …/signing-secret`, like any other time.
 #[utoipa::path(
     post,
     path = "/v1/projects/{project}/webhooks/{id}/signing-secret/rotate",
     tag = "webhooks",
     request_body = Option<RotateInput>,
-    responses((status = 200, description = "A new key; the old one signs too until the grace period ends", body = SigningKey))
+    responses((status = 200, description = "A new key (an HMAC secret is read with GET …/signing-secret); the old one signs too until the grace period ends", body = SigningKey))
 )]
 async fn rotate_signing_secret(
     caller: Caller,
@@ -320,7 +324,9 @@ async fn rotate_signing_secret(
         changes,
     )
     .await?;
-    Ok(Json(SigningKey::of(&webhook)))
+    let mut key = SigningKey::of(&webhook);
+    key.signing_secret = None;
+    Ok(Json(key))
 }
 
 const MAX_GRACE_MS: i64 = 30 * 24 * 3600 * 1000;

@@ -410,7 +410,7 @@ async fn webhooks(ctx: &Ctx, command: WebhooksCommand) -> Result<(), CliError> {
             scheme,
             grace_period,
         } => {
-            let answer = if rotate {
+            if rotate {
                 let mut body = Map::new();
                 if let Some(scheme) = scheme {
                     body.insert("signing_scheme".into(), scheme.into());
@@ -423,12 +423,13 @@ async fn webhooks(ctx: &Ctx, command: WebhooksCommand) -> Result<(), CliError> {
                         &ctx.in_project(&["webhooks", &id, "signing-secret", "rotate"])?,
                         Some(&Value::Object(body)),
                     )
-                    .await?
-            } else {
-                ctx.api
-                    .get(&ctx.in_project(&["webhooks", &id, "signing-secret"])?, &[])
-                    .await?
-            };
+                    .await?;
+            }
+            // The rotation answer holds no secret: the new key is read as always.
+            let answer = ctx
+                .api
+                .get(&ctx.in_project(&["webhooks", &id, "signing-secret"])?, &[])
+                .await?;
             // The key alone, so that `$(mlhook webhooks signing-secret …)` is the key;
             // the rest (scheme, end of the old key's grace) on stderr.
             ctx.show(&answer, |v| {

@@ -49,22 +49,27 @@ fn open_lane(shared: &Arc<Shared>) -> mpsc::UnboundedSender<Job> {
 /// When the lane may start its next attempt.
 #[derive(Default)]
 struct Pace {
-    /// The rate limit's next free slot.
-    next_start: Option<Instant>,
+    /// When the last attempt started. The next may start one interval of the
+    /// *current* rate limit later: a changed limit applies at once.
+    last_start: Option<Instant>,
     /// A receiver's `429` + `Retry-After` holds the lane until then.
     held_until: Option<Instant>,
 }
 
 impl Pace {
-    /// How long to wait before starting now, if at all.
-    fn wait(&self, now: Instant) -> Option<Duration> {
-        let ready = self.next_start.into_iter().chain(self.held_until).max()?;
+    /// How long to wait before starting now under `interval`, if at all.
+    fn wait(&self, now: Instant, interval: Duration) -> Option<Duration> {
+        let next_start = self
+            .last_start
+            .filter(|_| !interval.is_zero())
+            .and_then(|last| last.checked_add(interval));
+        let ready = next_start.into_iter().chain(self.held_until).max()?;
         (ready > now).then(|| ready - now)
     }
 
-    /// Takes the slot `now` and books the next one `interval` later.
-    fn start(&mut self, now: Instant, interval: Duration) {
-        self.next_start = (!interval.is_zero()).then(|| now + interval);
+    /// Takes the slot `now`.
+    fn start(&mut self, now: Instant) {
+        self.last_start = Some(now);
     }
 
     /// Holds the lane until `until`, unless it is already held longer.
@@ -113,32 +118,45 @@ async fn run_lane(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>) {
 }
 
 /// Waits until the rate limit and any `Retry-After` hold allow the next
-/// attempt, then books its slot; `false` when shutting down.
+/// attempt, then books its slot; `false` when shutting down. A change to the
+/// webhook wakes the wait, so a lifted or changed limit applies at once.
 async fn wait_for_turn(shared: &Shared, pace: &Mutex<Pace>, webhook_id: &str) -> bool {
     loop {
-        // Read each time: an edited rate limit applies to the next attempt.
-        let interval = shared
-            .subscriptions
-            .get(webhook_id)
-            .and_then(|w| w.effective_rate_limit())
-            .map(|r| r.interval())
-            .unwrap_or_default();
-        let now = Instant::now();
-        let wait = {
-            let mut pace = pace.lock().expect("pace lock poisoned");
-            match pace.wait(now) {
-                Some(wait) => wait,
-                None => {
-                    pace.start(now, interval);
-                    return true;
-                }
-            }
+        if try_start(shared, pace, webhook_id).is_none() {
+            return true;
+        }
+        // Listening first, then looking again: a change made in between is
+        // seen by the second look, one made after it wakes the wait.
+        let changed = shared.subscriptions.changed();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let Some(wait) = try_start(shared, pace, webhook_id) else {
+            return true;
         };
         tokio::select! {
             _ = shared.stopping.cancelled() => return false,
             _ = tokio::time::sleep(wait) => {}
+            _ = changed => {}
         }
     }
+}
+
+/// Books the slot if the webhook's current pace allows starting now;
+/// otherwise how long to wait.
+fn try_start(shared: &Shared, pace: &Mutex<Pace>, webhook_id: &str) -> Option<Duration> {
+    let interval = shared
+        .subscriptions
+        .get(webhook_id)
+        .and_then(|w| w.effective_rate_limit())
+        .map(|r| r.interval())
+        .unwrap_or_default();
+    let now = Instant::now();
+    let mut pace = pace.lock().expect("pace lock poisoned");
+    let wait = pace.wait(now, interval);
+    if wait.is_none() {
+        pace.start(now);
+    }
+    wait
 }
 
 /// Makes one attempt with the webhook's current configuration and hands the
@@ -193,22 +211,45 @@ mod tests {
     #[test]
     fn pace_spaces_starts_and_honours_holds() {
         let t0 = Instant::now();
+        let half = Duration::from_millis(500);
         let mut pace = Pace::default();
-        assert_eq!(pace.wait(t0), None);
-        pace.start(t0, Duration::from_millis(500));
-        assert_eq!(pace.wait(t0), Some(Duration::from_millis(500)));
-        assert_eq!(pace.wait(t0 + Duration::from_millis(500)), None);
+        assert_eq!(pace.wait(t0, half), None);
+        pace.start(t0);
+        assert_eq!(pace.wait(t0, half), Some(half));
+        assert_eq!(pace.wait(t0 + half, half), None);
         // A hold longer than the spacing wins; a shorter one never shortens it.
         pace.hold(t0 + Duration::from_secs(2));
         pace.hold(t0 + Duration::from_secs(1));
         assert_eq!(
-            pace.wait(t0 + Duration::from_secs(1)),
+            pace.wait(t0 + Duration::from_secs(1), half),
             Some(Duration::from_secs(1))
         );
-        assert_eq!(pace.wait(t0 + Duration::from_secs(2)), None);
+        assert_eq!(pace.wait(t0 + Duration::from_secs(2), half), None);
         // No limit: no spacing.
         let mut free = Pace::default();
-        free.start(t0, Duration::ZERO);
-        assert_eq!(free.wait(t0), None);
+        free.start(t0);
+        assert_eq!(free.wait(t0, Duration::ZERO), None);
+    }
+
+    #[test]
+    fn a_changed_limit_applies_to_the_slot_already_booked() {
+        let t0 = Instant::now();
+        let mut pace = Pace::default();
+        pace.start(t0);
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            pace.wait(t0 + Duration::from_secs(7), minute),
+            Some(Duration::from_secs(53))
+        );
+        // Lifted: at once. Faster: from the last start.
+        assert_eq!(pace.wait(t0 + Duration::from_secs(7), Duration::ZERO), None);
+        assert_eq!(
+            pace.wait(t0 + Duration::from_secs(7), Duration::from_secs(1)),
+            None
+        );
+        assert_eq!(
+            pace.wait(t0, Duration::from_secs(1)),
+            Some(Duration::from_secs(1))
+        );
     }
 }

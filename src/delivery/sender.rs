@@ -115,6 +115,8 @@ impl Sender {
                     .await;
                 result.url = request.url;
                 judge(request.accept, &mut result);
+                // A receiver may echo what it was sent: the answer is masked too.
+                request.secrets.mask(&mut result);
             }
             Err(error) => result.error = Some(error),
         }
@@ -161,11 +163,12 @@ impl Sender {
         if let Some(secret) = &webhook.secret {
             out.add_named(AUTHORIZATION, secret, true);
         }
-        let (headers, shown) = out.finish()?;
+        let headers = out.finish()?;
         Ok(Outgoing {
             url: rendered.url.unwrap_or_else(|| webhook.url.clone()),
-            headers,
-            shown,
+            headers: headers.wire,
+            shown: headers.shown,
+            secrets: headers.secrets,
             body: rendered.body,
             accept: rendered.accept,
         })
@@ -233,6 +236,8 @@ struct Outgoing {
     headers: HeaderMap,
     /// The same headers with secrets masked, for the attempt log.
     shown: Vec<(String, String)>,
+    /// The secret values sent, to mask wherever the answer repeats them.
+    secrets: Secrets,
     body: bytes::Bytes,
     accept: Acceptance,
 }
@@ -262,6 +267,7 @@ const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature
 struct OutgoingHeaders {
     wire: HeaderMap,
     shown: Vec<(String, String)>,
+    secrets: Secrets,
     /// The first header that is not valid on the wire.
     invalid: Option<String>,
 }
@@ -271,6 +277,7 @@ impl OutgoingHeaders {
         OutgoingHeaders {
             wire: HeaderMap::with_capacity(n),
             shown: Vec::with_capacity(n),
+            secrets: Secrets::default(),
             invalid: None,
         }
     }
@@ -288,7 +295,12 @@ impl OutgoingHeaders {
             return self.mark_invalid(name.as_str());
         };
         wire_value.set_sensitive(true);
-        let shown = if secret { MASK } else { value };
+        let shown = if secret {
+            self.secrets.add(value);
+            MASK
+        } else {
+            value
+        };
         self.shown
             .push((name.as_str().to_owned(), shown.to_owned()));
         self.wire.append(name, wire_value);
@@ -298,14 +310,92 @@ impl OutgoingHeaders {
         self.invalid.get_or_insert_with(|| key.to_owned());
     }
 
-    fn finish(self) -> Result<(HeaderMap, Vec<(String, String)>), AttemptError> {
+    /// The headers, once every one was valid on the wire.
+    fn finish(mut self) -> Result<OutgoingHeaders, AttemptError> {
         match self.invalid {
             // Validated on save; reaching here means stored data changed under us.
             Some(key) => Err(AttemptError {
                 kind: "request",
                 message: format!("header {key:?} is not valid"),
             }),
-            None => Ok((self.wire, self.shown)),
+            None => {
+                self.secrets.finish();
+                Ok(self)
+            }
+        }
+    }
+}
+
+/// The secret values one request carries (the webhook's secret, its
+/// protected header values, a format's token), masked wherever a receiver's
+/// answer repeats them: the log keeps them out of the answer as out of the
+/// request. Nothing to scan when the webhook has none.
+#[derive(Default)]
+struct Secrets(Vec<String>);
+
+/// A credential after its scheme (`Bearer <token>`) is masked on its own
+/// too, when it is at least this long: shorter, it would mask common words.
+const MIN_MASKED_PART: usize = 6;
+
+impl Secrets {
+    fn add(&mut self, value: &str) {
+        let value = value.trim();
+        if value.is_empty() {
+            return;
+        }
+        self.0.push(value.to_owned());
+        if let Some((_, credential)) = value.split_once(' ') {
+            let credential = credential.trim();
+            if credential.len() >= MIN_MASKED_PART {
+                self.0.push(credential.to_owned());
+            }
+        }
+    }
+
+    /// Longest first: a value that contains another is masked whole.
+    fn finish(&mut self) {
+        self.0.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        self.0.dedup();
+    }
+
+    fn mask(&self, result: &mut SendResult) {
+        if self.0.is_empty() {
+            return;
+        }
+        for (_, value) in &mut result.response_headers {
+            self.mask_text(value);
+        }
+        if let Some(body) = &mut result.response_body {
+            self.mask_text(body);
+            if result.response_truncated {
+                self.mask_cut_tail(body);
+            }
+        }
+        if let Some(error) = &mut result.error {
+            self.mask_text(&mut error.message);
+        }
+    }
+
+    fn mask_text(&self, text: &mut String) {
+        for secret in &self.0 {
+            if text.contains(secret.as_str()) {
+                *text = text.replace(secret.as_str(), MASK);
+            }
+        }
+    }
+
+    /// A body cut at the size limit may end inside a secret: its start goes too.
+    fn mask_cut_tail(&self, body: &mut String) {
+        for secret in &self.0 {
+            let longest = (1..secret.len())
+                .rev()
+                .filter(|&n| secret.is_char_boundary(n))
+                .find(|&n| body.ends_with(&secret[..n]));
+            if let Some(n) = longest.filter(|&n| n >= MIN_MASKED_PART.min(secret.len())) {
+                body.truncate(body.len() - n);
+                body.push_str(MASK);
+                return;
+            }
         }
     }
 }
@@ -406,4 +496,58 @@ fn error_chain(err: &reqwest::Error) -> String {
         source = e.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masked(values: &[&str], text: &str, truncated: bool) -> String {
+        let mut secrets = Secrets::default();
+        for v in values {
+            secrets.add(v);
+        }
+        secrets.finish();
+        let mut result = SendResult {
+            started_at: 0,
+            duration: Duration::ZERO,
+            url: String::new(),
+            request_headers: Vec::new(),
+            request_body: bytes::Bytes::new(),
+            status: Some(200),
+            response_headers: vec![("x-echo".into(), text.into())],
+            response_body: Some(text.into()),
+            response_truncated: truncated,
+            error: Some(AttemptError {
+                kind: "http_status",
+                message: text.into(),
+            }),
+            retry_after: None,
+        };
+        secrets.mask(&mut result);
+        assert_eq!(result.response_headers[0].1, result.error.unwrap().message);
+        result.response_body.unwrap()
+    }
+
+    #[test]
+    fn secrets_are_masked_in_the_answer_wherever_they_appear() {
+        assert_eq!(
+            masked(
+                &["Bearer ghp_token123"],
+                "auth=Bearer ghp_token123; t=ghp_token123",
+                false
+            ),
+            "auth=********; t=********"
+        );
+        assert_eq!(
+            masked(&["s3cr3t-value"], "nothing here", false),
+            "nothing here"
+        );
+        // Cut at the size limit in the middle of a secret.
+        assert_eq!(
+            masked(&["s3cr3t-value"], "echo: s3cr3t-va", true),
+            "echo: ********"
+        );
+        assert_eq!(masked(&[], "s3cr3t-value", false), "s3cr3t-value");
+    }
 }

@@ -177,6 +177,11 @@ impl Server {
         }
     }
 
+    /// The service's process id, for reading its `/proc` entries.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
     /// SIGTERM and wait for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("server running");
