@@ -48,7 +48,13 @@ impl Stream {
 fn event(i: usize) -> Value {
     json!({"type": "RUN_COMPLETED", "payload": {
         "header": {"model_name": format!("model-{i}"), "model_id": i, "notification_type": "RUN_COMPLETED"},
-        "payload": {"run": {"started_at": "2024-01-25T14:04:10.157236"}, "success": ["missing_values"]}
+        "payload": {
+            "run": {"started_at": "2024-01-25T14:04:10.157236"},
+            "performance_alerts": {"cbpe": [{"metric_name": "specificity"}]},
+            "other_alerts": {"univariate_drift": [{"metric_name": "country"}]},
+            "success": ["unseen_values", "missing_values"],
+            "report_link": "https://test.app.nannyml.com/model/1"
+        }
     }})
 }
 
@@ -76,7 +82,14 @@ async fn send_loop(stream: Arc<Stream>, worker: usize, next: Arc<AtomicUsize>) {
             .send()
             .await;
         let answer = match sent {
-            Ok(resp) if resp.status() == 202 => resp.json::<Value>().await.ok(),
+            Ok(resp) if resp.status() == 400 => {
+                panic!("refused: {}", resp.text().await.unwrap_or_default())
+            }
+            Ok(resp) if resp.status() == 202 => resp
+                .bytes()
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok()),
             _ => None,
         };
         match answer {
