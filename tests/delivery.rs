@@ -930,7 +930,10 @@ async fn a_redirect_is_a_failure_retried_not_followed() {
     assert_eq!(receiver.count(), 0, "the redirect was followed");
     // Recorded as what it is, and retried on the schedule (100 ms).
     let (status, detail) = server
-        .get(&format!("/v1/projects/p/deliveries/{}", delivery["id"].as_str().unwrap()))
+        .get(&format!(
+            "/v1/projects/p/deliveries/{}",
+            delivery["id"].as_str().unwrap()
+        ))
         .await;
     assert_eq!(status, StatusCode::OK, "{detail}");
     let first = &detail["history"][0];
@@ -1106,14 +1109,18 @@ async fn misbehaving_receiver(how: Misbehaviour) -> (String, Arc<Mutex<Vec<Insta
     let seen = arrivals.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
             let seen = seen.clone();
             tokio::spawn(async move {
                 // The request: headers, then Content-Length bytes of body.
                 let mut request = Vec::new();
                 let mut chunk = [0u8; 4096];
                 let body_start = loop {
-                    let Ok(n) = socket.read(&mut chunk).await else { return };
+                    let Ok(n) = socket.read(&mut chunk).await else {
+                        return;
+                    };
                     if n == 0 {
                         return;
                     }
@@ -1162,7 +1169,9 @@ async fn misbehaving_receiver(how: Misbehaviour) -> (String, Arc<Mutex<Vec<Insta
                     }
                     Misbehaviour::EndlessBody => {
                         let _ = socket
-                            .write_all(b"HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\n\r\n")
+                            .write_all(
+                                b"HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\n\r\n",
+                            )
                             .await;
                         let block = [b'z'; 8192];
                         while socket.write_all(&block).await.is_ok() {}
@@ -1200,9 +1209,17 @@ async fn assert_failed_on_schedule(server: &Server, url: &str, kind: &str) -> Ve
             .timestamp_millis()
     };
     for (i, attempt) in history.iter().enumerate() {
-        assert_eq!(attempt["error"]["kind"], kind, "attempt {}: {attempt}", i + 1);
+        assert_eq!(
+            attempt["error"]["kind"],
+            kind,
+            "attempt {}: {attempt}",
+            i + 1
+        );
         assert!(
-            !attempt["error"]["message"].as_str().unwrap_or("").is_empty(),
+            !attempt["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .is_empty(),
             "{attempt}"
         );
     }
@@ -1243,7 +1260,10 @@ async fn a_dribbling_body_times_out_and_is_retried_on_schedule() {
     let history = assert_failed_on_schedule(&server, &url, "timeout").await;
     for attempt in &history {
         let took = attempt["duration_ms"].as_i64().unwrap();
-        assert!((450..2500).contains(&took), "timed out after {took} ms: {attempt}");
+        assert!(
+            (450..2500).contains(&took),
+            "timed out after {took} ms: {attempt}"
+        );
     }
     assert_eq!(arrivals.lock().unwrap().len(), 3);
 }
@@ -1257,7 +1277,10 @@ async fn an_endless_body_is_cut_at_64_kib_and_the_500_retried_on_schedule() {
     for attempt in &history {
         assert_eq!(attempt["response"]["status"], 500, "{attempt}");
         assert_eq!(attempt["response"]["truncated"], true, "{attempt}");
-        assert_eq!(attempt["response"]["body"].as_str().unwrap().len(), 64 * 1024);
+        assert_eq!(
+            attempt["response"]["body"].as_str().unwrap().len(),
+            64 * 1024
+        );
         let took = attempt["duration_ms"].as_i64().unwrap();
         assert!(took < 5_000, "reading the endless body took {took} ms");
     }
@@ -1687,7 +1710,9 @@ async fn post_batches(server: &Server, count: usize) -> Vec<String> {
     let mut delivery_ids = Vec::with_capacity(count);
     for first in (0..count).step_by(1000) {
         let events: Vec<Value> = (first..count.min(first + 1000))
-            .map(|i| json!({"type": "RUN_COMPLETED", "payload": nannyml_for(&format!("model-{i}"))}))
+            .map(
+                |i| json!({"type": "RUN_COMPLETED", "payload": nannyml_for(&format!("model-{i}"))}),
+            )
             .collect();
         let (status, body) = server
             .post("/v1/projects/p/events/batch", json!({"events": events}))
@@ -1752,15 +1777,19 @@ async fn a_paced_webhooks_backlog_waits_in_the_store_not_in_memory() {
     let got = receiver.settle(Duration::from_millis(500)).await;
     assert_eq!(got.len(), 1, "the pace allows one delivery a minute");
     let (status, last) = server
-        .get(&format!(
-            "/v1/projects/p/deliveries?limit=1&status=pending"
-        ))
+        .get(&format!("/v1/projects/p/deliveries?limit=1&status=pending"))
         .await;
     assert_eq!(status, StatusCode::OK, "{last}");
-    let next = last["data"][0]["next_attempt_at"].as_str().unwrap_or_default();
-    let at = chrono::DateTime::parse_from_rfc3339(next).expect("a pending delivery has a next attempt");
+    let next = last["data"][0]["next_attempt_at"]
+        .as_str()
+        .unwrap_or_default();
+    let at =
+        chrono::DateTime::parse_from_rfc3339(next).expect("a pending delivery has a next attempt");
     let ahead = at.timestamp() - now_secs();
-    assert!(ahead > 3_600, "the newest delivery is due in {ahead} s: {last}");
+    assert!(
+        ahead > 3_600,
+        "the newest delivery is due in {ahead} s: {last}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -203,7 +203,10 @@ async fn kill9_at_random_moments_loses_no_accepted_event() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let missing = loop {
         let got = successes.lock().unwrap();
-        let missing: Vec<&String> = accepted.iter().filter(|id| !got.contains_key(*id)).collect();
+        let missing: Vec<&String> = accepted
+            .iter()
+            .filter(|id| !got.contains_key(*id))
+            .collect();
         if missing.is_empty() || Instant::now() > deadline {
             break missing.into_iter().cloned().collect::<Vec<_>>();
         }
