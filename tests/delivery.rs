@@ -1816,4 +1816,8 @@ async fn a_full_lanes_overflow_is_delivered_once_each() {
     let distinct: HashSet<String> = arrived.iter().cloned().collect();
     assert_eq!(distinct, accepted);
     assert_eq!(arrived.len(), 3_000, "some deliveries were sent twice");
+    assert!(
+        server.log().contains("deferred the overflow of full lanes"),
+        "the lane never overflowed"
+    );
 }

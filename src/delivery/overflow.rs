@@ -65,7 +65,10 @@ pub(super) async fn run(shared: Arc<Shared>, mut deferrals: mpsc::UnboundedRecei
             _ = shared.recorder_stop.cancelled() => return,
         }
         match shared.store.defer_deliveries(&batch).await {
-            Ok(()) => failures = 0,
+            Ok(()) => {
+                failures = 0;
+                tracing::debug!(deliveries = batch.len(), "deferred the overflow of full lanes");
+            }
             Err(e) => {
                 failures += 1;
                 tracing::warn!(error = %e, deliveries = batch.len(), "could not defer a lane's overflow; its leases will run out");
