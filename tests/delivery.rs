@@ -1777,7 +1777,7 @@ async fn a_paced_webhooks_backlog_waits_in_the_store_not_in_memory() {
     let got = receiver.settle(Duration::from_millis(500)).await;
     assert_eq!(got.len(), 1, "the pace allows one delivery a minute");
     let (status, last) = server
-        .get(&format!("/v1/projects/p/deliveries?limit=1&status=pending"))
+        .get("/v1/projects/p/deliveries?limit=1&status=pending")
         .await;
     assert_eq!(status, StatusCode::OK, "{last}");
     let next = last["data"][0]["next_attempt_at"]

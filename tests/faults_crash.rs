@@ -65,7 +65,7 @@ async fn send_loop(stream: Arc<Stream>, worker: usize, next: Arc<AtomicUsize>) {
     let mut round = 0usize;
     while !stream.stop.load(Ordering::SeqCst) {
         round += 1;
-        let batch = (worker + round) % 3 == 0;
+        let batch = (worker + round).is_multiple_of(3);
         let (path, body, n) = if batch {
             let first = next.fetch_add(BATCH, Ordering::SeqCst);
             let events: Vec<Value> = (first..first + BATCH).map(event).collect();
@@ -148,7 +148,7 @@ async fn kill9_at_random_moments_loses_no_accepted_event() {
         | 1;
     eprintln!("crash run: {kills} kills, seed {seed}");
     // Enough retries that a delivery failing by chance is never exhausted.
-    let schedule = vec!["100ms"; 12].join(",");
+    let schedule = ["100ms"; 12].join(",");
     let mut server = Server::start_with(&[
         "--retry-schedule",
         &schedule,
@@ -202,15 +202,17 @@ async fn kill9_at_random_moments_loses_no_accepted_event() {
     // Everything accepted arrives, however many kills it went through.
     let deadline = Instant::now() + Duration::from_secs(60);
     let missing = loop {
-        let got = successes.lock().unwrap();
-        let missing: Vec<&String> = accepted
-            .iter()
-            .filter(|id| !got.contains_key(*id))
-            .collect();
+        let missing: Vec<String> = {
+            let got = successes.lock().unwrap();
+            accepted
+                .iter()
+                .filter(|id| !got.contains_key(*id))
+                .cloned()
+                .collect()
+        };
         if missing.is_empty() || Instant::now() > deadline {
-            break missing.into_iter().cloned().collect::<Vec<_>>();
+            break missing;
         }
-        drop(got);
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let got = successes.lock().unwrap().clone();

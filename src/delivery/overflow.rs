@@ -67,7 +67,10 @@ pub(super) async fn run(shared: Arc<Shared>, mut deferrals: mpsc::UnboundedRecei
         match shared.store.defer_deliveries(&batch).await {
             Ok(()) => {
                 failures = 0;
-                tracing::debug!(deliveries = batch.len(), "deferred the overflow of full lanes");
+                tracing::debug!(
+                    deliveries = batch.len(),
+                    "deferred the overflow of full lanes"
+                );
             }
             Err(e) => {
                 failures += 1;
