@@ -41,6 +41,7 @@ fn smoke(extra_args: &[&str], json_path: &str) {
         "fanout",
         "slow-neighbour",
         "log-query",
+        "held-backlog",
         "cost",
     ] {
         let row = stdout.lines().find(|l| l.starts_with(scenario));

@@ -928,6 +928,19 @@ async fn a_redirect_is_a_failure_retried_not_followed() {
     assert_eq!(got.len(), 2);
     assert!(got.iter().all(|r| r.path == "/hook"));
     assert_eq!(receiver.count(), 0, "the redirect was followed");
+    // Recorded as what it is, and retried on the schedule (100 ms).
+    let (status, detail) = server
+        .get(&format!(
+            "/v1/projects/p/deliveries/{}",
+            delivery["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    let first = &detail["history"][0];
+    assert_eq!(first["response"]["status"], 302, "{detail}");
+    assert_eq!(first["error"]["kind"], "http_status", "{detail}");
+    let gap = got[1].at - got[0].at;
+    assert!(gap >= Duration::from_millis(90), "retried after {gap:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1104,6 +1117,205 @@ async fn always_failing_receiver_exhausts_after_three_attempts() {
     let delivery = get_event(&server, "p", event_id).await["deliveries"][0].clone();
     assert_eq!(delivery["status"], "exhausted");
     assert_eq!(delivery["attempts"], 3);
+}
+
+/// How a misbehaving receiver answers, after reading the whole request.
+#[derive(Clone, Copy, Debug)]
+enum Misbehaviour {
+    /// A 200 announcing 1,000 bytes, 100 of them sent, then a TCP reset.
+    ResetMidBody,
+    /// A 200 announcing 100 bytes, sent one every 200 ms.
+    Dribble,
+    /// A 500 whose body never ends, sent as fast as it is read.
+    EndlessBody,
+}
+
+/// A raw TCP receiver on 127.0.0.1 for what an HTTP server library will not
+/// do on purpose; answers its URL and the arrival time of each request.
+async fn misbehaving_receiver(how: Misbehaviour) -> (String, Arc<Mutex<Vec<Instant>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let seen = arrivals.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                // The request: headers, then Content-Length bytes of body.
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let body_start = loop {
+                    let Ok(n) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&chunk[..n]);
+                    if let Some(at) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break at + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&request[..body_start]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while request.len() < body_start + length {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                seen.lock().unwrap().push(Instant::now());
+                match how {
+                    Misbehaviour::ResetMidBody => {
+                        let _ = socket
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")
+                            .await;
+                        let _ = socket.write_all(&[b'x'; 100]).await;
+                        let _ = socket.flush().await;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // Linger 0: closing sends RST, not FIN (and never
+                        // blocks, which is why the method is deprecated).
+                        #[allow(deprecated)]
+                        let _ = socket.set_linger(Some(Duration::ZERO));
+                        drop(socket);
+                    }
+                    Misbehaviour::Dribble => {
+                        let _ = socket
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n")
+                            .await;
+                        for _ in 0..100 {
+                            if socket.write_all(b"x").await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    }
+                    Misbehaviour::EndlessBody => {
+                        let _ = socket
+                            .write_all(
+                                b"HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\n\r\n",
+                            )
+                            .await;
+                        let block = [b'z'; 8192];
+                        while socket.write_all(&block).await.is_ok() {}
+                    }
+                }
+            });
+        }
+    });
+    (url, arrivals)
+}
+
+/// Sends one event to a webhook at `url` and waits until its delivery is
+/// exhausted; checks that each of the three attempts (the test schedule:
+/// 100 ms, then 200 ms) recorded `kind` and came on time. Answers the history.
+async fn assert_failed_on_schedule(server: &Server, url: &str, kind: &str) -> Vec<Value> {
+    server.create_project("p").await;
+    server
+        .create_webhook("p", json!({"url": url, "events": ["*"]}))
+        .await;
+    let accepted = server
+        .send_event("p", "RUN_COMPLETED", nannyml_document())
+        .await;
+    let delivery_id = ids(&accepted["deliveries"])[0].clone();
+    let path = format!("/v1/projects/p/deliveries/{delivery_id}");
+    let detail = server
+        .poll_until(&path, Duration::from_secs(20), "exhausted", |d| {
+            d["status"] == "exhausted"
+        })
+        .await;
+    let history = detail["history"].as_array().unwrap().clone();
+    assert_eq!(history.len(), 3, "{detail}");
+    let millis = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    for (i, attempt) in history.iter().enumerate() {
+        assert_eq!(
+            attempt["error"]["kind"],
+            kind,
+            "attempt {}: {attempt}",
+            i + 1
+        );
+        assert!(
+            !attempt["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .is_empty(),
+            "{attempt}"
+        );
+    }
+    for (i, wait) in [100, 200].into_iter().enumerate() {
+        let (this, next) = (&history[i], &history[i + 1]);
+        let ended = millis(&this["started_at"]) + this["duration_ms"].as_i64().unwrap();
+        let gap = millis(&next["started_at"]) - ended;
+        assert!(
+            (wait - 10..wait + 1500).contains(&gap),
+            "attempt {} came {gap} ms after attempt {} ended, not {wait}: {detail}",
+            i + 2,
+            i + 1
+        );
+        let planned = millis(&this["next_attempt_at"]) - ended;
+        assert!(
+            (wait - 2..wait + 50).contains(&planned),
+            "the recorded next attempt is {planned} ms after the attempt, not {wait}: {this}"
+        );
+    }
+    assert!(history[2]["next_attempt_at"].is_null(), "{detail}");
+    history
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_in_the_middle_of_the_body_is_a_network_failure_retried_on_schedule() {
+    let server = Server::start().await;
+    let (url, arrivals) = misbehaving_receiver(Misbehaviour::ResetMidBody).await;
+    let history = assert_failed_on_schedule(&server, &url, "network").await;
+    // The status line arrived before the reset and is kept.
+    assert_eq!(history[0]["response"]["status"], 200, "{:?}", history[0]);
+    assert_eq!(arrivals.lock().unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dribbling_body_times_out_and_is_retried_on_schedule() {
+    let server = Server::start_with(&flags(&["--delivery-timeout", "500ms"])).await;
+    let (url, arrivals) = misbehaving_receiver(Misbehaviour::Dribble).await;
+    let history = assert_failed_on_schedule(&server, &url, "timeout").await;
+    for attempt in &history {
+        let took = attempt["duration_ms"].as_i64().unwrap();
+        assert!(
+            (450..2500).contains(&took),
+            "timed out after {took} ms: {attempt}"
+        );
+    }
+    assert_eq!(arrivals.lock().unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_body_is_cut_at_64_kib_and_the_500_retried_on_schedule() {
+    // A long timeout: the attempt must end by reading no more, not by timing out.
+    let server = Server::start_with(&flags(&["--delivery-timeout", "30s"])).await;
+    let (url, arrivals) = misbehaving_receiver(Misbehaviour::EndlessBody).await;
+    let history = assert_failed_on_schedule(&server, &url, "http_status").await;
+    for attempt in &history {
+        assert_eq!(attempt["response"]["status"], 500, "{attempt}");
+        assert_eq!(attempt["response"]["truncated"], true, "{attempt}");
+        assert_eq!(
+            attempt["response"]["body"].as_str().unwrap().len(),
+            64 * 1024
+        );
+        let took = attempt["duration_ms"].as_i64().unwrap();
+        assert!(took < 5_000, "reading the endless body took {took} ms");
+    }
+    assert_eq!(arrivals.lock().unwrap().len(), 3);
 }
 
 // ---------------------------------------------------------------------------
@@ -1518,4 +1730,125 @@ async fn batch_route_accepts_and_delivers_every_event() {
         "{body}"
     );
     assert_eq!(receiver.settle(Duration::from_millis(300)).await.len(), 4);
+}
+
+// ---------------------------------------------------------------------------
+// 10. A held backlog
+// ---------------------------------------------------------------------------
+
+/// Posts `count` RUN_COMPLETED events in batches of 1,000; answers their delivery ids.
+async fn post_batches(server: &Server, count: usize) -> Vec<String> {
+    let mut delivery_ids = Vec::with_capacity(count);
+    for first in (0..count).step_by(1000) {
+        let events: Vec<Value> = (first..count.min(first + 1000))
+            .map(
+                |i| json!({"type": "RUN_COMPLETED", "payload": nannyml_for(&format!("model-{i}"))}),
+            )
+            .collect();
+        let (status, body) = server
+            .post("/v1/projects/p/events/batch", json!({"events": events}))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        for answer in body["events"].as_array().unwrap() {
+            delivery_ids.extend(ids(&answer["deliveries"]));
+        }
+    }
+    delivery_ids
+}
+
+/// The value of an unlabelled gauge or counter in the service's /metrics.
+async fn metric(server: &Server, name: &str) -> f64 {
+    let (status, text) = server.get("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let text = text.as_str().unwrap_or_default().to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paced_webhooks_backlog_waits_in_the_store_not_in_memory() {
+    let backlog: usize = std::env::var("MLHOOK_TEST_BACKLOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
+    let server = Server::start().await;
+    let receiver = Receiver::start().await;
+    server.create_project("p").await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hook", receiver.url), "events": ["*"],
+                   "rate_limit": {"per_minute": 1}}),
+        )
+        .await;
+
+    // A first share, past the lane's in-memory queue: the service's size
+    // with a full lane.
+    post_batches(&server, 5_000).await;
+    let with_full_lane = server.memory_mib("VmHWM:");
+    let accepted = post_batches(&server, backlog - 5_000).await;
+    assert_eq!(accepted.len(), backlog - 5_000);
+    let peak = server.memory_mib("VmHWM:");
+    eprintln!(
+        "{backlog} pending on a webhook paced at 1/min: peak RSS {with_full_lane:.1} MiB \
+         after 5,000, {peak:.1} MiB after all"
+    );
+    assert!(
+        peak - with_full_lane < 16.0,
+        "memory grew with the backlog: {with_full_lane:.1} → {peak:.1} MiB"
+    );
+    assert!(peak < 128.0, "peak RSS {peak:.1} MiB");
+    let queued = metric(&server, "mlhook_lane_queued").await;
+    assert!(queued <= 1_000.0, "{queued} deliveries queued in memory");
+
+    // The pace is kept, and the rest waits in the store, due one slot of
+    // the pace after another.
+    let got = receiver.settle(Duration::from_millis(500)).await;
+    assert_eq!(got.len(), 1, "the pace allows one delivery a minute");
+    let (status, last) = server
+        .get("/v1/projects/p/deliveries?limit=1&status=pending")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{last}");
+    let next = last["data"][0]["next_attempt_at"]
+        .as_str()
+        .unwrap_or_default();
+    let at =
+        chrono::DateTime::parse_from_rfc3339(next).expect("a pending delivery has a next attempt");
+    let ahead = at.timestamp() - now_secs();
+    assert!(
+        ahead > 3_600,
+        "the newest delivery is due in {ahead} s: {last}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_lanes_overflow_is_delivered_once_each() {
+    let server = Server::start_with(&flags(&["--lane-concurrency", "2"])).await;
+    let receiver = Receiver::start_with(|_, _| Reply {
+        delay: Duration::from_millis(3),
+        ..Reply::status(200)
+    })
+    .await;
+    server.create_project("p").await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
+        )
+        .await;
+    // Three times what a lane queues in memory, faster than it sends.
+    let accepted: HashSet<String> = post_batches(&server, 3_000).await.into_iter().collect();
+    assert_eq!(accepted.len(), 3_000);
+    receiver.wait_for(3_000, Duration::from_secs(60)).await;
+    let got = receiver.settle(Duration::from_millis(1500)).await;
+    let arrived = webhook_ids(&got);
+    let distinct: HashSet<String> = arrived.iter().cloned().collect();
+    assert_eq!(distinct, accepted);
+    assert_eq!(arrived.len(), 3_000, "some deliveries were sent twice");
+    assert!(
+        server.log().contains("deferred the overflow of full lanes"),
+        "the lane never overflowed"
+    );
 }

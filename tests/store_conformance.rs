@@ -16,7 +16,7 @@ use mlhook::ids::{new_id, now_millis};
 use mlhook::secrets::SecretBox;
 use mlhook::sources::{Source, SourceKind, SourceRejection};
 use mlhook::store::{
-    AttemptRecord, AuditRecord, DeliveryFilter, DeliveryStatus, EventFilter, Fingerprint,
+    AttemptRecord, AuditRecord, Deferral, DeliveryFilter, DeliveryStatus, EventFilter, Fingerprint,
     IdempotencyKey, Inserted, MetricCounts, NewDelivery, NewEvent, PgOptions, PostgresStore,
     Project, SqliteStore, Store, StoreError, StoreResult, TokenKind, TokenRecord,
 };
@@ -67,6 +67,7 @@ conformance!(
     project_deleted_meanwhile,
     webhook_deleted_meanwhile,
     claims_and_leases,
+    deferred_deliveries,
     two_claimers_never_share_a_delivery,
     attempts_and_delivery_states,
     two_outcomes_of_one_delivery_in_a_batch,
@@ -969,6 +970,50 @@ async fn claims_and_leases(f: &Fixture) {
         .find(|d| d.delivery_id == free.deliveries[0].id)
         .expect("due at its time");
     assert_eq!(retried.attempts, 1);
+}
+
+async fn deferred_deliveries(f: &Fixture) {
+    let s = &*f.store;
+    with_project(s, "p").await;
+    let on = with_webhook(s, "p").await;
+    let now = now_millis();
+    // Held by this node (stored with its lease), as a lane's overflow is.
+    let held = event_at("p", &[&on.id], now - 5, now + MINUTE);
+    let done = event_at("p", &[&on.id], now - 4, now + MINUTE);
+    s.insert_events(&[held.clone(), done.clone()], 0)
+        .await
+        .unwrap();
+    let held_id = held.deliveries[0].id.clone();
+    let done_id = done.deliveries[0].id.clone();
+    s.record_attempts(&[attempt(&done_id, &on.id, DeliveryStatus::Succeeded)])
+        .await
+        .unwrap();
+
+    let at = now + HOUR;
+    let deferrals = [&held_id, &done_id].map(|id| Deferral {
+        delivery_id: id.clone(),
+        next_attempt_at: at,
+    });
+    s.defer_deliveries(&deferrals).await.unwrap();
+
+    // Not due before its new time, although its lease is gone.
+    assert!(
+        s.claim_due(at - 1, 10, at + MINUTE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let row = s.get_delivery("p", &held_id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.next_attempt_at),
+        ("pending", Some(at))
+    );
+    // Due at its time, free to claim; a finished delivery never comes back.
+    let due = s.claim_due(at, 10, at + MINUTE).await.unwrap();
+    assert_eq!(ids_of(&due), [held_id]);
+    assert_eq!(delivery_status(s, "p", &done_id).await, "succeeded");
+    let row = s.get_delivery("p", &done_id).await.unwrap().unwrap();
+    assert_eq!(row.next_attempt_at, None);
 }
 
 async fn two_claimers_never_share_a_delivery(f: &Fixture) {

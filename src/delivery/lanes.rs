@@ -6,8 +6,14 @@
 //! at least `1/rate` apart, and the rest wait in the queue — never dropped,
 //! never counted as failures. A `429` with `Retry-After` holds the whole lane
 //! (not only the delivery that got it) until that time has passed.
+//!
+//! A lane keeps at most `QUEUE_CAP` jobs in memory. Beyond that a delivery
+//! *overflows*: it is deferred in the store to when the lane can expect room
+//! (see `overflow`) and comes back through the scheduler, so memory does not
+//! grow with a webhook's backlog.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,31 +25,108 @@ use super::recorder::Recorded;
 use super::{Job, Shared};
 use crate::metrics::LaneLoad;
 
+/// Jobs a lane keeps queued in memory at most (not counting the ones in
+/// flight): enough to keep `lane_concurrency` requests busy through a burst,
+/// small enough that a held backlog costs little memory.
+pub(super) const QUEUE_CAP: usize = 1_000;
+
 #[derive(Default)]
 pub(super) struct Lanes {
-    queues: Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>,
+    queues: Mutex<HashMap<String, Lane>>,
+}
+
+/// The sending side of a lane.
+struct Lane {
+    jobs: mpsc::UnboundedSender<Job>,
+    fill: Arc<Fill>,
+}
+
+/// How full a lane's queue is, shared with the lane's task.
+#[derive(Default)]
+struct Fill {
+    queued: AtomicUsize,
+    /// Deliveries wait in the store for room in this lane (it overflowed,
+    /// or the scheduler stopped claiming for it): the scheduler is woken
+    /// when the queue drains to half.
+    waiting: AtomicBool,
+    /// When the lane's overflow is due again.
+    clock: super::overflow::Clock,
+}
+
+/// What became of a job handed to a lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pushed {
+    /// Queued; `room` more fit before the lane overflows.
+    Queued { room: usize },
+    /// The lane was full: the delivery waits in the store.
+    Overflowed,
+    /// The lane stopped (shutting down): the delivery stays pending in the store.
+    Stopped,
+    /// Finished meanwhile by other means: dropped.
+    Cancelled,
 }
 
 impl Lanes {
     /// Queues `job` on its webhook's lane, opening the lane on first use.
-    pub(super) fn push(&self, shared: &Arc<Shared>, job: Job) {
+    pub(super) fn push(&self, shared: &Arc<Shared>, job: Job) -> Pushed {
         let mut queues = self.queues.lock().expect("lanes lock poisoned");
         let lane = queues
             .entry(job.webhook_id.clone())
             .or_insert_with(|| open_lane(shared));
-        match lane.send(job) {
-            Ok(()) => shared.metrics.lane_queue(true),
-            // The lane stopped (shutting down): the delivery stays pending in the store.
-            Err(mpsc::error::SendError(job)) => shared.release(&job.delivery_id),
+        if lane.fill.queued.load(Ordering::Relaxed) >= QUEUE_CAP {
+            lane.fill.waiting.store(true, Ordering::Relaxed);
+            let at = lane.fill.clock.next(shared, &job.webhook_id, QUEUE_CAP);
+            shared.release(&job.delivery_id);
+            shared.overflow(job.delivery_id, at);
+            return Pushed::Overflowed;
+        }
+        let queued = lane.fill.queued.fetch_add(1, Ordering::Relaxed) + 1;
+        match lane.jobs.send(job) {
+            Ok(()) => {
+                shared.metrics.lane_queue(true);
+                Pushed::Queued {
+                    room: QUEUE_CAP.saturating_sub(queued),
+                }
+            }
+            Err(mpsc::error::SendError(job)) => {
+                lane.fill.queued.fetch_sub(1, Ordering::Relaxed);
+                shared.release(&job.delivery_id);
+                Pushed::Stopped
+            }
         }
     }
 }
 
-fn open_lane(shared: &Arc<Shared>) -> mpsc::UnboundedSender<Job> {
+impl Lanes {
+    /// Wakes the scheduler when the webhook's lane has drained to half.
+    pub(super) fn wake_when_drained(&self, webhook_id: &str) {
+        let queues = self.queues.lock().expect("lanes lock poisoned");
+        if let Some(lane) = queues.get(webhook_id) {
+            lane.fill.waiting.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+fn open_lane(shared: &Arc<Shared>) -> Lane {
     let (tx, rx) = mpsc::unbounded_channel();
+    let fill = Arc::new(Fill::default());
     shared.metrics.lane_opened();
-    tokio::spawn(run_lane(shared.clone(), rx));
-    tx
+    tokio::spawn(run_lane(shared.clone(), rx, fill.clone()));
+    Lane { jobs: tx, fill }
+}
+
+impl Fill {
+    /// Counts a job out of the queue; wakes the scheduler when a lane that
+    /// deliveries wait for has room again for half a queue.
+    fn take(&self, shared: &Shared) {
+        let left = self.queued.fetch_sub(1, Ordering::Relaxed) - 1;
+        if left == 0 {
+            self.clock.reset();
+        }
+        if left <= QUEUE_CAP / 2 && self.waiting.swap(false, Ordering::Relaxed) {
+            shared.wake_scheduler.notify_one();
+        }
+    }
 }
 
 /// When the lane may start its next attempt.
@@ -80,7 +163,7 @@ impl Pace {
     }
 }
 
-async fn run_lane(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+async fn run_lane(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>, fill: Arc<Fill>) {
     let slots = Arc::new(Semaphore::new(shared.config.lane_concurrency.max(1)));
     let pace = Arc::new(Mutex::new(Pace::default()));
     let load = LaneLoad::new(shared.config.lane_concurrency);
@@ -90,6 +173,7 @@ async fn run_lane(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>) {
             job = jobs.recv() => match job { Some(job) => job, None => break },
         };
         shared.metrics.lane_queue(false);
+        fill.take(&shared);
         // A slot first, then the pace: the pace is booked when the attempt
         // really starts, so starts stay spaced even behind a full lane.
         let slot = tokio::select! {
@@ -144,12 +228,7 @@ async fn wait_for_turn(shared: &Shared, pace: &Mutex<Pace>, webhook_id: &str) ->
 /// Books the slot if the webhook's current pace allows starting now;
 /// otherwise how long to wait.
 fn try_start(shared: &Shared, pace: &Mutex<Pace>, webhook_id: &str) -> Option<Duration> {
-    let interval = shared
-        .subscriptions
-        .get(webhook_id)
-        .and_then(|w| w.effective_rate_limit())
-        .map(|r| r.interval())
-        .unwrap_or_default();
+    let interval = pace_interval(shared, webhook_id);
     let now = Instant::now();
     let mut pace = pace.lock().expect("pace lock poisoned");
     let wait = pace.wait(now, interval);
@@ -157,6 +236,16 @@ fn try_start(shared: &Shared, pace: &Mutex<Pace>, webhook_id: &str) -> Option<Du
         pace.start(now);
     }
     wait
+}
+
+/// The spacing the webhook's rate limit asks for; zero without one.
+pub(super) fn pace_interval(shared: &Shared, webhook_id: &str) -> Duration {
+    shared
+        .subscriptions
+        .get(webhook_id)
+        .and_then(|w| w.effective_rate_limit())
+        .map(|r| r.interval())
+        .unwrap_or_default()
 }
 
 /// Makes one attempt with the webhook's current configuration and hands the

@@ -10,9 +10,12 @@
 //! *held* by this node while it sits in a lane, in flight, or waits for a
 //! short retry; the store's lease on it is renewed meanwhile. Anything not held
 //! is found again by the scheduler when due, so a crash loses nothing.
+//! A lane holds a bounded number of jobs; its overflow is deferred in the
+//! store (`overflow`), so memory stays the same whatever the backlog.
 
 mod health;
 mod lanes;
+mod overflow;
 pub mod recorder;
 pub mod retry;
 mod scheduler;
@@ -101,6 +104,8 @@ struct Shared {
     lanes: lanes::Lanes,
     held: Mutex<HashSet<String>>,
     recorder_tx: mpsc::UnboundedSender<recorder::Recorded>,
+    /// A full lane's overflow, for the store to defer.
+    overflow_tx: mpsc::UnboundedSender<crate::store::Deferral>,
     notices: mpsc::UnboundedSender<Notice>,
     /// Webhooks whose last attempt failed: their next success is a recovery.
     failing: Mutex<HashSet<String>>,
@@ -129,6 +134,7 @@ impl Engine {
     ) -> (Engine, mpsc::UnboundedReceiver<Notice>) {
         let (recorder_tx, recorder_rx) = mpsc::unbounded_channel();
         let (notices, notices_rx) = mpsc::unbounded_channel();
+        let (overflow_tx, overflow_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             sender: sender::Sender::new(
                 config.timeout,
@@ -142,6 +148,7 @@ impl Engine {
             lanes: lanes::Lanes::default(),
             held: Mutex::new(HashSet::new()),
             recorder_tx,
+            overflow_tx,
             notices,
             failing: Mutex::new(HashSet::new()),
             cancelled: Mutex::new(HashSet::new()),
@@ -153,6 +160,7 @@ impl Engine {
         });
         let tasks = vec![
             tokio::spawn(recorder::run(shared.clone(), recorder_rx)),
+            tokio::spawn(overflow::run(shared.clone(), overflow_rx)),
             tokio::spawn(scheduler::run_scans(shared.clone())),
             tokio::spawn(scheduler::run_lease_renewal(shared.clone())),
         ];
@@ -224,7 +232,8 @@ impl Engine {
 }
 
 impl Shared {
-    fn submit(self: &Arc<Self>, job: Job) {
+    /// Queues a job on its lane; a full lane leaves the delivery in the store.
+    fn submit(self: &Arc<Self>, job: Job) -> lanes::Pushed {
         if self
             .cancelled
             .lock()
@@ -232,13 +241,23 @@ impl Shared {
             .remove(&job.delivery_id)
         {
             self.release(&job.delivery_id);
-            return;
+            return lanes::Pushed::Cancelled;
         }
         self.held
             .lock()
             .expect("held lock poisoned")
             .insert(job.delivery_id.clone());
-        self.lanes.push(self, job);
+        self.lanes.push(self, job)
+    }
+
+    /// Hands a delivery a full lane did not take to the store, due at `at`.
+    fn overflow(&self, delivery_id: String, at: i64) {
+        let deferral = crate::store::Deferral {
+            delivery_id,
+            next_attempt_at: at,
+        };
+        // Closed only at shutdown: the lease then runs out instead.
+        let _ = self.overflow_tx.send(deferral);
     }
 
     fn release(&self, delivery_id: &str) {

@@ -193,7 +193,7 @@ fn follow_up(
             tokio::spawn(async move {
                 tokio::select! {
                     _ = shared.stopping.cancelled() => {}
-                    _ = tokio::time::sleep(delay) => shared.submit(job),
+                    _ = tokio::time::sleep(delay) => { shared.submit(job); }
                 }
             });
         }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::lanes::Pushed;
 use super::{Job, Shared, backoff};
 use crate::formats::EventData;
 use crate::metrics::Writer;
@@ -61,13 +62,17 @@ async fn claim_all_due(shared: &Arc<Shared>) -> Result<(), crate::store::StoreEr
             .store_write(Writer::Claims, rows, started.elapsed(), claimed.is_ok());
         let due = claimed?;
         let full_page = due.len() == limit as usize;
+        let mut lane_full = false;
         for delivery in due {
             if !shared.is_held(&delivery.delivery_id) {
                 let job = job_for(shared, delivery);
-                shared.submit(job);
+                lane_full |= !has_room(shared, job);
             }
         }
-        if !full_page || shared.stopping.is_cancelled() {
+        // A lane without room for another page: claiming on would only send
+        // its deliveries back to the store. The lane wakes the scheduler
+        // when it has drained to half.
+        if !full_page || lane_full || shared.stopping.is_cancelled() {
             return Ok(());
         }
         // More is due than this node may hold: claim again once the lanes
@@ -78,6 +83,20 @@ async fn claim_all_due(shared: &Arc<Shared>) -> Result<(), crate::store::StoreEr
                 _ = tokio::time::sleep(FULL_PAUSE) => {}
             }
         }
+    }
+}
+
+/// Hands a claimed job to its lane; false when the lane has no room for
+/// another page of claims.
+fn has_room(shared: &Arc<Shared>, job: Job) -> bool {
+    let webhook_id = job.webhook_id.clone();
+    match shared.submit(job) {
+        Pushed::Overflowed => false,
+        Pushed::Queued { room } if room < CLAIM_BATCH as usize => {
+            shared.lanes.wake_when_drained(&webhook_id);
+            false
+        }
+        Pushed::Queued { .. } | Pushed::Stopped | Pushed::Cancelled => true,
     }
 }
 

@@ -233,6 +233,13 @@ pub struct DueDelivery {
     pub attempts: u32,
 }
 
+/// A delivery a full lane could not take, and when it is due again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferral {
+    pub delivery_id: String,
+    pub next_attempt_at: i64,
+}
+
 /// The outcome of one attempt and the delivery state it leads to.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
@@ -431,6 +438,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<DueDelivery>>;
     /// Extends the lease of deliveries this node still holds.
     async fn renew_leases(&self, delivery_ids: &[String], lease_until: i64) -> StoreResult<()>;
+    /// Moves unfinished deliveries this node holds to a later time and drops
+    /// their lease: they wait in the store, not in memory, until then.
+    async fn defer_deliveries(&self, deferrals: &[Deferral]) -> StoreResult<()>;
     /// Writes attempt rows and the resulting delivery states in one transaction.
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()>;
     async fn get_event(&self, project_id: &str, event_id: &str) -> StoreResult<Option<EventRow>>;

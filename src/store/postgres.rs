@@ -619,6 +619,22 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn defer_deliveries(&self, deferrals: &[Deferral]) -> StoreResult<()> {
+        let ids: Vec<&str> = deferrals.iter().map(|d| d.delivery_id.as_str()).collect();
+        let times: Vec<i64> = deferrals.iter().map(|d| d.next_attempt_at).collect();
+        sqlx::query(
+            "UPDATE deliveries d SET next_attempt_at = v.at, lease_until = NULL, lease_owner = NULL \
+             FROM UNNEST($1::text[], $2::bigint[]) AS v(id, at) \
+             WHERE d.id = v.id AND d.next_attempt_at IS NOT NULL AND d.lease_owner = $3",
+        )
+        .bind(&ids)
+        .bind(&times)
+        .bind(&self.node)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()> {
         let now = crate::ids::now_millis();
         let mut tx = self.pool.begin().await?;

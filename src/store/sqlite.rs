@@ -661,6 +661,22 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn defer_deliveries(&self, deferrals: &[Deferral]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for d in deferrals {
+            sqlx::query(
+                "UPDATE deliveries SET next_attempt_at = ?, lease_until = NULL \
+                 WHERE id = ? AND next_attempt_at IS NOT NULL",
+            )
+            .bind(d.next_attempt_at)
+            .bind(&d.delivery_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()> {
         let attempts = attempts.to_vec();
         self.hot

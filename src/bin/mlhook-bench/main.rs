@@ -7,7 +7,7 @@
 //! With `--database-url postgres://…/postgres` the service runs on PostgreSQL:
 //! each run creates a database of its own on that server and drops it after.
 //! Scenarios: wire, ingest, end-to-end, deliver, latency, fanout, slow-neighbour, log-query,
-//! cost (instructions per event under callgrind; needs valgrind).
+//! held-backlog, cost (instructions per event under callgrind; needs valgrind).
 
 mod cost;
 mod harness;
@@ -23,6 +23,7 @@ pub struct Scale {
     pub batch_events: usize,
     pub e2e_events: usize,
     pub backlog: usize,
+    pub held_backlog: usize,
     pub latency_rate: usize,
     pub latency_seconds: u64,
     pub fanout_webhooks: usize,
@@ -41,6 +42,7 @@ const FULL: Scale = Scale {
     batch_events: 200_000,
     e2e_events: 50_000,
     backlog: 100_000,
+    held_backlog: 1_000_000,
     latency_rate: 1_000,
     latency_seconds: 30,
     fanout_webhooks: 1_000,
@@ -59,6 +61,7 @@ const SMOKE: Scale = Scale {
     batch_events: 2_000,
     e2e_events: 300,
     backlog: 500,
+    held_backlog: 3_000,
     latency_rate: 100,
     latency_seconds: 1,
     fanout_webhooks: 20,
@@ -71,7 +74,7 @@ const SMOKE: Scale = Scale {
     cost_events: 30,
 };
 
-pub const SCENARIOS: [&str; 9] = [
+pub const SCENARIOS: [&str; 10] = [
     "wire",
     "ingest",
     "end-to-end",
@@ -80,6 +83,7 @@ pub const SCENARIOS: [&str; 9] = [
     "fanout",
     "slow-neighbour",
     "log-query",
+    "held-backlog",
     "cost",
 ];
 

@@ -28,6 +28,7 @@ pub async fn run_all(names: &[&str], scale: Scale) -> anyhow::Result<Vec<Figure>
             "fanout" => fanout(scale).await?,
             "slow-neighbour" => slow_neighbour(scale).await?,
             "log-query" => log_query(scale).await?,
+            "held-backlog" => held_backlog(scale).await?,
             "cost" => crate::cost::cost(scale).await?,
             other => anyhow::bail!("unknown scenario {other}"),
         };
@@ -218,6 +219,53 @@ async fn backlog(events: usize, webhooks: usize) -> anyhow::Result<(Receiver, Be
         .collect();
     seed(&dir, &urls, true, events).await?;
     Ok((receiver, dir))
+}
+
+/// One webhook held at one delivery a minute while a backlog of pending
+/// deliveries builds up behind it: memory must not grow with the backlog.
+async fn held_backlog(scale: Scale) -> anyhow::Result<Vec<Figure>> {
+    let receiver = Receiver::start(Duration::ZERO).await?;
+    let service = Service::start(&[])?;
+    service.setup(&[]).await?;
+    service
+        .post(
+            "/v1/projects/bench/webhooks",
+            &json!({"url": format!("{}/hook", receiver.base), "events": ["*"],
+                    "rate_limit": {"per_minute": 1}}),
+        )
+        .await?;
+    let idle = process_stats(service.pid())?;
+    let events = scale.held_backlog;
+    let rate = ingest_batches(&service, events).await?;
+    // The last overflow's deferrals are written behind the last answer.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = process_stats(service.pid())?;
+    anyhow::ensure!(
+        receiver.arrived() <= 2,
+        "the pace let {} deliveries through",
+        receiver.arrived()
+    );
+    Ok(vec![
+        fig(
+            "held-backlog",
+            &format!("events accepted/s into {events} pending on 1 webhook at 1/min"),
+            rate,
+            "events/s",
+        ),
+        fig("held-backlog", "RSS before the backlog", idle.rss_mb, "MB"),
+        fig(
+            "held-backlog",
+            &format!("peak RSS, {events} pending on 1 webhook at 1/min"),
+            held.peak_rss_mb,
+            "MB",
+        ),
+        fig(
+            "held-backlog",
+            &format!("RSS with {events} pending"),
+            held.rss_mb,
+            "MB",
+        ),
+    ])
 }
 
 /// A steady rate for a fixed time: 202→arrival and send→arrival percentiles.
