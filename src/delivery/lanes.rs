@@ -144,6 +144,13 @@ async fn wait_for_turn(shared: &Shared, pace: &Mutex<Pace>, webhook_id: &str) ->
 /// Makes one attempt with the webhook's current configuration and hands the
 /// outcome to the recorder.
 async fn attempt(shared: &Arc<Shared>, pace: &Mutex<Pace>, job: Job) {
+    if !shared.liveness.admit(&job, &shared.stopping).await {
+        // Another node has it now, or the engine stops (it stays pending).
+        if shared.liveness.is_current(&job) {
+            shared.release(&job.delivery_id);
+        }
+        return;
+    }
     let Some(webhook) = shared.subscriptions.get(&job.webhook_id) else {
         // Deleted: its deliveries went with it.
         shared.release(&job.delivery_id);

@@ -13,6 +13,7 @@
 
 mod health;
 mod lanes;
+pub mod liveness;
 pub mod recorder;
 pub mod retry;
 mod scheduler;
@@ -48,6 +49,11 @@ pub struct DeliveryConfig {
     pub failure_window: Duration,
     /// Which destinations may be reached.
     pub network: Arc<crate::netguard::NetworkPolicy>,
+    /// Other nodes share the store (PostgreSQL): keep a heartbeat and take
+    /// over the deliveries of nodes that stop beating (see `liveness`).
+    pub shared_store: bool,
+    /// A node whose heartbeat is older than this is dead.
+    pub node_timeout: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -60,6 +66,8 @@ impl Default for DeliveryConfig {
             scan_interval: Duration::from_secs(1),
             failure_window: Duration::from_secs(5 * 24 * 3600),
             network: Arc::default(),
+            shared_store: false,
+            node_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -73,6 +81,9 @@ pub struct Job {
     pub attempts_made: u32,
     /// Attempts made before the last recover; the schedule counts from there.
     pub retry_base: u32,
+    /// The node's epoch when the delivery was leased to it (`Engine::epoch`):
+    /// a job of an earlier epoch is another node's now and is never sent.
+    pub epoch: u64,
 }
 
 /// One of mlhook's own events (`mlhook.*`), for the ingest path to publish.
@@ -107,8 +118,11 @@ struct Shared {
     /// Deliveries finished outside the schedule (a redeliver succeeded): a
     /// retry still waiting in memory is dropped instead of sent.
     cancelled: Mutex<HashSet<String>>,
-    /// Wakes the scheduler early (after a recover).
+    /// Wakes the scheduler early (after a recover, after a dead node's
+    /// leases were released).
     wake_scheduler: tokio::sync::Notify,
+    /// Whether this node may send what it holds (several nodes).
+    liveness: liveness::Standing,
     /// Attempts in flight, awaited at shutdown.
     in_flight: TaskTracker,
     /// Stops lanes and the scheduler from starting new work.
@@ -129,6 +143,7 @@ impl Engine {
     ) -> (Engine, mpsc::UnboundedReceiver<Notice>) {
         let (recorder_tx, recorder_rx) = mpsc::unbounded_channel();
         let (notices, notices_rx) = mpsc::unbounded_channel();
+        let standing = liveness::Standing::new(&config);
         let shared = Arc::new(Shared {
             sender: sender::Sender::new(
                 config.timeout,
@@ -146,6 +161,7 @@ impl Engine {
             failing: Mutex::new(HashSet::new()),
             cancelled: Mutex::new(HashSet::new()),
             wake_scheduler: tokio::sync::Notify::new(),
+            liveness: standing,
             in_flight: TaskTracker::new(),
             stopping: CancellationToken::new(),
             recorder_stop: CancellationToken::new(),
@@ -155,6 +171,7 @@ impl Engine {
             tokio::spawn(recorder::run(shared.clone(), recorder_rx)),
             tokio::spawn(scheduler::run_scans(shared.clone())),
             tokio::spawn(scheduler::run_lease_renewal(shared.clone())),
+            tokio::spawn(liveness::run(shared.clone())),
         ];
         (
             Engine {
@@ -198,6 +215,12 @@ impl Engine {
         health::disable(&self.shared, webhook_id, reason).await;
     }
 
+    /// The epoch to give jobs for deliveries leased from now on: read it
+    /// before writing the lease.
+    pub fn epoch(&self) -> u64 {
+        self.shared.liveness.epoch()
+    }
+
     /// Hands a freshly stored delivery to its webhook's lane.
     pub fn submit(&self, job: Job) {
         self.shared.submit(job);
@@ -225,6 +248,10 @@ impl Engine {
 
 impl Shared {
     fn submit(self: &Arc<Self>, job: Job) {
+        if !self.liveness.is_current(&job) {
+            // Another node took it over while this one was taken for dead.
+            return;
+        }
         if self
             .cancelled
             .lock()

@@ -6,6 +6,7 @@
 //! The store knows rows, not HTTP and not formats. Writes on the hot path take
 //! batches (`insert_events`, `record_attempts`) so callers can group-commit.
 
+pub mod deadline;
 mod idempotency;
 pub mod migrate;
 pub mod notify;
@@ -367,6 +368,26 @@ pub struct MetricCounts {
     pub webhooks_disabled: u64,
 }
 
+/// What a node's heartbeat found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeBeat {
+    /// One process owns the store: no other node to tell.
+    Alone,
+    /// This node's record was renewed.
+    Renewed,
+    /// This node's record was missing and is written anew: at its first
+    /// heartbeat, or because another node found it dead (and released its
+    /// leases).
+    Registered,
+}
+
+/// Nodes found dead, and how many deliveries their leases held.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadNodes {
+    pub nodes: Vec<String>,
+    pub released: u64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Cheap round trip, for readiness.
@@ -381,6 +402,17 @@ pub trait Store: Send + Sync + 'static {
     /// ever read): a single-node store calls it at start, when no other
     /// process can hold one.
     async fn release_all_leases(&self) -> StoreResult<u64>;
+    /// Records, by the database's clock, that this node is alive (several
+    /// nodes: see `delivery::liveness`). One process on its own store has
+    /// nobody to tell.
+    async fn node_heartbeat(&self) -> StoreResult<NodeBeat> {
+        Ok(NodeBeat::Alone)
+    }
+    /// Forgets the other nodes whose last heartbeat is older than `timeout`
+    /// and releases their leases, at once and together.
+    async fn release_dead_nodes(&self, _timeout: std::time::Duration) -> StoreResult<DeadNodes> {
+        Ok(DeadNodes::default())
+    }
 
     async fn create_project(&self, project: &Project) -> StoreResult<()>;
     async fn list_projects(&self) -> StoreResult<Vec<Project>>;
