@@ -4,5 +4,6 @@
 CREATE TABLE nodes (
     id         TEXT PRIMARY KEY,
     started_at INTEGER NOT NULL,
-    last_seen  INTEGER NOT NULL
+    last_seen  INTEGER NOT NULL,
+    dead_at    INTEGER
 );

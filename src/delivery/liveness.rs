@@ -4,18 +4,20 @@
 //!
 //! Every node renews its row in `nodes` every fifth of `node_timeout`,
 //! stamped with the database's clock. A node whose row is older than
-//! `node_timeout` is dead: a live node deletes the row and releases its
-//! leases in one transaction, then claims what is due at once. From a death
-//! to the claim: at most `node_timeout` plus one heartbeat period (and the
-//! claim's own round trip).
+//! `node_timeout` is dead: a live node marks it so, which frees all its
+//! leases at once (claims treat a dead node's lease as none, so nothing is
+//! rewritten at the death however much it held), and claims what is due
+//! at once. From a death to the claim: at most `node_timeout` plus one
+//! heartbeat period (and the claim's own round trip).
 //!
 //! Why no double sends between live nodes: a node starts attempts only
 //! while its last confirmed heartbeat was sent less than `node_timeout`
 //! less one period ago. The row's stamp is no earlier than that send, so no
 //! other node can have found it dead yet. A node cut off for longer holds
 //! its attempts, and its next heartbeat tells it whether its row was still
-//! there (it carries on) or deleted (its leases went to the others: it
-//! drops everything it held, by starting a new epoch, and registers anew).
+//! there (it carries on) or marked dead (its leases went to the others: it
+//! drops everything it held, by starting a new epoch, and registers anew
+//! under a new name).
 //! A node releases others' leases only after its own heartbeats have
 //! succeeded for a whole `node_timeout`, so after a database outage every
 //! node has the time to beat again before anyone is taken for dead.
@@ -123,7 +125,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 if healthy_since.is_none() && registered {
                     tracing::info!("node heartbeat renewed again");
                 }
-                if beat == NodeBeat::Registered && registered {
+                if beat == NodeBeat::TakenForDead {
                     taken_for_dead(&shared, timeout);
                     healthy_since = None;
                 }
@@ -166,9 +168,9 @@ fn taken_for_dead(shared: &Shared, timeout: Duration) {
 
 async fn release_dead(shared: &Shared, timeout: Duration, until: Instant) {
     match deadline::within(until, shared.store.release_dead_nodes(timeout)).await {
-        Ok(dead) if !dead.nodes.is_empty() => {
+        Ok(dead) if !dead.is_empty() => {
             tracing::warn!(
-                nodes = ?dead.nodes, released = dead.released, node_timeout = ?timeout,
+                nodes = ?dead, node_timeout = ?timeout,
                 "nodes found dead (no heartbeat within the node timeout): their deliveries are released"
             );
             shared.wake_scheduler.notify_one();

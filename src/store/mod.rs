@@ -375,17 +375,11 @@ pub enum NodeBeat {
     Alone,
     /// This node's record was renewed.
     Renewed,
-    /// This node's record was missing and is written anew: at its first
-    /// heartbeat, or because another node found it dead (and released its
-    /// leases).
+    /// This node's first heartbeat: its record is written.
     Registered,
-}
-
-/// Nodes found dead, and how many deliveries their leases held.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeadNodes {
-    pub nodes: Vec<String>,
-    pub released: u64,
+    /// Another node found this one dead meanwhile: its leases are free for
+    /// the others, and it goes on under a new name.
+    TakenForDead,
 }
 
 #[async_trait]
@@ -408,10 +402,10 @@ pub trait Store: Send + Sync + 'static {
     async fn node_heartbeat(&self) -> StoreResult<NodeBeat> {
         Ok(NodeBeat::Alone)
     }
-    /// Forgets the other nodes whose last heartbeat is older than `timeout`
-    /// and releases their leases, at once and together.
-    async fn release_dead_nodes(&self, _timeout: std::time::Duration) -> StoreResult<DeadNodes> {
-        Ok(DeadNodes::default())
+    /// Marks dead the other nodes whose last heartbeat is older than
+    /// `timeout`, which frees all their leases at once; answers their names.
+    async fn release_dead_nodes(&self, _timeout: std::time::Duration) -> StoreResult<Vec<String>> {
+        Ok(Vec::new())
     }
 
     async fn create_project(&self, project: &Project) -> StoreResult<()>;

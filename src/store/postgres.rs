@@ -87,8 +87,9 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Seals webhook secrets before they are written, opens them when read.
     secrets: Arc<SecretBox>,
-    /// This process's name on the leases it takes: `<host>/<pid>/<random>`.
-    node: String,
+    /// This process's name on the leases it takes: `<host>/<pid>/<random>`;
+    /// a new one after it was taken for dead (see `node_heartbeat`).
+    node: std::sync::RwLock<String>,
     /// For the routing listener's own connection.
     connect_options: PgConnectOptions,
 }
@@ -145,7 +146,7 @@ impl PostgresStore {
         let store = PostgresStore {
             pool,
             secrets,
-            node: node_name(),
+            node: std::sync::RwLock::new(node_name()),
             connect_options,
         };
         store.check_secret_key().await?;
@@ -166,8 +167,8 @@ impl PostgresStore {
     }
 
     /// This node's name on its leases.
-    pub fn node(&self) -> &str {
-        &self.node
+    pub fn node(&self) -> String {
+        self.node.read().expect("node name poisoned").clone()
     }
 
     /// Follows project and webhook changes made by any node (see `notify`).
@@ -292,6 +293,24 @@ fn previous_signing_from_row(row: &PgRow) -> StoreResult<Option<PreviousSigningK
         .map(|(key, expires_at)| PreviousSigningKey { key, expires_at }))
 }
 
+/// How long a dead node's mark is kept: longer than any of its leases can
+/// last (a lease ends at most a minute of retry horizon plus
+/// `--lease-duration` after it was written).
+const FORGET_DEAD_AFTER_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Writes a node's row; `false` when a row of that name exists already
+/// (marked dead: names are never reused otherwise).
+async fn register_node(conn: &mut sqlx::PgConnection, node: &str) -> StoreResult<bool> {
+    let done = sqlx::query(&format!(
+        "INSERT INTO nodes (id, started_at, last_seen) VALUES ($1, {DB_NOW_MS}, {DB_NOW_MS}) \
+         ON CONFLICT (id) DO NOTHING"
+    ))
+    .bind(node)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 /// The database's clock in unix milliseconds: heartbeats of every node are
 /// stamped and compared by it, never by the nodes' own clocks.
 const DB_NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
@@ -351,11 +370,11 @@ impl Store for PostgresStore {
         let done = sqlx::query(
             "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = $1",
         )
-        .bind(&self.node)
+        .bind(self.node())
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM nodes WHERE id = $1")
-            .bind(&self.node)
+            .bind(self.node())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -365,51 +384,46 @@ impl Store for PostgresStore {
     async fn node_heartbeat(&self) -> StoreResult<NodeBeat> {
         let mut conn = self.conn().await?;
         let renewed = sqlx::query(&format!(
-            "UPDATE nodes SET last_seen = {DB_NOW_MS} WHERE id = $1"
+            "UPDATE nodes SET last_seen = {DB_NOW_MS} WHERE id = $1 AND dead_at IS NULL"
         ))
-        .bind(&self.node)
+        .bind(self.node())
         .execute(&mut *conn)
         .await?;
         if renewed.rows_affected() > 0 {
             return Ok(NodeBeat::Renewed);
         }
-        sqlx::query(&format!(
-            "INSERT INTO nodes (id, started_at, last_seen) VALUES ($1, {DB_NOW_MS}, {DB_NOW_MS}) \
-             ON CONFLICT (id) DO UPDATE SET last_seen = EXCLUDED.last_seen"
-        ))
-        .bind(&self.node)
-        .execute(&mut *conn)
-        .await?;
-        Ok(NodeBeat::Registered)
+        if register_node(&mut conn, &self.node()).await? {
+            return Ok(NodeBeat::Registered);
+        }
+        // Taken for dead: every lease under the old name is free for the
+        // others, so the leases from now on go under a new one.
+        let fresh = node_name();
+        register_node(&mut conn, &fresh).await?;
+        *self.node.write().expect("node name poisoned") = fresh;
+        Ok(NodeBeat::TakenForDead)
     }
 
-    /// A heartbeat renewing the row at the same moment wins: the DELETE
-    /// waits for its commit and re-checks the row, now fresh.
-    async fn release_dead_nodes(&self, timeout: Duration) -> StoreResult<DeadNodes> {
+    /// Marks the dead nodes (O(1) per node): their leases count as free
+    /// from then on (`claim_due`), with no row of theirs rewritten. A
+    /// heartbeat renewing the row at the same moment wins: the UPDATE waits
+    /// for its commit and re-checks the row, now fresh. Marks older than
+    /// any lease can last are forgotten.
+    async fn release_dead_nodes(&self, timeout: Duration) -> StoreResult<Vec<String>> {
         let mut conn = self.conn().await?;
-        let mut tx = conn.begin().await?;
-        let nodes: Vec<String> = sqlx::query_scalar(&format!(
-            "DELETE FROM nodes WHERE last_seen < {DB_NOW_MS} - $1 AND id <> $2 RETURNING id"
+        let dead: Vec<String> = sqlx::query_scalar(&format!(
+            "UPDATE nodes SET dead_at = {DB_NOW_MS} \
+             WHERE dead_at IS NULL AND last_seen < {DB_NOW_MS} - $1 AND id <> $2 RETURNING id"
         ))
         .bind(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX))
-        .bind(&self.node)
-        .fetch_all(&mut *tx)
+        .bind(self.node())
+        .fetch_all(&mut *conn)
         .await?;
-        if nodes.is_empty() {
-            return Ok(DeadNodes::default());
-        }
-        // Only deliveries still to be sent carry leases: the partial index
-        // deliveries_due finds them without reading the finished ones.
-        let released = sqlx::query(
-            "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL \
-             WHERE next_attempt_at IS NOT NULL AND lease_owner = ANY($1)",
-        )
-        .bind(&nodes)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(DeadNodes { nodes, released })
+        sqlx::query(&format!(
+            "DELETE FROM nodes WHERE dead_at < {DB_NOW_MS} - {FORGET_DEAD_AFTER_MS}"
+        ))
+        .execute(&mut *conn)
+        .await?;
+        Ok(dead)
     }
 
     async fn create_project(&self, p: &Project) -> StoreResult<()> {
@@ -628,7 +642,7 @@ impl Store for PostgresStore {
             .map(|(e, _)| e)
             .collect();
         insert_event_rows(&mut tx, &created).await?;
-        insert_delivery_rows(&mut tx, &created, &self.node).await?;
+        insert_delivery_rows(&mut tx, &created, &self.node()).await?;
         tx.commit().await?;
         Ok(answers)
     }
@@ -645,13 +659,16 @@ impl Store for PostgresStore {
         // walk passes the due deliveries that are held (leased); the scheduler
         // stops claiming at `MAX_HELD` held, which bounds it during a backlog.
         // (Indexing the lease end instead made every claim and renewal a
-        // non-HOT update of all the table's indexes: slower overall.)
+        // non-HOT update of all the table's indexes: slower overall.) A
+        // lease of a node found dead is free: releasing them costs nothing
+        // at the death, each is rewritten here when claimed.
         let rows = sqlx::query(
             "WITH due AS ( \
                SELECT d.id FROM deliveries d \
                JOIN webhooks w ON w.id = d.webhook_id AND w.enabled \
                WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $1 \
-                 AND (d.lease_until IS NULL OR d.lease_until < $1) \
+                 AND (d.lease_until IS NULL OR d.lease_until < $1 \
+                      OR d.lease_owner IN (SELECT id FROM nodes WHERE dead_at IS NOT NULL)) \
                ORDER BY d.next_attempt_at LIMIT $2 \
                FOR UPDATE OF d SKIP LOCKED) \
              UPDATE deliveries d SET lease_until = $3, lease_owner = $4 \
@@ -662,7 +679,7 @@ impl Store for PostgresStore {
         .bind(now)
         .bind(i64::from(limit))
         .bind(lease_until)
-        .bind(&self.node)
+        .bind(self.node())
         .fetch_all(&mut *self.conn().await?)
         .await?;
         let mut due: Vec<(i64, DueDelivery)> = rows
@@ -696,7 +713,7 @@ impl Store for PostgresStore {
         )
         .bind(lease_until)
         .bind(delivery_ids)
-        .bind(&self.node)
+        .bind(self.node())
         .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
@@ -708,7 +725,7 @@ impl Store for PostgresStore {
         let mut tx = conn.begin().await?;
         for round in one_per_delivery(attempts) {
             insert_attempt_rows(&mut tx, &round).await?;
-            update_delivery_states(&mut tx, &round, now, &self.node).await?;
+            update_delivery_states(&mut tx, &round, now, &self.node()).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -832,7 +849,7 @@ impl Store for PostgresStore {
         if event_exists.is_none() {
             return Err(StoreError::NotFound);
         }
-        insert_delivery_rows(&mut tx, &[&new_event], &self.node).await?;
+        insert_delivery_rows(&mut tx, &[&new_event], &self.node()).await?;
         tx.commit().await?;
         Ok(())
     }
