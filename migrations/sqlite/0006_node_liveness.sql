@@ -1,4 +1,4 @@
--- Twin of migrations/postgres/0005_node_liveness.sql. One process owns a
+-- Twin of migrations/postgres/0006_node_liveness.sql. One process owns a
 -- SQLite data directory (its lock), so no node is ever found dead here and
 -- nothing writes this table; it keeps the two schemas alike.
 CREATE TABLE nodes (
