@@ -103,10 +103,18 @@ pub struct ServeArgs {
     /// PostgreSQL cancels a statement running longer than this; 0s for no limit [default: 30s].
     #[arg(long, env = "MLHOOK_DB_STATEMENT_TIMEOUT")]
     pub db_statement_timeout: Option<String>,
+    /// PostgreSQL: the longest an API request waits for the database, all its
+    /// waits together, before it is answered 503 [default: 5s].
+    #[arg(long, env = "MLHOOK_DB_ACQUIRE_TIMEOUT")]
+    pub db_acquire_timeout: Option<String>,
     /// How long a node's claim on a delivery lasts without renewal; another
     /// node takes over a dead node's deliveries after it [default: 60s].
     #[arg(long, env = "MLHOOK_LEASE_DURATION")]
     pub lease_duration: Option<String>,
+    /// PostgreSQL: a node whose heartbeat is older than this is dead, and the
+    /// other nodes release its leases at once [default: 15s].
+    #[arg(long, env = "MLHOOK_NODE_TIMEOUT")]
+    pub node_timeout: Option<String>,
     /// Do not apply migrations at start (PostgreSQL): fail if any is pending;
     /// run `mlhook migrate` first.
     #[arg(long, env = "MLHOOK_SKIP_MIGRATIONS")]
@@ -154,7 +162,9 @@ struct FileConfig {
     database_url: Option<String>,
     db_pool_size: Option<u32>,
     db_statement_timeout: Option<String>,
+    db_acquire_timeout: Option<String>,
     lease_duration: Option<String>,
+    node_timeout: Option<String>,
     skip_migrations: Option<bool>,
     metrics_public: Option<bool>,
 }
@@ -199,6 +209,8 @@ pub enum Database {
         url: String,
         pool_size: u32,
         statement_timeout: Duration,
+        /// A request's waits for the database, together, before its 503.
+        acquire_timeout: Duration,
         skip_migrations: bool,
     },
 }
@@ -300,10 +312,20 @@ impl ServeConfig {
                 args.disable_after.or(file.disable_after),
                 defaults.failure_window,
             )?,
+            node_timeout: duration(
+                "node_timeout",
+                args.node_timeout.or(file.node_timeout),
+                defaults.node_timeout,
+            )?,
             network: std::sync::Arc::new(network.clone()),
+            // Known once the store is open (`server`).
+            shared_store: false,
         };
         if delivery.lease < Duration::from_secs(1) {
             return Err(invalid("lease_duration", "must be at least 1s".into()));
+        }
+        if delivery.node_timeout < Duration::from_secs(1) {
+            return Err(invalid("node_timeout", "must be at least 1s".into()));
         }
         let database = match Database::url(args.database_url.or(file.database_url))? {
             None => Database::Sqlite,
@@ -314,6 +336,11 @@ impl ServeConfig {
                     "db_statement_timeout",
                     args.db_statement_timeout.or(file.db_statement_timeout),
                     Duration::from_secs(30),
+                )?,
+                acquire_timeout: duration(
+                    "db_acquire_timeout",
+                    args.db_acquire_timeout.or(file.db_acquire_timeout),
+                    Duration::from_secs(5),
                 )?,
                 skip_migrations: args.skip_migrations || file.skip_migrations.unwrap_or(false),
             },
@@ -538,7 +565,8 @@ mod tests {
         let path = dir.path().join("mlhook.toml");
         std::fs::write(
             &path,
-            "database_url = \"postgres://mlhook@db/mlhook\"\ndb_pool_size = 20\nlease_duration = \"10s\"\n",
+            "database_url = \"postgres://mlhook@db/mlhook\"\ndb_pool_size = 20\nlease_duration = \"10s\"\n\
+             db_acquire_timeout = \"2s\"\nnode_timeout = \"9s\"\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -553,13 +581,16 @@ mod tests {
                 url: "postgres://mlhook@db/mlhook".into(),
                 pool_size: 20,
                 statement_timeout: Duration::from_secs(5),
+                acquire_timeout: Duration::from_secs(2),
                 skip_migrations: false,
             }
         );
+        assert_eq!(config.delivery.node_timeout, Duration::from_secs(9));
         assert_eq!(config.delivery.lease, Duration::from_secs(10));
         let defaults = ServeConfig::resolve(ServeArgs::default()).unwrap();
         assert_eq!(defaults.database, Database::Sqlite);
         assert_eq!(defaults.delivery.lease, Duration::from_secs(60));
+        assert_eq!(defaults.delivery.node_timeout, Duration::from_secs(15));
     }
 
     #[test]

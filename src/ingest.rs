@@ -5,15 +5,17 @@
 //! request, and only then hands the new deliveries to the delivery engine.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::catalog::{Catalog, CatalogError, Family, ObjectRef, PrepareContext};
 use crate::delivery::{Engine, Job, Notice};
 use crate::formats::EventData;
 use crate::ids::new_id;
 use crate::metrics::{Metrics, Writer};
-use crate::store::{Fingerprint, IdempotencyKey, Inserted, NewDelivery, NewEvent, Store};
+use crate::store::{Fingerprint, IdempotencyKey, Inserted, NewDelivery, NewEvent, Store, deadline};
 use crate::subscriptions::Subscriptions;
 
 /// Events written per transaction at most (a batch request is never split).
@@ -62,10 +64,15 @@ pub enum IngestError {
     Store(String),
     #[error("the ingest writer has stopped")]
     Stopped,
+    /// The request's time to wait for the database ran out in the queue.
+    #[error("the database could not be reached in time")]
+    TimedOut,
 }
 
 struct Request {
     submissions: Vec<Submission>,
+    /// Past it, the request is answered `TimedOut` instead of written.
+    deadline: Option<Instant>,
     reply: oneshot::Sender<Result<Vec<Accepted>, IngestError>>,
 }
 
@@ -76,6 +83,9 @@ pub struct Ingestor {
     subscriptions: Arc<Subscriptions>,
     /// Lease given to the deliveries this node creates and sends from memory.
     lease_ms: i64,
+    /// How long a request may wait for the database (PostgreSQL), queue
+    /// included, when it does not bring its own deadline.
+    wait_bound: Option<Duration>,
 }
 
 impl Ingestor {
@@ -85,6 +95,7 @@ impl Ingestor {
         catalog: Arc<Catalog>,
         subscriptions: Arc<Subscriptions>,
         lease_ms: i64,
+        wait_bound: Option<Duration>,
         metrics: Arc<Metrics>,
     ) -> Ingestor {
         let (requests, rx) = mpsc::channel(1024);
@@ -94,6 +105,7 @@ impl Ingestor {
             catalog,
             subscriptions,
             lease_ms,
+            wait_bound,
         }
     }
 
@@ -178,11 +190,18 @@ impl Ingestor {
         }
     }
 
-    /// Stores the events durably (all or none) and answers each in order.
+    /// Stores the events durably (all or none) and answers each in order;
+    /// with a deadline (the API request's, see `store::deadline`), answers
+    /// `TimedOut` rather than wait past it for the database.
     pub async fn ingest(&self, submissions: Vec<Submission>) -> Result<Vec<Accepted>, IngestError> {
         let (reply, answer) = oneshot::channel();
+        let deadline = deadline::current().or_else(|| self.wait_bound.map(|b| Instant::now() + b));
         self.requests
-            .send(Request { submissions, reply })
+            .send(Request {
+                submissions,
+                deadline,
+                reply,
+            })
             .await
             .map_err(|_| IngestError::Stopped)?;
         answer.await.map_err(|_| IngestError::Stopped)?
@@ -209,7 +228,20 @@ async fn run(
 }
 
 /// Writes one group of requests and answers them; dispatches what was created.
+/// A request that waited out its deadline behind earlier batches (the
+/// database is unreachable) is answered without being written; the others
+/// wait for the database no longer than the earliest deadline among them.
 async fn commit(store: &dyn Store, engine: &Engine, metrics: &Metrics, batch: Vec<Request>) {
+    let now = Instant::now();
+    let (batch, late): (Vec<Request>, Vec<Request>) = batch
+        .into_iter()
+        .partition(|r| r.deadline.is_none_or(|d| d > now));
+    for request in late {
+        let _ = request.reply.send(Err(IngestError::TimedOut));
+    }
+    if batch.is_empty() {
+        return;
+    }
     // Numbered by request: the store keeps each one whole or refuses it whole.
     let events: Vec<NewEvent> = batch
         .iter()
@@ -222,7 +254,12 @@ async fn commit(store: &dyn Store, engine: &Engine, metrics: &Metrics, batch: Ve
         })
         .collect();
     let started = std::time::Instant::now();
-    let result = store.insert_events(&events, IDEMPOTENCY_WINDOW_MS).await;
+    let epoch = engine.epoch();
+    let write = store.insert_events(&events, IDEMPOTENCY_WINDOW_MS);
+    let result = match batch.iter().filter_map(|r| r.deadline).min() {
+        Some(earliest) => deadline::within(earliest, write).await,
+        None => write.await,
+    };
     metrics.store_write(
         Writer::Ingest,
         events.len(),
@@ -251,13 +288,13 @@ async fn commit(store: &dyn Store, engine: &Engine, metrics: &Metrics, batch: Ve
                     event.deliveries.len(),
                 );
             }
-            accepted.push(accept(engine, submission, inserted));
+            accepted.push(accept(engine, submission, inserted, epoch));
         }
         let _ = request.reply.send(Ok(accepted));
     }
 }
 
-fn accept(engine: &Engine, submission: Submission, inserted: Inserted) -> Accepted {
+fn accept(engine: &Engine, submission: Submission, inserted: Inserted, epoch: u64) -> Accepted {
     match inserted {
         Inserted::Replayed {
             event_id,
@@ -291,6 +328,7 @@ fn accept(engine: &Engine, submission: Submission, inserted: Inserted) -> Accept
                     event: data.clone(),
                     attempts_made: 0,
                     retry_base: 0,
+                    epoch,
                 });
             }
             Accepted::Created {

@@ -40,8 +40,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         ));
     }
     let metrics = Arc::new(Metrics::new());
+    let delivery = crate::delivery::DeliveryConfig {
+        shared_store: opened.shared,
+        ..config.delivery.clone()
+    };
     let (engine, notices) = Engine::start(
-        config.delivery.clone(),
+        delivery,
         store.clone(),
         subscriptions.clone(),
         catalog.clone(),
@@ -55,6 +59,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         catalog.clone(),
         subscriptions.clone(),
         lease_ms,
+        db_wait(&config),
         metrics.clone(),
     );
     ingestor.publish_notices(notices);
@@ -74,6 +79,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         lease_ms,
         metrics,
         metrics_access: MetricsAccess::from_config(&config),
+        db_wait: db_wait(&config),
     });
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -102,6 +108,17 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     tracing::info!("mlhook stopped");
     Ok(())
+}
+
+/// PostgreSQL: how long a request may wait for the database before its 503.
+/// SQLite has no pool to wait for: its writer answers in turn.
+fn db_wait(config: &ServeConfig) -> Option<std::time::Duration> {
+    match &config.database {
+        Database::Sqlite => None,
+        Database::Postgres {
+            acquire_timeout, ..
+        } => Some(*acquire_timeout),
+    }
 }
 
 /// The store `serve` runs on, and what running on it takes.
@@ -150,19 +167,23 @@ async fn open_store(config: &ServeConfig, secrets: Arc<SecretBox>) -> anyhow::Re
             url,
             pool_size,
             statement_timeout,
+            acquire_timeout,
             skip_migrations,
         } => {
             let options = PgOptions {
                 url: url.clone(),
                 pool_size: *pool_size,
                 statement_timeout: *statement_timeout,
+                acquire_timeout: *acquire_timeout,
                 run_migrations: !skip_migrations,
             };
             let store = PostgresStore::connect(&options, secrets)
                 .await
                 .context("cannot open the PostgreSQL store")?;
             // No lock and no lease released at start: other nodes may be
-            // sending theirs. A dead node's leases expire (--lease-duration).
+            // sending theirs. A dead node's leases are released by the others
+            // once its heartbeat is older than --node-timeout (the delivery
+            // engine's liveness), or expire (--lease-duration).
             tracing::info!(node = store.node(), pool_size, "store: PostgreSQL");
             // Once listening, the follower re-reads every project: a change made
             // between loading the routing copy and listening is not missed.

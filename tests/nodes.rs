@@ -24,19 +24,51 @@ fn payload(i: usize) -> Value {
 
 /// A node on `database_url`; every node of a test shares the key file.
 async fn node(database_url: &str, key_file: &std::path::Path) -> Server {
-    Server::start_with(&flags(&[
+    node_with(database_url, key_file, &flags(&["--lease-duration", LEASE])).await
+}
+
+/// A node with the settings of `node` but the lease and the retries, plus `extra`.
+async fn node_with(database_url: &str, key_file: &std::path::Path, extra: &[&str]) -> Server {
+    let mut args = vec![
         "--database-url",
         database_url,
         "--secret-key-file",
         key_file.to_str().unwrap(),
-        "--lease-duration",
-        LEASE,
         "--scan-interval",
         "200ms",
         "--db-pool-size",
         "4",
-    ]))
-    .await
+    ];
+    args.extend_from_slice(extra);
+    Server::start_with(&args).await
+}
+
+/// One request; its status, its Retry-After header and how long it took.
+async fn timed(
+    client: &reqwest::Client,
+    method: &str,
+    url: String,
+    body: Option<Value>,
+) -> (u16, Option<String>, Duration) {
+    let started = Instant::now();
+    let mut request = client
+        .request(method.parse().unwrap(), url)
+        .bearer_auth(ADMIN)
+        .timeout(Duration::from_secs(30));
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let response = request.send().await.expect("the node answers");
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let _ = response.bytes().await;
+    (status, retry_after, started.elapsed())
 }
 
 /// One event; its delivery ids when answered 202, else the status and the
@@ -339,6 +371,79 @@ async fn webhook_changes_reach_the_other_node_within_a_second() {
     }
 }
 
+/// The outage test's `--db-acquire-timeout`: every request waits at most
+/// this long for the database, whatever it does, before its 503.
+const DB_WAIT: Duration = Duration::from_secs(3);
+/// What a loaded test machine may add to it.
+const SLACK: Duration = Duration::from_millis(1500);
+
+/// While the database is down, one request of each route family (ingest,
+/// single and batch; webhook writes; reads), all at once: each is answered
+/// 503 with Retry-After within `DB_WAIT`.
+async fn every_route_answers_503_in_time(client: &reqwest::Client, base: &str, hook: &str) {
+    let event = json!({"type": "MODEL_VERSION_CREATED", "payload": payload(9999)});
+    let hooks = format!("{base}/v1/projects/team/webhooks");
+    let probes = [
+        (
+            "single ingest",
+            "POST",
+            format!("{base}/v1/projects/team/events"),
+            Some(event.clone()),
+        ),
+        (
+            "batch ingest",
+            "POST",
+            format!("{base}/v1/projects/team/events/batch"),
+            Some(json!({"events": [event.clone(), event]})),
+        ),
+        (
+            "webhook create",
+            "POST",
+            hooks.clone(),
+            Some(json!({"url": "http://127.0.0.1:9/x", "events": ["*"]})),
+        ),
+        (
+            "webhook update",
+            "PATCH",
+            format!("{hooks}/{hook}"),
+            Some(json!({"enabled": false})),
+        ),
+        ("webhook list", "GET", hooks.clone(), None),
+        (
+            "delivery log",
+            "GET",
+            format!("{base}/v1/projects/team/deliveries"),
+            None,
+        ),
+        (
+            "event list",
+            "GET",
+            format!("{base}/v1/projects/team/events"),
+            None,
+        ),
+    ];
+    let tasks: Vec<_> = probes
+        .into_iter()
+        .map(|(name, method, url, body)| {
+            let client = client.clone();
+            tokio::spawn(async move { (name, timed(&client, method, url, body).await) })
+        })
+        .collect();
+    for task in tasks {
+        let (name, (status, retry_after, took)) = task.await.unwrap();
+        eprintln!("{name} without a database: {status} after {took:?}");
+        assert_eq!(status, 503, "{name} without a database");
+        assert!(
+            retry_after.is_some_and(|r| r.parse::<u32>().is_ok()),
+            "{name}: 503 without Retry-After"
+        );
+        assert!(
+            took <= DB_WAIT + SLACK,
+            "{name} answered after {took:?}, more than the {DB_WAIT:?} bound"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_stops_and_starts_mid_stream() {
     let pg = PrivateServer::start();
@@ -347,8 +452,13 @@ async fn postgres_stops_and_starts_mid_stream() {
     let keys = tempfile::tempdir().unwrap();
     let key_file = keys.path().join("secret.key");
     let receiver = Receiver::start().await;
-    let server = node(&url, &key_file).await;
-    setup(&server, &receiver).await;
+    let server = node_with(
+        &url,
+        &key_file,
+        &flags(&["--lease-duration", LEASE, "--db-acquire-timeout", "3s"]),
+    )
+    .await;
+    let hook = setup(&server, &receiver).await;
 
     // A steady stream of events, whatever the database does.
     let client = reqwest::Client::new();
@@ -361,7 +471,9 @@ async fn postgres_stops_and_starts_mid_stream() {
             while !stop.load(Ordering::SeqCst) {
                 let (base, client) = (base.clone(), client.clone());
                 tasks.push(tokio::spawn(async move {
-                    post_event(&client, &base, "team", i).await
+                    let started = Instant::now();
+                    let answer = post_event(&client, &base, "team", i).await;
+                    (answer, started.elapsed())
                 }));
                 i += 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -384,12 +496,11 @@ async fn postgres_stops_and_starts_mid_stream() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(not_ready, "readyz kept answering 200 without a database");
-    let down = post_event(&client, &server.base, "team", 9999).await;
-    match down {
-        Err(Some((503, Some(retry_after)))) => assert!(retry_after.parse::<u32>().is_ok()),
-        other => panic!("ingest without a database answered {other:?}"),
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    every_route_answers_503_in_time(&client, &server.base, &hook).await;
+    // Long enough for the stream's requests to queue behind batches that
+    // wait for the database: they must not wait for those too.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    every_route_answers_503_in_time(&client, &server.base, &hook).await;
     pg.pg_ctl_start();
     let restarted_at = Instant::now();
 
@@ -409,13 +520,22 @@ async fn postgres_stops_and_starts_mid_stream() {
     stop.store(true, Ordering::SeqCst);
     let mut acknowledged = Vec::new();
     let (mut unavailable, mut other) = (0, Vec::new());
+    let mut slowest_503 = Duration::ZERO;
     for t in streamer.await.unwrap() {
         match t.await.unwrap() {
-            Ok(ids) => acknowledged.extend(ids),
-            Err(Some((503, Some(_)))) => unavailable += 1,
-            Err(e) => other.push(e),
+            (Ok(ids), _) => acknowledged.extend(ids),
+            (Err(Some((503, Some(_)))), took) => {
+                unavailable += 1;
+                slowest_503 = slowest_503.max(took);
+            }
+            (Err(e), _) => other.push(e),
         }
     }
+    eprintln!("the stream's slowest 503 took {slowest_503:?}");
+    assert!(
+        slowest_503 <= DB_WAIT + SLACK,
+        "an event post waited {slowest_503:?} for its 503, more than the {DB_WAIT:?} bound"
+    );
     assert!(other.is_empty(), "answers other than 202 or 503: {other:?}");
     assert!(unavailable > 0, "no 503 while the database was down");
     assert!(
@@ -498,4 +618,164 @@ async fn migrate_alone_then_start_without_migrating() {
     let sqlite = run(&["migrate", "--data-dir", data.path().to_str().unwrap()]);
     assert!(sqlite.status.success(), "{sqlite:?}");
     assert!(data.path().join("mlhook.db").exists());
+}
+
+/// The node-death test's `--node-timeout`, and its heartbeat period (a fifth).
+const NODE_TIMEOUT: Duration = Duration::from_secs(3);
+const HEARTBEAT: Duration = Duration::from_millis(600);
+
+/// Posts `n` events to `server` and waits until each delivery's first
+/// attempt (answered 500) arrived and had time to be recorded.
+async fn first_attempts_failed(server: &Server, receiver: &Receiver, n: usize) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.extend(post_event(&client, &server.base, "team", i).await.unwrap());
+    }
+    wait_for_ids(receiver, &ids, Duration::from_secs(10)).await;
+    // The recorder's group commit, well within the 2-s retry.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ids
+}
+
+/// Arrivals of each of `ids` after `since`.
+fn arrived_after(
+    receiver: &Receiver,
+    ids: &[String],
+    since: Instant,
+) -> HashMap<String, Vec<Instant>> {
+    let seen = arrivals(&receiver.received());
+    ids.iter()
+        .map(|id| {
+            let after = seen
+                .get(id)
+                .into_iter()
+                .flatten()
+                .filter(|t| **t > since)
+                .copied();
+            (id.clone(), after.collect())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_or_stalled_nodes_retries_move_within_the_node_timeout() {
+    let db = TestDatabase::create().await;
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("secret.key");
+    // Each delivery's first attempt fails; its retry, 2 s later, succeeds.
+    let seen_once = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let receiver = {
+        let seen_once = seen_once.clone();
+        Receiver::start_with(move |_, received| {
+            let first = seen_once
+                .lock()
+                .unwrap()
+                .insert(received.header("webhook-id").to_string());
+            Reply::status(if first { 500 } else { 200 })
+        })
+        .await
+    };
+    // A lease far longer than the test: only the heartbeat can move the work.
+    let settings = [
+        "--lease-duration",
+        "120s",
+        "--node-timeout",
+        "3s",
+        "--retry-schedule",
+        "2s,2s",
+        "--retry-jitter",
+        "0",
+    ];
+    let mut a = node_with(&db.url, &key_file, &settings).await;
+    let b = node_with(&db.url, &key_file, &settings).await;
+    setup(&a, &receiver).await;
+    routed_within(&b, 1, Duration::from_secs(2)).await;
+    let bound = NODE_TIMEOUT + HEARTBEAT + SLACK;
+
+    // A stalls (SIGSTOP) with retries waiting in its memory: B sends them
+    // once A's heartbeat is older than the node timeout. A, woken, learns it
+    // was taken for dead and sends none of them again.
+    let ids = first_attempts_failed(&a, &receiver, 20).await;
+    a.signal("STOP");
+    let stalled_at = Instant::now();
+    wait_for_ids_after(&receiver, &ids, stalled_at, Duration::from_secs(30)).await;
+    let took = latest_first(&arrived_after(&receiver, &ids, stalled_at)) - stalled_at;
+    eprintln!("A stalled: B sent its retries within {took:?}");
+    assert!(
+        took <= bound + Duration::from_secs(2),
+        "retries of a stalled node took {took:?}"
+    );
+    a.signal("CONT");
+    tokio::time::sleep(NODE_TIMEOUT).await;
+    for (id, times) in arrived_after(&receiver, &ids, stalled_at) {
+        assert_eq!(
+            times.len(),
+            1,
+            "{id}: the stalled node sent it again after waking"
+        );
+    }
+    assert!(
+        a.log().contains("taken for dead"),
+        "A did not notice it was taken for dead"
+    );
+
+    // A (alive again) takes new events; then it is killed (SIGKILL) with
+    // retries due 2 s after their first attempt. B sends them within the
+    // node timeout and one heartbeat, never the 120-s lease.
+    let ids = first_attempts_failed(&a, &receiver, 20).await;
+    a.kill9();
+    let killed_at = Instant::now();
+    wait_for_ids_after(&receiver, &ids, killed_at, Duration::from_secs(30)).await;
+    let after = arrived_after(&receiver, &ids, killed_at);
+    let took = latest_first(&after) - killed_at;
+    eprintln!("A killed: B sent its retries within {took:?}");
+    assert!(
+        took <= bound,
+        "retries of a dead node took {took:?}, over {bound:?}"
+    );
+    receiver.settle(Duration::from_secs(1)).await;
+    let seen = arrivals(&receiver.received());
+    for id in &ids {
+        // The failed first attempt, then B's retry: nothing was in flight
+        // at the kill, so nothing more.
+        assert_eq!(seen[id].len(), 2, "{id} arrived {} times", seen[id].len());
+    }
+    assert!(
+        b.log().contains("nodes found dead"),
+        "B never logged A's death"
+    );
+}
+
+/// Waits until each of `ids` arrived again after `since`.
+async fn wait_for_ids_after(
+    receiver: &Receiver,
+    ids: &[String],
+    since: Instant,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let after = arrived_after(receiver, ids, since);
+        let missing = after.values().filter(|t| t.is_empty()).count();
+        if missing == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} retries never arrived after {:?}",
+            ids.len(),
+            since
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The latest of the first arrivals.
+fn latest_first(after: &HashMap<String, Vec<Instant>>) -> Instant {
+    after
+        .values()
+        .map(|t| *t.iter().min().expect("arrived"))
+        .max()
+        .expect("some ids")
 }

@@ -169,6 +169,7 @@ async fn replay(
         })
         .collect();
     let lease_until = now_millis() + state.lease_ms;
+    let epoch = state.engine.epoch();
     state
         .store
         .insert_deliveries(&event, &deliveries, lease_until)
@@ -182,6 +183,7 @@ async fn replay(
             event: data.clone(),
             attempts_made: 0,
             retry_base: 0,
+            epoch,
         });
     }
     let view = AcceptedView {

@@ -70,6 +70,9 @@ pub struct Shared {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Who may read `/metrics`.
     pub metrics_access: crate::metrics::MetricsAccess,
+    /// PostgreSQL: how long a request may wait for the database, all its
+    /// waits together, before its 503 (`--db-acquire-timeout`).
+    pub db_wait: Option<std::time::Duration>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -91,12 +94,30 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            bound_database_waits,
+        ))
         // Outermost: request id, log span and metrics see every answer.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::observe,
         ))
         .with_state(state)
+}
+
+/// Gives the request its budget for waiting on the database (see
+/// `store::deadline`): while the database is unreachable, every route
+/// answers 503 within it, whatever store calls it makes.
+async fn bound_database_waits(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match state.db_wait {
+        Some(bound) => crate::store::deadline::bounded(bound, next.run(request)).await,
+        None => next.run(request).await,
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -480,7 +480,7 @@ async fn ingest(
             IngestError::Stopped => {
                 ApiError::unavailable("the service is shutting down; retry later")
             }
-            IngestError::Store(_) => ApiError::unavailable(
+            IngestError::Store(_) | IngestError::TimedOut => ApiError::unavailable(
                 "the event could not be stored; nothing was accepted, retry later",
             ),
         }

@@ -251,6 +251,13 @@ pub(super) fn pace_interval(shared: &Shared, webhook_id: &str) -> Duration {
 /// Makes one attempt with the webhook's current configuration and hands the
 /// outcome to the recorder.
 async fn attempt(shared: &Arc<Shared>, pace: &Mutex<Pace>, job: Job) {
+    if !shared.liveness.admit(&job, &shared.stopping).await {
+        // Another node has it now, or the engine stops (it stays pending).
+        if shared.liveness.is_current(&job) {
+            shared.release(&job.delivery_id);
+        }
+        return;
+    }
     let Some(webhook) = shared.subscriptions.get(&job.webhook_id) else {
         // Deleted: its deliveries went with it.
         shared.release(&job.delivery_id);

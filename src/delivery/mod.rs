@@ -16,6 +16,7 @@
 mod health;
 mod lanes;
 mod overflow;
+pub mod liveness;
 pub mod recorder;
 pub mod retry;
 mod scheduler;
@@ -51,6 +52,11 @@ pub struct DeliveryConfig {
     pub failure_window: Duration,
     /// Which destinations may be reached.
     pub network: Arc<crate::netguard::NetworkPolicy>,
+    /// Other nodes share the store (PostgreSQL): keep a heartbeat and take
+    /// over the deliveries of nodes that stop beating (see `liveness`).
+    pub shared_store: bool,
+    /// A node whose heartbeat is older than this is dead.
+    pub node_timeout: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -63,6 +69,8 @@ impl Default for DeliveryConfig {
             scan_interval: Duration::from_secs(1),
             failure_window: Duration::from_secs(5 * 24 * 3600),
             network: Arc::default(),
+            shared_store: false,
+            node_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -76,6 +84,9 @@ pub struct Job {
     pub attempts_made: u32,
     /// Attempts made before the last recover; the schedule counts from there.
     pub retry_base: u32,
+    /// The node's epoch when the delivery was leased to it (`Engine::epoch`):
+    /// a job of an earlier epoch is another node's now and is never sent.
+    pub epoch: u64,
 }
 
 /// One of mlhook's own events (`mlhook.*`), for the ingest path to publish.
@@ -112,8 +123,11 @@ struct Shared {
     /// Deliveries finished outside the schedule (a redeliver succeeded): a
     /// retry still waiting in memory is dropped instead of sent.
     cancelled: Mutex<HashSet<String>>,
-    /// Wakes the scheduler early (after a recover).
+    /// Wakes the scheduler early (after a recover, after a dead node's
+    /// leases were released).
     wake_scheduler: tokio::sync::Notify,
+    /// Whether this node may send what it holds (several nodes).
+    liveness: liveness::Standing,
     /// Attempts in flight, awaited at shutdown.
     in_flight: TaskTracker,
     /// Stops lanes and the scheduler from starting new work.
@@ -135,6 +149,7 @@ impl Engine {
         let (recorder_tx, recorder_rx) = mpsc::unbounded_channel();
         let (notices, notices_rx) = mpsc::unbounded_channel();
         let (overflow_tx, overflow_rx) = mpsc::unbounded_channel();
+        let standing = liveness::Standing::new(&config);
         let shared = Arc::new(Shared {
             sender: sender::Sender::new(
                 config.timeout,
@@ -153,6 +168,7 @@ impl Engine {
             failing: Mutex::new(HashSet::new()),
             cancelled: Mutex::new(HashSet::new()),
             wake_scheduler: tokio::sync::Notify::new(),
+            liveness: standing,
             in_flight: TaskTracker::new(),
             stopping: CancellationToken::new(),
             recorder_stop: CancellationToken::new(),
@@ -163,6 +179,7 @@ impl Engine {
             tokio::spawn(overflow::run(shared.clone(), overflow_rx)),
             tokio::spawn(scheduler::run_scans(shared.clone())),
             tokio::spawn(scheduler::run_lease_renewal(shared.clone())),
+            tokio::spawn(liveness::run(shared.clone())),
         ];
         (
             Engine {
@@ -206,6 +223,12 @@ impl Engine {
         health::disable(&self.shared, webhook_id, reason).await;
     }
 
+    /// The epoch to give jobs for deliveries leased from now on: read it
+    /// before writing the lease.
+    pub fn epoch(&self) -> u64 {
+        self.shared.liveness.epoch()
+    }
+
     /// Hands a freshly stored delivery to its webhook's lane.
     pub fn submit(&self, job: Job) {
         self.shared.submit(job);
@@ -234,6 +257,10 @@ impl Engine {
 impl Shared {
     /// Queues a job on its lane; a full lane leaves the delivery in the store.
     fn submit(self: &Arc<Self>, job: Job) -> lanes::Pushed {
+        if !self.liveness.is_current(&job) {
+            // Another node took it over while this one was taken for dead.
+            return lanes::Pushed::Cancelled;
+        }
         if self
             .cancelled
             .lock()

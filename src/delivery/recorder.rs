@@ -197,6 +197,8 @@ fn follow_up(
                 }
             });
         }
+        // A job of an ended epoch: its id may be held again, under a new lease.
+        _ if !shared.liveness.is_current(&job) => {}
         _ => shared.release(&job.delivery_id),
     }
 }

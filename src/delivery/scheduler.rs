@@ -54,6 +54,7 @@ async fn claim_all_due(shared: &Arc<Shared>) -> Result<(), crate::store::StoreEr
         let limit = room.min(CLAIM_BATCH as usize) as u32;
         let now = crate::ids::now_millis();
         let lease_until = now + shared.config.lease.as_millis() as i64;
+        let epoch = shared.liveness.epoch();
         let started = std::time::Instant::now();
         let claimed = shared.store.claim_due(now, limit, lease_until).await;
         let rows = claimed.as_ref().map_or(0, Vec::len);
@@ -65,7 +66,7 @@ async fn claim_all_due(shared: &Arc<Shared>) -> Result<(), crate::store::StoreEr
         let mut lane_full = false;
         for delivery in due {
             if !shared.is_held(&delivery.delivery_id) {
-                let job = job_for(shared, delivery);
+                let job = job_for(shared, delivery, epoch);
                 lane_full |= !has_room(shared, job);
             }
         }
@@ -104,7 +105,7 @@ fn held_count(shared: &Shared) -> usize {
     shared.held.lock().expect("held lock poisoned").len()
 }
 
-fn job_for(shared: &Shared, d: DueDelivery) -> Job {
+fn job_for(shared: &Shared, d: DueDelivery, epoch: u64) -> Job {
     let family = shared.catalog.get(&d.event_type).map(|t| t.family);
     let link_base = shared.subscriptions.link_base(&d.project_id);
     Job {
@@ -112,6 +113,7 @@ fn job_for(shared: &Shared, d: DueDelivery) -> Job {
         webhook_id: d.webhook_id,
         attempts_made: d.attempts,
         retry_base: d.retry_base,
+        epoch,
         event: Arc::new(EventData {
             id: d.event_id,
             project_id: d.project_id,

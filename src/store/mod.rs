@@ -6,6 +6,7 @@
 //! The store knows rows, not HTTP and not formats. Writes on the hot path take
 //! batches (`insert_events`, `record_attempts`) so callers can group-commit.
 
+pub mod deadline;
 mod idempotency;
 pub mod migrate;
 pub mod notify;
@@ -374,6 +375,20 @@ pub struct MetricCounts {
     pub webhooks_disabled: u64,
 }
 
+/// What a node's heartbeat found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeBeat {
+    /// One process owns the store: no other node to tell.
+    Alone,
+    /// This node's record was renewed.
+    Renewed,
+    /// This node's first heartbeat: its record is written.
+    Registered,
+    /// Another node found this one dead meanwhile: its leases are free for
+    /// the others, and it goes on under a new name.
+    TakenForDead,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Cheap round trip, for readiness.
@@ -388,6 +403,17 @@ pub trait Store: Send + Sync + 'static {
     /// ever read): a single-node store calls it at start, when no other
     /// process can hold one.
     async fn release_all_leases(&self) -> StoreResult<u64>;
+    /// Records, by the database's clock, that this node is alive (several
+    /// nodes: see `delivery::liveness`). One process on its own store has
+    /// nobody to tell.
+    async fn node_heartbeat(&self) -> StoreResult<NodeBeat> {
+        Ok(NodeBeat::Alone)
+    }
+    /// Marks dead the other nodes whose last heartbeat is older than
+    /// `timeout`, which frees all their leases at once; answers their names.
+    async fn release_dead_nodes(&self, _timeout: std::time::Duration) -> StoreResult<Vec<String>> {
+        Ok(Vec::new())
+    }
 
     async fn create_project(&self, project: &Project) -> StoreResult<()>;
     async fn list_projects(&self) -> StoreResult<Vec<Project>>;

@@ -25,8 +25,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{Connection, Postgres, QueryBuilder, Row};
 
 use super::idempotency::{self, Answer, Fingerprint, KeyOf, StoredKey};
 use super::rows::{counts_by_status, from_json, id_bound, to_json};
@@ -37,9 +38,9 @@ use crate::webhook::{Format, PreviousSigningKey, Webhook};
 /// The embedded migrations of migrations/postgres (the twins of migrations/sqlite).
 pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
-/// How long a caller waits for a pooled connection before the store answers
-/// an error (the API's 503): an unreachable database fails fast, not at the
-/// client's timeout.
+/// How long a caller waits for a pooled connection by default before the
+/// store answers an error (the API's 503): an unreachable database fails
+/// fast, not at the client's timeout.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How to reach the database and how to use it.
@@ -51,6 +52,9 @@ pub struct PgOptions {
     pub pool_size: u32,
     /// A statement running longer is cancelled by the server (0: no limit).
     pub statement_timeout: Duration,
+    /// Longest wait for a connection; a caller with a deadline (see
+    /// `deadline`) waits no longer than that either.
+    pub acquire_timeout: Duration,
     /// Apply pending migrations at open; otherwise only check none is pending.
     pub run_migrations: bool,
 }
@@ -61,6 +65,7 @@ impl PgOptions {
             url: url.into(),
             pool_size: 10,
             statement_timeout: Duration::from_secs(30),
+            acquire_timeout: ACQUIRE_TIMEOUT,
             run_migrations: true,
         }
     }
@@ -82,8 +87,9 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Seals webhook secrets before they are written, opens them when read.
     secrets: Arc<SecretBox>,
-    /// This process's name on the leases it takes: `<host>/<pid>/<random>`.
-    node: String,
+    /// This process's name on the leases it takes: `<host>/<pid>/<random>`;
+    /// a new one after it was taken for dead (see `node_heartbeat`).
+    node: std::sync::RwLock<String>,
     /// For the routing listener's own connection.
     connect_options: PgConnectOptions,
 }
@@ -123,7 +129,7 @@ impl PostgresStore {
         let connect_options = options.connect_options()?;
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size.max(2))
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(options.acquire_timeout)
             .connect_with(connect_options.clone())
             .await?;
         if options.run_migrations {
@@ -140,16 +146,29 @@ impl PostgresStore {
         let store = PostgresStore {
             pool,
             secrets,
-            node: node_name(),
+            node: std::sync::RwLock::new(node_name()),
             connect_options,
         };
         store.check_secret_key().await?;
         Ok(store)
     }
 
+    /// A pooled connection, waited for until the caller's deadline at most
+    /// (and the pool's acquire timeout in any case). Only the wait is cut
+    /// short: nothing has been sent to the database yet.
+    async fn conn(&self) -> StoreResult<PoolConnection<Postgres>> {
+        match super::deadline::remaining() {
+            None => Ok(self.pool.acquire().await?),
+            Some(left) => tokio::time::timeout(left, self.pool.acquire())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)?
+                .map_err(Into::into),
+        }
+    }
+
     /// This node's name on its leases.
-    pub fn node(&self) -> &str {
-        &self.node
+    pub fn node(&self) -> String {
+        self.node.read().expect("node name poisoned").clone()
     }
 
     /// Follows project and webhook changes made by any node (see `notify`).
@@ -172,11 +191,11 @@ impl PostgresStore {
             "INSERT INTO settings (key, value) VALUES ('secret_key_check', $1) ON CONFLICT (key) DO NOTHING",
         )
         .bind(self.secrets.seal(CHECK))
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         let sealed: String =
             sqlx::query_scalar("SELECT value FROM settings WHERE key = 'secret_key_check'")
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *self.conn().await?)
                 .await?;
         match self.secrets.open(&sealed) {
             Ok(text) if text == CHECK => Ok(()),
@@ -274,6 +293,28 @@ fn previous_signing_from_row(row: &PgRow) -> StoreResult<Option<PreviousSigningK
         .map(|(key, expires_at)| PreviousSigningKey { key, expires_at }))
 }
 
+/// How long a dead node's mark is kept: longer than any of its leases can
+/// last (a lease ends at most a minute of retry horizon plus
+/// `--lease-duration` after it was written).
+const FORGET_DEAD_AFTER_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Writes a node's row; `false` when a row of that name exists already
+/// (marked dead: names are never reused otherwise).
+async fn register_node(conn: &mut sqlx::PgConnection, node: &str) -> StoreResult<bool> {
+    let done = sqlx::query(&format!(
+        "INSERT INTO nodes (id, started_at, last_seen) VALUES ($1, {DB_NOW_MS}, {DB_NOW_MS}) \
+         ON CONFLICT (id) DO NOTHING"
+    ))
+    .bind(node)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The database's clock in unix milliseconds: heartbeats of every node are
+/// stamped and compared by it, never by the nodes' own clocks.
+const DB_NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
 /// Binds a webhook's columns in the order of `WEBHOOK_COLUMNS` ($1 … $21).
@@ -308,26 +349,81 @@ const WEBHOOK_COLUMNS: &str = "id, project_id, name, description, url, format, e
 const WEBHOOK_VALUES: &str =
     "$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21";
 
-type Tx = sqlx::Transaction<'static, Postgres>;
+type Tx<'c> = sqlx::Transaction<'c, Postgres>;
 
 #[async_trait]
 impl Store for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1")
+            .execute(&mut *self.conn().await?)
+            .await?;
         Ok(())
     }
 
     /// Releases this node's own leases only: other nodes may be alive and
     /// sending theirs. (Called at shutdown, so that what was queued here is
-    /// picked up by the other nodes at once rather than after a lease.)
+    /// picked up by the other nodes at once rather than after a lease.) The
+    /// node's heartbeat row goes too: it has left, it did not die.
     async fn release_all_leases(&self) -> StoreResult<u64> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query(
             "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = $1",
         )
-        .bind(&self.node)
-        .execute(&self.pool)
+        .bind(self.node())
+        .execute(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM nodes WHERE id = $1")
+            .bind(self.node())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
+    }
+
+    async fn node_heartbeat(&self) -> StoreResult<NodeBeat> {
+        let mut conn = self.conn().await?;
+        let renewed = sqlx::query(&format!(
+            "UPDATE nodes SET last_seen = {DB_NOW_MS} WHERE id = $1 AND dead_at IS NULL"
+        ))
+        .bind(self.node())
+        .execute(&mut *conn)
+        .await?;
+        if renewed.rows_affected() > 0 {
+            return Ok(NodeBeat::Renewed);
+        }
+        if register_node(&mut conn, &self.node()).await? {
+            return Ok(NodeBeat::Registered);
+        }
+        // Taken for dead: every lease under the old name is free for the
+        // others, so the leases from now on go under a new one.
+        let fresh = node_name();
+        register_node(&mut conn, &fresh).await?;
+        *self.node.write().expect("node name poisoned") = fresh;
+        Ok(NodeBeat::TakenForDead)
+    }
+
+    /// Marks the dead nodes (O(1) per node): their leases count as free
+    /// from then on (`claim_due`), with no row of theirs rewritten. A
+    /// heartbeat renewing the row at the same moment wins: the UPDATE waits
+    /// for its commit and re-checks the row, now fresh. Marks older than
+    /// any lease can last are forgotten.
+    async fn release_dead_nodes(&self, timeout: Duration) -> StoreResult<Vec<String>> {
+        let mut conn = self.conn().await?;
+        let dead: Vec<String> = sqlx::query_scalar(&format!(
+            "UPDATE nodes SET dead_at = {DB_NOW_MS} \
+             WHERE dead_at IS NULL AND last_seen < {DB_NOW_MS} - $1 AND id <> $2 RETURNING id"
+        ))
+        .bind(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX))
+        .bind(self.node())
+        .fetch_all(&mut *conn)
+        .await?;
+        sqlx::query(&format!(
+            "DELETE FROM nodes WHERE dead_at < {DB_NOW_MS} - {FORGET_DEAD_AFTER_MS}"
+        ))
+        .execute(&mut *conn)
+        .await?;
+        Ok(dead)
     }
 
     async fn create_project(&self, p: &Project) -> StoreResult<()> {
@@ -339,7 +435,7 @@ impl Store for PostgresStore {
         .bind(&p.link_base_url)
         .bind(p.created_at)
         .bind(p.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await;
         match result {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
@@ -351,7 +447,7 @@ impl Store for PostgresStore {
 
     async fn list_projects(&self) -> StoreResult<Vec<Project>> {
         let rows = sqlx::query("SELECT * FROM projects ORDER BY id")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter().map(project_from_row).collect()
     }
@@ -359,7 +455,7 @@ impl Store for PostgresStore {
     async fn get_project(&self, id: &str) -> StoreResult<Option<Project>> {
         let row = sqlx::query("SELECT * FROM projects WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.as_ref().map(project_from_row).transpose()
     }
@@ -372,7 +468,7 @@ impl Store for PostgresStore {
         .bind(&p.link_base_url)
         .bind(p.updated_at)
         .bind(&p.id)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -380,7 +476,7 @@ impl Store for PostgresStore {
     async fn delete_project(&self, id: &str) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM projects WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -398,7 +494,7 @@ impl Store for PostgresStore {
         .bind(&t.name)
         .bind(t.created_at)
         .bind(t.revoked_at)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -406,7 +502,7 @@ impl Store for PostgresStore {
     async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
         let row = sqlx::query("SELECT * FROM tokens WHERE token_hash = $1")
             .bind(token_hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.as_ref().map(token_from_row).transpose()
     }
@@ -415,7 +511,7 @@ impl Store for PostgresStore {
         let found: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL)",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         Ok(found)
     }
@@ -423,7 +519,7 @@ impl Store for PostgresStore {
     async fn list_tokens(&self, project_id: &str) -> StoreResult<Vec<TokenRecord>> {
         let rows = sqlx::query("SELECT * FROM tokens WHERE project_id = $1 ORDER BY id")
             .bind(project_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter().map(token_from_row).collect()
     }
@@ -435,7 +531,7 @@ impl Store for PostgresStore {
         .bind(at)
         .bind(token_id)
         .bind(project_id)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -452,7 +548,7 @@ impl Store for PostgresStore {
         .bind(&r.action)
         .bind(&r.target_id)
         .bind(to_json(&r.changes))
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -470,7 +566,7 @@ impl Store for PostgresStore {
         .bind(project_id)
         .bind(before)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter().map(audit_from_row).collect()
     }
@@ -479,7 +575,7 @@ impl Store for PostgresStore {
         let sealed = sealed::seal_webhook(w, &self.secrets);
         let sql = format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ({WEBHOOK_VALUES})");
         bind_webhook(sqlx::query(&sql), &sealed)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -492,7 +588,7 @@ impl Store for PostgresStore {
         bind_webhook(sqlx::query(&sql), &sealed)
             .bind(&w.id)
             .bind(&w.project_id)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -501,7 +597,7 @@ impl Store for PostgresStore {
         let done = sqlx::query("DELETE FROM webhooks WHERE id = $1 AND project_id = $2")
             .bind(id)
             .bind(project_id)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -510,7 +606,7 @@ impl Store for PostgresStore {
         let row = sqlx::query("SELECT * FROM webhooks WHERE id = $1 AND project_id = $2")
             .bind(id)
             .bind(project_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.as_ref().map(|r| self.open_webhook(r)).transpose()
     }
@@ -518,14 +614,14 @@ impl Store for PostgresStore {
     async fn list_webhooks(&self, project_id: &str) -> StoreResult<Vec<Webhook>> {
         let rows = sqlx::query("SELECT * FROM webhooks WHERE project_id = $1 ORDER BY id")
             .bind(project_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter().map(|r| self.open_webhook(r)).collect()
     }
 
     async fn list_all_webhooks(&self) -> StoreResult<Vec<Webhook>> {
         let rows = sqlx::query("SELECT * FROM webhooks ORDER BY id")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter().map(|r| self.open_webhook(r)).collect()
     }
@@ -535,7 +631,8 @@ impl Store for PostgresStore {
         events: &[NewEvent],
         window_ms: i64,
     ) -> StoreResult<Vec<Inserted>> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         let live = live_projects(&mut tx, events).await?;
         let answers = resolve_idempotency(&mut tx, events, &live, window_ms).await?;
         let created: Vec<&NewEvent> = events
@@ -545,7 +642,7 @@ impl Store for PostgresStore {
             .map(|(e, _)| e)
             .collect();
         insert_event_rows(&mut tx, &created).await?;
-        insert_delivery_rows(&mut tx, &created, &self.node).await?;
+        insert_delivery_rows(&mut tx, &created, &self.node()).await?;
         tx.commit().await?;
         Ok(answers)
     }
@@ -562,13 +659,16 @@ impl Store for PostgresStore {
         // walk passes the due deliveries that are held (leased); the scheduler
         // stops claiming at `MAX_HELD` held, which bounds it during a backlog.
         // (Indexing the lease end instead made every claim and renewal a
-        // non-HOT update of all the table's indexes: slower overall.)
+        // non-HOT update of all the table's indexes: slower overall.) A
+        // lease of a node found dead is free: releasing them costs nothing
+        // at the death, each is rewritten here when claimed.
         let rows = sqlx::query(
             "WITH due AS ( \
                SELECT d.id FROM deliveries d \
                JOIN webhooks w ON w.id = d.webhook_id AND w.enabled \
                WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $1 \
-                 AND (d.lease_until IS NULL OR d.lease_until < $1) \
+                 AND (d.lease_until IS NULL OR d.lease_until < $1 \
+                      OR d.lease_owner IN (SELECT id FROM nodes WHERE dead_at IS NOT NULL)) \
                ORDER BY d.next_attempt_at LIMIT $2 \
                FOR UPDATE OF d SKIP LOCKED) \
              UPDATE deliveries d SET lease_until = $3, lease_owner = $4 \
@@ -579,8 +679,8 @@ impl Store for PostgresStore {
         .bind(now)
         .bind(i64::from(limit))
         .bind(lease_until)
-        .bind(&self.node)
-        .fetch_all(&self.pool)
+        .bind(self.node())
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         let mut due: Vec<(i64, DueDelivery)> = rows
             .iter()
@@ -613,8 +713,8 @@ impl Store for PostgresStore {
         )
         .bind(lease_until)
         .bind(delivery_ids)
-        .bind(&self.node)
-        .execute(&self.pool)
+        .bind(self.node())
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -637,10 +737,11 @@ impl Store for PostgresStore {
 
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()> {
         let now = crate::ids::now_millis();
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         for round in one_per_delivery(attempts) {
             insert_attempt_rows(&mut tx, &round).await?;
-            update_delivery_states(&mut tx, &round, now, &self.node).await?;
+            update_delivery_states(&mut tx, &round, now, &self.node()).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -650,7 +751,7 @@ impl Store for PostgresStore {
         let row = sqlx::query("SELECT * FROM events WHERE id = $1 AND project_id = $2")
             .bind(event_id)
             .bind(project_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.as_ref().map(event_from_row).transpose()
     }
@@ -664,7 +765,7 @@ impl Store for PostgresStore {
         push_id_window(&mut q, "evt", f.since, f.until, f.cursor.as_deref());
         q.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(f.limit));
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let rows = q.build().fetch_all(&mut *self.conn().await?).await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -686,7 +787,7 @@ impl Store for PostgresStore {
         push_id_window(&mut q, "msg", f.since, f.until, f.cursor.as_deref());
         q.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(f.limit));
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let rows = q.build().fetch_all(&mut *self.conn().await?).await?;
         rows.iter().map(delivery_from_row).collect()
     }
 
@@ -698,7 +799,7 @@ impl Store for PostgresStore {
         let row = sqlx::query("SELECT * FROM deliveries WHERE id = $1 AND project_id = $2")
             .bind(delivery_id)
             .bind(project_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.as_ref().map(delivery_from_row).transpose()
     }
@@ -707,22 +808,23 @@ impl Store for PostgresStore {
         let rows =
             sqlx::query("SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY started_at, seq")
                 .bind(delivery_id)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.conn().await?)
                 .await?;
         rows.iter().map(attempt_from_row).collect()
     }
 
     async fn webhook_stats(&self, webhook_id: &str, now: i64) -> StoreResult<WebhookStats> {
         const HOUR: i64 = 3600 * 1000;
-        let last_hour = status_counts(&self.pool, webhook_id, now - HOUR).await?;
-        let last_day = status_counts(&self.pool, webhook_id, now - 24 * HOUR).await?;
+        let mut conn = self.conn().await?;
+        let last_hour = status_counts(&mut conn, webhook_id, now - HOUR).await?;
+        let last_day = status_counts(&mut conn, webhook_id, now - 24 * HOUR).await?;
         let row = sqlx::query(
             "SELECT MAX(started_at) FILTER (WHERE succeeded) AS ok, \
                     MAX(started_at) FILTER (WHERE NOT succeeded) AS failed \
              FROM attempts WHERE webhook_id = $1",
         )
         .bind(webhook_id)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *conn)
         .await?;
         Ok(WebhookStats {
             last_hour,
@@ -751,7 +853,8 @@ impl Store for PostgresStore {
             is_test: false,
             request: 0,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         // Deleted since it was read (retention, or its project): none. The
         // lock keeps it until these rows are in.
         let event_exists: Option<i32> =
@@ -762,13 +865,14 @@ impl Store for PostgresStore {
         if event_exists.is_none() {
             return Err(StoreError::NotFound);
         }
-        insert_delivery_rows(&mut tx, &[&new_event], &self.node).await?;
+        insert_delivery_rows(&mut tx, &[&new_event], &self.node()).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn record_manual_attempt(&self, a: &AttemptRecord) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         insert_attempt_rows(&mut tx, &[a]).await?;
         sqlx::query(
             "UPDATE deliveries SET status = $1, last_status_code = $2, updated_at = $3, attempts = attempts + 1, \
@@ -791,13 +895,14 @@ impl Store for PostgresStore {
              lease_owner = NULL WHERE id = ANY($1) AND status IN ('pending', 'failed')",
         )
         .bind(delivery_ids)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
 
     async fn disable_webhook(&self, webhook_id: &str, reason: &str, at: i64) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query(
             "UPDATE webhooks SET enabled = FALSE, disabled_reason = $1, disabled_at = $2, updated_at = $2 \
              WHERE id = $3 AND enabled",
@@ -813,7 +918,8 @@ impl Store for PostgresStore {
     }
 
     async fn pause_webhook_deliveries(&self, webhook_id: &str) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         let paused = pause_unfinished(&mut tx, webhook_id).await?;
         tx.commit().await?;
         Ok(paused)
@@ -836,7 +942,7 @@ impl Store for PostgresStore {
             .push_bind(webhook_id)
             .push(" AND NOT is_test AND status IN ('failed', 'exhausted', 'paused')");
         push_id_window(&mut q, "msg", Some(since), until, None);
-        let done = q.build().execute(&self.pool).await?;
+        let done = q.build().execute(&mut *self.conn().await?).await?;
         Ok(done.rows_affected())
     }
 
@@ -845,7 +951,7 @@ impl Store for PostgresStore {
             "SELECT MAX(started_at) FROM attempts WHERE webhook_id = $1 AND succeeded",
         )
         .bind(webhook_id)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         Ok(at)
     }
@@ -856,7 +962,8 @@ impl Store for PostgresStore {
         idempotency_cutoff: i64,
         limit: u32,
     ) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         // SKIP LOCKED: nodes purging at the same time take different events.
         let done = sqlx::query(
             "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.id < $1 AND NOT EXISTS \
@@ -878,7 +985,7 @@ impl Store for PostgresStore {
     async fn event_deliveries(&self, event_id: &str) -> StoreResult<Vec<DeliveryRow>> {
         let rows = sqlx::query("SELECT * FROM deliveries WHERE event_id = $1 ORDER BY id")
             .bind(event_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter().map(delivery_from_row).collect()
     }
@@ -900,7 +1007,7 @@ impl Store for PostgresStore {
         .bind(&s.workspace_name)
         .bind(s.created_at)
         .bind(s.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -908,7 +1015,7 @@ impl Store for PostgresStore {
     async fn list_sources(&self, project_id: &str) -> StoreResult<Vec<crate::sources::Source>> {
         let rows = sqlx::query("SELECT * FROM sources WHERE project_id = $1 ORDER BY id")
             .bind(project_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter()
             .map(|r| source_from_row(r, &self.secrets))
@@ -923,7 +1030,7 @@ impl Store for PostgresStore {
         let row = sqlx::query("SELECT * FROM sources WHERE id = $1 AND project_id = $2")
             .bind(id)
             .bind(project_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.as_ref()
             .map(|r| source_from_row(r, &self.secrets))
@@ -934,7 +1041,7 @@ impl Store for PostgresStore {
         let done = sqlx::query("DELETE FROM sources WHERE id = $1 AND project_id = $2")
             .bind(id)
             .bind(project_id)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -949,7 +1056,7 @@ impl Store for PostgresStore {
         )
         .bind(source_id)
         .bind(delivery_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         Ok(at)
     }
@@ -962,7 +1069,8 @@ impl Store for PostgresStore {
         accepted_at: i64,
         forget_before: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query(
             "INSERT INTO source_deliveries (source_id, delivery_id, event_id, accepted_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (source_id, delivery_id) DO NOTHING",
@@ -986,7 +1094,8 @@ impl Store for PostgresStore {
         r: &crate::sources::SourceRejection,
         keep: u32,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(
             "INSERT INTO source_rejections (source_id, at, status, code, reason, delivery_id, event_type) \
              SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM sources WHERE id = $1)",
@@ -1022,7 +1131,7 @@ impl Store for PostgresStore {
         )
         .bind(source_id)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -1050,13 +1159,13 @@ impl Store for PostgresStore {
         )
         .bind(source_id)
         .bind(since)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         let rejected = sqlx::query(
             "SELECT COUNT(*) AS n, MAX(at) AS last FROM source_rejections WHERE source_id = $1",
         )
         .bind(source_id)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         Ok(crate::sources::SourceActivity {
             accepted: accepted.try_get::<i64, _>("n")? as u64,
@@ -1073,13 +1182,13 @@ impl Store for PostgresStore {
              FROM deliveries WHERE next_attempt_at IS NOT NULL",
         )
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         let webhooks = sqlx::query(
             "SELECT COUNT(*) FILTER (WHERE enabled) AS enabled, \
                     COUNT(*) FILTER (WHERE NOT enabled) AS disabled FROM webhooks",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         let count = |row: &PgRow, column: &str| -> StoreResult<u64> {
             Ok(row.try_get::<i64, _>(column)?.max(0) as u64)
@@ -1113,7 +1222,7 @@ fn source_from_row(r: &PgRow, secrets: &SecretBox) -> StoreResult<crate::sources
 }
 
 /// Pauses a webhook's deliveries that would otherwise be attempted.
-async fn pause_unfinished(tx: &mut Tx, webhook_id: &str) -> StoreResult<u64> {
+async fn pause_unfinished(tx: &mut Tx<'_>, webhook_id: &str) -> StoreResult<u64> {
     let done = sqlx::query(
         "UPDATE deliveries SET status = 'paused', next_attempt_at = NULL, lease_until = NULL, \
          lease_owner = NULL WHERE webhook_id = $1 AND status IN ('pending', 'failed')",
@@ -1125,13 +1234,17 @@ async fn pause_unfinished(tx: &mut Tx, webhook_id: &str) -> StoreResult<u64> {
 }
 
 /// Deliveries of a webhook created since `since`, counted by status.
-async fn status_counts(pool: &PgPool, webhook_id: &str, since: i64) -> StoreResult<StatusCounts> {
+async fn status_counts(
+    conn: &mut sqlx::PgConnection,
+    webhook_id: &str,
+    since: i64,
+) -> StoreResult<StatusCounts> {
     let rows = sqlx::query(
         "SELECT status, COUNT(*) AS n FROM deliveries WHERE webhook_id = $1 AND id >= $2 GROUP BY status",
     )
     .bind(webhook_id)
     .bind(id_bound("msg", since))
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     let pairs = rows
         .iter()
@@ -1220,7 +1333,7 @@ fn attempt_from_row(r: &PgRow) -> StoreResult<AttemptRow> {
 /// primary key; a live row is left as it is, locked, and read. A claim whose
 /// request was then refused is handed on or taken back before the commit.
 async fn resolve_idempotency(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     events: &[NewEvent],
     live_projects: &HashSet<String>,
     window_ms: i64,
@@ -1271,7 +1384,7 @@ async fn resolve_idempotency(
 
 /// Claims `event`'s key (`None`), or answers the live row that holds it.
 async fn claim_key(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     event: &NewEvent,
     window_ms: i64,
 ) -> StoreResult<Option<StoredKey>> {
@@ -1320,7 +1433,7 @@ async fn claim_key(
 /// or none (every request giving it was refused: the row goes, which also
 /// forgets the expired row it may have replaced).
 async fn settle_claims(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     events: &[NewEvent],
     kept: &[usize],
     mut claimed: HashMap<KeyOf<'_>, usize>,
@@ -1357,7 +1470,7 @@ async fn settle_claims(
 /// The projects of this batch that still exist, locked against deletion
 /// until the commit: an event of a project deleted a moment ago (on any
 /// node) is answered `ProjectGone` rather than failing the whole batch.
-async fn live_projects(tx: &mut Tx, events: &[NewEvent]) -> StoreResult<HashSet<String>> {
+async fn live_projects(tx: &mut Tx<'_>, events: &[NewEvent]) -> StoreResult<HashSet<String>> {
     let wanted: HashSet<&str> = events.iter().map(|e| e.project_id.as_str()).collect();
     let wanted: Vec<&str> = wanted.into_iter().collect();
     let live: Vec<String> =
@@ -1368,7 +1481,7 @@ async fn live_projects(tx: &mut Tx, events: &[NewEvent]) -> StoreResult<HashSet<
     Ok(live.into_iter().collect())
 }
 
-async fn insert_event_rows(tx: &mut Tx, events: &[&NewEvent]) -> StoreResult<()> {
+async fn insert_event_rows(tx: &mut Tx<'_>, events: &[&NewEvent]) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -1408,7 +1521,11 @@ async fn insert_event_rows(tx: &mut Tx, events: &[&NewEvent]) -> StoreResult<()>
 /// deleted meanwhile (another node's routing may lag by a moment) are left
 /// out instead of failing the batch on the foreign key; the webhooks that
 /// remain are locked against deletion until the commit.
-async fn insert_delivery_rows(tx: &mut Tx, events: &[&NewEvent], node: &str) -> StoreResult<()> {
+async fn insert_delivery_rows(
+    tx: &mut Tx<'_>,
+    events: &[&NewEvent],
+    node: &str,
+) -> StoreResult<()> {
     let wanted: HashSet<&str> = events
         .iter()
         .flat_map(|e| e.deliveries.iter().map(|d| d.webhook_id.as_str()))
@@ -1476,7 +1593,7 @@ async fn insert_delivery_rows(tx: &mut Tx, events: &[&NewEvent], node: &str) -> 
 /// are dropped, rather than failing the whole batch on a foreign key. The
 /// attempt number comes from the delivery's own count, so automatic and
 /// manual attempts never share a number.
-async fn insert_attempt_rows(tx: &mut Tx, attempts: &[&AttemptRecord]) -> StoreResult<()> {
+async fn insert_attempt_rows(tx: &mut Tx<'_>, attempts: &[&AttemptRecord]) -> StoreResult<()> {
     let n = attempts.len();
     let mut delivery = Vec::with_capacity(n);
     let mut webhook = Vec::with_capacity(n);
@@ -1571,7 +1688,7 @@ fn one_per_delivery(attempts: &[AttemptRecord]) -> Vec<Vec<&AttemptRecord>> {
 
 /// One statement: each delivery takes the state its attempt led to.
 async fn update_delivery_states(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     attempts: &[&AttemptRecord],
     now: i64,
     node: &str,

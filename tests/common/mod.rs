@@ -199,6 +199,17 @@ impl Server {
         self.child.as_ref().expect("server running").id()
     }
 
+    /// Sends a signal by name (`STOP`, `CONT`) and goes on: a stalled node.
+    pub fn signal(&self, name: &str) {
+        let child = self.child.as_ref().expect("server running");
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
+    }
+
     /// SIGTERM and wait for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("server running");
