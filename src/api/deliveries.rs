@@ -33,9 +33,12 @@ struct DeliveryQuery {
     webhook_id: Option<String>,
     event_id: Option<String>,
     event_type: Option<String>,
+    #[param(pattern = "^(pending|succeeded|failed|exhausted|paused)$")]
     status: Option<String>,
     since: Option<String>,
     until: Option<String>,
+    /// Items per page, 1 to 250 (`MAX_PAGE`) [default 50].
+    #[param(minimum = 1, maximum = 250)]
     limit: Option<u32>,
     cursor: Option<String>,
 }

@@ -104,6 +104,8 @@ struct EventQuery {
     event_type: Option<String>,
     since: Option<String>,
     until: Option<String>,
+    /// Items per page, 1 to 250 (`MAX_PAGE`) [default 50].
+    #[param(minimum = 1, maximum = 250)]
     limit: Option<u32>,
     cursor: Option<String>,
 }

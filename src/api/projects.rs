@@ -25,7 +25,11 @@ pub fn routes() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"id": "fraud-team", "name": "Fraud team", "link_base_url": "https://app.valohai.com"}))]
 struct ProjectInput {
+    /// A lowercase slug (`check_slug`): it appears in URLs and messages.
+    #[schema(min_length = 1, max_length = 63, pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")]
     id: String,
+    /// 1 to 200 characters, not only whitespace (`check_name`).
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: String,
     /// Where relative links in payloads point, e.g. `https://app.valohai.com`.
     #[serde(default)]
@@ -35,6 +39,9 @@ struct ProjectInput {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProjectPatch {
+    /// 1 to 200 characters, not only whitespace (`check_name`); absent or
+    /// `null` keeps the name.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: Option<String>,
     /// `null` removes it.
     #[serde(default, deserialize_with = "present_or_null")]
@@ -250,10 +257,9 @@ async fn remove(
     if !state.store.delete_project(&project).await? {
         return Err(ApiError::not_found("project"));
     }
-    state
-        .subscriptions
-        .refresh_project(&*state.store, &project)
-        .await?;
+    // Forgotten, not re-read: routes that check a project from memory
+    // would otherwise write rows for it (a foreign-key failure, a 503).
+    state.subscriptions.project_deleted(&project);
     audit::record(
         &state,
         &caller,
