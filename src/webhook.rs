@@ -447,6 +447,7 @@ pub struct WebhookInput {
     pub url: Option<String>,
     /// Event type names and patterns (`*` within an entry spans any run of
     /// characters: `execution_*`), or `["*"]` for every platform event.
+    #[schema(min_items = 1)]
     pub events: Vec<String>,
     /// Accept names and patterns that no known event type matches yet.
     /// Checked at save, never stored.

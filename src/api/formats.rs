@@ -53,7 +53,6 @@ async fn list(_caller: Caller) -> Json<FormatList> {
 #[serde(deny_unknown_fields)]
 struct PreviewInput {
     #[serde(default)]
-    #[schema(value_type = String)]
     format: Format,
     /// `template` only: the JSON template (or its text).
     #[serde(default)]

@@ -32,7 +32,9 @@ struct ProjectInput {
     #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: String,
     /// Where relative links in payloads point, e.g. `https://app.valohai.com`.
+    /// An absolute http(s) URL (`check_link_base`; the pattern a subset).
     #[serde(default)]
+    #[schema(pattern = "^https?://[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?(:[1-9][0-9]{0,3})?(/[!-~]*)?$")]
     link_base_url: Option<String>,
 }
 
@@ -45,6 +47,7 @@ struct ProjectPatch {
     name: Option<String>,
     /// `null` removes it.
     #[serde(default, deserialize_with = "present_or_null")]
+    #[schema(pattern = "^https?://[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?(:[1-9][0-9]{0,3})?(/[!-~]*)?$")]
     link_base_url: Option<Option<String>>,
 }
 
