@@ -438,7 +438,9 @@ pub struct HeaderInput {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "churn releases", "url": "https://hooks.example.com/ml", "events": ["MODEL_VERSION_CREATED", "MODEL_STATUS_CHANGED"], "scope": {"object_type": "model", "object_name": "churn"}, "headers": [{"key": "X-Api-Key", "value": "k-123", "protected": true}], "secret": "s3cr3t", "format": "json"}))]
 pub struct WebhookInput {
+    /// 1 to 200 characters, not only whitespace [default: the URL's host].
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200, pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]")]
     pub name: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
@@ -484,6 +486,7 @@ fn enabled_by_default() -> bool {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
+    #[schema(min_length = 1, max_length = 200, pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]")]
     pub name: Option<String>,
     pub description: Option<String>,
     pub url: Option<String>,

@@ -50,6 +50,8 @@ struct EventInput {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BatchInput {
+    /// 1 to 1000 (`MAX_BATCH`).
+    #[schema(min_items = 1, max_items = 1000)]
     events: Vec<EventInput>,
 }
 
