@@ -440,7 +440,11 @@ pub struct HeaderInput {
 pub struct WebhookInput {
     /// 1 to 200 characters, not only whitespace [default: the URL's host].
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 200, pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
@@ -486,7 +490,11 @@ fn enabled_by_default() -> bool {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
-    #[schema(min_length = 1, max_length = 200, pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: Option<String>,
     pub description: Option<String>,
     pub url: Option<String>,

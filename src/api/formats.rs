@@ -70,7 +70,11 @@ struct PreviewInput {
     include_result: bool,
     /// As a webhook's: 1 to 200 characters, not only whitespace.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 200, pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     name: Option<String>,
 }
 

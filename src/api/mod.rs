@@ -190,7 +190,10 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // serde reads a struct from an array too (`[null, null]` as its fields
     // in order); every body is an object, as the document says.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return Err(ApiError::invalid_field("", "the body must be a JSON object"));
+        return Err(ApiError::invalid_field(
+            "",
+            "the body must be a JSON object",
+        ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {

@@ -133,9 +133,11 @@ fn may_refuse_body(operation: &mut Operation) {
 /// Query parameters are parsed strictly: an unknown one, or a value of the
 /// wrong type or out of bounds, is a 400 naming `query` or the parameter.
 fn may_refuse_query(operation: &mut Operation) {
-    let has_query = operation.parameters.iter().flatten().any(|p| {
-        matches!(p.parameter_in, ParameterIn::Query)
-    });
+    let has_query = operation
+        .parameters
+        .iter()
+        .flatten()
+        .any(|p| matches!(p.parameter_in, ParameterIn::Query));
     if has_query {
         add_answer(
             operation,
