@@ -135,9 +135,14 @@ pub struct ErrorDetail {
     /// Stable, machine-readable: `validation_failed`, `unauthorized`, `not_found`, …
     code: String,
     message: String,
-    /// JSON pointer into the request body (or `query`) at fault.
+    /// JSON pointer into the request body (or `query`) at fault; absent
+    /// when the error is not about one field.
+    #[schema(nullable = false)]
     field: Option<String>,
-    details: Vec<FieldError>,
+    /// Every field at fault, when the request broke field rules; absent
+    /// otherwise (as `field`: the answer leaves out what it does not have).
+    #[schema(nullable = false)]
+    details: Option<Vec<FieldError>>,
 }
 
 #[derive(Serialize)]

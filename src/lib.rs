@@ -20,6 +20,7 @@ pub mod error;
 pub mod formats;
 pub mod ids;
 pub mod ingest;
+pub mod integral;
 pub mod metrics;
 pub mod netguard;
 pub mod retention;

@@ -68,12 +68,26 @@ impl Format {
 
 /// The most deliveries per second or per minute a webhook is sent; more wait
 /// in its lane (never dropped, never counted as failures).
+/// Exactly one of the two is set (`check`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1, max_properties = 1)]
 pub struct RateLimit {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// 1 to 1000 (`MAX_PER_SECOND`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::integral::option_u32"
+    )]
+    #[schema(nullable = false, minimum = 1, maximum = 1000)]
     pub per_second: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// 1 to 60000 (`MAX_PER_MINUTE`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::integral::option_u32"
+    )]
+    #[schema(nullable = false, minimum = 1, maximum = 60000)]
     pub per_minute: Option<u32>,
 }
 
@@ -422,9 +436,15 @@ pub struct HeaderInput {
 /// `POST /v1/projects/{p}/webhooks`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "churn releases", "url": "https://hooks.example.com/ml", "events": ["MODEL_VERSION_CREATED", "MODEL_VERSION_STATUS_CHANGED"], "scope": {"object_type": "model", "object_name": "churn"}, "headers": [{"key": "X-Api-Key", "value": "k-123", "protected": true}], "secret": "s3cr3t", "format": "json"}))]
+#[schema(example = json!({"name": "churn releases", "url": "https://hooks.example.com/ml", "events": ["MODEL_VERSION_CREATED", "MODEL_STATUS_CHANGED"], "scope": {"object_type": "model", "object_name": "churn"}, "headers": [{"key": "X-Api-Key", "value": "k-123", "protected": true}], "secret": "s3cr3t", "format": "json"}))]
 pub struct WebhookInput {
+    /// 1 to 200 characters, not only whitespace [default: the URL's host].
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
@@ -433,6 +453,7 @@ pub struct WebhookInput {
     pub url: Option<String>,
     /// Event type names and patterns (`*` within an entry spans any run of
     /// characters: `execution_*`), or `["*"]` for every platform event.
+    #[schema(min_items = 1)]
     pub events: Vec<String>,
     /// Accept names and patterns that no known event type matches yet.
     /// Checked at save, never stored.
@@ -469,6 +490,11 @@ fn enabled_by_default() -> bool {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: Option<String>,
     pub description: Option<String>,
     pub url: Option<String>,

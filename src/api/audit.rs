@@ -96,6 +96,8 @@ pub fn view_changes(before: Value, after: Value) -> Map<String, Value> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// Entries per page, 1 to 250 (`MAX_PAGE`) [default 50].
+    #[param(minimum = 1, maximum = 250)]
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,

@@ -43,12 +43,15 @@ struct EventInput {
     #[serde(default)]
     object: Option<ObjectRef>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 255)]
     idempotency_key: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BatchInput {
+    /// 1 to 1000 (`MAX_BATCH`).
+    #[schema(min_items = 1, max_items = 1000)]
     events: Vec<EventInput>,
 }
 
@@ -102,8 +105,18 @@ struct EventDetail {
 #[into_params(parameter_in = Query)]
 struct EventQuery {
     event_type: Option<String>,
+    /// An RFC 3339 time or a duration ago (`2h`); the pattern states a
+    /// subset of what `parse_time` reads, which generated clients stay in.
+    #[param(
+        pattern = "^([0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])|0|[0-9]{1,4}[smhd])$"
+    )]
     since: Option<String>,
+    #[param(
+        pattern = "^([0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])|0|[0-9]{1,4}[smhd])$"
+    )]
     until: Option<String>,
+    /// Items per page, 1 to 250 (`MAX_PAGE`) [default 50].
+    #[param(minimum = 1, maximum = 250)]
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -238,7 +251,7 @@ async fn show(
     post,
     path = "/v1/projects/{project}/events",
     tag = "events",
-    params(("idempotency-key" = Option<String>, Header, description = "Same as the body's idempotency_key (which wins when both are given): for 24 hours, the same key with the same request answers the first event; with a different request, 422")),
+    params(("idempotency-key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Same as the body's idempotency_key (which wins when both are given): for 24 hours, the same key with the same request answers the first event; with a different request, 422")),
     request_body = EventInput,
     responses(
         (status = 202, description = "Stored with its deliveries, or, for an idempotency key already given with the same request, the first event's answer (nothing stored again)", body = AcceptedView,
@@ -360,7 +373,7 @@ fn prepare(
     now: i64,
 ) -> Result<Submission, ApiError> {
     if let Some(key) = &input.idempotency_key
-        && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY)
+        && (key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY)
     {
         return Err(ApiError::invalid_field(
             "/idempotency_key",

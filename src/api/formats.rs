@@ -53,7 +53,6 @@ async fn list(_caller: Caller) -> Json<FormatList> {
 #[serde(deny_unknown_fields)]
 struct PreviewInput {
     #[serde(default)]
-    #[schema(value_type = String)]
     format: Format,
     /// `template` only: the JSON template (or its text).
     #[serde(default)]
@@ -69,7 +68,13 @@ struct PreviewInput {
     event_type: Option<String>,
     #[serde(default)]
     include_result: bool,
+    /// As a webhook's: 1 to 200 characters, not only whitespace.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     name: Option<String>,
 }
 

@@ -152,7 +152,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Like `ApiJson`, but an empty body means the defaults (any content type).
+/// Like `ApiJson`, but an empty body, or a JSON `null` (what the document's
+/// optional body allows), means the defaults; any content type.
 pub struct ApiJsonOrDefault<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiJsonOrDefault<T> {
@@ -163,7 +164,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiJsonOr
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(ApiJsonOrDefault(T::default()));
         }
-        decode(&bytes).map(ApiJsonOrDefault)
+        decode::<Option<T>>(&bytes).map(|v| ApiJsonOrDefault(v.unwrap_or_default()))
     }
 }
 
@@ -208,6 +209,14 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             format!("body is not valid JSON: {e}"),
         )
     };
+    // serde reads a struct from an array too (`[null, null]` as its fields
+    // in order); every body is an object, as the document says.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::invalid_field(
+            "",
+            "the body must be a JSON object",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let inner = e.inner();
@@ -392,6 +401,14 @@ mod tests {
             assert_eq!(error.field.as_deref(), Some("since"), "{text}");
         }
         assert!(parse_time("since", "2h").unwrap() < crate::ids::now_millis());
+    }
+
+    #[test]
+    fn a_body_must_be_an_object_not_its_fields_in_an_array() {
+        let error = error_of(r#" ["n", []]"#);
+        assert_eq!(error.code, "invalid_request");
+        assert_eq!(error.field.as_deref(), Some(""));
+        assert!(decode::<Option<Input>>(b"null").unwrap().is_none());
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 
@@ -84,10 +85,14 @@ fn add_shared_answers(doc: &mut utoipa::openapi::OpenApi) {
         for operation in operations.into_iter().flatten() {
             qualify_operation_id(operation);
             may_refuse_body(operation);
+            may_refuse_query(operation);
             // An operation that states its own security (`security(())`: none,
             // like the MLflow source's receiving route) keeps it.
             if path.starts_with("/v1/") && operation.security.is_none() {
                 authenticate(operation);
+            }
+            if takes_bearer(operation) {
+                may_refuse_token(operation);
             }
         }
     }
@@ -102,31 +107,72 @@ fn qualify_operation_id(operation: &mut Operation) {
     }
 }
 
-/// A body can be refused: every operation that takes one may answer 400.
+/// A body can be refused: every operation that takes one may answer 400,
+/// and one whose body is required (`ApiJson`) answers 415 to a body that is
+/// not sent as JSON. An optional body (`ApiJsonOrDefault`) is read whatever
+/// its content type says.
 fn may_refuse_body(operation: &mut Operation) {
-    if operation.request_body.is_some() {
-        operation
-            .responses
-            .responses
-            .entry("400".to_string())
-            .or_insert_with(|| {
-                error_answer("Invalid request; `field` names the JSON pointer at fault")
-            });
+    let Some(body) = &operation.request_body else {
+        return;
+    };
+    let required = matches!(body.required, Some(Required::True));
+    add_answer(
+        operation,
+        "400",
+        "Invalid request; `field` names the JSON pointer at fault",
+    );
+    if required {
+        add_answer(
+            operation,
+            "415",
+            "The body was not sent as JSON (`Content-Type: application/json`)",
+        );
     }
 }
 
+/// Query parameters are parsed strictly: an unknown one, or a value of the
+/// wrong type or out of bounds, is a 400 naming `query` or the parameter.
+fn may_refuse_query(operation: &mut Operation) {
+    let has_query = operation
+        .parameters
+        .iter()
+        .flatten()
+        .any(|p| matches!(p.parameter_in, ParameterIn::Query));
+    if has_query {
+        add_answer(
+            operation,
+            "400",
+            "Invalid query; `field` names the parameter at fault",
+        );
+    }
+}
+
+fn bearer() -> SecurityRequirement {
+    SecurityRequirement::new("bearer", Vec::<String>::new())
+}
+
+fn takes_bearer(operation: &Operation) -> bool {
+    operation.security.iter().flatten().any(|r| *r == bearer())
+}
+
 fn authenticate(operation: &mut Operation) {
-    operation.security = Some(vec![SecurityRequirement::new(
-        "bearer",
-        Vec::<String>::new(),
-    )]);
+    operation.security = Some(vec![bearer()]);
+    add_answer(
+        operation,
+        "404",
+        "Not found — also what another project's token gets",
+    );
+}
+
+/// What any route taking a bearer token may answer before it looks at the
+/// request: the token is checked, with the store when it is not the admin's.
+fn may_refuse_token(operation: &mut Operation) {
     let shared = [
         ("401", "Missing, unknown or revoked token"),
         (
             "403",
             "The token may not do this (read-only, or not the admin)",
         ),
-        ("404", "Not found — also what another project's token gets"),
         (
             "429",
             "Too many failed authentications from this address; see Retry-After",
@@ -134,12 +180,17 @@ fn authenticate(operation: &mut Operation) {
         ("503", "The store is unavailable; see Retry-After"),
     ];
     for (status, description) in shared {
-        operation
-            .responses
-            .responses
-            .entry(status.to_string())
-            .or_insert_with(|| error_answer(description));
+        add_answer(operation, status, description);
     }
+}
+
+/// Adds an error answer unless the operation describes that status itself.
+fn add_answer(operation: &mut Operation, status: &str, description: &str) {
+    operation
+        .responses
+        .responses
+        .entry(status.to_string())
+        .or_insert_with(|| error_answer(description));
 }
 
 fn error_answer(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {

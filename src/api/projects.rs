@@ -25,19 +25,46 @@ pub fn routes() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"id": "fraud-team", "name": "Fraud team", "link_base_url": "https://app.valohai.com"}))]
 struct ProjectInput {
+    /// A lowercase slug (`check_slug`): it appears in URLs and messages.
+    #[schema(
+        min_length = 1,
+        max_length = 63,
+        pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+    )]
     id: String,
+    /// 1 to 200 characters, not only whitespace (`check_name`; the pattern
+    /// lists the characters Rust's `trim` removes).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     name: String,
     /// Where relative links in payloads point, e.g. `https://app.valohai.com`.
+    /// An absolute http(s) URL (`check_link_base`; the pattern a subset).
     #[serde(default)]
+    #[schema(
+        pattern = "^https?://[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?(:[1-9][0-9]{0,3})?(/[!-~]*)?$"
+    )]
     link_base_url: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProjectPatch {
+    /// 1 to 200 characters, not only whitespace (`check_name`); absent or
+    /// `null` keeps the name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     name: Option<String>,
     /// `null` removes it.
     #[serde(default, deserialize_with = "present_or_null")]
+    #[schema(
+        pattern = "^https?://[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?(:[1-9][0-9]{0,3})?(/[!-~]*)?$"
+    )]
     link_base_url: Option<Option<String>>,
 }
 
@@ -250,10 +277,9 @@ async fn remove(
     if !state.store.delete_project(&project).await? {
         return Err(ApiError::not_found("project"));
     }
-    state
-        .subscriptions
-        .refresh_project(&*state.store, &project)
-        .await?;
+    // Forgotten, not re-read: routes that check a project from memory
+    // would otherwise write rows for it (a foreign-key failure, a 503).
+    state.subscriptions.project_deleted(&project);
     audit::record(
         &state,
         &caller,

@@ -197,7 +197,8 @@ async fn remove(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct LogQuery {
-    /// Rejections to show, 1 to 100 [default 100].
+    /// Rejections to show, 1 to 100 (`REJECTIONS_KEPT`) [default 100].
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
 }
 
@@ -294,6 +295,8 @@ struct Seen {
         (status = 401, description = "Missing or wrong signature, or a timestamp outside the window", body = crate::error::ErrorBody),
         (status = 404, description = "No such source", body = crate::error::ErrorBody),
         (status = 409, description = "This delivery id was already accepted", body = crate::error::ErrorBody),
+        (status = 415, description = "The body was not sent as JSON", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address; see Retry-After", body = crate::error::ErrorBody),
         (status = 503, description = "Not stored; MLflow retries", body = crate::error::ErrorBody),
     )
 )]

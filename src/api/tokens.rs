@@ -24,9 +24,11 @@ pub fn routes() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct TokenInput {
     #[serde(default)]
+    #[schema(max_length = 200)]
     name: Option<String>,
     /// `write` (default) or `read`.
     #[serde(default)]
+    #[schema(pattern = "^(write|read)$")]
     kind: Option<String>,
 }
 
@@ -85,7 +87,7 @@ fn parse_kind(kind: Option<&str>) -> Result<TokenKind, ApiError> {
     post,
     path = "/v1/projects/{project}/tokens",
     tag = "tokens",
-    request_body = TokenInput,
+    request_body = Option<TokenInput>,
     responses((status = 201, description = "Created; `token` appears in this answer only", body = CreatedToken))
 )]
 async fn create(

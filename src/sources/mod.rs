@@ -82,7 +82,8 @@ pub struct SourceInput {
     #[serde(default)]
     pub unsigned: bool,
     /// How far `X-MLflow-Timestamp` may be from now, 1 to 3600 [default 300].
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integral::option_u32")]
+    #[schema(minimum = 1, maximum = 3600)]
     pub timestamp_tolerance_secs: Option<u32>,
     /// `workspaceName` of the Comet-shaped events when MLflow sends no
     /// workspace [default: the source's name].
