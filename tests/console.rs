@@ -6,7 +6,7 @@
 //!
 //! Chromium (`/usr/bin/chromium`, or `MLHOOK_CHROMIUM`), Node and the
 //! script's packages (`npm ci --prefix tests/console`) must be installed:
-//! `.ci/run` does it. Without them the test fails, saying what is missing,
+//! `scripts/test` does it. Without them the test fails, saying what is missing,
 //! unless `MLHOOK_SKIP_BROWSER=1` is set.
 
 mod common;
@@ -64,7 +64,7 @@ fn prerequisites() -> Result<PathBuf, String> {
         Ok(chromium)
     } else {
         Err(format!(
-            "the console's browser test cannot run; missing: {}. `.ci/run` installs them; \
+            "the console's browser test cannot run; missing: {}. `scripts/test` installs them; \
              set MLHOOK_SKIP_BROWSER=1 to skip this test on purpose.",
             missing.join("; ")
         ))

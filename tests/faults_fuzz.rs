@@ -6,7 +6,7 @@
 //! refused, and the bearer token really required. The document and the
 //! service may not drift apart.
 //!
-//! `.ci/run` installs schemathesis into /opt/mlhook-tools-venv (pinned);
+//! `scripts/test` installs schemathesis into /opt/mlhook-tools-venv (pinned);
 //! `MLHOOK_SCHEMATHESIS` names another binary. Without it the test fails,
 //! unless `MLHOOK_TEST_SKIP_SCHEMATHESIS` says why it is skipped. The run is
 //! bounded (`MLHOOK_FUZZ_SECONDS`, default 150 s) and seeded
@@ -34,7 +34,7 @@ fn schemathesis() -> Option<String> {
         return None;
     }
     panic!(
-        "{binary} is missing: run .ci/run (or python3 -m venv /opt/mlhook-tools-venv && \
+        "{binary} is missing: run scripts/test (or python3 -m venv /opt/mlhook-tools-venv && \
          /opt/mlhook-tools-venv/bin/pip install schemathesis==4.32.5), or set \
          MLHOOK_TEST_SKIP_SCHEMATHESIS to the reason it cannot run here"
     );

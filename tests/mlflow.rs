@@ -1,7 +1,7 @@
 //! The MLflow bridge: sources, MLflow's signature and replay checks, the
 //! mapping to the Comet payloads, and a real MLflow 3.17.2 server end to end.
 //!
-//! The end-to-end test needs MLflow in a virtualenv: `.ci/run` installs it and
+//! The end-to-end test needs MLflow in a virtualenv: `scripts/test` installs it and
 //! sets `MLHOOK_TEST_MLFLOW` to its `mlflow` executable. Without it the test
 //! says SKIP on the terminal (not in captured output) and passes.
 
@@ -425,7 +425,7 @@ async fn per_model_webhooks_get_the_comet_shape_unchanged() {
 
 // ---- A real MLflow server ----
 
-/// The `mlflow` executable of the virtualenv `.ci/run` makes, if there is one.
+/// The `mlflow` executable of the virtualenv `scripts/test` makes, if there is one.
 fn mlflow_executable() -> Result<PathBuf, String> {
     if let Ok(path) = std::env::var("MLHOOK_TEST_MLFLOW") {
         let path = PathBuf::from(path);
@@ -446,7 +446,7 @@ fn mlflow_executable() -> Result<PathBuf, String> {
         return Ok(default);
     }
     Err(
-        "MLflow is not installed: run .ci/run, which installs mlflow==3.17.2 into a \
+        "MLflow is not installed: run scripts/test, which installs mlflow==3.17.2 into a \
          virtualenv and sets MLHOOK_TEST_MLFLOW"
             .to_string(),
     )

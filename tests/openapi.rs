@@ -167,7 +167,7 @@ async fn every_registered_route_is_in_the_document_with_its_answers() {
 }
 
 /// The document is valid OpenAPI 3.1, by `openapi-spec-validator` (Python),
-/// an implementation independent of the one that wrote it. `.ci/run`
+/// an implementation independent of the one that wrote it. `scripts/test`
 /// installs it into /opt/mlhook-tools-venv.
 #[tokio::test]
 async fn the_document_is_valid_openapi_3_1() {
@@ -175,7 +175,7 @@ async fn the_document_is_valid_openapi_3_1() {
         .unwrap_or_else(|_| "/opt/mlhook-tools-venv/bin/openapi-spec-validator".into());
     assert!(
         Path::new(&validator).exists(),
-        "{validator} is missing: run .ci/run (or python3 -m venv /opt/mlhook-tools-venv && \
+        "{validator} is missing: run scripts/test (or python3 -m venv /opt/mlhook-tools-venv && \
          /opt/mlhook-tools-venv/bin/pip install openapi-spec-validator)"
     );
     let server = Server::start().await;

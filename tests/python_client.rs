@@ -4,11 +4,11 @@
 //!
 //! The Python tools (httpx, cryptography, pytest, mypy, standardwebhooks, as
 //! pinned in `clients/python/requirements-test.txt`) live in a virtualenv
-//! that `.ci/run` makes: `/opt/mlhook-python-client-venv`, or the one
+//! that `scripts/test` makes: `/opt/mlhook-python-client-venv`, or the one
 //! `MLHOOK_TEST_PYTHON_CLIENT_VENV` names. The tests import the client from
 //! the source tree, not the copy installed there, so an edit is tested
 //! without reinstalling. Without the virtualenv the tests fail, unless
-//! `MLHOOK_TEST_PYTHON_CLIENT_SKIP` says why they cannot run (`.ci/run` sets
+//! `MLHOOK_TEST_PYTHON_CLIENT_SKIP` says why they cannot run (`scripts/test` sets
 //! it when PyPI is unreachable); then they say SKIP and pass.
 
 use std::io::Write;
@@ -31,7 +31,7 @@ fn venv_python() -> Result<PathBuf, String> {
     let python = venv.join("bin").join("python");
     assert!(
         python.is_file(),
-        "{} is missing: run .ci/run, which makes the Python client's virtualenv \
+        "{} is missing: run scripts/test, which makes the Python client's virtualenv \
          (or set MLHOOK_TEST_PYTHON_CLIENT_SKIP to the reason it cannot exist)",
         python.display()
     );
