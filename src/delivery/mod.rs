@@ -15,8 +15,8 @@
 
 mod health;
 mod lanes;
-mod overflow;
 pub mod liveness;
+mod overflow;
 pub mod recorder;
 pub mod retry;
 mod scheduler;
