@@ -729,8 +729,8 @@ impl Store for PostgresStore {
         )
         .bind(&ids)
         .bind(&times)
-        .bind(&self.node)
-        .execute(&self.pool)
+        .bind(self.node())
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }

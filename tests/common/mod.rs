@@ -194,11 +194,6 @@ impl Server {
         }
     }
 
-    /// The service's process id, for reading its `/proc` entries.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("server running").id()
-    }
-
     /// Sends a signal by name (`STOP`, `CONT`) and goes on: a stalled node.
     pub fn signal(&self, name: &str) {
         let child = self.child.as_ref().expect("server running");
