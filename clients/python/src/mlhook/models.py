@@ -287,8 +287,10 @@ class GithubView(TypedDict):
 
 
 class RateLimit(TypedDict, total=False):
-    per_second: Optional[int]
-    per_minute: Optional[int]
+    """Exactly one of the two."""
+
+    per_second: int
+    per_minute: int
 
 
 class WebhookInput(TypedDict):
@@ -361,7 +363,6 @@ class CreatedWebhook(WebhookView):
     """The creation answer: the webhook and, for HMAC, its `whsec_` secret."""
 
     signing_secret: NotRequired[Optional[str]]
-    previous_key_expires_at: NotRequired[Optional[str]]
 
 
 class WebhookList(TypedDict):
