@@ -370,13 +370,7 @@ async fn valohai_execution_completed_document_example_arrives_verbatim() {
 async fn derived_fields_missing_from_the_payload_arrive_filled_in() {
     let server = Server::start().await;
     let receiver = Receiver::start().await;
-    server.create_project("p").await;
-    server
-        .create_webhook(
-            "p",
-            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
-        )
-        .await;
+    catch_all_webhook(&server, &receiver).await;
 
     // Comet without eventTrigger: filled in first, the rest untouched.
     let full = comet("MODEL_VERSION_CREATED", "fraud", "2.0.1");
@@ -435,6 +429,17 @@ async fn derived_fields_missing_from_the_payload_arrive_filled_in() {
     }
     let arrived: HashSet<&str> = got.iter().map(|r| r.header("webhook-id")).collect();
     assert_eq!(arrived.len(), 4);
+}
+
+/// Project `p` with one webhook for every platform event, to the receiver's `/hook`.
+async fn catch_all_webhook(server: &Server, receiver: &Receiver) -> Value {
+    server.create_project("p").await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
+        )
+        .await
 }
 
 // ---------------------------------------------------------------------------
@@ -857,13 +862,7 @@ async fn include_result_keeps_results_up_to_16384_bytes() {
 async fn failing_twice_then_ok_takes_three_attempts_with_one_webhook_id() {
     let server = Server::start().await;
     let receiver = Receiver::start_with(|n, _| Reply::status(if n < 2 { 500 } else { 200 })).await;
-    server.create_project("p").await;
-    let hook = server
-        .create_webhook(
-            "p",
-            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
-        )
-        .await;
+    let hook = catch_all_webhook(&server, &receiver).await;
     let secret = hook["signing_secret"].as_str().unwrap();
     let payload = comet("MODEL_VERSION_CREATED", "churn", "1");
     let accepted = server
@@ -958,13 +957,7 @@ async fn retry_after_delays_the_next_attempt_beyond_the_schedule() {
         _ => Reply::status(200),
     })
     .await;
-    server.create_project("p").await;
-    server
-        .create_webhook(
-            "p",
-            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
-        )
-        .await;
+    catch_all_webhook(&server, &receiver).await;
     let accepted = server
         .send_event("p", "RUN_COMPLETED", nannyml_document())
         .await;
@@ -1001,13 +994,7 @@ async fn an_overflowing_retry_after_counts_as_the_cap() {
         _ => Reply::status(200),
     })
     .await;
-    server.create_project("p").await;
-    server
-        .create_webhook(
-            "p",
-            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
-        )
-        .await;
+    catch_all_webhook(&server, &receiver).await;
     server
         .send_event("p", "RUN_COMPLETED", nannyml_document())
         .await;
@@ -1035,13 +1022,7 @@ async fn retry_after_as_an_http_date_is_honoured() {
         }
     })
     .await;
-    server.create_project("p").await;
-    server
-        .create_webhook(
-            "p",
-            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
-        )
-        .await;
+    catch_all_webhook(&server, &receiver).await;
     server
         .send_event("p", "RUN_COMPLETED", nannyml_document())
         .await;
@@ -1068,13 +1049,7 @@ async fn retry_after_is_capped_by_retry_after_max() {
         }
     })
     .await;
-    server.create_project("p").await;
-    server
-        .create_webhook(
-            "p",
-            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
-        )
-        .await;
+    catch_all_webhook(&server, &receiver).await;
     let accepted = server
         .send_event("p", "RUN_COMPLETED", nannyml_document())
         .await;
@@ -1091,13 +1066,7 @@ async fn retry_after_is_capped_by_retry_after_max() {
 async fn always_failing_receiver_exhausts_after_three_attempts() {
     let server = Server::start_with(&flags(&["--scan-interval", "100ms"])).await;
     let receiver = Receiver::start_with(|_, _| Reply::status(500)).await;
-    server.create_project("p").await;
-    server
-        .create_webhook(
-            "p",
-            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
-        )
-        .await;
+    catch_all_webhook(&server, &receiver).await;
     let accepted = server
         .send_event("p", "RUN_COMPLETED", nannyml_document())
         .await;
@@ -1451,13 +1420,7 @@ async fn kill9_mid_stream_loses_no_accepted_event() {
         ..Reply::status(200)
     })
     .await;
-    server.create_project("p").await;
-    server
-        .create_webhook(
-            "p",
-            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
-        )
-        .await;
+    catch_all_webhook(&server, &receiver).await;
 
     let accepted = Arc::new(Mutex::new(Vec::new()));
     let stream = stream_events(server.base.clone(), 300, 8, accepted.clone());
@@ -1493,13 +1456,7 @@ async fn kill9_while_the_receiver_is_down_delivers_everything_after_restart() {
         Reply::status(if up.load(Ordering::SeqCst) { 200 } else { 500 })
     })
     .await;
-    server.create_project("p").await;
-    server
-        .create_webhook(
-            "p",
-            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
-        )
-        .await;
+    catch_all_webhook(&server, &receiver).await;
 
     let accepted = Arc::new(Mutex::new(Vec::new()));
     let stream = stream_events(server.base.clone(), 150, 4, accepted.clone());
@@ -1541,13 +1498,7 @@ async fn sigterm_lets_the_attempt_in_flight_finish_and_records_it() {
         ..Reply::status(200)
     })
     .await;
-    server.create_project("p").await;
-    server
-        .create_webhook(
-            "p",
-            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
-        )
-        .await;
+    catch_all_webhook(&server, &receiver).await;
     let accepted = server
         .send_event("p", "RUN_COMPLETED", nannyml_document())
         .await;
@@ -1594,13 +1545,7 @@ async fn sigterm_keeps_queued_deliveries_pending_and_they_go_out_after_restart()
         ..Reply::status(200)
     })
     .await;
-    server.create_project("p").await;
-    server
-        .create_webhook(
-            "p",
-            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
-        )
-        .await;
+    catch_all_webhook(&server, &receiver).await;
     let mut events = Vec::new();
     for i in 0..3 {
         let accepted = server
@@ -1831,13 +1776,7 @@ async fn a_full_lanes_overflow_is_delivered_once_each() {
         ..Reply::status(200)
     })
     .await;
-    server.create_project("p").await;
-    server
-        .create_webhook(
-            "p",
-            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
-        )
-        .await;
+    catch_all_webhook(&server, &receiver).await;
     // Three times what a lane queues in memory, faster than it sends.
     let accepted: HashSet<String> = post_batches(&server, 3_000).await.into_iter().collect();
     assert_eq!(accepted.len(), 3_000);
