@@ -1879,13 +1879,7 @@ async fn bodies_over_the_limit_get_413_in_the_error_shape() {
     ])
     .await;
     let receiver = Receiver::start().await;
-    server.create_project("p").await;
-    server
-        .create_webhook(
-            "p",
-            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
-        )
-        .await;
+    catch_all_webhook(&server, &receiver).await;
     let token = create_token(&server, "p", json!({})).await;
 
     let mut big = comet_payload();
@@ -2077,13 +2071,7 @@ async fn unknown_field_pointers_are_escaped_as_json_pointers() {
 async fn an_event_just_under_the_default_one_mib_limit_is_accepted() {
     let server = Server::start().await;
     let receiver = Receiver::start().await;
-    server.create_project("p").await;
-    server
-        .create_webhook(
-            "p",
-            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
-        )
-        .await;
+    catch_all_webhook(&server, &receiver).await;
     let mut fits = comet_payload();
     fits["workspaceName"] = json!("w".repeat(1024 * 1024 - 1024));
     server.send_event("p", "MODEL_VERSION_CREATED", fits).await;
@@ -2098,13 +2086,7 @@ async fn an_event_just_under_the_default_one_mib_limit_is_accepted() {
 async fn a_bad_idempotency_key_header_is_refused_in_the_error_shape() {
     let server = Server::start().await;
     let receiver = Receiver::start().await;
-    server.create_project("p").await;
-    server
-        .create_webhook(
-            "p",
-            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
-        )
-        .await;
+    catch_all_webhook(&server, &receiver).await;
     // A header value with a non-ASCII byte (valid HTTP, not visible ASCII).
     let client = reqwest::Client::new();
     let resp = client
@@ -2139,13 +2121,7 @@ async fn a_bad_idempotency_key_header_is_refused_in_the_error_shape() {
 async fn an_idempotency_key_reused_with_another_request_is_refused() {
     let server = Server::start().await;
     let receiver = Receiver::start().await;
-    server.create_project("p").await;
-    server
-        .create_webhook(
-            "p",
-            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
-        )
-        .await;
+    catch_all_webhook(&server, &receiver).await;
     let event = |workspace: &str| {
         let mut e = comet_event();
         e["payload"]["workspaceName"] = json!(workspace);

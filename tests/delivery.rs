@@ -431,17 +431,6 @@ async fn derived_fields_missing_from_the_payload_arrive_filled_in() {
     assert_eq!(arrived.len(), 4);
 }
 
-/// Project `p` with one webhook for every platform event, to the receiver's `/hook`.
-async fn catch_all_webhook(server: &Server, receiver: &Receiver) -> Value {
-    server.create_project("p").await;
-    server
-        .create_webhook(
-            "p",
-            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
-        )
-        .await
-}
-
 // ---------------------------------------------------------------------------
 // 2. Routing
 // ---------------------------------------------------------------------------

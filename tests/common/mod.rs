@@ -60,6 +60,17 @@ fn with_loopback(args: &[&str]) -> Vec<String> {
     args
 }
 
+/// Project `p` with one webhook for every platform event, to the receiver's `/hook`.
+pub async fn catch_all_webhook(server: &Server, receiver: &Receiver) -> Value {
+    server.create_project("p").await;
+    server
+        .create_webhook(
+            "p",
+            json!({"url": format!("{}/hook", receiver.url), "events": ["*"]}),
+        )
+        .await
+}
+
 /// A running `mlhook serve` process.
 pub struct Server {
     child: Option<Child>,
