@@ -6,8 +6,8 @@
 //! Rows are inserted with `VALUES`, after a lookup of their own, never with
 //! `INSERT … SELECT`: SQLite gives a statement that may write several rows a
 //! statement journal, a copy of every page before the statement first changes
-//! it (in memory, `temp_store = MEMORY`), and in `end-to-end` those copies were
-//! a twelfth of the writer thread's time.
+//! it (in memory, `temp_store = MEMORY`), and on the hot path those copies were
+//! a large share of the writer thread's time (docs/performance.md).
 //!
 //! The connection does not enforce foreign keys (see `writer::open`): a
 //! statement whose row refers to another looks that row up first.

@@ -384,7 +384,7 @@ impl Store for SqliteStore {
 
     /// Only deliveries still to be sent are claimed, so only theirs are
     /// cleared: through the due index, not a walk of every delivery ever
-    /// stored (1.1 s a million at start).
+    /// stored, which grew with the store's age (docs/performance.md).
     async fn release_all_leases(&self) -> StoreResult<u64> {
         let done = sqlx::query(
             "UPDATE deliveries INDEXED BY deliveries_due SET lease_until = NULL \

@@ -14,9 +14,9 @@ const PAGE_BYTES: u64 = 4096;
 /// WAL pages after which a commit copies them into the database file (a
 /// checkpoint), at most: SQLite's default is 1,000. A checkpoint writes each
 /// page once however often the WAL holds it, and a fan-out rewrites a leaf
-/// per webhook every few commits: at 1,000 pages each was copied home about
-/// once per rewrite, at 8,000 once per eight or so (docs/performance.md). The
-/// WAL grows to ~32 MB before it starts over.
+/// per webhook every few commits: a WAL that holds more commits copies such a
+/// leaf home once for several rewrites rather than once for each
+/// (docs/performance.md). The WAL grows to ~32 MB before it starts over.
 const MAX_WAL_PAGES: u64 = 8000;
 
 /// Below this the checkpoints would come so often that they cost more than

@@ -6,11 +6,10 @@
 //! connection's worker thread and a wake-up of the async task that sent it,
 //! which a busy runtime polls again only when it gets to it. An ingest or
 //! recorder transaction of a dozen statements spent more time between its
-//! statements than in them (2.4 ms per ingest + recorder pair of 16 rows each
-//! against 0.7 ms of SQLite work). Here a transaction runs start to end on one
-//! thread with prepared statements, and whatever queued meanwhile — ingest's
-//! events and the recorder's outcomes alike — shares the next transaction and
-//! its fsync.
+//! statements than in them (docs/performance.md). Here a transaction runs
+//! start to end on one thread with prepared statements, and whatever queued
+//! meanwhile — ingest's events and the recorder's outcomes alike — shares the
+//! next transaction and its fsync.
 //!
 //! Every other write still goes through sqlx's writer connection. The two
 //! never meet on SQLite's lock (whose busy handler sleeps for milliseconds):
