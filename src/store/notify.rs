@@ -23,6 +23,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::mpsc;
 
 use super::{Store, StoreResult};
+use crate::backoff::backoff;
 use crate::subscriptions::Subscriptions;
 
 /// The channel the trigger of migrations/postgres/0001 notifies.
@@ -76,7 +77,7 @@ async fn listen(options: PgConnectOptions, tx: mpsc::UnboundedSender<RoutingChan
                 if failures == 1 {
                     tracing::warn!(error = %e, "routing listener cannot reach the database; retrying");
                 }
-                tokio::time::sleep(backoff(failures)).await;
+                tokio::time::sleep(backoff(failures, MAX_BACKOFF)).await;
                 continue;
             }
         };
@@ -95,7 +96,7 @@ async fn listen(options: PgConnectOptions, tx: mpsc::UnboundedSender<RoutingChan
                 Err(e) => {
                     tracing::warn!(error = %e, "routing listener lost the database");
                     failures = 1;
-                    tokio::time::sleep(backoff(failures)).await;
+                    tokio::time::sleep(backoff(failures, MAX_BACKOFF)).await;
                     break;
                 }
             };
@@ -112,9 +113,8 @@ async fn connect(pool: &sqlx::PgPool) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << failures.min(5)))
-}
+/// The listener waits at most this long before it tries the database again.
+const MAX_BACKOFF: Duration = Duration::from_millis(3200);
 
 /// Keeps `subscriptions` in step with the database: applies each change as
 /// it comes, and re-reads everything every `FULL_RELOAD`. Runs until the
