@@ -1,5 +1,5 @@
 //! What both stores do the same way between Rust values and rows: JSON
-//! columns, time bounds as id bounds, counts by status, idempotent replays.
+//! columns, time bounds as id bounds, counts by status, idempotent repeats.
 
 use super::{DeliveryStatus, Inserted, NewEvent, StatusCounts, StoreError, StoreResult};
 
@@ -21,9 +21,10 @@ pub(super) fn id_bound(prefix: &str, millis: i64) -> String {
     format!("{prefix}_{:012x}", millis.max(0))
 }
 
-/// The answer to an event whose idempotency key was seen: the first one's ids.
-pub(super) fn replay_of(first: &NewEvent) -> Inserted {
-    Inserted::Replayed {
+/// The answer to a repeat (an event whose idempotency key was seen): the
+/// first one's ids.
+pub(super) fn repeat_of(first: &NewEvent) -> Inserted {
+    Inserted::Repeated {
         event_id: first.id.clone(),
         delivery_ids: first.deliveries.iter().map(|d| d.id.clone()).collect(),
     }
