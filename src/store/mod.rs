@@ -75,7 +75,7 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Project {
     pub id: String,
     pub name: String,
