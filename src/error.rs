@@ -11,11 +11,7 @@ use serde::Serialize;
 use crate::catalog::{CatalogError, Violation};
 use crate::store::StoreError;
 
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
+pub use crate::validation::FieldError;
 
 #[derive(Debug)]
 pub struct ApiError {
