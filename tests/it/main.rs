@@ -16,6 +16,7 @@ mod faults_disk;
 mod faults_fuzz;
 mod faults_slow_clients;
 mod formats;
+mod layers;
 mod fuzz;
 mod log;
 mod metrics;

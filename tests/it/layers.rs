@@ -5,7 +5,7 @@
 //! The edges are read from the source text: each `crate::…` path (in `use`
 //! declarations, in code, in attributes such as serde's `deserialize_with`)
 //! and each `super::` path that climbs out of its top-level module.
-//! Comments are ignored. Run it alone with `cargo test --test layers`.
+//! Comments are ignored. Run it alone with `cargo test --test it layers::`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
