@@ -10,6 +10,7 @@
 //! - [`formats`] and [`signing`]: the body and the Standard Webhooks signature.
 
 pub mod api;
+pub mod backoff;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -302,9 +302,7 @@ impl Shared {
     }
 }
 
-/// Back-off for background loops whose store calls fail: they keep going.
-/// It stops growing at 1.6 s: a store back from an outage (a disk with
-/// space again) must see every loop at work within seconds.
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << failures.min(4)))
-}
+/// The longest wait of a background loop whose store calls fail: a store
+/// back from an outage (a disk with space again) must see every loop at work
+/// within seconds.
+const MAX_BACKOFF: Duration = Duration::from_millis(1600);

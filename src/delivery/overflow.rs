@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -75,7 +74,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut deferrals: mpsc::UnboundedRecei
             Err(e) => {
                 failures += 1;
                 tracing::warn!(error = %e, deliveries = batch.len(), "could not defer a lane's overflow; its leases will run out");
-                tokio::time::sleep(super::backoff(failures).min(Duration::from_secs(5))).await;
+                tokio::time::sleep(crate::backoff::backoff(failures, super::MAX_BACKOFF)).await;
             }
         }
         batch.clear();

@@ -11,7 +11,8 @@ use serde::{Serialize, Serializer};
 use tokio::sync::mpsc;
 
 use super::sender::SendResult;
-use super::{Job, MEMORY_RETRY_HORIZON, Shared, backoff};
+use super::{Job, MAX_BACKOFF, MEMORY_RETRY_HORIZON, Shared};
+use crate::backoff::backoff;
 use crate::metrics::Writer;
 use crate::store::{AttemptRecord, DeliveryStatus};
 
@@ -172,7 +173,7 @@ async fn write_until_stored(shared: &Shared, records: &[AttemptRecord]) {
         let Err(e) = result else { break };
         failures += 1;
         tracing::error!(error = %e, batch = records.len(), "could not record attempts; retrying");
-        tokio::time::sleep(backoff(failures)).await;
+        tokio::time::sleep(backoff(failures, MAX_BACKOFF)).await;
     }
     for record in records {
         shared.metrics.delivery_recorded(record.status);

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use super::lanes::Pushed;
-use super::{Job, Shared, backoff};
+use super::{Job, MAX_BACKOFF, Shared};
+use crate::backoff::backoff;
 use crate::formats::EventData;
 use crate::metrics::Writer;
 use crate::store::DueDelivery;
@@ -32,7 +33,7 @@ pub(super) async fn run_scans(shared: Arc<Shared>) {
             Err(e) => {
                 failures += 1;
                 tracing::warn!(error = %e, "scheduler could not claim due deliveries; backing off");
-                tokio::time::sleep(backoff(failures)).await;
+                tokio::time::sleep(backoff(failures, MAX_BACKOFF)).await;
             }
         }
         tokio::select! {

@@ -21,6 +21,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::mpsc;
 
+use crate::backoff::backoff;
+
 /// The channel the trigger of migrations/postgres/0001 notifies.
 pub const CHANNEL: &str = "mlhook_routing";
 
@@ -72,7 +74,7 @@ async fn listen(options: PgConnectOptions, tx: mpsc::UnboundedSender<RoutingChan
                 if failures == 1 {
                     tracing::warn!(error = %e, "routing listener cannot reach the database; retrying");
                 }
-                tokio::time::sleep(backoff(failures)).await;
+                tokio::time::sleep(backoff(failures, MAX_BACKOFF)).await;
                 continue;
             }
         };
@@ -91,7 +93,7 @@ async fn listen(options: PgConnectOptions, tx: mpsc::UnboundedSender<RoutingChan
                 Err(e) => {
                     tracing::warn!(error = %e, "routing listener lost the database");
                     failures = 1;
-                    tokio::time::sleep(backoff(failures)).await;
+                    tokio::time::sleep(backoff(failures, MAX_BACKOFF)).await;
                     break;
                 }
             };
@@ -108,6 +110,5 @@ async fn connect(pool: &sqlx::PgPool) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << failures.min(5)))
-}
+/// The listener waits at most this long before it tries the database again.
+const MAX_BACKOFF: Duration = Duration::from_millis(3200);
