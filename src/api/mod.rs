@@ -32,8 +32,8 @@ use crate::store::Store;
 use crate::subscriptions::Subscriptions;
 
 /// What every handler shares. Handlers and extractors clone it per request,
-/// so it is one reference count: cloning the fields one by one (a dozen
-/// `Arc`s and the token hashes) was 1.3 % of the service's CPU in `end-to-end`.
+/// so it is one reference count: cloning a dozen `Arc`s and the token hashes
+/// one by one on every request showed up in profiles (docs/performance.md).
 #[derive(Clone)]
 pub struct AppState(Arc<Resources>);
 

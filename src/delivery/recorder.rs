@@ -16,11 +16,10 @@ use crate::backoff::backoff;
 use crate::metrics::Writer;
 use crate::store::{AttemptRecord, DeliveryStatus};
 
-/// Outcomes written per transaction at most. Ingest shares the one writer
-/// connection, so a 202 can wait behind a whole recorder transaction: 256
-/// keeps that wait short while one fsync still serves many attempts
-/// (end-to-end went from 2.8k to 3.5–5k events/s against 2,048; 64 costs
-/// too many fsyncs).
+/// Outcomes written per transaction at most. Ingest writes through the same
+/// writer, so a 202 can wait behind a whole recorder transaction: the bound
+/// keeps that wait short, while one fsync still serves many attempts (a much
+/// smaller one costs too many fsyncs). Measured in docs/performance.md.
 const MAX_BATCH: usize = 256;
 
 /// An attempt's row and what to do with the delivery once it is written.

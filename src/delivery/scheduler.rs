@@ -17,9 +17,9 @@ const CLAIM_BATCH: u32 = 500;
 /// bounded whatever the backlog, and with several nodes each takes a share
 /// of a backlog instead of the first to scan taking all of it. Each claim
 /// walks past the due deliveries already held (leased) to find free ones,
-/// so the bound is also that walk's length. Against 10,000, 3,000 cut the
-/// claims' share of a backlog drain's CPU from 8.6 % to 5.2 %; it still
-/// keeps 3,000 attempts in flight or queued for a drain to slow receivers.
+/// so the bound is also that walk's length: a smaller bound made the claims
+/// a smaller share of a backlog drain's CPU (docs/performance.md), while it
+/// still keeps enough attempts in flight or queued for slow receivers.
 const MAX_HELD: usize = 3_000;
 /// How long a scan waits for the lanes to work off what it holds, when the
 /// backlog is larger than `MAX_HELD`.

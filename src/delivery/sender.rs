@@ -22,8 +22,7 @@ pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
 /// Keep-alive connections kept open per destination host. Webhooks often
 /// share a host (hooks.slack.com; one receiver with a path per webhook): with
 /// only one lane's worth kept, their lanes together opened a new connection
-/// for about one attempt in ten (fan-out to 1,000 webhooks: 3.4k → 4.1k
-/// deliveries/s once they are kept).
+/// for about one attempt in ten, and fan-out slowed (docs/performance.md).
 const MAX_IDLE_PER_HOST: usize = 1024;
 /// What the log shows in place of a secret.
 pub const MASK: &str = "********";
