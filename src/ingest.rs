@@ -46,7 +46,10 @@ pub enum Accepted {
         event_id: String,
         delivery_ids: Vec<String>,
     },
-    Replayed {
+    /// The idempotency key was given before with the same request: the
+    /// first event's answer, nothing stored again (a *repeat*; a *replay*
+    /// re-routes a stored event, see `Ingestor::replay`).
+    Repeated {
         event_id: String,
         delivery_ids: Vec<String>,
     },
@@ -296,10 +299,10 @@ async fn commit(store: &dyn Store, engine: &Engine, metrics: &Metrics, batch: Ve
 
 fn accept(engine: &Engine, submission: Submission, inserted: Inserted, epoch: u64) -> Accepted {
     match inserted {
-        Inserted::Replayed {
+        Inserted::Repeated {
             event_id,
             delivery_ids,
-        } => Accepted::Replayed {
+        } => Accepted::Repeated {
             event_id,
             delivery_ids,
         },

@@ -272,8 +272,8 @@ async fn create(
     }
     let submission = prepare(&state, &project_id, input, now_millis())?;
     let mut accepted = ingest(&state, vec![submission]).await?;
-    let (view, replayed) = match answer(accepted.remove(0))? {
-        Answer::Stored(view, replayed) => (view, replayed),
+    let (view, repeated) = match answer(accepted.remove(0))? {
+        Answer::Stored(view, repeated) => (view, repeated),
         Answer::Refused | Answer::Withheld => {
             return Err(key_reused(vec![FieldError {
                 field: "/idempotency_key".into(),
@@ -282,7 +282,7 @@ async fn create(
         }
     };
     let mut response = (StatusCode::ACCEPTED, Json(view)).into_response();
-    if replayed {
+    if repeated {
         response
             .headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -444,7 +444,7 @@ async fn ingest(state: &AppState, submissions: Vec<Submission>) -> Result<Vec<Ac
 
 /// What became of one event of a request.
 enum Answer {
-    /// Stored, or (`true`) the answer to an earlier request with its key.
+    /// Stored, or (`true`) a repeat: the answer to an earlier request with its key.
     Stored(AcceptedView, bool),
     /// Refused for its idempotency key: nothing of its request was stored.
     Refused,
@@ -464,7 +464,7 @@ fn answer(accepted: Accepted) -> Result<Answer, ApiError> {
             },
             false,
         )),
-        Accepted::Replayed {
+        Accepted::Repeated {
             event_id,
             delivery_ids,
         } => Ok(Answer::Stored(

@@ -397,7 +397,7 @@ async fn accept(
             // Or an event came out different from the twin's (a Comet
             // counterpart without a body timestamp takes the delivery's, the
             // source's workspace was renamed): the delivery is the same.
-            Accepted::Replayed { .. } | Accepted::KeyReused | Accepted::Withheld => {
+            Accepted::Repeated { .. } | Accepted::KeyReused | Accepted::Withheld => {
                 return Err(replayed(delivery.delivery_id, None));
             }
             Accepted::ProjectGone => return Err(ApiError::not_found("source")),

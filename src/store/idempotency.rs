@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 
-use super::rows::replay_of;
+use super::rows::repeat_of;
 use super::{Inserted, NewEvent, StoreError, StoreResult};
 use crate::catalog::ObjectRef;
 
@@ -122,7 +122,7 @@ pub(super) fn decide<'a>(
                 if let Some(&first) = earlier {
                     match events[first].idempotency_key.as_ref() {
                         Some(f) if f.fingerprint == idem.fingerprint => {
-                            Answer::Decided(replay_of(&events[first]))
+                            Answer::Decided(repeat_of(&events[first]))
                         }
                         _ => Answer::Decided(Inserted::KeyReused),
                     }
@@ -236,7 +236,7 @@ mod tests {
                 Some(&Inserted::Withheld),
                 Some(&Inserted::KeyReused),
                 Some(&Inserted::Created),
-                Some(&replay_of(&events[3])),
+                Some(&repeat_of(&events[3])),
                 Some(&Inserted::Created),
             ]
         );
@@ -244,7 +244,7 @@ mod tests {
     }
 
     #[test]
-    fn stored_keys_replay_or_refuse_by_fingerprint() {
+    fn stored_keys_repeat_or_refuse_by_fingerprint() {
         let events = [
             event(0, 0, Some("same"), "{}"),
             event(1, 1, Some("other"), "{}"),

@@ -170,8 +170,9 @@ pub struct NewDelivery {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inserted {
     Created,
-    /// The idempotency key was seen within its window: the first answer.
-    Replayed {
+    /// The idempotency key was seen within its window with the same request
+    /// (a *repeat*): the first answer.
+    Repeated {
         event_id: String,
         delivery_ids: Vec<String>,
     },

@@ -567,7 +567,7 @@ async fn idempotency_keys(f: &Fixture) {
         )
         .await
         .unwrap();
-    let replay_of_first = Inserted::Replayed {
+    let repeat_of_first = Inserted::Repeated {
         event_id: first.id.clone(),
         delivery_ids: vec![first.deliveries[0].id.clone()],
     };
@@ -576,7 +576,7 @@ async fn idempotency_keys(f: &Fixture) {
         vec![
             Inserted::Created,
             Inserted::Created,
-            replay_of_first.clone(),
+            repeat_of_first.clone(),
             Inserted::Created
         ]
     );
@@ -595,7 +595,7 @@ async fn idempotency_keys(f: &Fixture) {
         .insert_events(&[later.clone(), later_too], window)
         .await
         .unwrap();
-    assert_eq!(answers, vec![replay_of_first.clone(), replay_of_first]);
+    assert_eq!(answers, vec![repeat_of_first.clone(), repeat_of_first]);
     assert!(s.get_event("p", &later.id).await.unwrap().is_none());
 
     let expired = keyed("p", &wp.id, Some("k1"), now + window + MINUTE);
@@ -608,7 +608,7 @@ async fn idempotency_keys(f: &Fixture) {
     let answers = s.insert_events(&[after], window).await.unwrap();
     assert_eq!(
         answers,
-        vec![Inserted::Replayed {
+        vec![Inserted::Repeated {
             event_id: expired.id.clone(),
             delivery_ids: vec![expired.deliveries[0].id.clone()],
         }]
@@ -655,7 +655,7 @@ async fn idempotency_key_reused_with_another_request(f: &Fixture) {
             .unwrap(),
         vec![Inserted::Created]
     );
-    let replay_of_first = Inserted::Replayed {
+    let repeat_of_first = Inserted::Repeated {
         event_id: first.id.clone(),
         delivery_ids: vec![first.deliveries[0].id.clone()],
     };
@@ -666,7 +666,7 @@ async fn idempotency_key_reused_with_another_request(f: &Fixture) {
         s.insert_events(std::slice::from_ref(&same), window)
             .await
             .unwrap(),
-        vec![replay_of_first.clone()]
+        vec![repeat_of_first.clone()]
     );
 
     // Another payload, type or object with the key: refused, nothing stored.
@@ -707,7 +707,7 @@ async fn idempotency_key_reused_with_another_request(f: &Fixture) {
         s.insert_events(&[with_key(at(5), "abc-123")], window)
             .await
             .unwrap(),
-        vec![replay_of_first]
+        vec![repeat_of_first]
     );
 
     // Within one write: the first taker of a key decides for the others.
@@ -722,7 +722,7 @@ async fn idempotency_key_reused_with_another_request(f: &Fixture) {
         answers,
         vec![
             Inserted::Created,
-            Inserted::Replayed {
+            Inserted::Repeated {
                 event_id: taker.id.clone(),
                 delivery_ids: vec![taker.deliveries[0].id.clone()],
             },
@@ -806,7 +806,7 @@ async fn idempotency_requests_are_refused_whole(f: &Fixture) {
         answers,
         vec![
             Inserted::Created,
-            Inserted::Replayed {
+            Inserted::Repeated {
                 event_id: shared_then.id.clone(),
                 delivery_ids: vec![shared_then.deliveries[0].id.clone()],
             }
@@ -832,7 +832,7 @@ async fn idempotency_keys_from_before_fingerprints(f: &Fixture) {
         s.insert_events(std::slice::from_ref(&changed), window)
             .await
             .unwrap(),
-        vec![Inserted::Replayed {
+        vec![Inserted::Repeated {
             event_id: first.id.clone(),
             delivery_ids: vec![first.deliveries[0].id.clone()],
         }]
@@ -1619,7 +1619,7 @@ async fn purge(f: &Fixture) {
     // The idempotency key is remembered until its cutoff, then forgotten.
     let again = |at: i64| with_key(event_at("p", &[], at, 0), "old-key");
     let answer = s.insert_events(&[again(now)], 3 * DAY).await.unwrap();
-    assert!(matches!(answer[0], Inserted::Replayed { .. }));
+    assert!(matches!(answer[0], Inserted::Repeated { .. }));
     s.purge_before(cutoff, now - DAY, 500).await.unwrap();
     let answer = s.insert_events(&[again(now)], 3 * DAY).await.unwrap();
     assert_eq!(answer, vec![Inserted::Created]);

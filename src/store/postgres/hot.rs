@@ -136,7 +136,7 @@ async fn resolve_idempotency(
                         .bind(&event_id)
                         .fetch_all(&mut **tx)
                         .await?;
-                Inserted::Replayed {
+                Inserted::Repeated {
                     event_id,
                     delivery_ids,
                 }

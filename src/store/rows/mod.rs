@@ -61,9 +61,10 @@ pub(super) fn id_bound(prefix: &str, millis: i64) -> String {
     format!("{prefix}_{:012x}", millis.max(0))
 }
 
-/// The answer to an event whose idempotency key was seen: the first one's ids.
-pub(super) fn replay_of(first: &NewEvent) -> Inserted {
-    Inserted::Replayed {
+/// The answer to a repeat (an event whose idempotency key was seen): the
+/// first one's ids.
+pub(super) fn repeat_of(first: &NewEvent) -> Inserted {
+    Inserted::Repeated {
         event_id: first.id.clone(),
         delivery_ids: first.deliveries.iter().map(|d| d.id.clone()).collect(),
     }

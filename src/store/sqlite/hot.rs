@@ -148,7 +148,7 @@ fn resolve_idempotency(
                 let delivery_ids = deliveries
                     .query_map([&event_id], |r| r.get(0))?
                     .collect::<Result<Vec<String>, _>>()?;
-                Ok(Inserted::Replayed {
+                Ok(Inserted::Repeated {
                     event_id,
                     delivery_ids,
                 })
