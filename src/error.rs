@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::catalog::{CatalogError, Violation};
+use crate::delivery::ManualError;
+use crate::ingest::{IngestError, TestError};
 use crate::store::StoreError;
 
 pub use crate::validation::FieldError;
@@ -204,6 +206,41 @@ impl From<CatalogError> for ApiError {
             CatalogError::Invalid(violations) => {
                 ApiError::violations(violations.into_iter().map(FieldError::from).collect())
             }
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(err: IngestError) -> Self {
+        tracing::error!(error = %err, "ingest failed");
+        match err {
+            IngestError::Stopped => {
+                ApiError::unavailable("the service is shutting down; retry later")
+            }
+            IngestError::Store(_) | IngestError::TimedOut => ApiError::unavailable(
+                "the event could not be stored; nothing was accepted, retry later",
+            ),
+        }
+    }
+}
+
+impl From<ManualError> for ApiError {
+    fn from(err: ManualError) -> Self {
+        match err {
+            ManualError::Missing(what) => ApiError::not_found(what),
+            ManualError::UnknownEventType(name) => {
+                ApiError::invalid_field("/event_type", format!("unknown event type {name:?}"))
+            }
+            ManualError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TestError> for ApiError {
+    fn from(err: TestError) -> Self {
+        match err {
+            TestError::Attempt(e) => e.into(),
+            TestError::Ingest(e) => e.into(),
         }
     }
 }

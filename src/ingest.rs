@@ -3,6 +3,9 @@
 //! Concurrent requests queue their events here; one task writes whatever has
 //! queued in a single transaction (one fsync for many events), answers each
 //! request, and only then hands the new deliveries to the delivery engine.
+//! Every event and delivery mlhook creates comes through here: a client's,
+//! mlhook's own (`mlhook.*`), a webhook test's, and the new deliveries of a
+//! replayed event.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,12 +14,16 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::catalog::{Catalog, CatalogError, Family, ObjectRef, PrepareContext};
-use crate::delivery::{Engine, Job, Notice};
+use crate::delivery::{Engine, Job, ManualError, Notice, SendResult};
 use crate::formats::EventData;
-use crate::ids::new_id;
+use crate::ids::{new_id, now_millis};
 use crate::metrics::{Metrics, Writer};
-use crate::store::{Fingerprint, IdempotencyKey, Inserted, NewDelivery, NewEvent, Store, deadline};
+use crate::store::{
+    EventRow, Fingerprint, IdempotencyKey, Inserted, NewDelivery, NewEvent, Store, StoreResult,
+    deadline,
+};
 use crate::subscriptions::Subscriptions;
+use crate::webhook::Webhook;
 
 /// Events written per transaction at most (a batch request is never split).
 const MAX_EVENTS_PER_COMMIT: usize = 4096;
@@ -72,6 +79,22 @@ pub enum IngestError {
     TimedOut,
 }
 
+/// A replayed event: its id and its new deliveries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replayed {
+    pub event_id: String,
+    pub delivery_ids: Vec<String>,
+}
+
+/// Why a webhook test was not sent or not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum TestError {
+    #[error(transparent)]
+    Attempt(#[from] ManualError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+}
+
 struct Request {
     submissions: Vec<Submission>,
     /// Past it, the request is answered `TimedOut` instead of written.
@@ -82,6 +105,8 @@ struct Request {
 #[derive(Clone)]
 pub struct Ingestor {
     requests: mpsc::Sender<Request>,
+    store: Arc<dyn Store>,
+    engine: Arc<Engine>,
     catalog: Arc<Catalog>,
     subscriptions: Arc<Subscriptions>,
     /// Lease given to the deliveries this node creates and sends from memory.
@@ -102,9 +127,11 @@ impl Ingestor {
         metrics: Arc<Metrics>,
     ) -> Ingestor {
         let (requests, rx) = mpsc::channel(1024);
-        tokio::spawn(run(store, engine, metrics, rx));
+        tokio::spawn(run(store.clone(), engine.clone(), metrics, rx));
         Ingestor {
             requests,
+            store,
+            engine,
             catalog,
             subscriptions,
             lease_ms,
@@ -126,16 +153,7 @@ impl Ingestor {
             .prepare(&request.event_type, request.payload, &ctx)?;
         let object = request.object.or(prepared.object);
         let family = self.catalog.get(&request.event_type).map(|t| t.family);
-        let webhooks =
-            self.subscriptions
-                .matching(project_id, &request.event_type, object.as_ref());
-        let deliveries = webhooks
-            .iter()
-            .map(|w| NewDelivery {
-                id: new_id("msg"),
-                webhook_id: w.id.clone(),
-            })
-            .collect();
+        let deliveries = self.fan_out(project_id, &request.event_type, object.as_ref());
         let payload = prepared.payload.to_string();
         // Hashed here, on the request's task, not on the single writer.
         let idempotency_key = request.idempotency_key.map(|key| IdempotencyKey {
@@ -163,6 +181,87 @@ impl Ingestor {
         })
     }
 
+    /// A new delivery for each webhook that matches the event now.
+    fn fan_out(
+        &self,
+        project_id: &str,
+        event_type: &str,
+        object: Option<&ObjectRef>,
+    ) -> Vec<NewDelivery> {
+        self.subscriptions
+            .matching(project_id, event_type, object)
+            .iter()
+            .map(|w| NewDelivery {
+                id: new_id("msg"),
+                webhook_id: w.id.clone(),
+            })
+            .collect()
+    }
+
+    /// Routes a stored event again: a new delivery for each webhook that
+    /// matches it now (one created after the event, say), stored and then
+    /// sent like any other.
+    pub async fn replay(&self, event: EventRow) -> StoreResult<Replayed> {
+        let deliveries = self.fan_out(&event.project_id, &event.event_type, event.object.as_ref());
+        let lease_until = now_millis() + self.lease_ms;
+        let epoch = self.engine.epoch();
+        self.store
+            .insert_deliveries(&event, &deliveries, lease_until)
+            .await?;
+        let event = self.engine.stored_event(event);
+        let event_id = event.id.clone();
+        let delivery_ids = dispatch(&self.engine, event, deliveries, epoch);
+        Ok(Replayed {
+            event_id,
+            delivery_ids,
+        })
+    }
+
+    /// Sends a webhook the test event of `event_type` (or of its first type)
+    /// now, and answers the test delivery's id and what came back. The event
+    /// is stored first, marked as a test, so the log's id order stays its
+    /// time order (a page walk never meets it late); the engine is not given
+    /// it: a test is never due and never retried.
+    pub async fn send_test(
+        &self,
+        webhook: &Webhook,
+        event_type: Option<String>,
+    ) -> Result<(String, SendResult), TestError> {
+        let event = self.engine.test_event(webhook, event_type)?;
+        let delivery_id = new_id("msg");
+        let now = now_millis();
+        let stored = NewEvent {
+            id: event.id.clone(),
+            project_id: event.project_id.clone(),
+            event_type: event.event_type.clone(),
+            object: None,
+            payload: event.payload.clone(),
+            created_at: now,
+            idempotency_key: None,
+            deliveries: vec![NewDelivery {
+                id: delivery_id.clone(),
+                webhook_id: webhook.id.clone(),
+            }],
+            lease_until: now,
+            is_test: true,
+            request: 0,
+        };
+        let submission = Submission {
+            event: stored,
+            family: None,
+            link_base: None,
+        };
+        if let [Accepted::ProjectGone] = self.ingest(vec![submission]).await?.as_slice() {
+            return Err(ManualError::Missing("project").into());
+        }
+        let result = self
+            .engine
+            .attempt_test(webhook, &event, &delivery_id)
+            .await
+            .map_err(ManualError::from)?;
+        Ok((delivery_id, result))
+    }
+
     /// Publishes mlhook's own events as they come, like any client's.
     pub fn publish_notices(&self, mut notices: mpsc::UnboundedReceiver<Notice>) {
         let ingestor = self.clone();
@@ -180,7 +279,7 @@ impl Ingestor {
             object: None,
             idempotency_key: None,
         };
-        let result = match self.prepare(&notice.project_id, request, crate::ids::now_millis()) {
+        let result = match self.prepare(&notice.project_id, request, now_millis()) {
             Ok(submission) => self
                 .ingest(vec![submission])
                 .await
@@ -283,7 +382,7 @@ async fn commit(store: &dyn Store, engine: &Engine, metrics: &Metrics, batch: Ve
         let mut accepted = Vec::with_capacity(request.submissions.len());
         for submission in request.submissions {
             let inserted = answers.next().expect("the store answers every event");
-            if matches!(inserted, Inserted::Created) {
+            if matches!(inserted, Inserted::Created) && !submission.event.is_test {
                 let event = &submission.event;
                 metrics.event_ingested(
                     &event.project_id,
@@ -309,35 +408,49 @@ fn accept(engine: &Engine, submission: Submission, inserted: Inserted, epoch: u6
         Inserted::KeyReused => Accepted::KeyReused,
         Inserted::Withheld => Accepted::Withheld,
         Inserted::ProjectGone => Accepted::ProjectGone,
+        Inserted::Created if submission.event.is_test => Accepted::Created {
+            delivery_ids: submission
+                .event
+                .deliveries
+                .into_iter()
+                .map(|d| d.id)
+                .collect(),
+            event_id: submission.event.id,
+        },
         Inserted::Created => {
             let Submission {
                 event,
                 family,
                 link_base,
             } = submission;
-            let delivery_ids = event.deliveries.iter().map(|d| d.id.clone()).collect();
-            let data = Arc::new(EventData {
-                id: event.id.clone(),
-                project_id: event.project_id,
-                event_type: event.event_type,
+            let data = EventData::new(
+                event.id.clone(),
+                event.project_id,
+                event.event_type,
+                event.payload,
                 family,
                 link_base,
-                payload: event.payload,
-            });
-            for d in event.deliveries {
-                engine.submit(Job {
-                    delivery_id: d.id,
-                    webhook_id: d.webhook_id,
-                    event: data.clone(),
-                    attempts_made: 0,
-                    retry_base: 0,
-                    epoch,
-                });
-            }
+            );
             Accepted::Created {
+                delivery_ids: dispatch(engine, data, event.deliveries, epoch),
                 event_id: event.id,
-                delivery_ids,
             }
         }
     }
+}
+
+/// Hands each new delivery of an event to the engine; answers their ids.
+fn dispatch(
+    engine: &Engine,
+    event: EventData,
+    deliveries: Vec<NewDelivery>,
+    epoch: u64,
+) -> Vec<String> {
+    let event = Arc::new(event);
+    let mut ids = Vec::with_capacity(deliveries.len());
+    for d in deliveries {
+        ids.push(d.id.clone());
+        engine.submit(Job::new(d.id, d.webhook_id, event.clone(), epoch));
+    }
+    ids
 }

@@ -73,7 +73,6 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         auth_failures: Arc::new(auth::AuthFailures::new(config.auth_failures_per_minute)),
         signing_grace_ms: config.signing_grace_period.as_millis() as i64,
         max_body_bytes: config.max_body_bytes,
-        lease_ms,
         metrics,
         metrics_access: MetricsAccess::new(config.metrics_public, config.metrics_token.as_deref()),
         db_wait: db_wait(&config),

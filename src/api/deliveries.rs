@@ -10,11 +10,10 @@ use serde_json::Value;
 
 use super::auth::Caller;
 use super::{AppState, Page, page_limit, parse_query, time_window};
-use crate::delivery::HeadersJson;
-use crate::delivery::sender::SendResult;
+use crate::delivery::{HeadersJson, SendResult};
 use crate::error::ApiError;
 use crate::ids::millis_to_rfc3339;
-use crate::store::{AttemptRecord, AttemptRow, DeliveryFilter, DeliveryRow, DeliveryStatus};
+use crate::store::{AttemptRow, DeliveryFilter, DeliveryRow, DeliveryStatus};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -304,67 +303,8 @@ async fn redeliver(
 ) -> Result<Json<SendOutcome>, ApiError> {
     let project = caller.project(&state, &project).await?;
     let delivery = load_delivery(&state, &project.id, &id).await?;
-    let event = super::events::load_event(&state, &project.id, &delivery.event_id).await?;
-    let webhook = state
-        .store
-        .get_webhook(&project.id, &delivery.webhook_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook"))?;
-    let data = super::events::event_data(&state, event);
-    let result = state.engine.send_now(&webhook, &data, &delivery.id).await;
-    let unchanged = DeliveryStatus::parse(&delivery.status).unwrap_or(DeliveryStatus::Failed);
-    let status = if result.succeeded() {
-        DeliveryStatus::Succeeded
-    } else {
-        unchanged
-    };
-    let record = manual_record(
-        &delivery.id,
-        &webhook.id,
-        delivery.attempts + 1,
-        &result,
-        &data.payload,
-        status,
-    );
-    state.store.record_manual_attempt(&record).await?;
-    if result.succeeded() {
-        state.engine.cancel_retry(&delivery.id);
-    }
+    let result = state.engine.redeliver(&delivery).await?;
     Ok(Json(SendOutcome::new(&result, Some(delivery.id))))
-}
-
-/// The attempt row of a test or redeliver.
-pub fn manual_record(
-    delivery_id: &str,
-    webhook_id: &str,
-    attempt: u32,
-    r: &SendResult,
-    payload: &str,
-    status: DeliveryStatus,
-) -> AttemptRecord {
-    let pairs = |list: &[(String, String)]| HeadersJson::new(list).to_text();
-    AttemptRecord {
-        delivery_id: delivery_id.to_string(),
-        webhook_id: webhook_id.to_string(),
-        attempt,
-        manual: true,
-        started_at: r.started_at,
-        duration_ms: r.duration.as_millis() as i64,
-        request_url: r.url.clone(),
-        request_headers: pairs(&r.request_headers),
-        request_body: (r.request_body != payload.as_bytes())
-            .then(|| String::from_utf8_lossy(&r.request_body).into_owned()),
-        succeeded: r.succeeded(),
-        response_status: r.status,
-        response_headers: r.status.map(|_| pairs(&r.response_headers)),
-        response_body: r.response_body.clone(),
-        response_truncated: r.response_truncated,
-        error_kind: r.error.as_ref().map(|e| e.kind.to_string()),
-        error_message: r.error.as_ref().map(|e| e.message.clone()),
-        status,
-        next_attempt_at: None,
-        lease_until: None,
-    }
 }
 
 /// The OpenAPI description of these routes.

@@ -12,13 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::{ApiJson, AppState, Page, page_limit, parse_query, time_window};
 use crate::catalog::ObjectRef;
-use crate::delivery::Job;
 use crate::error::{ApiError, FieldError};
-use crate::formats::EventData;
-use crate::ids::new_id;
 use crate::ids::now_millis;
-use crate::ingest::{Accepted, EventRequest, IngestError, Submission};
-use crate::store::{EventFilter, EventRow, NewDelivery};
+use crate::ingest::{Accepted, EventRequest, Submission};
+use crate::store::{EventFilter, EventRow};
 use crate::webhook::OBJECT_TYPES;
 
 /// Events per batch request at most.
@@ -170,38 +167,10 @@ async fn replay(
 ) -> Result<(StatusCode, Json<AcceptedView>), ApiError> {
     let project = caller.project(&state, &project).await?;
     let event = load_event(&state, &project.id, &id).await?;
-    let webhooks =
-        state
-            .subscriptions
-            .matching(&project.id, &event.event_type, event.object.as_ref());
-    let deliveries: Vec<NewDelivery> = webhooks
-        .iter()
-        .map(|w| NewDelivery {
-            id: new_id("msg"),
-            webhook_id: w.id.clone(),
-        })
-        .collect();
-    let lease_until = now_millis() + state.lease_ms;
-    let epoch = state.engine.epoch();
-    state
-        .store
-        .insert_deliveries(&event, &deliveries, lease_until)
-        .await?;
-    let event_id = event.id.clone();
-    let data = std::sync::Arc::new(event_data(&state, event));
-    for d in &deliveries {
-        state.engine.submit(Job {
-            delivery_id: d.id.clone(),
-            webhook_id: d.webhook_id.clone(),
-            event: data.clone(),
-            attempts_made: 0,
-            retry_base: 0,
-            epoch,
-        });
-    }
+    let replayed = state.ingestor.replay(event).await?;
     let view = AcceptedView {
-        id: event_id,
-        deliveries: deliveries.into_iter().map(|d| d.id).collect(),
+        id: replayed.event_id,
+        deliveries: replayed.delivery_ids,
     };
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
@@ -271,7 +240,7 @@ async fn create(
         input.idempotency_key = header_key;
     }
     let submission = prepare(&state, &project_id, input, now_millis())?;
-    let mut accepted = ingest(&state, vec![submission]).await?;
+    let mut accepted = state.ingestor.ingest(vec![submission]).await?;
     let (view, repeated) = match answer(accepted.remove(0))? {
         Answer::Stored(view, repeated) => (view, repeated),
         Answer::Refused | Answer::Withheld => {
@@ -325,7 +294,7 @@ async fn create_batch(
     if !errors.is_empty() {
         return Err(ApiError::violations(errors));
     }
-    let accepted = ingest(&state, submissions).await?;
+    let accepted = state.ingestor.ingest(submissions).await?;
     let mut events = Vec::with_capacity(accepted.len());
     let mut refused = Vec::new();
     for (i, a) in accepted.into_iter().enumerate() {
@@ -414,32 +383,6 @@ pub(super) async fn load_event(
         .get_event(project_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("event"))
-}
-
-/// A stored event as the delivery path renders it.
-pub(super) fn event_data(state: &AppState, event: EventRow) -> EventData {
-    let link_base = state.subscriptions.link_base(&event.project_id);
-    EventData {
-        family: state.catalog.get(&event.event_type).map(|t| t.family),
-        id: event.id,
-        project_id: event.project_id,
-        event_type: event.event_type,
-        link_base,
-        payload: event.payload,
-    }
-}
-
-async fn ingest(state: &AppState, submissions: Vec<Submission>) -> Result<Vec<Accepted>, ApiError> {
-    state.ingestor.ingest(submissions).await.map_err(|e| {
-        tracing::error!(error = %e, "ingest failed");
-        let mut error = ApiError::unavailable(
-            "the event could not be stored; nothing was accepted, retry later",
-        );
-        if matches!(e, IngestError::Stopped) {
-            error.message = "the service is shutting down; retry later".to_string();
-        }
-        error
-    })
 }
 
 /// What became of one event of a request.

@@ -165,14 +165,14 @@ async fn preview(
         .prepare(&known.name, known.example.clone(), &ctx)
         .map(|p| p.payload)
         .unwrap_or_else(|_| known.example.clone());
-    let event = EventData {
-        id: new_id("evt"),
-        project_id: "preview".to_string(),
-        event_type: known.name.clone(),
-        family: Some(known.family),
-        payload: payload.to_string(),
-        link_base: None,
-    };
+    let event = EventData::new(
+        new_id("evt"),
+        "preview".to_string(),
+        known.name.clone(),
+        payload.to_string(),
+        Some(known.family),
+        None,
+    );
     let rendered = crate::formats::render(&webhook, &event)
         .map_err(|e| ApiError::invalid_field(render_field(input.format), e.to_string()))?;
     Ok(Json(Preview {

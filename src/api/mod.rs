@@ -67,8 +67,6 @@ pub struct Resources {
     /// How long a rotated-out signing key keeps signing.
     pub signing_grace_ms: i64,
     pub max_body_bytes: usize,
-    /// Lease given to deliveries this node creates and sends from memory.
-    pub lease_ms: i64,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Who may read `/metrics`.
     pub metrics_access: metrics::MetricsAccess,

@@ -19,7 +19,7 @@ use super::auth::Caller;
 use super::{ApiJson, AppState, audit, parse_query};
 use crate::error::ApiError;
 use crate::ids::{millis_to_rfc3339, now_millis};
-use crate::ingest::{Accepted, EventRequest, IngestError, Submission};
+use crate::ingest::{Accepted, EventRequest, Submission};
 use crate::sources::mlflow::{self, Reject};
 use crate::sources::{
     REJECTIONS_KEPT, SEEN_RETENTION_MS, Source, SourceInput, SourceKind, SourceRejection,
@@ -477,17 +477,7 @@ async fn ingest(
     submissions: Vec<(Submission, String)>,
 ) -> Result<Vec<(Accepted, String)>, ApiError> {
     let (submissions, types): (Vec<Submission>, Vec<String>) = submissions.into_iter().unzip();
-    let accepted = state.ingestor.ingest(submissions).await.map_err(|e| {
-        tracing::error!(error = %e, "ingest of an MLflow delivery failed");
-        match e {
-            IngestError::Stopped => {
-                ApiError::unavailable("the service is shutting down; retry later")
-            }
-            IngestError::Store(_) | IngestError::TimedOut => ApiError::unavailable(
-                "the event could not be stored; nothing was accepted, retry later",
-            ),
-        }
-    })?;
+    let accepted = state.ingestor.ingest(submissions).await?;
     Ok(accepted.into_iter().zip(types).collect())
 }
 

@@ -10,12 +10,11 @@ use serde::Serialize;
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::deliveries::{SendOutcome, manual_record};
+use super::deliveries::SendOutcome;
 use super::{ApiJson, ApiJsonOrDefault, AppState, audit, parse_time};
 use crate::error::ApiError;
-use crate::formats::EventData;
 use crate::ids::{millis_to_rfc3339, new_id, now_millis};
-use crate::store::{DeliveryStatus, NewDelivery, NewEvent, StatusCounts};
+use crate::store::StatusCounts;
 use crate::webhook::{Scheme, Webhook, WebhookInput, WebhookPatch, WebhookView};
 
 pub fn routes() -> Router<AppState> {
@@ -411,26 +410,7 @@ async fn test(
     super::ApiJsonOrDefault(input): super::ApiJsonOrDefault<TestInput>,
 ) -> Result<Json<SendOutcome>, ApiError> {
     let webhook = load(&caller, &state, &project, &id).await?;
-    let event = test_event(&state, &webhook, input.event_type)?;
-    let delivery_id = new_id("msg");
-    // Written before the send, so the log's id order stays its time order
-    // (a page walk never meets it late); a test is never due, never retried.
-    store_test(&state, &webhook, &event, &delivery_id).await?;
-    let result = state.engine.send_now(&webhook, &event, &delivery_id).await;
-    let status = if result.succeeded() {
-        DeliveryStatus::Succeeded
-    } else {
-        DeliveryStatus::Exhausted
-    };
-    let record = manual_record(
-        &delivery_id,
-        &webhook.id,
-        1,
-        &result,
-        &event.payload,
-        status,
-    );
-    state.store.record_manual_attempt(&record).await?;
+    let (delivery_id, result) = state.ingestor.send_test(&webhook, input.event_type).await?;
     Ok(Json(SendOutcome::new(&result, Some(delivery_id))))
 }
 
@@ -481,76 +461,9 @@ async fn validate_changes(
 /// Sends the test payload to a configuration that is not (or not yet) stored.
 async fn send_unsaved(state: &AppState, webhook: &Webhook) -> Result<Json<SendOutcome>, ApiError> {
     check_destination(state, webhook)?;
-    let event = test_event(state, webhook, None)?;
+    let event = state.engine.test_event(webhook, None)?;
     let result = state.engine.send_now(webhook, &event, &new_id("msg")).await;
     Ok(Json(SendOutcome::new(&result, None)))
-}
-
-/// The test event for a webhook: the requested type, else the first type it
-/// listens to, else `TEST`; the family's test payload (Comet's is a `TEST`).
-fn test_event(
-    state: &AppState,
-    webhook: &Webhook,
-    requested: Option<String>,
-) -> Result<EventData, ApiError> {
-    let listed = state
-        .catalog
-        .first_listed(&webhook.events)
-        .map(|t| t.name.clone());
-    let event_type = requested
-        .clone()
-        .or(listed)
-        .unwrap_or_else(|| "TEST".to_string());
-    let known = state.catalog.get(&event_type);
-    let payload = state.catalog.test_payload(&event_type, chrono::Utc::now());
-    let (Some(known), Some(payload)) = (known, payload) else {
-        return Err(ApiError::invalid_field(
-            "/event_type",
-            format!("unknown event type {event_type:?}"),
-        ));
-    };
-    // The registry family's test payload is a TEST event, as the Comet document sends it.
-    let sent_type = payload
-        .get("eventTrigger")
-        .and_then(|t| t.as_str())
-        .unwrap_or(&known.name)
-        .to_string();
-    Ok(EventData {
-        id: new_id("evt"),
-        project_id: webhook.project_id.clone(),
-        family: state.catalog.get(&sent_type).map(|t| t.family),
-        event_type: sent_type,
-        payload: payload.to_string(),
-        link_base: state.subscriptions.link_base(&webhook.project_id),
-    })
-}
-
-/// Writes the test event and its delivery, marked as a test.
-async fn store_test(
-    state: &AppState,
-    webhook: &Webhook,
-    event: &EventData,
-    delivery_id: &str,
-) -> Result<(), ApiError> {
-    let now = now_millis();
-    let new_event = NewEvent {
-        id: event.id.clone(),
-        project_id: event.project_id.clone(),
-        event_type: event.event_type.clone(),
-        object: None,
-        payload: event.payload.clone(),
-        created_at: now,
-        idempotency_key: None,
-        deliveries: vec![NewDelivery {
-            id: delivery_id.to_string(),
-            webhook_id: webhook.id.clone(),
-        }],
-        lease_until: now,
-        is_test: true,
-        request: 0,
-    };
-    state.store.insert_events(&[new_event], 0).await?;
-    Ok(())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -32,11 +32,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::catalog::Catalog;
 use crate::formats::EventData;
-use crate::store::Store;
+use crate::ids::new_id;
+use crate::store::{DeliveryRow, DeliveryStatus, EventRow, Store, StoreError};
 use crate::subscriptions::Subscriptions;
+use crate::webhook::Webhook;
 
 pub use recorder::HeadersJson;
 pub use retry::RetryPolicy;
+pub use sender::SendResult;
 
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
@@ -87,6 +90,42 @@ pub struct Job {
     /// The node's epoch when the delivery was leased to it (`Engine::epoch`):
     /// a job of an earlier epoch is another node's now and is never sent.
     pub epoch: u64,
+}
+
+impl Job {
+    /// The first attempt of a delivery just stored.
+    pub fn new(delivery_id: String, webhook_id: String, event: Arc<EventData>, epoch: u64) -> Job {
+        Job {
+            delivery_id,
+            webhook_id,
+            event,
+            attempts_made: 0,
+            retry_base: 0,
+            epoch,
+        }
+    }
+
+    /// The same job for a delivery that already had attempts.
+    fn resumed(self, attempts_made: u32, retry_base: u32) -> Job {
+        Job {
+            attempts_made,
+            retry_base,
+            ..self
+        }
+    }
+}
+
+/// Why a manual attempt (a test or a redeliver) was not made or not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum ManualError {
+    /// The event, webhook or project is gone (`what` names it).
+    #[error("no such {0}")]
+    Missing(&'static str),
+    /// A test asked for an event type the catalog does not know.
+    #[error("unknown event type {0:?}")]
+    UnknownEventType(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// One of mlhook's own events (`mlhook.*`), for the ingest path to publish.
@@ -190,15 +229,113 @@ impl Engine {
         )
     }
 
-    /// One attempt outside the lanes and the schedule: a test, a validation
-    /// or a redeliver. Same renderer, signer, headers and network path.
+    /// One attempt outside the lanes and the schedule, not recorded: the
+    /// check of an unsaved configuration. Same renderer, signer, headers and
+    /// network path as every attempt.
     pub async fn send_now(
         &self,
-        webhook: &crate::webhook::Webhook,
+        webhook: &Webhook,
         event: &EventData,
         delivery_id: &str,
     ) -> sender::SendResult {
         self.shared.sender.send(webhook, event, delivery_id).await
+    }
+
+    /// A stored event as the delivery path renders it.
+    pub fn stored_event(&self, event: EventRow) -> EventData {
+        self.shared
+            .event_data(event.id, event.project_id, event.event_type, event.payload)
+    }
+
+    /// A new attempt of a stored delivery now, whatever its state; recorded
+    /// as manual and never retried. A success ends the delivery: a retry
+    /// this node holds for it is dropped.
+    pub async fn redeliver(&self, delivery: &DeliveryRow) -> Result<SendResult, ManualError> {
+        let store = &self.shared.store;
+        let event = store
+            .get_event(&delivery.project_id, &delivery.event_id)
+            .await?
+            .ok_or(ManualError::Missing("event"))?;
+        let webhook = store
+            .get_webhook(&delivery.project_id, &delivery.webhook_id)
+            .await?
+            .ok_or(ManualError::Missing("webhook"))?;
+        let event = self.stored_event(event);
+        let result = self.send_now(&webhook, &event, &delivery.id).await;
+        let status = if result.succeeded() {
+            DeliveryStatus::Succeeded
+        } else {
+            DeliveryStatus::parse(&delivery.status).unwrap_or(DeliveryStatus::Failed)
+        };
+        let attempt = recorder::Manual {
+            delivery_id: &delivery.id,
+            webhook_id: &webhook.id,
+            payload: &event.payload,
+            number: delivery.attempts + 1,
+        };
+        recorder::record_manual(&self.shared, attempt, result.clone(), status).await?;
+        if result.succeeded() {
+            self.cancel_retry(&delivery.id);
+        }
+        Ok(result)
+    }
+
+    /// The test event for a webhook: the requested type, else the first type
+    /// it listens to, else `TEST`; the family's test payload.
+    pub fn test_event(
+        &self,
+        webhook: &Webhook,
+        requested: Option<String>,
+    ) -> Result<EventData, ManualError> {
+        let catalog = &self.shared.catalog;
+        let event_type = requested
+            .or_else(|| {
+                catalog
+                    .first_listed(&webhook.events)
+                    .map(|t| t.name.clone())
+            })
+            .unwrap_or_else(|| "TEST".to_string());
+        let known = catalog.get(&event_type);
+        let payload = catalog.test_payload(&event_type, chrono::Utc::now());
+        let (Some(known), Some(payload)) = (known, payload) else {
+            return Err(ManualError::UnknownEventType(event_type));
+        };
+        // The registry family's test payload is a TEST event, as the Comet document sends it.
+        let sent_type = payload
+            .get("eventTrigger")
+            .and_then(|t| t.as_str())
+            .unwrap_or(&known.name)
+            .to_string();
+        Ok(self.shared.event_data(
+            new_id("evt"),
+            webhook.project_id.clone(),
+            sent_type,
+            payload.to_string(),
+        ))
+    }
+
+    /// The one attempt of a stored test delivery: sent now, recorded, never
+    /// retried (a failure leaves it exhausted).
+    pub async fn attempt_test(
+        &self,
+        webhook: &Webhook,
+        event: &EventData,
+        delivery_id: &str,
+    ) -> Result<SendResult, StoreError> {
+        let result = self.send_now(webhook, event, delivery_id).await;
+        let status = if result.succeeded() {
+            DeliveryStatus::Succeeded
+        } else {
+            DeliveryStatus::Exhausted
+        };
+        let attempt = recorder::Manual {
+            delivery_id,
+            webhook_id: &webhook.id,
+            payload: &event.payload,
+            number: 1,
+        };
+        recorder::record_manual(&self.shared, attempt, result.clone(), status).await?;
+        Ok(result)
     }
 
     /// Drops the retry this node may hold in memory for a delivery that
@@ -255,6 +392,20 @@ impl Engine {
 }
 
 impl Shared {
+    /// An event as the delivery path renders it: its family from the
+    /// catalog, its project's link base from the routing index.
+    fn event_data(
+        &self,
+        id: String,
+        project_id: String,
+        event_type: String,
+        payload: String,
+    ) -> EventData {
+        let family = self.catalog.get(&event_type).map(|t| t.family);
+        let link_base = self.subscriptions.link_base(&project_id);
+        EventData::new(id, project_id, event_type, payload, family, link_base)
+    }
+
     /// Queues a job on its lane; a full lane leaves the delivery in the store.
     fn submit(self: &Arc<Self>, job: Job) -> lanes::Pushed {
         if !self.liveness.is_current(&job) {

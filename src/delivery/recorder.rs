@@ -14,7 +14,7 @@ use super::sender::SendResult;
 use super::{Job, MAX_BACKOFF, MEMORY_RETRY_HORIZON, Shared};
 use crate::backoff::backoff;
 use crate::metrics::Writer;
-use crate::store::{AttemptRecord, DeliveryStatus};
+use crate::store::{AttemptRecord, DeliveryStatus, StoreError};
 
 /// Outcomes written per transaction at most. Ingest writes through the same
 /// writer, so a 202 can wait behind a whole recorder transaction: the bound
@@ -52,7 +52,14 @@ impl Recorded {
             }
             _ => None,
         };
-        let record = attempt_record(&job, attempt, result, status, next_attempt_at, lease_until);
+        let of = Attempt {
+            delivery_id: &job.delivery_id,
+            webhook_id: &job.webhook_id,
+            payload: &job.event.payload,
+            number: attempt,
+            manual: false,
+        };
+        let record = attempt_record(of, result, status, next_attempt_at, lease_until);
         Recorded {
             record,
             job,
@@ -61,22 +68,58 @@ impl Recorded {
     }
 }
 
+/// A manual attempt (a test or a redeliver): which delivery it was for.
+pub(super) struct Manual<'a> {
+    pub delivery_id: &'a str,
+    pub webhook_id: &'a str,
+    /// The event's stored payload: the body is kept only when it differs.
+    pub payload: &'a str,
+    pub number: u32,
+}
+
+/// Writes a manual attempt at once, outside the batches: its caller waits
+/// for it, and a manual attempt is never followed up (no retry, no release).
+pub(super) async fn record_manual(
+    shared: &Shared,
+    manual: Manual<'_>,
+    result: SendResult,
+    status: DeliveryStatus,
+) -> Result<(), StoreError> {
+    let of = Attempt {
+        delivery_id: manual.delivery_id,
+        webhook_id: manual.webhook_id,
+        payload: manual.payload,
+        number: manual.number,
+        manual: true,
+    };
+    let record = attempt_record(of, result, status, None, None);
+    shared.store.record_manual_attempt(&record).await
+}
+
+/// Which attempt of which delivery a result is.
+struct Attempt<'a> {
+    delivery_id: &'a str,
+    webhook_id: &'a str,
+    payload: &'a str,
+    number: u32,
+    manual: bool,
+}
+
 fn attempt_record(
-    job: &Job,
-    attempt: u32,
+    of: Attempt<'_>,
     r: SendResult,
     status: DeliveryStatus,
     next_attempt_at: Option<i64>,
     lease_until: Option<i64>,
 ) -> AttemptRecord {
     // The body is stored only when it is not the stored payload itself.
-    let request_body = (r.request_body != job.event.payload.as_bytes())
+    let request_body = (r.request_body != of.payload.as_bytes())
         .then(|| String::from_utf8_lossy(&r.request_body).into_owned());
     AttemptRecord {
-        delivery_id: job.delivery_id.clone(),
-        webhook_id: job.webhook_id.clone(),
-        attempt,
-        manual: false,
+        delivery_id: of.delivery_id.to_string(),
+        webhook_id: of.webhook_id.to_string(),
+        attempt: of.number,
+        manual: of.manual,
         request_body,
         succeeded: r.succeeded(),
         started_at: r.started_at,

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use super::lanes::Pushed;
 use super::{Job, MAX_BACKOFF, Shared};
 use crate::backoff::backoff;
-use crate::formats::EventData;
 use crate::metrics::Writer;
 use crate::store::DueDelivery;
 
@@ -107,23 +106,8 @@ fn held_count(shared: &Shared) -> usize {
 }
 
 fn job_for(shared: &Shared, d: DueDelivery, epoch: u64) -> Job {
-    let family = shared.catalog.get(&d.event_type).map(|t| t.family);
-    let link_base = shared.subscriptions.link_base(&d.project_id);
-    Job {
-        delivery_id: d.delivery_id,
-        webhook_id: d.webhook_id,
-        attempts_made: d.attempts,
-        retry_base: d.retry_base,
-        epoch,
-        event: Arc::new(EventData {
-            id: d.event_id,
-            project_id: d.project_id,
-            event_type: d.event_type,
-            family,
-            link_base,
-            payload: d.payload,
-        }),
-    }
+    let event = shared.event_data(d.event_id, d.project_id, d.event_type, d.payload);
+    Job::new(d.delivery_id, d.webhook_id, Arc::new(event), epoch).resumed(d.attempts, d.retry_base)
 }
 
 /// Renews, every third of a lease, the leases of everything held here.

@@ -125,6 +125,26 @@ pub struct EventData {
 }
 
 impl EventData {
+    /// The one constructor: ingest builds it for a new event, the engine for
+    /// a stored one (a claim, a replay, a redeliver) and for a test.
+    pub fn new(
+        id: String,
+        project_id: String,
+        event_type: String,
+        payload: String,
+        family: Option<Family>,
+        link_base: Option<String>,
+    ) -> EventData {
+        EventData {
+            id,
+            project_id,
+            event_type,
+            family,
+            payload,
+            link_base,
+        }
+    }
+
     /// When the event was accepted: the time in its UUIDv7 id (`evt_<hex>`);
     /// `None` for an id of another shape.
     pub fn time(&self) -> Option<DateTime<Utc>> {

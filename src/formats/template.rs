@@ -85,14 +85,14 @@ pub fn check(
 ) {
     let mut found: Vec<FieldError> = Vec::new();
     for (event_type, family, payload) in samples(webhook.events, catalog) {
-        let event = EventData {
-            id: SAMPLE_EVENT_ID.to_string(),
-            project_id: webhook.project_id.to_string(),
-            event_type: event_type.clone(),
+        let event = EventData::new(
+            SAMPLE_EVENT_ID.to_string(),
+            webhook.project_id.to_string(),
+            event_type.clone(),
+            payload.to_string(),
             family,
-            payload: payload.to_string(),
-            link_base: None,
-        };
+            None,
+        );
         let ctx = match Context::new(&webhook.target, &event) {
             Ok(ctx) => ctx,
             Err(_) => continue,
