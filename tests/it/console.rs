@@ -9,7 +9,6 @@
 //! `scripts/test` does it. Without them the test fails, saying what is missing,
 //! unless `MLHOOK_SKIP_BROWSER=1` is set.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;

@@ -3,7 +3,6 @@
 //! (on 127.0.0.1:5432), and for the outage a private PostgreSQL server that
 //! the test stops and starts.
 
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,9 +2,9 @@
 //! ed25519 checked by independent verifiers, project tokens, the limit on
 //! failed authentication, and the audit log.
 
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;

@@ -6,7 +6,6 @@
 //! The PostgreSQL half never skips: without a server it fails and says so.
 //! `cargo test --test store_conformance postgres::` runs one half.
 
-
 use std::collections::HashSet;
 use std::sync::Arc;
 
