@@ -8,5 +8,5 @@
 set -eu
 kills="${1:-25}"
 cd "$(dirname "$0")/.."
-MLHOOK_CRASH_KILLS="$kills" cargo test --test faults_crash -- --nocapture 2>&1 |
+MLHOOK_CRASH_KILLS="$kills" cargo test --test it faults_crash:: -- --nocapture 2>&1 |
     grep -E '^(crash run|test |test result)'

@@ -13,11 +13,7 @@ use crate::delivery::ManualError;
 use crate::ingest::{IngestError, TestError};
 use crate::store::StoreError;
 
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
+pub use crate::validation::FieldError;
 
 #[derive(Debug)]
 pub struct ApiError {

@@ -426,30 +426,6 @@ impl Metrics {
     }
 }
 
-/// Who may read `/metrics`.
-#[derive(Clone, Debug)]
-pub enum MetricsAccess {
-    /// No token (`--metrics-public`): for a scraper on a trusted network.
-    Public,
-    /// The admin token, or the metrics-only token when one is set
-    /// (`MLHOOK_METRICS_TOKEN`, kept as its hash).
-    Token { metrics_token_hash: Option<String> },
-}
-
-impl MetricsAccess {
-    pub fn from_config(config: &crate::config::ServeConfig) -> MetricsAccess {
-        if config.metrics_public {
-            return MetricsAccess::Public;
-        }
-        MetricsAccess::Token {
-            metrics_token_hash: config
-                .metrics_token
-                .as_deref()
-                .map(crate::api::auth::hash_token),
-        }
-    }
-}
-
 /// HTTP methods as a bounded label: an unknown method is `other`.
 fn method_label(method: &str) -> &'static str {
     match method {

@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::api::{self, AppState, Shared, auth};
+use crate::api::metrics::MetricsAccess;
+use crate::api::{self, AppState, Resources, auth};
 use crate::catalog::Catalog;
 use crate::config::{Database, ServeConfig};
 use crate::delivery::Engine;
 use crate::ingest::Ingestor;
-use crate::metrics::{Metrics, MetricsAccess};
+use crate::metrics::Metrics;
 use crate::retention;
 use crate::secrets::SecretBox;
 use crate::store::notify::RoutingChanges;
@@ -33,11 +34,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let subscriptions = Arc::new(Subscriptions::load(&*store).await?);
     if let Some(routing) = opened.routing.take() {
         // Several nodes: follow the webhook changes any of them makes.
-        tokio::spawn(crate::store::notify::follow(
-            store.clone(),
-            subscriptions.clone(),
-            routing,
-        ));
+        tokio::spawn(subscriptions.clone().follow(store.clone(), routing));
     }
     let metrics = Arc::new(Metrics::new());
     let delivery = crate::delivery::DeliveryConfig {
@@ -64,7 +61,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     );
     ingestor.publish_notices(notices);
     retention::start(store.clone(), config.retention);
-    let state = AppState::new(Shared {
+    let state = AppState::new(Resources {
         store: store.clone(),
         catalog,
         subscriptions,
@@ -77,7 +74,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         signing_grace_ms: config.signing_grace_period.as_millis() as i64,
         max_body_bytes: config.max_body_bytes,
         metrics,
-        metrics_access: MetricsAccess::from_config(&config),
+        metrics_access: MetricsAccess::new(config.metrics_public, config.metrics_token.as_deref()),
         db_wait: db_wait(&config),
     });
 
@@ -91,7 +88,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     crate::connections::serve(
         listener,
-        api::router(state),
+        api::router(state, crate::console::routes()),
         config.connections,
         shutdown_signal(),
     )

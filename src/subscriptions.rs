@@ -3,7 +3,8 @@
 //!
 //! The store is the truth. Every webhook write refreshes the copy of its
 //! project right after the store commits, so routing never sees a deleted
-//! webhook. (Several nodes will refresh on a change notice: PostgreSQL issue.)
+//! webhook. With several nodes (PostgreSQL), `follow` also applies the
+//! database's change notices (`store::notify`), whichever node made the change.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -11,6 +12,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 
 use crate::catalog::ObjectRef;
+use crate::store::notify::{FULL_RELOAD, RoutingChange, RoutingChanges};
 use crate::store::{Store, StoreResult};
 use crate::webhook::Webhook;
 
@@ -81,11 +83,61 @@ impl Subscriptions {
             .contains_key(project_id)
     }
 
-    /// Re-reads one project's webhooks after a change.
-    pub async fn refresh_project(&self, store: &dyn Store, project_id: &str) -> StoreResult<()> {
+    /// Re-reads one project's webhooks after a change to them.
+    pub async fn refresh_webhooks(&self, store: &dyn Store, project_id: &str) -> StoreResult<()> {
         let webhooks = store.list_webhooks(project_id).await?;
         self.replace_project(project_id, webhooks);
         Ok(())
+    }
+
+    /// Re-reads one project: its link base and its webhooks, or forgets it
+    /// when it is gone.
+    pub async fn refresh_project(&self, store: &dyn Store, project_id: &str) -> StoreResult<()> {
+        match store.get_project(project_id).await? {
+            Some(project) => {
+                self.project_saved(&project.id, project.link_base_url.clone());
+                self.refresh_webhooks(store, &project.id).await
+            }
+            None => {
+                self.project_deleted(project_id);
+                Ok(())
+            }
+        }
+    }
+
+    /// Re-reads every project that exists.
+    pub async fn refresh_all(&self, store: &dyn Store) -> StoreResult<()> {
+        for project in store.list_projects().await? {
+            self.project_saved(&project.id, project.link_base_url.clone());
+            self.refresh_webhooks(store, &project.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the copy in step with the database when several nodes share it
+    /// (`store::notify`): applies each change as it comes, and re-reads
+    /// everything every `FULL_RELOAD`. Runs until the listener stops.
+    pub async fn follow(self: Arc<Self>, store: Arc<dyn Store>, mut changes: RoutingChanges) {
+        let mut reload = tokio::time::interval(FULL_RELOAD);
+        reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        reload.tick().await;
+        loop {
+            let change = tokio::select! {
+                change = changes.next() => match change {
+                    Some(change) => change,
+                    None => return,
+                },
+                _ = reload.tick() => RoutingChange::Everything,
+            };
+            let result = match &change {
+                RoutingChange::Project(id) => self.refresh_project(&*store, id).await,
+                RoutingChange::Everything => self.refresh_all(&*store).await,
+            };
+            if let Err(e) = result {
+                // The next notice or the next full reload tries again.
+                tracing::warn!(error = %e, ?change, "could not refresh routing");
+            }
+        }
     }
 
     fn replace_project(&self, project_id: &str, webhooks: Vec<Webhook>) {

@@ -175,7 +175,7 @@ impl FromRequestParts<AppState> for Caller {
         let caller = match bearer(parts) {
             Some(token) => resolve(state, token).await?,
             // The web console's session cookie, with its CSRF checks.
-            None => match crate::console::session_token(parts)? {
+            None => match super::session_cookie::session_token(parts)? {
                 Some(token) => resolve(state, &token).await?,
                 None => None,
             },

@@ -13,9 +13,10 @@ use super::auth::Caller;
 use super::{ApiJson, AppState};
 use crate::catalog::{CatalogError, ObjectRef, PrepareContext};
 use crate::error::{ApiError, FieldError};
+use crate::formats::github::GithubInput;
 use crate::formats::{EventData, FormatInfo};
 use crate::ids::{new_id, now_millis};
-use crate::webhook::{Format, GithubInput, Webhook, WebhookInput};
+use crate::webhook::{Format, Webhook, WebhookInput};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

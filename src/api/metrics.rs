@@ -17,7 +17,29 @@ use tracing::Instrument;
 use super::AppState;
 use super::auth::{Caller, hash_token};
 use crate::error::ApiError;
-use crate::metrics::{MetricsAccess, OPENMETRICS_TEXT, PROMETHEUS_TEXT};
+use crate::metrics::{OPENMETRICS_TEXT, PROMETHEUS_TEXT};
+
+/// Who may read `/metrics`.
+#[derive(Clone, Debug)]
+pub enum MetricsAccess {
+    /// No token (`--metrics-public`): for a scraper on a trusted network.
+    Public,
+    /// The admin token, or the metrics-only token when one is set
+    /// (`MLHOOK_METRICS_TOKEN`, kept as its hash).
+    Token { metrics_token_hash: Option<String> },
+}
+
+impl MetricsAccess {
+    /// `public` is `--metrics-public`; `metrics_token` is `MLHOOK_METRICS_TOKEN`.
+    pub fn new(public: bool, metrics_token: Option<&str>) -> MetricsAccess {
+        if public {
+            return MetricsAccess::Public;
+        }
+        MetricsAccess::Token {
+            metrics_token_hash: metrics_token.map(hash_token),
+        }
+    }
+}
 
 pub const X_REQUEST_ID: &str = "x-request-id";
 

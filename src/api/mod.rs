@@ -13,6 +13,7 @@ pub mod metrics;
 mod numbers;
 pub mod openapi;
 mod projects;
+pub mod session_cookie;
 mod sources;
 mod tokens;
 mod webhooks;
@@ -34,23 +35,24 @@ use crate::subscriptions::Subscriptions;
 /// so it is one reference count: cloning a dozen `Arc`s and the token hashes
 /// one by one on every request showed up in profiles (docs/performance.md).
 #[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+pub struct AppState(Arc<Resources>);
 
 impl AppState {
-    pub fn new(shared: Shared) -> AppState {
-        AppState(Arc::new(shared))
+    pub fn new(resources: Resources) -> AppState {
+        AppState(Arc::new(resources))
     }
 }
 
 impl std::ops::Deref for AppState {
-    type Target = Shared;
+    type Target = Resources;
 
-    fn deref(&self) -> &Shared {
+    fn deref(&self) -> &Resources {
         &self.0
     }
 }
 
-pub struct Shared {
+/// What the handlers reach through `AppState`.
+pub struct Resources {
     pub store: Arc<dyn Store>,
     pub catalog: Arc<Catalog>,
     pub subscriptions: Arc<Subscriptions>,
@@ -67,13 +69,15 @@ pub struct Shared {
     pub max_body_bytes: usize,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Who may read `/metrics`.
-    pub metrics_access: crate::metrics::MetricsAccess,
+    pub metrics_access: metrics::MetricsAccess,
     /// PostgreSQL: how long a request may wait for the database, all its
     /// waits together, before its 503 (`--db-acquire-timeout`).
     pub db_wait: Option<std::time::Duration>,
 }
 
-pub fn router(state: AppState) -> Router {
+/// Every route of the API, and `extra` (the console's) under the same
+/// request ids, logs, metrics and limits.
+pub fn router(state: AppState, extra: Router<AppState>) -> Router {
     let max_body = state.max_body_bytes;
     Router::new()
         .merge(health::routes())
@@ -87,7 +91,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::routes())
         .merge(deliveries::routes())
         .merge(formats::routes())
-        .merge(crate::console::routes())
+        .merge(extra)
         .merge(sources::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

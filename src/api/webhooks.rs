@@ -172,7 +172,7 @@ async fn changed(
 ) -> Result<(), ApiError> {
     state
         .subscriptions
-        .refresh_project(&*state.store, &webhook.project_id)
+        .refresh_webhooks(&*state.store, &webhook.project_id)
         .await?;
     audit::record(
         state,

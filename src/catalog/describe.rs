@@ -6,12 +6,12 @@
 //! Describing never fails: a payload missing a field it would mention (a
 //! redelivery of an old event, say) is described with what is there.
 
+use std::sync::OnceLock;
+
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{
-    Family, Object, ObjectRef, executions, mlflow, monitoring, operational, registry, requests,
-};
+use super::{Catalog, Object, ObjectRef};
 
 /// A run of the summary: plain text, or text linking somewhere.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -83,42 +83,33 @@ impl Description {
     }
 }
 
-/// Describes a stored payload of `event_type` (of `family`, when built in).
-pub fn describe(
-    event_type: &str,
-    family: Option<Family>,
-    project_id: &str,
-    payload: &Value,
-) -> Description {
-    let Some(fields) = payload.as_object() else {
-        return Description::generic(event_type, project_id);
-    };
-    let described = match family {
-        Some(Family::Monitoring) => monitoring::describe(event_type, fields),
-        Some(Family::Requests) => requests::describe(event_type, fields, project_id),
-        Some(Family::ModelRegistry | Family::Test) => registry::describe(event_type, fields),
-        Some(Family::Executions) => executions::describe(event_type, fields),
-        Some(Family::Operational) => operational::describe(event_type, fields),
-        Some(Family::Mlflow) => mlflow::describe(event_type, fields),
-        None => None,
-    };
-    let mut d = described.unwrap_or_else(|| Description::generic(event_type, project_id));
-    d.summary = one_line(d.summary);
-    d.fields
-        .retain(|f| !f.name.is_empty() && !f.value.trim().is_empty());
-    d
-}
+impl Catalog {
+    /// The built-in catalog, made once per process, for readers that are
+    /// handed none: `formats` describes each event it renders with it.
+    pub fn global() -> &'static Catalog {
+        static GLOBAL: OnceLock<Catalog> = OnceLock::new();
+        GLOBAL.get_or_init(Catalog::builtin)
+    }
 
-/// The object an event is about, derived from its payload as routing does.
-pub fn object_of(event_type: &str, family: Option<Family>, payload: &Value) -> Option<ObjectRef> {
-    let fields = payload.as_object()?;
-    match family? {
-        Family::Monitoring => monitoring::object_of(event_type, fields),
-        Family::Requests => requests::object_of(event_type, fields),
-        Family::ModelRegistry | Family::Test => registry::object_of(event_type, fields),
-        Family::Executions => executions::object_of(event_type, fields),
-        Family::Operational => None,
-        Family::Mlflow => mlflow::object_of(event_type, fields),
+    /// Describes a stored payload of `event_type`, by its type's rules; an
+    /// unknown type, or a payload its rules cannot read, is described
+    /// generically.
+    pub fn describe(&self, event_type: &str, project_id: &str, payload: &Value) -> Description {
+        let described = self.entry(event_type).and_then(|entry| {
+            let fields = payload.as_object()?;
+            (entry.rules.describe)(event_type, fields, project_id)
+        });
+        let mut d = described.unwrap_or_else(|| Description::generic(event_type, project_id));
+        d.summary = one_line(d.summary);
+        d.fields
+            .retain(|f| !f.name.is_empty() && !f.value.trim().is_empty());
+        d
+    }
+
+    /// The object a stored event is about, derived as routing derives it.
+    pub fn object_of(&self, event_type: &str, payload: &Value) -> Option<ObjectRef> {
+        let entry = self.entry(event_type)?;
+        (entry.rules.object)(event_type, payload.as_object()?)
     }
 }
 
@@ -263,8 +254,12 @@ pub(super) fn version_label(version: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
+    use crate::catalog::Family;
     use serde_json::json;
+
+    fn describe(event_type: &str, project_id: &str, payload: &Value) -> Description {
+        Catalog::global().describe(event_type, project_id, payload)
+    }
 
     #[test]
     fn markdown_links_become_spans() {
@@ -292,7 +287,6 @@ mod tests {
     fn summary_is_one_line() {
         let d = describe(
             "execution_completed",
-            Some(Family::Executions),
             "p",
             &json!({"project": "x", "data": {}, "title": "T",
                     "body": "A [b](https://e.com/) c\n\nd  e\n"}),
@@ -306,7 +300,7 @@ mod tests {
         let catalog = Catalog::builtin();
         for t in catalog.list() {
             for payload in [&t.example, &t.test_payload] {
-                let d = describe(&t.name, Some(t.family), "acme", payload);
+                let d = describe(&t.name, "acme", payload);
                 assert!(!d.title.is_empty(), "{}", t.name);
                 assert!(!d.summary_text().is_empty(), "{}", t.name);
                 assert!(!d.summary_text().contains('\n'), "{}", t.name);
@@ -318,10 +312,7 @@ mod tests {
     #[test]
     fn titles_name_the_important_fields() {
         let catalog = Catalog::builtin();
-        let title = |name: &str, payload: Value| {
-            let family = catalog.get(name).map(|t| t.family);
-            describe(name, family, "fraud-team", &payload).title
-        };
+        let title = |name: &str, payload: Value| describe(name, "fraud-team", &payload).title;
         assert_eq!(
             title(
                 "TEST",
@@ -360,7 +351,7 @@ mod tests {
         let catalog = Catalog::builtin();
         let link = |name: &str| {
             let t = catalog.get(name).unwrap();
-            describe(name, Some(t.family), "p", &t.example).link
+            describe(name, "p", &t.example).link
         };
         assert_eq!(
             link("RUN_COMPLETED").as_deref(),
@@ -385,11 +376,11 @@ mod tests {
                 json!([]),
                 json!({"header": 1, "data": "x", "tags": 5}),
             ] {
-                let d = describe(&t.name, Some(t.family), "p", &payload);
+                let d = describe(&t.name, "p", &payload);
                 assert!(!d.title.is_empty());
             }
         }
-        let d = describe("CUSTOM", None, "p", &json!({}));
+        let d = describe("CUSTOM", "p", &json!({}));
         assert_eq!(d.title, "CUSTOM in project p");
     }
 
@@ -405,7 +396,7 @@ mod tests {
                 )
                 .unwrap();
             assert_eq!(
-                object_of(&t.name, Some(t.family), &prepared.payload),
+                catalog.object_of(&t.name, &prepared.payload),
                 prepared.object,
                 "{}",
                 t.name

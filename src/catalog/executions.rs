@@ -25,6 +25,7 @@ pub(super) fn specs() -> Vec<Spec> {
         check: no_check,
         object,
         refresh: no_refresh,
+        describe,
     };
     KINDS
         .iter()
@@ -105,12 +106,8 @@ fn capitalized(word: &str) -> String {
         .unwrap_or_default()
 }
 
-pub(super) fn object_of(name: &str, fields: &Object) -> Option<ObjectRef> {
-    object(name, fields)
-}
-
 /// Valohai's own title and body (its markdown links kept as links).
-pub(super) fn describe(name: &str, fields: &Object) -> Option<Description> {
+pub(super) fn describe(name: &str, fields: &Object, _project: &str) -> Option<Description> {
     let (kind, outcome) = name.split_once('_')?;
     let title = text_of(fields, "title")
         .or_else(|| self::title(name, fields))

@@ -231,6 +231,7 @@ fn spec(def: &Def) -> Spec {
             check: no_check,
             object,
             refresh,
+            describe,
         },
     }
 }
@@ -264,10 +265,6 @@ fn object(name: &str, fields: &Object) -> Option<ObjectRef> {
         name: Some(str_field(data, key)?.to_owned()),
         version: str_field(data, "version").map(str::to_owned),
     })
-}
-
-pub(super) fn object_of(name: &str, fields: &Object) -> Option<ObjectRef> {
-    object(name, fields)
 }
 
 /// A test payload is stamped with the time it is sent, as MLflow's test is.
@@ -374,7 +371,7 @@ fn example_data(entity: &str, action: &str) -> Value {
 }
 
 /// "MLflow: model churn v3 created", "MLflow: alias champion → model churn v3", …
-pub(super) fn describe(name: &str, fields: &Object) -> Option<Description> {
+pub(super) fn describe(name: &str, fields: &Object, _project: &str) -> Option<Description> {
     let (entity, action) = split(name)?;
     let empty = Object::new();
     let data = fields
@@ -479,8 +476,8 @@ fn capitalise(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Catalog;
     use super::super::tests::{CTX, keys, v, violations};
-    use super::super::{Catalog, describe as describe_event};
     use super::*;
     use chrono::TimeZone;
 
@@ -609,9 +606,8 @@ mod tests {
     #[test]
     fn descriptions_read_well() {
         let catalog = Catalog::builtin();
-        let title = |name: &str, payload: Value| {
-            describe_event(name, Some(Family::Mlflow), "p", &payload).title
-        };
+        let title =
+            |name: &str, payload: Value| Catalog::global().describe(name, "p", &payload).title;
         assert_eq!(
             title("mlflow.model_version.created", sent()),
             "MLflow: model churn v3 created"
@@ -627,9 +623,8 @@ mod tests {
             title("mlflow.model_version_alias.created", alias),
             "MLflow: alias champion → model churn v3"
         );
-        let d = describe_event(
+        let d = Catalog::global().describe(
             "mlflow.budget_policy.exceeded",
-            Some(Family::Mlflow),
             "p",
             &catalog
                 .get("mlflow.budget_policy.exceeded")
@@ -638,12 +633,7 @@ mod tests {
         );
         assert_eq!(d.title, "MLflow: budget policy bp-abc123 exceeded");
         assert_eq!(d.tone, Tone::Bad);
-        let d = describe_event(
-            "mlflow.model_version.created",
-            Some(Family::Mlflow),
-            "p",
-            &sent(),
-        );
+        let d = Catalog::global().describe("mlflow.model_version.created", "p", &sent());
         assert!(
             d.fields
                 .iter()

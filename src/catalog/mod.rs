@@ -20,7 +20,7 @@ pub mod pattern;
 mod registry;
 mod requests;
 
-pub use describe::{Description, Field, Span, Tone, describe, is_web_url, object_of};
+pub use describe::{Description, Field, Span, Tone, is_web_url};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -117,6 +117,9 @@ struct Rules {
     check: fn(&str, &Object) -> Vec<Violation>,
     /// The routing object of a payload that passed validation.
     object: fn(&str, &Object) -> Option<ObjectRef>,
+    /// How people read an event of this type (title, summary, fields, link;
+    /// the project id for the summary); `None` leaves the generic description.
+    describe: fn(&str, &Object, &str) -> Option<Description>,
     /// Recomputes the time-dependent fields of a test payload.
     refresh: fn(&mut Value, DateTime<Utc>),
 }

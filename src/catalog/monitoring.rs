@@ -30,6 +30,7 @@ pub(super) fn specs() -> Vec<Spec> {
         check: no_check,
         object,
         refresh: no_refresh,
+        describe,
     };
     vec![Spec { event_type, rules }]
 }
@@ -47,12 +48,8 @@ fn fill(name: &str, fields: &mut Object, _: &PrepareContext<'_>) {
     }
 }
 
-pub(super) fn object_of(name: &str, fields: &Object) -> Option<ObjectRef> {
-    object(name, fields)
-}
-
 /// "Monitoring run of model churn raised 2 alerts", with the alerts named.
-pub(super) fn describe(_: &str, fields: &Object) -> Option<Description> {
+pub(super) fn describe(_: &str, fields: &Object, _project: &str) -> Option<Description> {
     let header = fields.get("header").and_then(Value::as_object);
     let body = fields.get("payload").and_then(Value::as_object);
     let model = header

@@ -105,6 +105,7 @@ fn spec(
             check: no_check,
             object: no_object,
             refresh: no_refresh,
+            describe,
         },
     }
 }
@@ -116,7 +117,7 @@ fn no_object(_: &str, _: &Object) -> Option<ObjectRef> {
 }
 
 /// "Webhook churn releases disabled", "Delivery to churn releases failed after 8 attempts", …
-pub(super) fn describe(name: &str, fields: &Object) -> Option<Description> {
+pub(super) fn describe(name: &str, fields: &Object, _project: &str) -> Option<Description> {
     let get = |key: &str| text_of(fields, key);
     let webhook = get("webhook_name")
         .or_else(|| get("webhook_id"))

@@ -72,6 +72,7 @@ fn spec(name: &str, family: Family) -> Spec {
             check,
             object,
             refresh,
+            describe,
         },
     }
 }
@@ -126,12 +127,8 @@ fn check(name: &str, fields: &Object) -> Vec<Violation> {
     violations
 }
 
-pub(super) fn object_of(name: &str, fields: &Object) -> Option<ObjectRef> {
-    object(name, fields)
-}
-
 /// "Model churn v3 moved Staging → Production", "Model churn v3 created", …
-pub(super) fn describe(name: &str, fields: &Object) -> Option<Description> {
+pub(super) fn describe(name: &str, fields: &Object, _project: &str) -> Option<Description> {
     let model = text_of(fields, "registryModelName").unwrap_or_else(|| "(unnamed)".to_owned());
     let version = text_of(fields, "version").unwrap_or_default();
     let v = version_label(&version);

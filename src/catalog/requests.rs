@@ -87,6 +87,7 @@ pub(super) fn specs() -> Vec<Spec> {
         check: no_check,
         object,
         refresh: no_refresh,
+        describe,
     };
     [Kind::Deployment, Kind::Pipeline]
         .into_iter()
@@ -153,13 +154,6 @@ fn text(name: &str, fields: &Object, project: &str) -> Option<String> {
         str_field(fields, object_name)?,
         str_field(fields, version_name)?,
     ))
-}
-
-pub(super) fn object_of(name: &str, fields: &Object) -> Option<ObjectRef> {
-    if !name.contains("_request_") {
-        return None;
-    }
-    object(name, fields)
 }
 
 /// "Deployment request abc failed for deployment scorer v2 in project fraud-team";

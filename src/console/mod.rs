@@ -26,8 +26,6 @@ use sha2::{Digest, Sha256};
 use crate::api::AppState;
 use crate::error::ApiError;
 
-pub use session::session_token;
-
 /// What the console's answers allow the browser to do.
 pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \

@@ -13,7 +13,7 @@
 //! A lane holds a bounded number of jobs; its overflow is deferred in the
 //! store (`overflow`), so memory stays the same whatever the backlog.
 
-mod health;
+mod failing_endpoints;
 mod lanes;
 pub mod liveness;
 mod overflow;
@@ -357,7 +357,7 @@ impl Engine {
 
     /// Disables a webhook (as the failing-endpoint policy does) and announces it.
     pub async fn disable_webhook(&self, webhook_id: &str, reason: &str) {
-        health::disable(&self.shared, webhook_id, reason).await;
+        failing_endpoints::disable(&self.shared, webhook_id, reason).await;
     }
 
     /// The epoch to give jobs for deliveries leased from now on: read it

@@ -228,7 +228,7 @@ fn follow_up(
     mut job: Job,
     retry_in: Option<Duration>,
 ) {
-    super::health::observe(shared, record, &job);
+    super::failing_endpoints::observe(shared, record, &job);
     match retry_in {
         Some(delay) if record.lease_until.is_some() => {
             job.attempts_made = record.attempt;

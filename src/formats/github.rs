@@ -12,11 +12,12 @@
 //! payload's long strings and arrays are cut, step by step, until it fits
 //! (`"truncated": true` says so). GitHub answers 204.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::text::truncate;
-use super::{Context, ExtraHeader, RenderError, Rendered};
-use crate::webhook::Webhook;
+use super::{Context, ExtraHeader, RenderError, Rendered, Target};
+use crate::validation::{FieldError, check_url, push};
 
 pub const API_VERSION: &str = "2022-11-28";
 pub const ACCEPT: &str = "application/vnd.github+json";
@@ -28,9 +29,107 @@ pub const MAX_TOP_LEVEL: usize = 10;
 /// bytes (never fewer than characters) and keep a margin.
 pub const MAX_CLIENT_PAYLOAD_BYTES: usize = 65_000;
 
-pub fn render(webhook: &Webhook, ctx: &Context) -> Result<Rendered, RenderError> {
+/// Where a `github_dispatch` webhook sends: the repository, its token
+/// (write-only, like the secret) and the API base URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GithubConfig {
+    pub repository: String,
+    pub token: String,
+    pub api_url: String,
+}
+
+pub const GITHUB_API_URL: &str = "https://api.github.com";
+
+impl GithubConfig {
+    /// `{api_url}/repos/{owner}/{repo}/dispatches`.
+    pub fn dispatch_url(&self) -> String {
+        format!(
+            "{}/repos/{}/dispatches",
+            self.api_url.trim_end_matches('/'),
+            self.repository
+        )
+    }
+}
+
+/// `github` as a client sends it; `token` may be left out on update to keep
+/// the stored one.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GithubInput {
+    pub repository: String,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub api_url: Option<String>,
+}
+
+/// `github` as reads show it: never the token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct GithubView {
+    pub repository: String,
+    pub api_url: String,
+    pub has_token: bool,
+}
+
+/// A repository is `owner/name`; the token is kept when left out on update.
+pub fn resolve(
+    sent: Option<GithubInput>,
+    kept: Option<&GithubConfig>,
+    errors: &mut Vec<FieldError>,
+) -> Option<GithubConfig> {
+    let Some(input) = sent else {
+        if kept.is_none() {
+            push(
+                errors,
+                "/github",
+                "is required for format github_dispatch: {\"repository\": \"owner/repo\", \"token\": \"…\"}",
+            );
+        }
+        return kept.cloned();
+    };
+    let valid_part = |p: &str| {
+        !p.is_empty()
+            && p != "."
+            && p != ".."
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    let repository = input.repository.trim().to_string();
+    match repository.split_once('/') {
+        Some((owner, name)) if valid_part(owner) && valid_part(name) && repository.len() <= 200 => {
+        }
+        _ => push(errors, "/github/repository", "must be \"owner/repo\""),
+    }
+    let token = match (input.token, kept) {
+        (Some(t), _) => t,
+        (None, Some(k)) => k.token.clone(),
+        (None, None) => {
+            push(errors, "/github/token", "is required");
+            String::new()
+        }
+    };
+    if token.trim().is_empty() && !errors.iter().any(|e| e.field == "/github/token") {
+        push(errors, "/github/token", "must not be empty");
+    } else if reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
+        push(errors, "/github/token", "not a valid header value");
+    }
+    let api_url = match input.api_url {
+        Some(raw) => {
+            let checked = check_url("/github/api_url", &raw, errors);
+            checked.trim_end_matches('/').to_string()
+        }
+        None => GITHUB_API_URL.to_string(),
+    };
+    Some(GithubConfig {
+        repository,
+        token,
+        api_url,
+    })
+}
+
+pub fn render(webhook: &Target, ctx: &Context) -> Result<Rendered, RenderError> {
     let github = webhook
-        .format_config
+        .settings
         .github
         .as_ref()
         .ok_or(RenderError::MissingConfig("github"))?;

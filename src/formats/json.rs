@@ -3,14 +3,13 @@
 
 use bytes::Bytes;
 
-use super::{EventData, RenderError, Rendered};
+use super::{EventData, RenderError, Rendered, Target};
 use crate::catalog::Family;
-use crate::webhook::Webhook;
 
 /// UbiOps includes a request's result only up to 16 kB.
 pub const MAX_RESULT_BYTES: usize = 16_384;
 
-pub fn render(webhook: &Webhook, event: &EventData) -> Result<Rendered, RenderError> {
+pub fn render(webhook: &Target, event: &EventData) -> Result<Rendered, RenderError> {
     let body = if event.family == Some(Family::Requests) {
         Bytes::from(request_body(webhook.include_result, &event.payload)?)
     } else {

@@ -27,13 +27,89 @@ mod text;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::catalog::{self, Description, Family, ObjectRef};
-use crate::webhook::{Format, RateLimit, Webhook};
+use crate::catalog::{Catalog, Description, Family, ObjectRef};
+use crate::rate_limit::RateLimit;
 
 pub use text::units;
+
+/// How the body of a delivery is rendered; see `formats` for each one.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    #[default]
+    Json,
+    Slack,
+    Teams,
+    Discord,
+    GithubDispatch,
+    Template,
+}
+
+impl Format {
+    pub const ALL: [Format; 6] = [
+        Format::Json,
+        Format::Slack,
+        Format::Teams,
+        Format::Discord,
+        Format::GithubDispatch,
+        Format::Template,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Slack => "slack",
+            Format::Teams => "teams",
+            Format::Discord => "discord",
+            Format::GithubDispatch => "github_dispatch",
+            Format::Template => "template",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// The provider's documented pace, used when a webhook sets no `rate_limit`.
+    pub fn default_rate_limit(self) -> Option<RateLimit> {
+        match self {
+            // Slack: about one message per second per incoming webhook.
+            Format::Slack => Some(RateLimit::per_second(1)),
+            // Discord: 5 requests per 2 seconds per webhook.
+            Format::Discord => Some(RateLimit::per_second(2)),
+            // Teams: 4 requests per second per connector/workflow.
+            Format::Teams => Some(RateLimit::per_second(4)),
+            Format::Json | Format::GithubDispatch | Format::Template => None,
+        }
+    }
+}
+
+/// Settings only some formats have; stored as one JSON column.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FormatConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<github::GithubConfig>,
+    /// The `template` format's JSON template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<serde_json::Value>,
+}
+
+/// What a format needs to know about the webhook it renders for; a webhook
+/// gives it with `Target::from(&webhook)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub webhook_id: &'a str,
+    pub webhook_name: &'a str,
+    pub format: Format,
+    /// The request family's `result` goes out (see [`json`]).
+    pub include_result: bool,
+    pub settings: &'a FormatConfig,
+}
 
 /// The event as the delivery path sees it: shared by every delivery of it.
 #[derive(Debug)]
@@ -147,14 +223,18 @@ pub enum RenderError {
 }
 
 /// Renders `event` in the webhook's format.
-pub fn render(webhook: &Webhook, event: &EventData) -> Result<Rendered, RenderError> {
-    match webhook.format {
-        Format::Json => json::render(webhook, event),
-        Format::Slack => Ok(slack::render(&Context::new(webhook, event)?)),
-        Format::Teams => Ok(teams::render(&Context::new(webhook, event)?)),
-        Format::Discord => Ok(discord::render(&Context::new(webhook, event)?)),
-        Format::GithubDispatch => github::render(webhook, &Context::new(webhook, event)?),
-        Format::Template => template::render(webhook, &Context::new(webhook, event)?),
+pub fn render<'a>(
+    webhook: impl Into<Target<'a>>,
+    event: &EventData,
+) -> Result<Rendered, RenderError> {
+    let target = webhook.into();
+    match target.format {
+        Format::Json => json::render(&target, event),
+        Format::Slack => Ok(slack::render(&Context::new(&target, event)?)),
+        Format::Teams => Ok(teams::render(&Context::new(&target, event)?)),
+        Format::Discord => Ok(discord::render(&Context::new(&target, event)?)),
+        Format::GithubDispatch => github::render(&target, &Context::new(&target, event)?),
+        Format::Template => template::render(&target, &Context::new(&target, event)?),
     }
 }
 
@@ -176,14 +256,14 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(webhook: &Webhook, event: &EventData) -> Result<Context, RenderError> {
+    pub fn new(webhook: &Target, event: &EventData) -> Result<Context, RenderError> {
         let payload: Value = serde_json::from_slice(&json::render(webhook, event)?.body)?;
         Ok(Context::from_parts(webhook, event, payload))
     }
 
-    fn from_parts(webhook: &Webhook, event: &EventData, payload: Value) -> Context {
-        let mut description =
-            catalog::describe(&event.event_type, event.family, &event.project_id, &payload);
+    fn from_parts(webhook: &Target, event: &EventData, payload: Value) -> Context {
+        let catalog = Catalog::global();
+        let mut description = catalog.describe(&event.event_type, &event.project_id, &payload);
         if description.link.is_none() {
             description.link =
                 relative_link(&payload)
@@ -202,11 +282,11 @@ impl Context {
             family: event.family,
             project_id: event.project_id.clone(),
             time: event.time().unwrap_or_else(Utc::now),
-            object: catalog::object_of(&event.event_type, event.family, &payload),
+            object: catalog.object_of(&event.event_type, &payload),
             payload,
             description,
-            webhook_id: webhook.id.clone(),
-            webhook_name: webhook.name.clone(),
+            webhook_id: webhook.webhook_id.to_string(),
+            webhook_name: webhook.webhook_name.to_string(),
         }
     }
 

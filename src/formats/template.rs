@@ -27,17 +27,9 @@ use minijinja::value::ValueKind;
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior};
 use serde_json::{Value, json};
 
-use super::{Context, EventData, RenderError, Rendered};
+use super::{Context, EventData, RenderError, Rendered, Target};
 use crate::catalog::{Catalog, Family, pattern};
-use crate::error::FieldError;
-use crate::webhook::Webhook;
-
-fn push(errors: &mut Vec<FieldError>, field: &str, message: impl Into<String>) {
-    errors.push(FieldError {
-        field: field.to_string(),
-        message: message.into(),
-    });
-}
+use crate::validation::{FieldError, push};
 
 /// Instructions one string of a template may run.
 const FUEL: u64 = 50_000;
@@ -75,20 +67,33 @@ pub fn parse(input: Value, errors: &mut Vec<FieldError>) -> Option<Value> {
     Some(template)
 }
 
+/// What a template is checked for at save: the webhook it renders for,
+/// its project and the event types it listens to.
+pub struct Listener<'a> {
+    pub target: Target<'a>,
+    pub project_id: &'a str,
+    pub events: &'a [String],
+}
+
 /// Renders the template for the example and test payload of every event
-/// type `webhook` listens to; each failure is a field error naming where.
-pub fn check(template: &Value, webhook: &Webhook, catalog: &Catalog, errors: &mut Vec<FieldError>) {
+/// type the webhook listens to; each failure is a field error naming where.
+pub fn check(
+    template: &Value,
+    webhook: &Listener,
+    catalog: &Catalog,
+    errors: &mut Vec<FieldError>,
+) {
     let mut found: Vec<FieldError> = Vec::new();
-    for (event_type, family, payload) in samples(&webhook.events, catalog) {
+    for (event_type, family, payload) in samples(webhook.events, catalog) {
         let event = EventData::new(
             SAMPLE_EVENT_ID.to_string(),
-            webhook.project_id.clone(),
+            webhook.project_id.to_string(),
             event_type.clone(),
             payload.to_string(),
             family,
             None,
         );
-        let ctx = match Context::new(webhook, &event) {
+        let ctx = match Context::new(&webhook.target, &event) {
             Ok(ctx) => ctx,
             Err(_) => continue,
         };
@@ -135,9 +140,9 @@ fn samples(events: &[String], catalog: &Catalog) -> Vec<(String, Option<Family>,
     out
 }
 
-pub fn render(webhook: &Webhook, ctx: &Context) -> Result<Rendered, RenderError> {
+pub fn render(webhook: &Target, ctx: &Context) -> Result<Rendered, RenderError> {
     let template = webhook
-        .format_config
+        .settings
         .template
         .as_ref()
         .ok_or(RenderError::MissingConfig("template"))?;

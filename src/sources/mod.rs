@@ -11,8 +11,8 @@ pub mod mlflow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::FieldError;
 use crate::secrets::{SecretBox, SecretsError};
+use crate::validation::FieldError;
 
 /// Timestamp tolerance when the client sets none: MLflow's retries (three,
 /// with backoff, each re-sending the same timestamp) fit well inside it.

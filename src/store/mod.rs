@@ -1,7 +1,7 @@
 //! The storage interface. Everything the service keeps goes through `Store`;
 //! SQLite is the embedded default, PostgreSQL the shared one (several nodes
 //! on one database). Both pass the same conformance suite
-//! (tests/store_conformance.rs).
+//! (tests/it/store_conformance.rs).
 //!
 //! The store knows rows, not HTTP and not formats. Writes on the hot path take
 //! batches (`insert_events`, `record_attempts`) so callers can group-commit.
@@ -75,7 +75,7 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Project {
     pub id: String,
     pub name: String,

@@ -1,7 +1,7 @@
 //! Routing changes across nodes (PostgreSQL).
 //!
 //! Every node routes events from an in-memory copy of the projects and
-//! webhooks (`Subscriptions`). On one node the API refreshes it after each
+//! webhooks (`subscriptions`, which follows this stream). On one node the API refreshes it after each
 //! write. With several nodes, a trigger in the database announces every
 //! change to `projects` and `webhooks` on the channel `mlhook_routing` (the
 //! project id as payload, delivered at commit), and each node follows:
@@ -16,15 +16,12 @@
 //! Notices arrive within milliseconds of the commit, so a webhook deleted on
 //! one node stops being routed by the others well within a second.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::mpsc;
 
-use super::{Store, StoreResult};
 use crate::backoff::backoff;
-use crate::subscriptions::Subscriptions;
 
 /// The channel the trigger of migrations/postgres/0001 notifies.
 pub const CHANNEL: &str = "mlhook_routing";
@@ -115,60 +112,3 @@ async fn connect(pool: &sqlx::PgPool) -> Result<PgListener, sqlx::Error> {
 
 /// The listener waits at most this long before it tries the database again.
 const MAX_BACKOFF: Duration = Duration::from_millis(3200);
-
-/// Keeps `subscriptions` in step with the database: applies each change as
-/// it comes, and re-reads everything every `FULL_RELOAD`. Runs until the
-/// listener stops.
-pub async fn follow(
-    store: Arc<dyn Store>,
-    subscriptions: Arc<Subscriptions>,
-    mut changes: RoutingChanges,
-) {
-    let mut reload = tokio::time::interval(FULL_RELOAD);
-    reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    reload.tick().await;
-    loop {
-        let change = tokio::select! {
-            change = changes.next() => match change {
-                Some(change) => change,
-                None => return,
-            },
-            _ = reload.tick() => RoutingChange::Everything,
-        };
-        let result = match &change {
-            RoutingChange::Project(id) => refresh_project(&*store, &subscriptions, id).await,
-            RoutingChange::Everything => refresh_all(&*store, &subscriptions).await,
-        };
-        if let Err(e) = result {
-            // The next notice or the next full reload tries again.
-            tracing::warn!(error = %e, ?change, "could not refresh routing");
-        }
-    }
-}
-
-/// Re-reads one project: its link base and its webhooks, or forgets it.
-pub async fn refresh_project(
-    store: &dyn Store,
-    subscriptions: &Subscriptions,
-    project_id: &str,
-) -> StoreResult<()> {
-    match store.get_project(project_id).await? {
-        Some(project) => {
-            subscriptions.project_saved(&project.id, project.link_base_url.clone());
-            subscriptions.refresh_project(store, &project.id).await
-        }
-        None => {
-            subscriptions.project_deleted(project_id);
-            Ok(())
-        }
-    }
-}
-
-/// Re-reads every project that exists.
-pub async fn refresh_all(store: &dyn Store, subscriptions: &Subscriptions) -> StoreResult<()> {
-    for project in store.list_projects().await? {
-        subscriptions.project_saved(&project.id, project.link_base_url.clone());
-        subscriptions.refresh_project(store, &project.id).await?;
-    }
-    Ok(())
-}

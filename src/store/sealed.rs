@@ -1,9 +1,10 @@
-//! The secret fields of a webhook, sealed on the way into a store and opened
-//! on the way out (see `crate::secrets`). Both stores use these two functions,
-//! so which fields count as secret is decided once.
+//! The secret fields of a webhook or a source, sealed on the way into a store
+//! and opened on the way out (see `crate::secrets`). Both stores use these
+//! functions, so which fields count as secret is decided once.
 
 use super::{StoreError, StoreResult};
 use crate::secrets::SecretBox;
+use crate::sources::Source;
 use crate::webhook::Webhook;
 
 /// A copy of `w` whose secret, signing keys, protected header values and
@@ -26,6 +27,13 @@ pub fn open_webhook(mut w: Webhook, secrets: &SecretBox) -> StoreResult<Webhook>
             .map_err(|e| StoreError::Corrupt(e.to_string()))
     })?;
     Ok(w)
+}
+
+/// Opens a stored source's secret (`Source::sealed` sealed it).
+pub fn open_source(stored: Source, secrets: &SecretBox) -> StoreResult<Source> {
+    stored
+        .opened(secrets)
+        .map_err(|_| StoreError::WrongSecretKey)
 }
 
 /// Whether any secret field of a stored (not yet opened) webhook is in clear text.

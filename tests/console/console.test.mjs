@@ -1,5 +1,5 @@
 // The web console as a person uses it, in headless Chromium, against a real
-// `mlhook serve` and a real receiver (both started by tests/console.rs,
+// `mlhook serve` and a real receiver (both started by tests/it/console.rs,
 // which passes their addresses in the environment):
 //
 // sign in; create a project; create a webhook with two headers (one

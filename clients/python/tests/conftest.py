@@ -40,7 +40,7 @@ class Service:
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     binary = os.environ.get("MLHOOK_BIN")
     if not binary:
-        pytest.fail("MLHOOK_BIN must name the mlhook binary (tests/python_client.rs sets it)")
+        pytest.fail("MLHOOK_BIN must name the mlhook binary (tests/it/python_client.rs sets it)")
     data_dir = tmp_path_factory.mktemp("mlhook") / "data"
     data_dir.mkdir()
     log = open(data_dir / "server.log", "wb")

@@ -16,9 +16,9 @@
 //! Durability: PostgreSQL's default `synchronous_commit = on` — a commit is
 //! flushed to the WAL before it returns, so an event answered 202 survives a
 //! crash of the database server. Batches go in as arrays (`UNNEST`), so each
-//! hot-path statement has one fixed text whatever the batch size.
+//! hot-path statement has one fixed text whatever the batch size (`hot`).
+//! A node's heartbeat and the marks of dead nodes are in `nodes`.
 
-use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,11 +29,14 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Postgres, QueryBuilder, Row};
 
-use super::idempotency::{self, Answer, Fingerprint, KeyOf, StoredKey};
-use super::rows::{counts_by_status, from_json, id_bound, to_json};
+use super::rows::{DueColumns, Shared, decode, id_bound};
 use super::*;
 use crate::secrets::SecretBox;
-use crate::webhook::{Format, PreviousSigningKey, Webhook};
+use crate::sources::{Source, SourceActivity, SourceRejection};
+use crate::webhook::Webhook;
+
+mod hot;
+mod nodes;
 
 /// The embedded migrations of migrations/postgres (the twins of migrations/sqlite).
 pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
@@ -146,7 +149,7 @@ impl PostgresStore {
         let store = PostgresStore {
             pool,
             secrets,
-            node: std::sync::RwLock::new(node_name()),
+            node: std::sync::RwLock::new(nodes::new_name()),
             connect_options,
         };
         store.check_secret_key().await?;
@@ -203,153 +206,16 @@ impl PostgresStore {
         }
     }
 
-    fn open_webhook(&self, row: &PgRow) -> StoreResult<Webhook> {
-        sealed::open_webhook(webhook_from_row(row)?, &self.secrets)
+    fn open_webhook(&self, stored: Webhook) -> StoreResult<Webhook> {
+        sealed::open_webhook(stored, &self.secrets)
     }
 }
 
-/// A name no other process shares: the host for people reading the table,
-/// the pid and a random part so a restarted process is a new node.
-fn node_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "node".into());
-    let random = uuid::Uuid::now_v7().simple().to_string();
-    format!("{host}/{}/{}", std::process::id(), &random[20..])
-}
-
-fn project_from_row(row: &PgRow) -> StoreResult<Project> {
-    Ok(Project {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        link_base_url: row.try_get("link_base_url")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn token_from_row(row: &PgRow) -> StoreResult<TokenRecord> {
-    let kind: String = row.try_get("kind")?;
-    Ok(TokenRecord {
-        id: row.try_get("id")?,
-        project_id: row.try_get("project_id")?,
-        kind: TokenKind::parse(&kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("token kind {kind}")))?,
-        token_hash: row.try_get("token_hash")?,
-        prefix: row.try_get("prefix")?,
-        name: row.try_get("name")?,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
-
-fn audit_from_row(row: &PgRow) -> StoreResult<AuditRecord> {
-    Ok(AuditRecord {
-        id: row.try_get("id")?,
-        project_id: row.try_get("project_id")?,
-        at: row.try_get("at")?,
-        actor: row.try_get("actor")?,
-        action: row.try_get("action")?,
-        target_id: row.try_get("target_id")?,
-        changes: from_json("changes", row.try_get("changes")?)?,
-    })
-}
-
-fn webhook_from_row(row: &PgRow) -> StoreResult<Webhook> {
-    let format: String = row.try_get("format")?;
-    Ok(Webhook {
-        id: row.try_get("id")?,
-        project_id: row.try_get("project_id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        url: row.try_get("url")?,
-        format: Format::parse(&format)
-            .ok_or_else(|| StoreError::Corrupt(format!("format {format}")))?,
-        events: from_json("events", row.try_get("events")?)?,
-        scope: from_json("scope", row.try_get("scope")?)?,
-        headers: from_json("headers", row.try_get("headers")?)?,
-        secret: row.try_get("secret")?,
-        signing_secret: row.try_get("signing_secret")?,
-        previous_signing: previous_signing_from_row(row)?,
-        include_result: row.try_get("include_result")?,
-        enabled: row.try_get("enabled")?,
-        disabled_reason: row.try_get("disabled_reason")?,
-        disabled_at: row.try_get("disabled_at")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        format_config: from_json("format_config", row.try_get("format_config")?)?,
-        rate_limit: row
-            .try_get::<Option<&str>, _>("rate_limit")?
-            .map(|text| from_json("rate_limit", text))
-            .transpose()?,
-    })
-}
-
-fn previous_signing_from_row(row: &PgRow) -> StoreResult<Option<PreviousSigningKey>> {
-    let key: Option<String> = row.try_get("previous_signing_secret")?;
-    let expires_at: Option<i64> = row.try_get("previous_signing_expires_at")?;
-    Ok(key
-        .zip(expires_at)
-        .map(|(key, expires_at)| PreviousSigningKey { key, expires_at }))
-}
-
-/// How long a dead node's mark is kept: longer than any of its leases can
-/// last (a lease ends at most a minute of retry horizon plus
-/// `--lease-duration` after it was written).
-const FORGET_DEAD_AFTER_MS: i64 = 7 * 24 * 3600 * 1000;
-
-/// Writes a node's row; `false` when a row of that name exists already
-/// (marked dead: names are never reused otherwise).
-async fn register_node(conn: &mut sqlx::PgConnection, node: &str) -> StoreResult<bool> {
-    let done = sqlx::query(&format!(
-        "INSERT INTO nodes (id, started_at, last_seen) VALUES ($1, {DB_NOW_MS}, {DB_NOW_MS}) \
-         ON CONFLICT (id) DO NOTHING"
-    ))
-    .bind(node)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() > 0)
-}
-
-/// The database's clock in unix milliseconds: heartbeats of every node are
-/// stamped and compared by it, never by the nodes' own clocks.
-const DB_NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
-
-type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
-
-/// Binds a webhook's columns in the order of `WEBHOOK_COLUMNS` ($1 … $21).
-fn bind_webhook<'q>(query: PgQuery<'q>, w: &'q Webhook) -> PgQuery<'q> {
-    query
-        .bind(&w.id)
-        .bind(&w.project_id)
-        .bind(&w.name)
-        .bind(&w.description)
-        .bind(&w.url)
-        .bind(w.format.as_str())
-        .bind(to_json(&w.events))
-        .bind(to_json(&w.scope))
-        .bind(to_json(&w.headers))
-        .bind(&w.secret)
-        .bind(&w.signing_secret)
-        .bind(w.include_result)
-        .bind(w.enabled)
-        .bind(&w.disabled_reason)
-        .bind(w.disabled_at)
-        .bind(w.created_at)
-        .bind(w.updated_at)
-        .bind(to_json(&w.format_config))
-        .bind(w.rate_limit.as_ref().map(to_json))
-        .bind(w.previous_signing.as_ref().map(|p| &p.key))
-        .bind(w.previous_signing.as_ref().map(|p| p.expires_at))
-}
-
-const WEBHOOK_COLUMNS: &str = "id, project_id, name, description, url, format, events, scope, headers, secret, \
-     signing_secret, include_result, enabled, disabled_reason, disabled_at, created_at, updated_at, \
-     format_config, rate_limit, previous_signing_secret, previous_signing_expires_at";
-const WEBHOOK_VALUES: &str =
-    "$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21";
-
+/// A transaction on a pooled connection.
 type Tx<'c> = sqlx::Transaction<'c, Postgres>;
+
+/// The statements both stores run alike.
+type Sql = Shared<Postgres>;
 
 #[async_trait]
 impl Store for PostgresStore {
@@ -383,22 +249,16 @@ impl Store for PostgresStore {
 
     async fn node_heartbeat(&self) -> StoreResult<NodeBeat> {
         let mut conn = self.conn().await?;
-        let renewed = sqlx::query(&format!(
-            "UPDATE nodes SET last_seen = {DB_NOW_MS} WHERE id = $1 AND dead_at IS NULL"
-        ))
-        .bind(self.node())
-        .execute(&mut *conn)
-        .await?;
-        if renewed.rows_affected() > 0 {
+        if nodes::renew(&mut conn, &self.node()).await? {
             return Ok(NodeBeat::Renewed);
         }
-        if register_node(&mut conn, &self.node()).await? {
+        if nodes::register(&mut conn, &self.node()).await? {
             return Ok(NodeBeat::Registered);
         }
         // Taken for dead: every lease under the old name is free for the
         // others, so the leases from now on go under a new one.
-        let fresh = node_name();
-        register_node(&mut conn, &fresh).await?;
+        let fresh = nodes::new_name();
+        nodes::register(&mut conn, &fresh).await?;
         *self.node.write().expect("node name poisoned") = fresh;
         Ok(NodeBeat::TakenForDead)
     }
@@ -409,148 +269,51 @@ impl Store for PostgresStore {
     /// for its commit and re-checks the row, now fresh. Marks older than
     /// any lease can last are forgotten.
     async fn release_dead_nodes(&self, timeout: Duration) -> StoreResult<Vec<String>> {
-        let mut conn = self.conn().await?;
-        let dead: Vec<String> = sqlx::query_scalar(&format!(
-            "UPDATE nodes SET dead_at = {DB_NOW_MS} \
-             WHERE dead_at IS NULL AND last_seen < {DB_NOW_MS} - $1 AND id <> $2 RETURNING id"
-        ))
-        .bind(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX))
-        .bind(self.node())
-        .fetch_all(&mut *conn)
-        .await?;
-        sqlx::query(&format!(
-            "DELETE FROM nodes WHERE dead_at < {DB_NOW_MS} - {FORGET_DEAD_AFTER_MS}"
-        ))
-        .execute(&mut *conn)
-        .await?;
-        Ok(dead)
+        nodes::mark_dead(&mut *self.conn().await?, timeout, &self.node()).await
     }
 
     async fn create_project(&self, p: &Project) -> StoreResult<()> {
-        let result = sqlx::query(
-            "INSERT INTO projects (id, name, link_base_url, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&p.id)
-        .bind(&p.name)
-        .bind(&p.link_base_url)
-        .bind(p.created_at)
-        .bind(p.updated_at)
-        .execute(&mut *self.conn().await?)
-        .await;
-        match result {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
-                format!("project {:?} already exists", p.id),
-            )),
-            other => other.map(|_| ()).map_err(Into::into),
-        }
+        Sql::create_project(&mut *self.conn().await?, p).await
     }
 
     async fn list_projects(&self) -> StoreResult<Vec<Project>> {
-        let rows = sqlx::query("SELECT * FROM projects ORDER BY id")
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
-        rows.iter().map(project_from_row).collect()
+        Sql::list_projects(&mut *self.conn().await?).await
     }
 
     async fn get_project(&self, id: &str) -> StoreResult<Option<Project>> {
-        let row = sqlx::query("SELECT * FROM projects WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *self.conn().await?)
-            .await?;
-        row.as_ref().map(project_from_row).transpose()
+        Sql::get_project(&mut *self.conn().await?, id).await
     }
 
     async fn update_project(&self, p: &Project) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE projects SET name = $1, link_base_url = $2, updated_at = $3 WHERE id = $4",
-        )
-        .bind(&p.name)
-        .bind(&p.link_base_url)
-        .bind(p.updated_at)
-        .bind(&p.id)
-        .execute(&mut *self.conn().await?)
-        .await?;
-        Ok(())
+        Sql::update_project(&mut *self.conn().await?, p).await
     }
 
     async fn delete_project(&self, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM projects WHERE id = $1")
-            .bind(id)
-            .execute(&mut *self.conn().await?)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        Sql::delete_project(&mut *self.conn().await?, id).await
     }
 
     async fn insert_token(&self, t: &TokenRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO tokens (id, project_id, kind, token_hash, prefix, name, created_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&t.id)
-        .bind(&t.project_id)
-        .bind(t.kind.as_str())
-        .bind(&t.token_hash)
-        .bind(&t.prefix)
-        .bind(&t.name)
-        .bind(t.created_at)
-        .bind(t.revoked_at)
-        .execute(&mut *self.conn().await?)
-        .await?;
-        Ok(())
+        Sql::insert_token(&mut *self.conn().await?, t).await
     }
 
     async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
-        let row = sqlx::query("SELECT * FROM tokens WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&mut *self.conn().await?)
-            .await?;
-        row.as_ref().map(token_from_row).transpose()
+        Sql::find_token(&mut *self.conn().await?, token_hash).await
     }
 
     async fn has_admin_token(&self) -> StoreResult<bool> {
-        let found: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL)",
-        )
-        .fetch_one(&mut *self.conn().await?)
-        .await?;
-        Ok(found)
+        Sql::has_admin_token(&mut *self.conn().await?).await
     }
 
     async fn list_tokens(&self, project_id: &str) -> StoreResult<Vec<TokenRecord>> {
-        let rows = sqlx::query("SELECT * FROM tokens WHERE project_id = $1 ORDER BY id")
-            .bind(project_id)
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
-        rows.iter().map(token_from_row).collect()
+        Sql::list_tokens(&mut *self.conn().await?, project_id).await
     }
 
     async fn revoke_token(&self, project_id: &str, token_id: &str, at: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND project_id = $3 AND revoked_at IS NULL",
-        )
-        .bind(at)
-        .bind(token_id)
-        .bind(project_id)
-        .execute(&mut *self.conn().await?)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        Sql::revoke_token(&mut *self.conn().await?, project_id, token_id, at).await
     }
 
     async fn append_audit(&self, r: &AuditRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (id, project_id, at, actor, action, target_id, changes) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&r.id)
-        .bind(&r.project_id)
-        .bind(r.at)
-        .bind(&r.actor)
-        .bind(&r.action)
-        .bind(&r.target_id)
-        .bind(to_json(&r.changes))
-        .execute(&mut *self.conn().await?)
-        .await?;
-        Ok(())
+        Sql::append_audit(&mut *self.conn().await?, r).await
     }
 
     async fn list_audit(
@@ -559,71 +322,37 @@ impl Store for PostgresStore {
         before: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<AuditRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM audit_log WHERE project_id = $1 AND ($2::text IS NULL OR id < $2) \
-             ORDER BY id DESC LIMIT $3",
-        )
-        .bind(project_id)
-        .bind(before)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *self.conn().await?)
-        .await?;
-        rows.iter().map(audit_from_row).collect()
+        let mut q = Sql::audit_page(project_id, before, limit);
+        Sql::audit_from(q.build().fetch_all(&mut *self.conn().await?).await?)
     }
 
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
         let sealed = sealed::seal_webhook(w, &self.secrets);
-        let sql = format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ({WEBHOOK_VALUES})");
-        bind_webhook(sqlx::query(&sql), &sealed)
-            .execute(&mut *self.conn().await?)
-            .await?;
-        Ok(())
+        Sql::insert_webhook(&mut *self.conn().await?, &sealed).await
     }
 
     async fn update_webhook(&self, w: &Webhook) -> StoreResult<()> {
         let sealed = sealed::seal_webhook(w, &self.secrets);
-        let sql = format!(
-            "UPDATE webhooks SET ({WEBHOOK_COLUMNS}) = ({WEBHOOK_VALUES}) WHERE id = $22 AND project_id = $23"
-        );
-        bind_webhook(sqlx::query(&sql), &sealed)
-            .bind(&w.id)
-            .bind(&w.project_id)
-            .execute(&mut *self.conn().await?)
-            .await?;
-        Ok(())
+        Sql::update_webhook(&mut *self.conn().await?, &sealed).await
     }
 
     async fn delete_webhook(&self, project_id: &str, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM webhooks WHERE id = $1 AND project_id = $2")
-            .bind(id)
-            .bind(project_id)
-            .execute(&mut *self.conn().await?)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        Sql::delete_webhook(&mut *self.conn().await?, project_id, id).await
     }
 
     async fn get_webhook(&self, project_id: &str, id: &str) -> StoreResult<Option<Webhook>> {
-        let row = sqlx::query("SELECT * FROM webhooks WHERE id = $1 AND project_id = $2")
-            .bind(id)
-            .bind(project_id)
-            .fetch_optional(&mut *self.conn().await?)
-            .await?;
-        row.as_ref().map(|r| self.open_webhook(r)).transpose()
+        let stored = Sql::get_webhook(&mut *self.conn().await?, project_id, id).await?;
+        stored.map(|w| self.open_webhook(w)).transpose()
     }
 
     async fn list_webhooks(&self, project_id: &str) -> StoreResult<Vec<Webhook>> {
-        let rows = sqlx::query("SELECT * FROM webhooks WHERE project_id = $1 ORDER BY id")
-            .bind(project_id)
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
-        rows.iter().map(|r| self.open_webhook(r)).collect()
+        let stored = Sql::list_webhooks(&mut *self.conn().await?, Some(project_id)).await?;
+        stored.into_iter().map(|w| self.open_webhook(w)).collect()
     }
 
     async fn list_all_webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        let rows = sqlx::query("SELECT * FROM webhooks ORDER BY id")
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
-        rows.iter().map(|r| self.open_webhook(r)).collect()
+        let stored = Sql::list_webhooks(&mut *self.conn().await?, None).await?;
+        stored.into_iter().map(|w| self.open_webhook(w)).collect()
     }
 
     async fn insert_events(
@@ -633,16 +362,7 @@ impl Store for PostgresStore {
     ) -> StoreResult<Vec<Inserted>> {
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
-        let live = live_projects(&mut tx, events).await?;
-        let answers = resolve_idempotency(&mut tx, events, &live, window_ms).await?;
-        let created: Vec<&NewEvent> = events
-            .iter()
-            .zip(&answers)
-            .filter(|(_, a)| **a == Inserted::Created)
-            .map(|(e, _)| e)
-            .collect();
-        insert_event_rows(&mut tx, &created).await?;
-        insert_delivery_rows(&mut tx, &created, &self.node()).await?;
+        let answers = hot::insert_events(&mut tx, events, window_ms, &self.node()).await?;
         tx.commit().await?;
         Ok(answers)
     }
@@ -685,19 +405,8 @@ impl Store for PostgresStore {
         let mut due: Vec<(i64, DueDelivery)> = rows
             .iter()
             .map(|r| {
-                Ok((
-                    r.try_get::<i64, _>("next_attempt_at")?,
-                    DueDelivery {
-                        delivery_id: r.try_get("id")?,
-                        webhook_id: r.try_get("webhook_id")?,
-                        project_id: r.try_get("project_id")?,
-                        event_id: r.try_get("event_id")?,
-                        event_type: r.try_get("event_type")?,
-                        payload: r.try_get("payload")?,
-                        attempts: r.try_get::<i32, _>("attempts")? as u32,
-                        retry_base: r.try_get::<i32, _>("retry_base")? as u32,
-                    },
-                ))
+                let due_at: i64 = r.try_get("next_attempt_at")?;
+                Ok((due_at, decode::<_, DueColumns, _>(r)?))
             })
             .collect::<StoreResult<_>>()?;
         // RETURNING has no order: hand them out oldest due first, as SQLite does.
@@ -739,56 +448,23 @@ impl Store for PostgresStore {
         let now = crate::ids::now_millis();
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
-        for round in one_per_delivery(attempts) {
-            insert_attempt_rows(&mut tx, &round).await?;
-            update_delivery_states(&mut tx, &round, now, &self.node()).await?;
-        }
+        hot::record_attempts(&mut tx, attempts, now, &self.node()).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn get_event(&self, project_id: &str, event_id: &str) -> StoreResult<Option<EventRow>> {
-        let row = sqlx::query("SELECT * FROM events WHERE id = $1 AND project_id = $2")
-            .bind(event_id)
-            .bind(project_id)
-            .fetch_optional(&mut *self.conn().await?)
-            .await?;
-        row.as_ref().map(event_from_row).transpose()
+        Sql::get_event(&mut *self.conn().await?, project_id, event_id).await
     }
 
     async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<EventRow>> {
-        let mut q = QueryBuilder::<Postgres>::new("SELECT * FROM events WHERE project_id = ");
-        q.push_bind(&f.project_id);
-        if let Some(t) = &f.event_type {
-            q.push(" AND event_type = ").push_bind(t);
-        }
-        push_id_window(&mut q, "evt", f.since, f.until, f.cursor.as_deref());
-        q.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(f.limit));
-        let rows = q.build().fetch_all(&mut *self.conn().await?).await?;
-        rows.iter().map(event_from_row).collect()
+        let mut q = Sql::events_page(f);
+        Sql::events_from(q.build().fetch_all(&mut *self.conn().await?).await?)
     }
 
     async fn list_deliveries(&self, f: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>> {
-        let mut q = QueryBuilder::<Postgres>::new("SELECT * FROM deliveries WHERE project_id = ");
-        q.push_bind(&f.project_id);
-        if let Some(w) = &f.webhook_id {
-            q.push(" AND webhook_id = ").push_bind(w);
-        }
-        if let Some(e) = &f.event_id {
-            q.push(" AND event_id = ").push_bind(e);
-        }
-        if let Some(t) = &f.event_type {
-            q.push(" AND event_type = ").push_bind(t);
-        }
-        if let Some(status) = f.status {
-            q.push(" AND status = ").push_bind(status.as_str());
-        }
-        push_id_window(&mut q, "msg", f.since, f.until, f.cursor.as_deref());
-        q.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(f.limit));
-        let rows = q.build().fetch_all(&mut *self.conn().await?).await?;
-        rows.iter().map(delivery_from_row).collect()
+        let mut q = Sql::deliveries_page(f);
+        Sql::deliveries_from(q.build().fetch_all(&mut *self.conn().await?).await?)
     }
 
     async fn get_delivery(
@@ -796,28 +472,18 @@ impl Store for PostgresStore {
         project_id: &str,
         delivery_id: &str,
     ) -> StoreResult<Option<DeliveryRow>> {
-        let row = sqlx::query("SELECT * FROM deliveries WHERE id = $1 AND project_id = $2")
-            .bind(delivery_id)
-            .bind(project_id)
-            .fetch_optional(&mut *self.conn().await?)
-            .await?;
-        row.as_ref().map(delivery_from_row).transpose()
+        Sql::get_delivery(&mut *self.conn().await?, project_id, delivery_id).await
     }
 
     async fn delivery_attempts(&self, delivery_id: &str) -> StoreResult<Vec<AttemptRow>> {
-        let rows =
-            sqlx::query("SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY started_at, seq")
-                .bind(delivery_id)
-                .fetch_all(&mut *self.conn().await?)
-                .await?;
-        rows.iter().map(attempt_from_row).collect()
+        Sql::delivery_attempts(&mut *self.conn().await?, delivery_id, "seq").await
     }
 
     async fn webhook_stats(&self, webhook_id: &str, now: i64) -> StoreResult<WebhookStats> {
         const HOUR: i64 = 3600 * 1000;
         let mut conn = self.conn().await?;
-        let last_hour = status_counts(&mut conn, webhook_id, now - HOUR).await?;
-        let last_day = status_counts(&mut conn, webhook_id, now - 24 * HOUR).await?;
+        let last_hour = Sql::status_counts(&mut conn, webhook_id, now - HOUR).await?;
+        let last_day = Sql::status_counts(&mut conn, webhook_id, now - 24 * HOUR).await?;
         let row = sqlx::query(
             "SELECT MAX(started_at) FILTER (WHERE succeeded) AS ok, \
                     MAX(started_at) FILTER (WHERE NOT succeeded) AS failed \
@@ -855,17 +521,7 @@ impl Store for PostgresStore {
         };
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
-        // Deleted since it was read (retention, or its project): none. The
-        // lock keeps it until these rows are in.
-        let event_exists: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM events WHERE id = $1 FOR KEY SHARE")
-                .bind(&event.id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if event_exists.is_none() {
-            return Err(StoreError::NotFound);
-        }
-        insert_delivery_rows(&mut tx, &[&new_event], &self.node()).await?;
+        hot::insert_more_deliveries(&mut tx, &new_event, &self.node()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -873,18 +529,7 @@ impl Store for PostgresStore {
     async fn record_manual_attempt(&self, a: &AttemptRecord) -> StoreResult<()> {
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
-        insert_attempt_rows(&mut tx, &[a]).await?;
-        sqlx::query(
-            "UPDATE deliveries SET status = $1, last_status_code = $2, updated_at = $3, attempts = attempts + 1, \
-             next_attempt_at = CASE WHEN $4 THEN NULL ELSE next_attempt_at END WHERE id = $5",
-        )
-        .bind(a.status.as_str())
-        .bind(a.response_status.map(i32::from))
-        .bind(crate::ids::now_millis())
-        .bind(a.succeeded)
-        .bind(&a.delivery_id)
-        .execute(&mut *tx)
-        .await?;
+        hot::record_manual_attempt(&mut tx, a, crate::ids::now_millis()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -941,7 +586,7 @@ impl Store for PostgresStore {
             .push(" WHERE webhook_id = ")
             .push_bind(webhook_id)
             .push(" AND NOT is_test AND status IN ('failed', 'exhausted', 'paused')");
-        push_id_window(&mut q, "msg", Some(since), until, None);
+        Sql::push_id_window(&mut q, "msg", Some(since), until, None);
         let done = q.build().execute(&mut *self.conn().await?).await?;
         Ok(done.rows_affected())
     }
@@ -983,67 +628,33 @@ impl Store for PostgresStore {
     }
 
     async fn event_deliveries(&self, event_id: &str) -> StoreResult<Vec<DeliveryRow>> {
-        let rows = sqlx::query("SELECT * FROM deliveries WHERE event_id = $1 ORDER BY id")
-            .bind(event_id)
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
-        rows.iter().map(delivery_from_row).collect()
+        Sql::event_deliveries(&mut *self.conn().await?, event_id).await
     }
 
     // ---- Sources (MLflow) ----
 
-    async fn create_source(&self, s: &crate::sources::Source) -> StoreResult<()> {
-        let s = &s.sealed(&self.secrets);
-        sqlx::query(
-            "INSERT INTO sources (id, project_id, kind, name, secret, tolerance_secs, workspace_name, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&s.id)
-        .bind(&s.project_id)
-        .bind(s.kind.as_str())
-        .bind(&s.name)
-        .bind(&s.secret)
-        .bind(i32::try_from(s.tolerance_secs).unwrap_or(i32::MAX))
-        .bind(&s.workspace_name)
-        .bind(s.created_at)
-        .bind(s.updated_at)
-        .execute(&mut *self.conn().await?)
-        .await?;
-        Ok(())
+    async fn create_source(&self, s: &Source) -> StoreResult<()> {
+        let sealed = s.sealed(&self.secrets);
+        Sql::create_source(&mut *self.conn().await?, &sealed).await
     }
 
-    async fn list_sources(&self, project_id: &str) -> StoreResult<Vec<crate::sources::Source>> {
-        let rows = sqlx::query("SELECT * FROM sources WHERE project_id = $1 ORDER BY id")
-            .bind(project_id)
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
-        rows.iter()
-            .map(|r| source_from_row(r, &self.secrets))
+    async fn list_sources(&self, project_id: &str) -> StoreResult<Vec<Source>> {
+        let stored = Sql::list_sources(&mut *self.conn().await?, project_id).await?;
+        stored
+            .into_iter()
+            .map(|s| sealed::open_source(s, &self.secrets))
             .collect()
     }
 
-    async fn get_source(
-        &self,
-        project_id: &str,
-        id: &str,
-    ) -> StoreResult<Option<crate::sources::Source>> {
-        let row = sqlx::query("SELECT * FROM sources WHERE id = $1 AND project_id = $2")
-            .bind(id)
-            .bind(project_id)
-            .fetch_optional(&mut *self.conn().await?)
-            .await?;
-        row.as_ref()
-            .map(|r| source_from_row(r, &self.secrets))
+    async fn get_source(&self, project_id: &str, id: &str) -> StoreResult<Option<Source>> {
+        let stored = Sql::get_source(&mut *self.conn().await?, project_id, id).await?;
+        stored
+            .map(|s| sealed::open_source(s, &self.secrets))
             .transpose()
     }
 
     async fn delete_source(&self, project_id: &str, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM sources WHERE id = $1 AND project_id = $2")
-            .bind(id)
-            .bind(project_id)
-            .execute(&mut *self.conn().await?)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        Sql::delete_source(&mut *self.conn().await?, project_id, id).await
     }
 
     async fn source_delivery_accepted(
@@ -1051,14 +662,7 @@ impl Store for PostgresStore {
         source_id: &str,
         delivery_id: &str,
     ) -> StoreResult<Option<i64>> {
-        let at = sqlx::query_scalar(
-            "SELECT accepted_at FROM source_deliveries WHERE source_id = $1 AND delivery_id = $2",
-        )
-        .bind(source_id)
-        .bind(delivery_id)
-        .fetch_optional(&mut *self.conn().await?)
-        .await?;
-        Ok(at)
+        Sql::source_delivery_accepted(&mut *self.conn().await?, source_id, delivery_id).await
     }
 
     async fn record_source_delivery(
@@ -1071,52 +675,23 @@ impl Store for PostgresStore {
     ) -> StoreResult<bool> {
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
-        let done = sqlx::query(
-            "INSERT INTO source_deliveries (source_id, delivery_id, event_id, accepted_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (source_id, delivery_id) DO NOTHING",
+        let new = Sql::record_source_delivery(
+            &mut tx,
+            source_id,
+            delivery_id,
+            event_id,
+            accepted_at,
+            forget_before,
         )
-        .bind(source_id)
-        .bind(delivery_id)
-        .bind(event_id)
-        .bind(accepted_at)
-        .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM source_deliveries WHERE accepted_at < $1")
-            .bind(forget_before)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        Ok(new)
     }
 
-    async fn record_source_rejection(
-        &self,
-        r: &crate::sources::SourceRejection,
-        keep: u32,
-    ) -> StoreResult<()> {
+    async fn record_source_rejection(&self, r: &SourceRejection, keep: u32) -> StoreResult<()> {
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
-        sqlx::query(
-            "INSERT INTO source_rejections (source_id, at, status, code, reason, delivery_id, event_type) \
-             SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM sources WHERE id = $1)",
-        )
-        .bind(&r.source_id)
-        .bind(r.at)
-        .bind(i32::from(r.status))
-        .bind(&r.code)
-        .bind(&r.reason)
-        .bind(&r.delivery_id)
-        .bind(&r.event_type)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "DELETE FROM source_rejections WHERE source_id = $1 AND id <= \
-             (SELECT id FROM source_rejections WHERE source_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
-        )
-        .bind(&r.source_id)
-        .bind(i64::from(keep))
-        .execute(&mut *tx)
-        .await?;
+        Sql::record_source_rejection(&mut tx, r, keep).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1125,54 +700,12 @@ impl Store for PostgresStore {
         &self,
         source_id: &str,
         limit: u32,
-    ) -> StoreResult<Vec<crate::sources::SourceRejection>> {
-        let rows = sqlx::query(
-            "SELECT * FROM source_rejections WHERE source_id = $1 ORDER BY id DESC LIMIT $2",
-        )
-        .bind(source_id)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *self.conn().await?)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(crate::sources::SourceRejection {
-                    source_id: r.try_get("source_id")?,
-                    at: r.try_get("at")?,
-                    status: r.try_get::<i32, _>("status")? as u16,
-                    code: r.try_get("code")?,
-                    reason: r.try_get("reason")?,
-                    delivery_id: r.try_get("delivery_id")?,
-                    event_type: r.try_get("event_type")?,
-                })
-            })
-            .collect()
+    ) -> StoreResult<Vec<SourceRejection>> {
+        Sql::source_rejections(&mut *self.conn().await?, source_id, limit).await
     }
 
-    async fn source_activity(
-        &self,
-        source_id: &str,
-        since: i64,
-    ) -> StoreResult<crate::sources::SourceActivity> {
-        let accepted = sqlx::query(
-            "SELECT COUNT(*) AS n, MAX(accepted_at) AS last FROM source_deliveries \
-             WHERE source_id = $1 AND accepted_at >= $2",
-        )
-        .bind(source_id)
-        .bind(since)
-        .fetch_one(&mut *self.conn().await?)
-        .await?;
-        let rejected = sqlx::query(
-            "SELECT COUNT(*) AS n, MAX(at) AS last FROM source_rejections WHERE source_id = $1",
-        )
-        .bind(source_id)
-        .fetch_one(&mut *self.conn().await?)
-        .await?;
-        Ok(crate::sources::SourceActivity {
-            accepted: accepted.try_get::<i64, _>("n")? as u64,
-            last_accepted_at: accepted.try_get("last")?,
-            rejected: rejected.try_get::<i64, _>("n")? as u64,
-            last_rejected_at: rejected.try_get("last")?,
-        })
+    async fn source_activity(&self, source_id: &str, since: i64) -> StoreResult<SourceActivity> {
+        Sql::source_activity(&mut *self.conn().await?, source_id, since).await
     }
 
     async fn count_for_metrics(&self, now: i64) -> StoreResult<MetricCounts> {
@@ -1202,25 +735,6 @@ impl Store for PostgresStore {
     }
 }
 
-/// A stored source, its secret opened.
-fn source_from_row(r: &PgRow, secrets: &SecretBox) -> StoreResult<crate::sources::Source> {
-    let kind: String = r.try_get("kind")?;
-    crate::sources::Source {
-        id: r.try_get("id")?,
-        project_id: r.try_get("project_id")?,
-        kind: crate::sources::SourceKind::parse(&kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("source kind {kind}")))?,
-        name: r.try_get("name")?,
-        secret: r.try_get("secret")?,
-        tolerance_secs: r.try_get::<i32, _>("tolerance_secs")? as u32,
-        workspace_name: r.try_get("workspace_name")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    }
-    .opened(secrets)
-    .map_err(|_| StoreError::WrongSecretKey)
-}
-
 /// Pauses a webhook's deliveries that would otherwise be attempted.
 async fn pause_unfinished(tx: &mut Tx<'_>, webhook_id: &str) -> StoreResult<u64> {
     let done = sqlx::query(
@@ -1231,501 +745,4 @@ async fn pause_unfinished(tx: &mut Tx<'_>, webhook_id: &str) -> StoreResult<u64>
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected())
-}
-
-/// Deliveries of a webhook created since `since`, counted by status.
-async fn status_counts(
-    conn: &mut sqlx::PgConnection,
-    webhook_id: &str,
-    since: i64,
-) -> StoreResult<StatusCounts> {
-    let rows = sqlx::query(
-        "SELECT status, COUNT(*) AS n FROM deliveries WHERE webhook_id = $1 AND id >= $2 GROUP BY status",
-    )
-    .bind(webhook_id)
-    .bind(id_bound("msg", since))
-    .fetch_all(conn)
-    .await?;
-    let pairs = rows
-        .iter()
-        .map(|row| Ok((row.try_get("status")?, row.try_get("n")?)))
-        .collect::<StoreResult<Vec<(String, i64)>>>()?;
-    Ok(counts_by_status(pairs))
-}
-
-fn push_id_window(
-    q: &mut QueryBuilder<'_, Postgres>,
-    prefix: &str,
-    since: Option<i64>,
-    until: Option<i64>,
-    cursor: Option<&str>,
-) {
-    if let Some(since) = since {
-        q.push(" AND id >= ").push_bind(id_bound(prefix, since));
-    }
-    if let Some(until) = until {
-        q.push(" AND id < ").push_bind(id_bound(prefix, until + 1));
-    }
-    if let Some(cursor) = cursor {
-        q.push(" AND id < ").push_bind(cursor.to_string());
-    }
-}
-
-fn event_from_row(r: &PgRow) -> StoreResult<EventRow> {
-    let object: Option<String> = r.try_get("object")?;
-    Ok(EventRow {
-        id: r.try_get("id")?,
-        project_id: r.try_get("project_id")?,
-        event_type: r.try_get("event_type")?,
-        object: object.map(|o| from_json("object", &o)).transpose()?,
-        payload: r.try_get("payload")?,
-        is_test: r.try_get("is_test")?,
-        created_at: r.try_get("created_at")?,
-    })
-}
-
-fn delivery_from_row(r: &PgRow) -> StoreResult<DeliveryRow> {
-    Ok(DeliveryRow {
-        id: r.try_get("id")?,
-        project_id: r.try_get("project_id")?,
-        event_id: r.try_get("event_id")?,
-        webhook_id: r.try_get("webhook_id")?,
-        event_type: r.try_get("event_type")?,
-        status: r.try_get("status")?,
-        is_test: r.try_get("is_test")?,
-        attempts: r.try_get::<i32, _>("attempts")? as u32,
-        retry_base: r.try_get::<i32, _>("retry_base")? as u32,
-        next_attempt_at: r.try_get("next_attempt_at")?,
-        last_status_code: r
-            .try_get::<Option<i32>, _>("last_status_code")?
-            .map(|c| c as u16),
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
-}
-
-fn attempt_from_row(r: &PgRow) -> StoreResult<AttemptRow> {
-    Ok(AttemptRow {
-        attempt: r.try_get::<i32, _>("attempt")? as u32,
-        manual: r.try_get("manual")?,
-        started_at: r.try_get("started_at")?,
-        duration_ms: r.try_get("duration_ms")?,
-        request_url: r.try_get("request_url")?,
-        request_headers: r.try_get("request_headers")?,
-        request_body: r.try_get("request_body")?,
-        succeeded: r.try_get("succeeded")?,
-        response_status: r
-            .try_get::<Option<i32>, _>("response_status")?
-            .map(|c| c as u16),
-        response_headers: r.try_get("response_headers")?,
-        response_body: r.try_get("response_body")?,
-        response_truncated: r.try_get("response_truncated")?,
-        error_kind: r.try_get("error_kind")?,
-        error_message: r.try_get("error_message")?,
-        next_attempt_at: r.try_get("next_attempt_at")?,
-    })
-}
-
-/// Decides each event against the idempotency keys (`idempotency::decide`).
-/// Each key of the write is first claimed for its first event with one
-/// upsert, in key order on every node, so two nodes taking the same key at
-/// once agree (one waits for the other's commit) instead of failing on the
-/// primary key; a live row is left as it is, locked, and read. A claim whose
-/// request was then refused is handed on or taken back before the commit.
-async fn resolve_idempotency(
-    tx: &mut Tx<'_>,
-    events: &[NewEvent],
-    live_projects: &HashSet<String>,
-    window_ms: i64,
-) -> StoreResult<Vec<Inserted>> {
-    let mut first_with: HashMap<KeyOf<'_>, usize> = HashMap::new();
-    for (i, e) in events.iter().enumerate() {
-        if let Some(key) = idempotency::key_of(e)
-            && live_projects.contains(&e.project_id)
-        {
-            first_with.entry(key).or_insert(i);
-        }
-    }
-    let mut keys: Vec<(KeyOf<'_>, usize)> = first_with.into_iter().collect();
-    keys.sort_unstable();
-    let mut claimed: HashMap<KeyOf<'_>, usize> = HashMap::new();
-    let mut stored: HashMap<KeyOf<'_>, StoredKey> = HashMap::new();
-    for (key, i) in keys {
-        match claim_key(tx, &events[i], window_ms).await? {
-            None => {
-                claimed.insert(key, i);
-            }
-            Some(row) => {
-                stored.insert(key, row);
-            }
-        }
-    }
-    let decisions = idempotency::decide(events, live_projects, &stored);
-    settle_claims(tx, events, &decisions.claims, claimed).await?;
-    let mut answers = Vec::with_capacity(events.len());
-    for answer in decisions.answers {
-        answers.push(match answer {
-            Answer::Decided(inserted) => inserted,
-            Answer::ReplayOfStored(event_id) => {
-                let delivery_ids =
-                    sqlx::query_scalar("SELECT id FROM deliveries WHERE event_id = $1 ORDER BY id")
-                        .bind(&event_id)
-                        .fetch_all(&mut **tx)
-                        .await?;
-                Inserted::Repeated {
-                    event_id,
-                    delivery_ids,
-                }
-            }
-        });
-    }
-    Ok(answers)
-}
-
-/// Claims `event`'s key (`None`), or answers the live row that holds it.
-async fn claim_key(
-    tx: &mut Tx<'_>,
-    event: &NewEvent,
-    window_ms: i64,
-) -> StoreResult<Option<StoredKey>> {
-    let key = event
-        .idempotency_key
-        .as_ref()
-        .expect("only keyed events claim");
-    let won: Option<String> = sqlx::query_scalar(
-        "INSERT INTO idempotency_keys (project_id, key, event_id, created_at, fingerprint) \
-         VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (project_id, key) DO UPDATE SET event_id = EXCLUDED.event_id, \
-         created_at = EXCLUDED.created_at, fingerprint = EXCLUDED.fingerprint \
-         WHERE idempotency_keys.created_at <= EXCLUDED.created_at - $6 \
-         RETURNING event_id",
-    )
-    .bind(&event.project_id)
-    .bind(&key.key)
-    .bind(&event.id)
-    .bind(event.created_at)
-    .bind(key.fingerprint.as_bytes())
-    .bind(window_ms)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if won.is_some() {
-        return Ok(None);
-    }
-    let (event_id, fingerprint): (String, Option<Vec<u8>>) = sqlx::query_as(
-        "SELECT event_id, fingerprint FROM idempotency_keys WHERE project_id = $1 AND key = $2",
-    )
-    .bind(&event.project_id)
-    .bind(&key.key)
-    .fetch_one(&mut **tx)
-    .await?;
-    let fingerprint = fingerprint
-        .as_deref()
-        .map(Fingerprint::from_stored)
-        .transpose()?;
-    Ok(Some(StoredKey {
-        event_id,
-        fingerprint,
-    }))
-}
-
-/// Makes each claimed key's row name the event that keeps it: the one
-/// claimed it, another of this write (the first one's request was refused),
-/// or none (every request giving it was refused: the row goes, which also
-/// forgets the expired row it may have replaced).
-async fn settle_claims(
-    tx: &mut Tx<'_>,
-    events: &[NewEvent],
-    kept: &[usize],
-    mut claimed: HashMap<KeyOf<'_>, usize>,
-) -> StoreResult<()> {
-    for &i in kept {
-        let e = &events[i];
-        let key = idempotency::key_of(e).expect("a claim has a key");
-        if claimed.remove(&key) == Some(i) {
-            continue;
-        }
-        let fingerprint = e.idempotency_key.as_ref().map(|k| k.fingerprint.as_bytes());
-        sqlx::query(
-            "UPDATE idempotency_keys SET event_id = $3, created_at = $4, fingerprint = $5 \
-             WHERE project_id = $1 AND key = $2",
-        )
-        .bind(key.0)
-        .bind(key.1)
-        .bind(&e.id)
-        .bind(e.created_at)
-        .bind(fingerprint)
-        .execute(&mut **tx)
-        .await?;
-    }
-    for ((project_id, key), _) in claimed {
-        sqlx::query("DELETE FROM idempotency_keys WHERE project_id = $1 AND key = $2")
-            .bind(project_id)
-            .bind(key)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
-}
-
-/// The projects of this batch that still exist, locked against deletion
-/// until the commit: an event of a project deleted a moment ago (on any
-/// node) is answered `ProjectGone` rather than failing the whole batch.
-async fn live_projects(tx: &mut Tx<'_>, events: &[NewEvent]) -> StoreResult<HashSet<String>> {
-    let wanted: HashSet<&str> = events.iter().map(|e| e.project_id.as_str()).collect();
-    let wanted: Vec<&str> = wanted.into_iter().collect();
-    let live: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM projects WHERE id = ANY($1) FOR KEY SHARE")
-            .bind(&wanted)
-            .fetch_all(&mut **tx)
-            .await?;
-    Ok(live.into_iter().collect())
-}
-
-async fn insert_event_rows(tx: &mut Tx<'_>, events: &[&NewEvent]) -> StoreResult<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let mut ids = Vec::with_capacity(events.len());
-    let mut projects = Vec::with_capacity(events.len());
-    let mut types = Vec::with_capacity(events.len());
-    let mut objects = Vec::with_capacity(events.len());
-    let mut payloads = Vec::with_capacity(events.len());
-    let mut tests = Vec::with_capacity(events.len());
-    let mut created = Vec::with_capacity(events.len());
-    for e in events {
-        ids.push(e.id.as_str());
-        projects.push(e.project_id.as_str());
-        types.push(e.event_type.as_str());
-        objects.push(e.object.as_ref().map(to_json));
-        payloads.push(e.payload.as_str());
-        tests.push(e.is_test);
-        created.push(e.created_at);
-    }
-    sqlx::query(
-        "INSERT INTO events (id, project_id, event_type, object, payload, is_test, created_at) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::bigint[])",
-    )
-    .bind(&ids)
-    .bind(&projects)
-    .bind(&types)
-    .bind(&objects)
-    .bind(&payloads)
-    .bind(&tests)
-    .bind(&created)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Writes the deliveries, leased to this node. Deliveries to a webhook
-/// deleted meanwhile (another node's routing may lag by a moment) are left
-/// out instead of failing the batch on the foreign key; the webhooks that
-/// remain are locked against deletion until the commit.
-async fn insert_delivery_rows(
-    tx: &mut Tx<'_>,
-    events: &[&NewEvent],
-    node: &str,
-) -> StoreResult<()> {
-    let wanted: HashSet<&str> = events
-        .iter()
-        .flat_map(|e| e.deliveries.iter().map(|d| d.webhook_id.as_str()))
-        .collect();
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let mut wanted: Vec<&str> = wanted.into_iter().collect();
-    wanted.sort_unstable();
-    let live: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM webhooks WHERE id = ANY($1) ORDER BY id FOR KEY SHARE")
-            .bind(&wanted)
-            .fetch_all(&mut **tx)
-            .await?;
-    let live: HashSet<String> = live.into_iter().collect();
-    let mut ids = Vec::new();
-    let mut projects = Vec::new();
-    let mut event_ids = Vec::new();
-    let mut webhooks = Vec::new();
-    let mut types = Vec::new();
-    let mut tests = Vec::new();
-    let mut due = Vec::new();
-    let mut leases = Vec::new();
-    let mut created = Vec::new();
-    for e in events {
-        for d in e.deliveries.iter().filter(|d| live.contains(&d.webhook_id)) {
-            ids.push(d.id.as_str());
-            projects.push(e.project_id.as_str());
-            event_ids.push(e.id.as_str());
-            webhooks.push(d.webhook_id.as_str());
-            types.push(e.event_type.as_str());
-            tests.push(e.is_test);
-            // A test send is recorded after it happened: never due.
-            due.push((!e.is_test).then_some(e.created_at));
-            leases.push(e.lease_until);
-            created.push(e.created_at);
-        }
-    }
-    if ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO deliveries (id, project_id, event_id, webhook_id, event_type, is_test, \
-         next_attempt_at, lease_until, created_at, status, attempts, lease_owner, updated_at) \
-         SELECT v.*, 'pending', 0, $10, v.created_at FROM UNNEST($1::text[], $2::text[], $3::text[], \
-         $4::text[], $5::text[], $6::bool[], $7::bigint[], $8::bigint[], $9::bigint[]) \
-         AS v(id, project_id, event_id, webhook_id, event_type, is_test, next_attempt_at, lease_until, created_at)",
-    )
-    .bind(&ids)
-    .bind(&projects)
-    .bind(&event_ids)
-    .bind(&webhooks)
-    .bind(&types)
-    .bind(&tests)
-    .bind(&due)
-    .bind(&leases)
-    .bind(&created)
-    .bind(node)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Attempt rows for deliveries deleted meanwhile (webhook or project gone)
-/// are dropped, rather than failing the whole batch on a foreign key. The
-/// attempt number comes from the delivery's own count, so automatic and
-/// manual attempts never share a number.
-async fn insert_attempt_rows(tx: &mut Tx<'_>, attempts: &[&AttemptRecord]) -> StoreResult<()> {
-    let n = attempts.len();
-    let mut delivery = Vec::with_capacity(n);
-    let mut webhook = Vec::with_capacity(n);
-    let mut manual = Vec::with_capacity(n);
-    let mut started = Vec::with_capacity(n);
-    let mut duration = Vec::with_capacity(n);
-    let mut url = Vec::with_capacity(n);
-    let mut req_headers = Vec::with_capacity(n);
-    let mut req_body = Vec::with_capacity(n);
-    let mut succeeded = Vec::with_capacity(n);
-    let mut status = Vec::with_capacity(n);
-    let mut resp_headers = Vec::with_capacity(n);
-    let mut resp_body = Vec::with_capacity(n);
-    let mut truncated = Vec::with_capacity(n);
-    let mut error_kind = Vec::with_capacity(n);
-    let mut error_message = Vec::with_capacity(n);
-    let mut next = Vec::with_capacity(n);
-    for a in attempts {
-        delivery.push(a.delivery_id.as_str());
-        webhook.push(a.webhook_id.as_str());
-        manual.push(a.manual);
-        started.push(a.started_at);
-        duration.push(a.duration_ms);
-        url.push(a.request_url.as_str());
-        req_headers.push(a.request_headers.as_str());
-        req_body.push(a.request_body.as_deref());
-        succeeded.push(a.succeeded);
-        status.push(a.response_status.map(i32::from));
-        resp_headers.push(a.response_headers.as_deref());
-        resp_body.push(a.response_body.as_deref());
-        truncated.push(a.response_truncated);
-        error_kind.push(a.error_kind.as_deref());
-        error_message.push(a.error_message.as_deref());
-        next.push(a.next_attempt_at);
-    }
-    sqlx::query(
-        "INSERT INTO attempts (delivery_id, attempt, webhook_id, manual, started_at, duration_ms, \
-         request_url, request_headers, request_body, succeeded, response_status, response_headers, \
-         response_body, response_truncated, error_kind, error_message, next_attempt_at) \
-         SELECT v.delivery_id, d.attempts + 1, v.webhook_id, v.manual, v.started_at, v.duration_ms, \
-                v.request_url, v.request_headers, v.request_body, v.succeeded, v.response_status, \
-                v.response_headers, v.response_body, v.response_truncated, v.error_kind, \
-                v.error_message, v.next_attempt_at \
-         FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::bigint[], $5::bigint[], $6::text[], \
-                     $7::text[], $8::text[], $9::bool[], $10::int[], $11::text[], $12::text[], \
-                     $13::bool[], $14::text[], $15::text[], $16::bigint[]) WITH ORDINALITY \
-              AS v(delivery_id, webhook_id, manual, started_at, duration_ms, request_url, \
-                   request_headers, request_body, succeeded, response_status, response_headers, \
-                   response_body, response_truncated, error_kind, error_message, next_attempt_at, ord) \
-         JOIN deliveries d ON d.id = v.delivery_id \
-         ORDER BY v.ord",
-    )
-    .bind(&delivery)
-    .bind(&webhook)
-    .bind(&manual)
-    .bind(&started)
-    .bind(&duration)
-    .bind(&url)
-    .bind(&req_headers)
-    .bind(&req_body)
-    .bind(&succeeded)
-    .bind(&status)
-    .bind(&resp_headers)
-    .bind(&resp_body)
-    .bind(&truncated)
-    .bind(&error_kind)
-    .bind(&error_message)
-    .bind(&next)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Splits a batch into rounds in which each delivery appears once, in order.
-/// One `UPDATE … FROM UNNEST` changes a row once however often its id is
-/// listed, and every listed attempt would read the same count: two outcomes
-/// of one delivery (its lease ran out and it was claimed again) must go in
-/// one after the other. Nearly every batch is a single round.
-fn one_per_delivery(attempts: &[AttemptRecord]) -> Vec<Vec<&AttemptRecord>> {
-    let mut rounds: Vec<Vec<&AttemptRecord>> = Vec::new();
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(attempts.len());
-    for a in attempts {
-        let times = seen.entry(a.delivery_id.as_str()).or_insert(0);
-        if rounds.len() == *times {
-            rounds.push(Vec::new());
-        }
-        rounds[*times].push(a);
-        *times += 1;
-    }
-    rounds
-}
-
-/// One statement: each delivery takes the state its attempt led to.
-async fn update_delivery_states(
-    tx: &mut Tx<'_>,
-    attempts: &[&AttemptRecord],
-    now: i64,
-    node: &str,
-) -> StoreResult<()> {
-    let ids: Vec<&str> = attempts.iter().map(|a| a.delivery_id.as_str()).collect();
-    let statuses: Vec<&str> = attempts.iter().map(|a| a.status.as_str()).collect();
-    let next: Vec<Option<i64>> = attempts.iter().map(|a| a.next_attempt_at).collect();
-    let leases: Vec<Option<i64>> = attempts.iter().map(|a| a.lease_until).collect();
-    let codes: Vec<Option<i32>> = attempts
-        .iter()
-        .map(|a| a.response_status.map(i32::from))
-        .collect();
-    // A delivery that succeeded meanwhile (a redeliver) stays succeeded; one
-    // paused meanwhile (its webhook was disabled) stays paused unless this
-    // attempt succeeded. A short retry stays leased to this node.
-    sqlx::query(
-        "UPDATE deliveries SET \
-         status = CASE WHEN deliveries.status = 'succeeded' THEN 'succeeded' \
-                       WHEN deliveries.status = 'paused' AND v.status <> 'succeeded' THEN 'paused' \
-                       ELSE v.status END, \
-         next_attempt_at = CASE WHEN deliveries.status IN ('succeeded', 'paused') THEN NULL \
-                                ELSE v.next_attempt_at END, \
-         attempts = deliveries.attempts + 1, lease_until = v.lease_until, \
-         lease_owner = CASE WHEN v.lease_until IS NULL THEN NULL ELSE $6 END, \
-         last_status_code = v.code, updated_at = $7 \
-         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::int[]) \
-              AS v(id, status, next_attempt_at, lease_until, code) \
-         WHERE deliveries.id = v.id",
-    )
-    .bind(&ids)
-    .bind(&statuses)
-    .bind(&next)
-    .bind(&leases)
-    .bind(&codes)
-    .bind(node)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }

@@ -21,10 +21,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use super::rows::{counts_by_status, from_json, id_bound, to_json};
+use super::rows::{DueColumns, Shared, decode, id_bound};
 use super::*;
 use crate::secrets::SecretBox;
-use crate::webhook::{Format, PreviousSigningKey, Webhook};
+use crate::sources::{Source, SourceActivity, SourceRejection};
+use crate::webhook::Webhook;
 
 mod hot;
 mod space;
@@ -35,6 +36,9 @@ use writer::{HotWriter, WriteTurn};
 
 /// Rows per multi-row statement, well under SQLite's bound-variable limit.
 const CHUNK: usize = 400;
+
+/// The statements both stores run alike.
+type Sql = Shared<Sqlite>;
 
 pub struct SqliteStore {
     /// Readers: WAL lets them run beside the writer.
@@ -124,6 +128,11 @@ impl SqliteStore {
         err
     }
 
+    /// A write on sqlx's writer connection, its failure noted if for lack of space.
+    fn noted<T>(&self, written: StoreResult<T>) -> StoreResult<T> {
+        written.inspect_err(|e| self.space.failed(e))
+    }
+
     /// A database written with one key cannot be read with another: say so at
     /// start, not as a corrupt row on the first delivery.
     async fn check_secret_key(&self) -> StoreResult<()> {
@@ -150,11 +159,8 @@ impl SqliteStore {
 
     /// Seals secrets a database from before sealing existed holds in clear text.
     async fn seal_clear_secrets(&self) -> StoreResult<()> {
-        let rows = sqlx::query("SELECT * FROM webhooks")
-            .fetch_all(&mut *self.write_conn().await?)
-            .await?;
-        for row in &rows {
-            let stored = webhook_from_row(row)?;
+        let stored = Sql::list_webhooks(&mut *self.write_conn().await?, None).await?;
+        for stored in stored {
             if sealed::has_clear_secrets(&stored) {
                 let clear = sealed::open_webhook(stored, &self.secrets)?;
                 self.update_webhook(&clear).await?;
@@ -163,8 +169,13 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn open_webhook(&self, row: &SqliteRow) -> StoreResult<Webhook> {
-        sealed::open_webhook(webhook_from_row(row)?, &self.secrets)
+    fn open_webhook(&self, stored: Webhook) -> StoreResult<Webhook> {
+        sealed::open_webhook(stored, &self.secrets)
+    }
+
+    /// A reader: WAL lets it run beside the writers.
+    async fn read(&self) -> StoreResult<sqlx::pool::PoolConnection<Sqlite>> {
+        Ok(self.pool.acquire().await?)
     }
 
     /// A write transaction on sqlx's writer, holding the write turn.
@@ -256,115 +267,6 @@ impl<C: std::ops::DerefMut<Target = sqlx::SqliteConnection>> std::ops::DerefMut 
     }
 }
 
-fn project_from_row(row: &SqliteRow) -> StoreResult<Project> {
-    Ok(Project {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        link_base_url: row.try_get("link_base_url")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn token_from_row(row: &SqliteRow) -> StoreResult<TokenRecord> {
-    let kind: String = row.try_get("kind")?;
-    Ok(TokenRecord {
-        id: row.try_get("id")?,
-        project_id: row.try_get("project_id")?,
-        kind: TokenKind::parse(&kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("token kind {kind}")))?,
-        token_hash: row.try_get("token_hash")?,
-        prefix: row.try_get("prefix")?,
-        name: row.try_get("name")?,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
-
-fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditRecord> {
-    Ok(AuditRecord {
-        id: row.try_get("id")?,
-        project_id: row.try_get("project_id")?,
-        at: row.try_get("at")?,
-        actor: row.try_get("actor")?,
-        action: row.try_get("action")?,
-        target_id: row.try_get("target_id")?,
-        changes: from_json("changes", row.try_get("changes")?)?,
-    })
-}
-
-fn webhook_from_row(row: &SqliteRow) -> StoreResult<Webhook> {
-    let format: String = row.try_get("format")?;
-    Ok(Webhook {
-        id: row.try_get("id")?,
-        project_id: row.try_get("project_id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        url: row.try_get("url")?,
-        format: Format::parse(&format)
-            .ok_or_else(|| StoreError::Corrupt(format!("format {format}")))?,
-        events: from_json("events", row.try_get("events")?)?,
-        scope: from_json("scope", row.try_get("scope")?)?,
-        headers: from_json("headers", row.try_get("headers")?)?,
-        secret: row.try_get("secret")?,
-        signing_secret: row.try_get("signing_secret")?,
-        previous_signing: previous_signing_from_row(row)?,
-        include_result: row.try_get("include_result")?,
-        enabled: row.try_get("enabled")?,
-        disabled_reason: row.try_get("disabled_reason")?,
-        disabled_at: row.try_get("disabled_at")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        format_config: from_json("format_config", row.try_get("format_config")?)?,
-        rate_limit: row
-            .try_get::<Option<&str>, _>("rate_limit")?
-            .map(|text| from_json("rate_limit", text))
-            .transpose()?,
-    })
-}
-
-fn previous_signing_from_row(row: &SqliteRow) -> StoreResult<Option<PreviousSigningKey>> {
-    let key: Option<String> = row.try_get("previous_signing_secret")?;
-    let expires_at: Option<i64> = row.try_get("previous_signing_expires_at")?;
-    Ok(key
-        .zip(expires_at)
-        .map(|(key, expires_at)| PreviousSigningKey { key, expires_at }))
-}
-
-/// Binds a webhook's columns in the order of `WEBHOOK_COLUMNS`.
-fn bind_webhook<'q>(
-    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    w: &'q Webhook,
-) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    query
-        .bind(&w.id)
-        .bind(&w.project_id)
-        .bind(&w.name)
-        .bind(&w.description)
-        .bind(&w.url)
-        .bind(w.format.as_str())
-        .bind(to_json(&w.events))
-        .bind(to_json(&w.scope))
-        .bind(to_json(&w.headers))
-        .bind(&w.secret)
-        .bind(&w.signing_secret)
-        .bind(w.include_result)
-        .bind(w.enabled)
-        .bind(&w.disabled_reason)
-        .bind(w.disabled_at)
-        .bind(w.created_at)
-        .bind(w.updated_at)
-        .bind(to_json(&w.format_config))
-        .bind(w.rate_limit.as_ref().map(to_json))
-        .bind(w.previous_signing.as_ref().map(|p| &p.key))
-        .bind(w.previous_signing.as_ref().map(|p| p.expires_at))
-}
-
-const WEBHOOK_COLUMNS: &str = "id, project_id, name, description, url, format, events, scope, headers, secret, \
-     signing_secret, include_result, enabled, disabled_reason, disabled_at, created_at, updated_at, \
-     format_config, rate_limit, previous_signing_secret, previous_signing_expires_at";
-const WEBHOOK_VALUES: &str = "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?";
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
@@ -397,133 +299,48 @@ impl Store for SqliteStore {
     }
 
     async fn create_project(&self, p: &Project) -> StoreResult<()> {
-        let result = sqlx::query(
-            "INSERT INTO projects (id, name, link_base_url, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&p.id)
-        .bind(&p.name)
-        .bind(&p.link_base_url)
-        .bind(p.created_at)
-        .bind(p.updated_at)
-        .execute(&mut *self.write_conn().await?)
-        .await;
-        match result {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
-                format!("project {:?} already exists", p.id),
-            )),
-            other => other.map(|_| ()).map_err(Into::into),
-        }
+        Sql::create_project(&mut *self.write_conn().await?, p).await
     }
 
     async fn list_projects(&self) -> StoreResult<Vec<Project>> {
-        let rows = sqlx::query("SELECT * FROM projects ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(project_from_row).collect()
+        Sql::list_projects(&mut *self.read().await?).await
     }
 
     async fn get_project(&self, id: &str) -> StoreResult<Option<Project>> {
-        let row = sqlx::query("SELECT * FROM projects WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(project_from_row).transpose()
+        Sql::get_project(&mut *self.read().await?, id).await
     }
 
     async fn update_project(&self, p: &Project) -> StoreResult<()> {
-        sqlx::query("UPDATE projects SET name = ?, link_base_url = ?, updated_at = ? WHERE id = ?")
-            .bind(&p.name)
-            .bind(&p.link_base_url)
-            .bind(p.updated_at)
-            .bind(&p.id)
-            .execute(&mut *self.write_conn().await?)
-            .await
-            .map_err(|e| self.write_failed(e))?;
-        Ok(())
+        self.noted(Sql::update_project(&mut *self.write_conn().await?, p).await)
     }
 
     async fn delete_project(&self, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM projects WHERE id = ?")
-            .bind(id)
-            .execute(&mut *self.write_conn().await?)
-            .await
-            .map_err(|e| self.write_failed(e))?;
-        Ok(done.rows_affected() > 0)
+        self.noted(Sql::delete_project(&mut *self.write_conn().await?, id).await)
     }
 
     async fn insert_token(&self, t: &TokenRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO tokens (id, project_id, kind, token_hash, prefix, name, created_at, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&t.id)
-        .bind(&t.project_id)
-        .bind(t.kind.as_str())
-        .bind(&t.token_hash)
-        .bind(&t.prefix)
-        .bind(&t.name)
-        .bind(t.created_at)
-        .bind(t.revoked_at)
-        .execute(&mut *self.write_conn().await?)
-        .await
-        .map_err(|e| self.write_failed(e))?;
-        Ok(())
+        self.noted(Sql::insert_token(&mut *self.write_conn().await?, t).await)
     }
 
     async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
-        let row = sqlx::query("SELECT * FROM tokens WHERE token_hash = ?")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(token_from_row).transpose()
+        Sql::find_token(&mut *self.read().await?, token_hash).await
     }
 
     async fn has_admin_token(&self) -> StoreResult<bool> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get::<i64, _>("n")? > 0)
+        Sql::has_admin_token(&mut *self.read().await?).await
     }
 
     async fn list_tokens(&self, project_id: &str) -> StoreResult<Vec<TokenRecord>> {
-        let rows = sqlx::query("SELECT * FROM tokens WHERE project_id = ? ORDER BY id")
-            .bind(project_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(token_from_row).collect()
+        Sql::list_tokens(&mut *self.read().await?, project_id).await
     }
 
     async fn revoke_token(&self, project_id: &str, token_id: &str, at: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE tokens SET revoked_at = ? WHERE id = ? AND project_id = ? AND revoked_at IS NULL",
-        )
-        .bind(at)
-        .bind(token_id)
-        .bind(project_id)
-        .execute(&mut *self.write_conn().await?)
-        .await
-        .map_err(|e| self.write_failed(e))?;
-        Ok(done.rows_affected() > 0)
+        let mut conn = self.write_conn().await?;
+        self.noted(Sql::revoke_token(&mut conn, project_id, token_id, at).await)
     }
 
     async fn append_audit(&self, r: &AuditRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (id, project_id, at, actor, action, target_id, changes) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&r.id)
-        .bind(&r.project_id)
-        .bind(r.at)
-        .bind(&r.actor)
-        .bind(&r.action)
-        .bind(&r.target_id)
-        .bind(to_json(&r.changes))
-        .execute(&mut *self.write_conn().await?)
-        .await
-        .map_err(|e| self.write_failed(e))?;
-        Ok(())
+        self.noted(Sql::append_audit(&mut *self.write_conn().await?, r).await)
     }
 
     async fn list_audit(
@@ -532,75 +349,38 @@ impl Store for SqliteStore {
         before: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<AuditRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM audit_log WHERE project_id = ? AND (? IS NULL OR id < ?) \
-             ORDER BY id DESC LIMIT ?",
-        )
-        .bind(project_id)
-        .bind(before)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(audit_from_row).collect()
+        let mut q = Sql::audit_page(project_id, before, limit);
+        Sql::audit_from(q.build().fetch_all(&mut *self.read().await?).await?)
     }
 
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
         let sealed = sealed::seal_webhook(w, &self.secrets);
-        let sql = format!("INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ({WEBHOOK_VALUES})");
-        bind_webhook(sqlx::query(&sql), &sealed)
-            .execute(&mut *self.write_conn().await?)
-            .await
-            .map_err(|e| self.write_failed(e))?;
-        Ok(())
+        self.noted(Sql::insert_webhook(&mut *self.write_conn().await?, &sealed).await)
     }
 
     async fn update_webhook(&self, w: &Webhook) -> StoreResult<()> {
         let sealed = sealed::seal_webhook(w, &self.secrets);
-        let sql = format!(
-            "UPDATE webhooks SET ({WEBHOOK_COLUMNS}) = ({WEBHOOK_VALUES}) WHERE id = ? AND project_id = ?"
-        );
-        bind_webhook(sqlx::query(&sql), &sealed)
-            .bind(&w.id)
-            .bind(&w.project_id)
-            .execute(&mut *self.write_conn().await?)
-            .await
-            .map_err(|e| self.write_failed(e))?;
-        Ok(())
+        self.noted(Sql::update_webhook(&mut *self.write_conn().await?, &sealed).await)
     }
 
     async fn delete_webhook(&self, project_id: &str, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM webhooks WHERE id = ? AND project_id = ?")
-            .bind(id)
-            .bind(project_id)
-            .execute(&mut *self.write_conn().await?)
-            .await
-            .map_err(|e| self.write_failed(e))?;
-        Ok(done.rows_affected() > 0)
+        let mut conn = self.write_conn().await?;
+        self.noted(Sql::delete_webhook(&mut conn, project_id, id).await)
     }
 
     async fn get_webhook(&self, project_id: &str, id: &str) -> StoreResult<Option<Webhook>> {
-        let row = sqlx::query("SELECT * FROM webhooks WHERE id = ? AND project_id = ?")
-            .bind(id)
-            .bind(project_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(|r| self.open_webhook(r)).transpose()
+        let stored = Sql::get_webhook(&mut *self.read().await?, project_id, id).await?;
+        stored.map(|w| self.open_webhook(w)).transpose()
     }
 
     async fn list_webhooks(&self, project_id: &str) -> StoreResult<Vec<Webhook>> {
-        let rows = sqlx::query("SELECT * FROM webhooks WHERE project_id = ? ORDER BY id")
-            .bind(project_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| self.open_webhook(r)).collect()
+        let stored = Sql::list_webhooks(&mut *self.read().await?, Some(project_id)).await?;
+        stored.into_iter().map(|w| self.open_webhook(w)).collect()
     }
 
     async fn list_all_webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        let rows = sqlx::query("SELECT * FROM webhooks ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| self.open_webhook(r)).collect()
+        let stored = Sql::list_webhooks(&mut *self.read().await?, None).await?;
+        stored.into_iter().map(|w| self.open_webhook(w)).collect()
     }
 
     async fn insert_events(
@@ -635,18 +415,7 @@ impl Store for SqliteStore {
         .await?;
         let due: Vec<DueDelivery> = rows
             .iter()
-            .map(|r| {
-                Ok(DueDelivery {
-                    delivery_id: r.try_get("id")?,
-                    webhook_id: r.try_get("webhook_id")?,
-                    project_id: r.try_get("project_id")?,
-                    event_id: r.try_get("event_id")?,
-                    event_type: r.try_get("event_type")?,
-                    payload: r.try_get("payload")?,
-                    attempts: r.try_get::<i64, _>("attempts")? as u32,
-                    retry_base: r.try_get::<i64, _>("retry_base")? as u32,
-                })
-            })
+            .map(decode::<_, DueColumns, _>)
             .collect::<StoreResult<_>>()?;
         let ids: Vec<String> = due.iter().map(|d| d.delivery_id.clone()).collect();
         set_leases(&mut tx, &ids, lease_until).await?;
@@ -685,45 +454,17 @@ impl Store for SqliteStore {
     }
 
     async fn get_event(&self, project_id: &str, event_id: &str) -> StoreResult<Option<EventRow>> {
-        let row = sqlx::query("SELECT * FROM events WHERE id = ? AND project_id = ?")
-            .bind(event_id)
-            .bind(project_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(event_from_row).transpose()
+        Sql::get_event(&mut *self.read().await?, project_id, event_id).await
     }
 
     async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<EventRow>> {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM events WHERE project_id = ");
-        q.push_bind(&f.project_id);
-        if let Some(t) = &f.event_type {
-            q.push(" AND event_type = ").push_bind(t);
-        }
-        push_id_window(&mut q, "evt", f.since, f.until, f.cursor.as_deref());
-        q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
-        let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter().map(event_from_row).collect()
+        let mut q = Sql::events_page(f);
+        Sql::events_from(q.build().fetch_all(&mut *self.read().await?).await?)
     }
 
     async fn list_deliveries(&self, f: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>> {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM deliveries WHERE project_id = ");
-        q.push_bind(&f.project_id);
-        if let Some(w) = &f.webhook_id {
-            q.push(" AND webhook_id = ").push_bind(w);
-        }
-        if let Some(e) = &f.event_id {
-            q.push(" AND event_id = ").push_bind(e);
-        }
-        if let Some(t) = &f.event_type {
-            q.push(" AND event_type = ").push_bind(t);
-        }
-        if let Some(status) = f.status {
-            q.push(" AND status = ").push_bind(status.as_str());
-        }
-        push_id_window(&mut q, "msg", f.since, f.until, f.cursor.as_deref());
-        q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
-        let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter().map(delivery_from_row).collect()
+        let mut q = Sql::deliveries_page(f);
+        Sql::deliveries_from(q.build().fetch_all(&mut *self.read().await?).await?)
     }
 
     async fn get_delivery(
@@ -731,28 +472,19 @@ impl Store for SqliteStore {
         project_id: &str,
         delivery_id: &str,
     ) -> StoreResult<Option<DeliveryRow>> {
-        let row = sqlx::query("SELECT * FROM deliveries WHERE id = ? AND project_id = ?")
-            .bind(delivery_id)
-            .bind(project_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(delivery_from_row).transpose()
+        Sql::get_delivery(&mut *self.read().await?, project_id, delivery_id).await
     }
 
     async fn delivery_attempts(&self, delivery_id: &str) -> StoreResult<Vec<AttemptRow>> {
-        let rows =
-            sqlx::query("SELECT * FROM attempts WHERE delivery_id = ? ORDER BY started_at, rowid")
-                .bind(delivery_id)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter().map(attempt_from_row).collect()
+        Sql::delivery_attempts(&mut *self.read().await?, delivery_id, "rowid").await
     }
 
     async fn webhook_stats(&self, webhook_id: &str, now: i64) -> StoreResult<WebhookStats> {
         const HOUR: i64 = 3600 * 1000;
-        let last_hour = status_counts(&self.pool, webhook_id, now - HOUR).await?;
-        let last_day = status_counts(&self.pool, webhook_id, now - 24 * HOUR).await?;
-        let (last_success_at, last_failure_at) = last_activity(&self.pool, webhook_id).await?;
+        let mut conn = self.read().await?;
+        let last_hour = Sql::status_counts(&mut conn, webhook_id, now - HOUR).await?;
+        let last_day = Sql::status_counts(&mut conn, webhook_id, now - 24 * HOUR).await?;
+        let (last_success_at, last_failure_at) = last_activity(&mut conn, webhook_id).await?;
         Ok(WebhookStats {
             last_hour,
             last_day,
@@ -849,7 +581,7 @@ impl Store for SqliteStore {
             .push(" WHERE webhook_id = ")
             .push_bind(webhook_id)
             .push(" AND is_test = 0 AND status IN ('failed', 'exhausted', 'paused')");
-        push_id_window(&mut q, "msg", Some(since), until, None);
+        Sql::push_id_window(&mut q, "msg", Some(since), until, None);
         let done = q
             .build()
             .execute(&mut *self.write_conn().await?)
@@ -859,7 +591,7 @@ impl Store for SqliteStore {
     }
 
     async fn last_success_at(&self, webhook_id: &str) -> StoreResult<Option<i64>> {
-        Ok(last_activity(&self.pool, webhook_id).await?.0)
+        Ok(last_activity(&mut *self.read().await?, webhook_id).await?.0)
     }
 
     async fn purge_before(
@@ -886,11 +618,7 @@ impl Store for SqliteStore {
     }
 
     async fn event_deliveries(&self, event_id: &str) -> StoreResult<Vec<DeliveryRow>> {
-        let rows = sqlx::query("SELECT * FROM deliveries WHERE event_id = ? ORDER BY id")
-            .bind(event_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(delivery_from_row).collect()
+        Sql::event_deliveries(&mut *self.read().await?, event_id).await
     }
 
     async fn count_for_metrics(&self, now: i64) -> StoreResult<MetricCounts> {
@@ -921,60 +649,29 @@ impl Store for SqliteStore {
 
     // ---- Sources (MLflow) ----
 
-    async fn create_source(&self, s: &crate::sources::Source) -> StoreResult<()> {
-        let s = &s.sealed(&self.secrets);
-        sqlx::query(
-            "INSERT INTO sources (id, project_id, kind, name, secret, tolerance_secs, workspace_name, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&s.id)
-        .bind(&s.project_id)
-        .bind(s.kind.as_str())
-        .bind(&s.name)
-        .bind(&s.secret)
-        .bind(s.tolerance_secs)
-        .bind(&s.workspace_name)
-        .bind(s.created_at)
-        .bind(s.updated_at)
-        .execute(&mut *self.write_conn().await?)
-        .await
-        .map_err(|e| self.write_failed(e))?;
-        Ok(())
+    async fn create_source(&self, s: &Source) -> StoreResult<()> {
+        let sealed = s.sealed(&self.secrets);
+        self.noted(Sql::create_source(&mut *self.write_conn().await?, &sealed).await)
     }
 
-    async fn list_sources(&self, project_id: &str) -> StoreResult<Vec<crate::sources::Source>> {
-        let rows = sqlx::query("SELECT * FROM sources WHERE project_id = ? ORDER BY id")
-            .bind(project_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| source_from_row(r, &self.secrets))
+    async fn list_sources(&self, project_id: &str) -> StoreResult<Vec<Source>> {
+        let stored = Sql::list_sources(&mut *self.read().await?, project_id).await?;
+        stored
+            .into_iter()
+            .map(|s| sealed::open_source(s, &self.secrets))
             .collect()
     }
 
-    async fn get_source(
-        &self,
-        project_id: &str,
-        id: &str,
-    ) -> StoreResult<Option<crate::sources::Source>> {
-        let row = sqlx::query("SELECT * FROM sources WHERE id = ? AND project_id = ?")
-            .bind(id)
-            .bind(project_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref()
-            .map(|r| source_from_row(r, &self.secrets))
+    async fn get_source(&self, project_id: &str, id: &str) -> StoreResult<Option<Source>> {
+        let stored = Sql::get_source(&mut *self.read().await?, project_id, id).await?;
+        stored
+            .map(|s| sealed::open_source(s, &self.secrets))
             .transpose()
     }
 
     async fn delete_source(&self, project_id: &str, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM sources WHERE id = ? AND project_id = ?")
-            .bind(id)
-            .bind(project_id)
-            .execute(&mut *self.write_conn().await?)
-            .await
-            .map_err(|e| self.write_failed(e))?;
-        Ok(done.rows_affected() > 0)
+        let mut conn = self.write_conn().await?;
+        self.noted(Sql::delete_source(&mut conn, project_id, id).await)
     }
 
     async fn source_delivery_accepted(
@@ -982,14 +679,7 @@ impl Store for SqliteStore {
         source_id: &str,
         delivery_id: &str,
     ) -> StoreResult<Option<i64>> {
-        let at = sqlx::query_scalar(
-            "SELECT accepted_at FROM source_deliveries WHERE source_id = ? AND delivery_id = ?",
-        )
-        .bind(source_id)
-        .bind(delivery_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(at)
+        Sql::source_delivery_accepted(&mut *self.read().await?, source_id, delivery_id).await
     }
 
     async fn record_source_delivery(
@@ -1001,129 +691,36 @@ impl Store for SqliteStore {
         forget_before: i64,
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
-            "INSERT INTO source_deliveries (source_id, delivery_id, event_id, accepted_at) \
-             VALUES (?, ?, ?, ?) ON CONFLICT (source_id, delivery_id) DO NOTHING",
+        let new = Sql::record_source_delivery(
+            &mut tx,
+            source_id,
+            delivery_id,
+            event_id,
+            accepted_at,
+            forget_before,
         )
-        .bind(source_id)
-        .bind(delivery_id)
-        .bind(event_id)
-        .bind(accepted_at)
-        .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM source_deliveries WHERE accepted_at < ?")
-            .bind(forget_before)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        Ok(new)
     }
 
-    async fn record_source_rejection(
-        &self,
-        r: &crate::sources::SourceRejection,
-        keep: u32,
-    ) -> StoreResult<()> {
+    async fn record_source_rejection(&self, r: &SourceRejection, keep: u32) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO source_rejections (source_id, at, status, code, reason, delivery_id, event_type) \
-             SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sources WHERE id = ?)",
-        )
-        .bind(&r.source_id)
-        .bind(r.at)
-        .bind(r.status)
-        .bind(&r.code)
-        .bind(&r.reason)
-        .bind(&r.delivery_id)
-        .bind(&r.event_type)
-        .bind(&r.source_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "DELETE FROM source_rejections WHERE source_id = ?1 AND id <= \
-             (SELECT id FROM source_rejections WHERE source_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-        )
-        .bind(&r.source_id)
-        .bind(keep)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        Sql::record_source_rejection(&mut tx, r, keep).await?;
+        tx.commit().await
     }
 
     async fn source_rejections(
         &self,
         source_id: &str,
         limit: u32,
-    ) -> StoreResult<Vec<crate::sources::SourceRejection>> {
-        let rows = sqlx::query(
-            "SELECT * FROM source_rejections WHERE source_id = ? ORDER BY id DESC LIMIT ?",
-        )
-        .bind(source_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(crate::sources::SourceRejection {
-                    source_id: r.try_get("source_id")?,
-                    at: r.try_get("at")?,
-                    status: r.try_get::<i64, _>("status")? as u16,
-                    code: r.try_get("code")?,
-                    reason: r.try_get("reason")?,
-                    delivery_id: r.try_get("delivery_id")?,
-                    event_type: r.try_get("event_type")?,
-                })
-            })
-            .collect()
+    ) -> StoreResult<Vec<SourceRejection>> {
+        Sql::source_rejections(&mut *self.read().await?, source_id, limit).await
     }
 
-    async fn source_activity(
-        &self,
-        source_id: &str,
-        since: i64,
-    ) -> StoreResult<crate::sources::SourceActivity> {
-        let accepted = sqlx::query(
-            "SELECT COUNT(*) AS n, MAX(accepted_at) AS last FROM source_deliveries \
-             WHERE source_id = ? AND accepted_at >= ?",
-        )
-        .bind(source_id)
-        .bind(since)
-        .fetch_one(&self.pool)
-        .await?;
-        let rejected = sqlx::query(
-            "SELECT COUNT(*) AS n, MAX(at) AS last FROM source_rejections WHERE source_id = ?",
-        )
-        .bind(source_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(crate::sources::SourceActivity {
-            accepted: accepted.try_get::<i64, _>("n")? as u64,
-            last_accepted_at: accepted.try_get("last")?,
-            rejected: rejected.try_get::<i64, _>("n")? as u64,
-            last_rejected_at: rejected.try_get("last")?,
-        })
+    async fn source_activity(&self, source_id: &str, since: i64) -> StoreResult<SourceActivity> {
+        Sql::source_activity(&mut *self.read().await?, source_id, since).await
     }
-}
-
-/// A stored source, its secret opened.
-fn source_from_row(r: &SqliteRow, secrets: &SecretBox) -> StoreResult<crate::sources::Source> {
-    let kind: String = r.try_get("kind")?;
-    let stored = crate::sources::Source {
-        id: r.try_get("id")?,
-        project_id: r.try_get("project_id")?,
-        kind: crate::sources::SourceKind::parse(&kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("source kind {kind}")))?,
-        name: r.try_get("name")?,
-        secret: r.try_get("secret")?,
-        tolerance_secs: r.try_get::<i64, _>("tolerance_secs")? as u32,
-        workspace_name: r.try_get("workspace_name")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    };
-    stored
-        .opened(secrets)
-        .map_err(|_| StoreError::WrongSecretKey)
 }
 
 /// Pauses a webhook's deliveries that would otherwise be attempted.
@@ -1140,107 +737,16 @@ async fn pause_unfinished(conn: &mut sqlx::SqliteConnection, webhook_id: &str) -
 
 /// A webhook's last success and last failure (none before its first attempt).
 async fn last_activity(
-    pool: &SqlitePool,
+    conn: &mut sqlx::SqliteConnection,
     webhook_id: &str,
 ) -> StoreResult<(Option<i64>, Option<i64>)> {
     let row = sqlx::query_as(
         "SELECT last_success_at, last_failure_at FROM webhook_activity WHERE webhook_id = ?",
     )
     .bind(webhook_id)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?;
     Ok(row.unwrap_or_default())
-}
-
-/// Deliveries of a webhook created since `since`, counted by status.
-async fn status_counts(
-    pool: &SqlitePool,
-    webhook_id: &str,
-    since: i64,
-) -> StoreResult<StatusCounts> {
-    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM deliveries WHERE webhook_id = ? AND id >= ? GROUP BY status")
-        .bind(webhook_id)
-        .bind(id_bound("msg", since))
-        .fetch_all(pool)
-        .await?;
-    let pairs = rows
-        .iter()
-        .map(|row| Ok((row.try_get("status")?, row.try_get("n")?)))
-        .collect::<StoreResult<Vec<(String, i64)>>>()?;
-    Ok(counts_by_status(pairs))
-}
-
-fn push_id_window(
-    q: &mut QueryBuilder<'_, Sqlite>,
-    prefix: &str,
-    since: Option<i64>,
-    until: Option<i64>,
-    cursor: Option<&str>,
-) {
-    if let Some(since) = since {
-        q.push(" AND id >= ").push_bind(id_bound(prefix, since));
-    }
-    if let Some(until) = until {
-        q.push(" AND id < ").push_bind(id_bound(prefix, until + 1));
-    }
-    if let Some(cursor) = cursor {
-        q.push(" AND id < ").push_bind(cursor.to_string());
-    }
-}
-
-fn event_from_row(r: &SqliteRow) -> StoreResult<EventRow> {
-    let object: Option<String> = r.try_get("object")?;
-    Ok(EventRow {
-        id: r.try_get("id")?,
-        project_id: r.try_get("project_id")?,
-        event_type: r.try_get("event_type")?,
-        object: object.map(|o| from_json("object", &o)).transpose()?,
-        payload: r.try_get("payload")?,
-        is_test: r.try_get("is_test")?,
-        created_at: r.try_get("created_at")?,
-    })
-}
-
-fn delivery_from_row(r: &SqliteRow) -> StoreResult<DeliveryRow> {
-    Ok(DeliveryRow {
-        id: r.try_get("id")?,
-        project_id: r.try_get("project_id")?,
-        event_id: r.try_get("event_id")?,
-        webhook_id: r.try_get("webhook_id")?,
-        event_type: r.try_get("event_type")?,
-        status: r.try_get("status")?,
-        is_test: r.try_get("is_test")?,
-        attempts: r.try_get::<i64, _>("attempts")? as u32,
-        retry_base: r.try_get::<i64, _>("retry_base")? as u32,
-        next_attempt_at: r.try_get("next_attempt_at")?,
-        last_status_code: r
-            .try_get::<Option<i64>, _>("last_status_code")?
-            .map(|c| c as u16),
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
-}
-
-fn attempt_from_row(r: &SqliteRow) -> StoreResult<AttemptRow> {
-    Ok(AttemptRow {
-        attempt: r.try_get::<i64, _>("attempt")? as u32,
-        manual: r.try_get("manual")?,
-        started_at: r.try_get("started_at")?,
-        duration_ms: r.try_get("duration_ms")?,
-        request_url: r.try_get("request_url")?,
-        request_headers: r.try_get("request_headers")?,
-        request_body: r.try_get("request_body")?,
-        succeeded: r.try_get("succeeded")?,
-        response_status: r
-            .try_get::<Option<i64>, _>("response_status")?
-            .map(|c| c as u16),
-        response_headers: r.try_get("response_headers")?,
-        response_body: r.try_get("response_body")?,
-        response_truncated: r.try_get("response_truncated")?,
-        error_kind: r.try_get("error_kind")?,
-        error_message: r.try_get("error_message")?,
-        next_attempt_at: r.try_get("next_attempt_at")?,
-    })
 }
 
 async fn set_leases(

@@ -2,8 +2,7 @@
 //! failing-endpoint policy and mlhook's own operational events, against the
 //! real `mlhook` binary and real receivers on 127.0.0.1.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

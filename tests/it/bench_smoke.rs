@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-mod common;
+use crate::common;
 
 #[test]
 fn every_benchmark_scenario_runs_in_smoke_mode() {

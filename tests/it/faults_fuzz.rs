@@ -13,8 +13,7 @@
 //! (`MLHOOK_FUZZ_SEED`), so a failure replays; a longer hunt:
 //! `MLHOOK_FUZZ_SECONDS=1800 MLHOOK_FUZZ_SEED=$RANDOM cargo test --test faults_fuzz`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;

@@ -103,7 +103,7 @@ pub(super) async fn disable(shared: &Arc<Shared>, webhook_id: &str, reason: &str
     tracing::warn!(webhook_id, reason, "webhook disabled");
     if let Err(e) = shared
         .subscriptions
-        .refresh_project(&*shared.store, &webhook.project_id)
+        .refresh_webhooks(&*shared.store, &webhook.project_id)
         .await
     {
         tracing::error!(webhook_id, error = %e, "could not refresh routing after disabling");

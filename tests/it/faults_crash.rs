@@ -7,8 +7,7 @@
 //! CI size: 5 kills. `MLHOOK_CRASH_KILLS=25` (scripts/crash-soak.sh) runs more
 //! and prints the same figures.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

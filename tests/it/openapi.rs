@@ -2,8 +2,7 @@
 //! valid against the OpenAPI 3.1 schema (checked by an independent validator),
 //! and its Swagger UI served without network access.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -10,8 +10,6 @@
 //! Without root, set MLHOOK_TEST_SKIP_TMPFS to the reason to skip; otherwise
 //! a failed mount fails the test.
 
-mod common;
-
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::io::Write;
@@ -21,8 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::common::{ADMIN, Receiver, Reply, Server};
 use axum::http::StatusCode;
-use common::{ADMIN, Receiver, Reply, Server};
 use serde_json::{Value, json};
 
 /// How long every write path may take to work again once space returns.

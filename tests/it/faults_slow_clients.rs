@@ -3,8 +3,7 @@
 //! ones, the header-read timeout the rest, `/healthz` keeps answering fast
 //! and the service's memory stays bounded.
 
-mod common;
-use common::*;
+use crate::common::*;
 use futures::StreamExt;
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -5,17 +5,15 @@
 //! sets `MLHOOK_TEST_MLFLOW` to its `mlflow` executable. Without it the test
 //! says SKIP on the terminal (not in captured output) and passes.
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{Receiver, Reply, Server, now_secs};
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE};
-use common::{Receiver, Reply, Server, now_secs};
 use serde_json::{Value, json};
 
 const SECRET: &str = "mlflow-shared-secret-0123456789";

@@ -6,8 +6,6 @@
 //! The PostgreSQL half never skips: without a server it fails and says so.
 //! `cargo test --test store_conformance postgres::` runs one half.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -23,7 +21,7 @@ use mlhook::store::{
 use mlhook::webhook::{PreviousSigningKey, Webhook};
 use serde_json::json;
 
-use common::pg::TestDatabase;
+use crate::common::pg::TestDatabase;
 
 const KEY: [u8; 32] = [7; 32];
 const MINUTE: i64 = 60_000;

@@ -1,8 +1,7 @@
 //! Delivery integration tests: the real `mlhook` binary, real receivers on
 //! 127.0.0.1, and the independent `standardwebhooks` crate as the verifier.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,8 +1,7 @@
 //! The network guard end to end: without `--allow-network`, no request of
 //! mlhook reaches the loopback receiver, whatever the URL's form.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::time::Duration;
 

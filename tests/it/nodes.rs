@@ -3,15 +3,13 @@
 //! (on 127.0.0.1:5432), and for the outage a private PostgreSQL server that
 //! the test stops and starts.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::pg::{PrivateServer, TestDatabase, with_database};
-use common::{ADMIN, Received, Receiver, Reply, Server, flags};
+use crate::common::pg::{PrivateServer, TestDatabase, with_database};
+use crate::common::{ADMIN, Received, Receiver, Reply, Server, flags};
 use serde_json::{Value, json};
 
 /// Short leases and scans, so a dead node's work moves within seconds.

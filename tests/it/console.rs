@@ -9,15 +9,13 @@
 //! `scripts/test` does it. Without them the test fails, saying what is missing,
 //! unless `MLHOOK_SKIP_BROWSER=1` is set.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
-use common::{ADMIN, Receiver, Reply, Server};
+use crate::common::{ADMIN, Receiver, Reply, Server};
 
 /// The whole browser run may take this long at most.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);

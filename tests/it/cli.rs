@@ -1,14 +1,14 @@
 //! The `mlhook` client commands and `mlhook listen`, run as the built binary
 //! against a running service and real receivers on 127.0.0.1.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{ADMIN, Receiver, Reply, Server};
+use crate::common::{ADMIN, Receiver, Reply, Server};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 

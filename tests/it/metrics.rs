@@ -2,8 +2,7 @@
 //! as events are delivered and fail, nothing secret or unbounded shows, and
 //! JSON log lines carry the request id and the delivery id.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::time::{Duration, Instant};
 

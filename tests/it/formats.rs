@@ -7,8 +7,7 @@
 //! intended change, regenerate them with `UPDATE_GOLDEN=1 cargo test --test
 //! formats golden` and review the diff by eye.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::time::{Duration, Instant};
 

@@ -2,10 +2,9 @@
 //! ed25519 checked by independent verifiers, project tokens, the limit on
 //! failed authentication, and the audit log.
 
-mod common;
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -457,7 +456,7 @@ enum Access {
 /// Every authenticated route of the API, with bodies that would change
 /// something if the call were let through. The two health routes need no
 /// token, and the MLflow receiving route authenticates by signature
-/// (tests/mlflow.rs); nothing else is left out.
+/// (tests/it/mlflow.rs); nothing else is left out.
 fn every_route(ids: &Ids, receiver: &str) -> Vec<(&'static str, String, Option<Value>, Access)> {
     use Access::*;
     let Ids {

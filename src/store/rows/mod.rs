@@ -1,5 +1,24 @@
-//! What both stores do the same way between Rust values and rows: JSON
-//! columns, time bounds as id bounds, counts by status, idempotent repeats.
+//! What both stores do the same way between Rust values and rows.
+//!
+//! Each table's columns as read are a plain struct (`*Columns`, derived
+//! `sqlx::FromRow` for any sqlx row), turned into the domain type with
+//! `TryFrom`; the statements both stores run alike are written once in
+//! `Shared`, with `$n` placeholders, which SQLite reads as PostgreSQL does.
+//! What is left in `sqlite` and `postgres` is what really differs: the hot
+//! path, claims and leases, and the SQL each database words its own way.
+//!
+//! Integer widths: PostgreSQL's INTEGER columns are read as `i32`, which
+//! SQLite's 64-bit integers decode to as well (range-checked), its BIGINT
+//! columns as `i64`; no column had to change.
+
+mod account;
+mod events;
+mod shared;
+mod source;
+mod webhook;
+
+pub(super) use events::DueColumns;
+pub(super) use shared::Shared;
 
 use super::{DeliveryStatus, Inserted, NewEvent, StatusCounts, StoreError, StoreResult};
 
@@ -12,6 +31,27 @@ pub(super) fn from_json<T: serde::de::DeserializeOwned>(
     text: &str,
 ) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+/// A row read as its columns (`C`), then turned into the domain type.
+pub(super) fn decode<'r, R, C, T>(row: &'r R) -> StoreResult<T>
+where
+    R: sqlx::Row,
+    C: sqlx::FromRow<'r, R>,
+    T: TryFrom<C, Error = StoreError>,
+{
+    T::try_from(C::from_row(row)?)
+}
+
+/// A column that holds one of a fixed set of names (`parse` answers `None`
+/// for any other): anything else is a corrupt row.
+fn parse_name<T>(what: &str, name: &str, parse: impl FnOnce(&str) -> Option<T>) -> StoreResult<T> {
+    parse(name).ok_or_else(|| StoreError::Corrupt(format!("{what} {name}")))
+}
+
+/// A count or status code read from an INTEGER column: never negative.
+fn unsigned<T: TryFrom<i32>>(column: &str, value: i32) -> StoreResult<T> {
+    T::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column}: {value}")))
 }
 
 /// Ids are `<prefix>_<UUIDv7 hex>`, whose first 12 hex digits are the

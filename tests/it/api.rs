@@ -4,8 +4,7 @@
 //! matter, a real receiver on 127.0.0.1. Checks that need no isolation share a
 //! server inside one test to keep the suite fast.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -240,7 +239,7 @@ async fn health_and_readiness_answer_200_without_a_token() {
 #[tokio::test]
 async fn every_v1_route_answers_401_without_valid_bearer_credentials() {
     // Every failure here comes from one address: lift the limit on failed
-    // authentication (tests/security.rs checks it).
+    // authentication (tests/it/security.rs checks it).
     let server = Server::start_with(&flags(&["--auth-failures-per-minute", "100000"])).await;
     let receiver = Receiver::start().await;
     server.create_project("p").await;

@@ -1,0 +1,51 @@
+//! What validation answers: a [`FieldError`] names the field at fault (a
+//! JSON pointer into the request body) and says what is wrong there.
+//!
+//! It lives below every module that validates input (`webhook`, `formats`,
+//! `sources`) so that none of them needs the API's error module; `error`
+//! turns a list of them into the one JSON error shape.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Adds an error about `field` to `errors`.
+pub fn push(errors: &mut Vec<FieldError>, field: impl Into<String>, message: impl Into<String>) {
+    errors.push(FieldError::new(field, message));
+}
+
+/// The longest destination URL accepted.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// A destination must be an absolute http(s) URL with a host and no
+/// credentials. Answers the URL normalised, or as sent when it is refused.
+pub fn check_url(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
+    let mut fail = |m: &str| push(errors, field, m);
+    if raw.len() > MAX_URL_LEN {
+        fail("must be at most 2048 characters");
+        return raw.to_string();
+    }
+    match url::Url::parse(raw.trim()) {
+        Err(e) => fail(&format!("not a valid URL ({e})")),
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => fail("scheme must be http or https"),
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => fail("must name a host"),
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+            fail("must not hold credentials; send them in a header or the secret")
+        }
+        Ok(u) => return u.to_string(),
+    }
+    raw.to_string()
+}
