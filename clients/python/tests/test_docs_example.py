@@ -33,8 +33,11 @@ def test_the_training_run_examples_are_three_lines_and_deliver(
         monkeypatch.setenv("MLHOOK_TOKEN", admin.tokens.create("fraud-team")["token"])
         for snippet in snippets:
             assert len(snippet.strip().splitlines()) == 3
-            for _ in range(2):  # the idempotency key: a retried step sends once
-                exec(snippet, {"run_id": "run-0042", "accuracy": 0.93})
+            # The retry must be the same request: the clock may not tick between the two.
+            with monkeypatch.context() as frozen:
+                frozen.setattr("time.time", lambda: 1_765_000_000.0)
+                for _ in range(2):  # the idempotency key: a retried step sends once
+                    exec(snippet, {"run_id": "run-0042", "accuracy": 0.93})
         bodies = [json.loads(r.body) for r in receiver.wait_for(2)]
         assert bodies[0]["data"]["valohai.execution-id"] == "run-0042"
         assert bodies[1]["eventTrigger"] == "MODEL_VERSION_CREATED"
