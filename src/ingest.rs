@@ -181,7 +181,9 @@ impl Ingestor {
         })
     }
 
-    /// A new delivery for each webhook that matches the event now.
+    /// A new delivery for each webhook that matches the event now; one whose
+    /// lane is full is written deferred, so a held backlog waits in the
+    /// store and never in memory.
     fn fan_out(
         &self,
         project_id: &str,
@@ -192,8 +194,8 @@ impl Ingestor {
             .matching(project_id, event_type, object)
             .iter()
             .map(|w| NewDelivery {
-                id: new_id("msg"),
-                webhook_id: w.id.clone(),
+                deferred_to: self.engine.deferral(&w.id),
+                ..NewDelivery::new(w.id.clone())
             })
             .collect()
     }
@@ -241,6 +243,7 @@ impl Ingestor {
             deliveries: vec![NewDelivery {
                 id: delivery_id.clone(),
                 webhook_id: webhook.id.clone(),
+                deferred_to: None,
             }],
             lease_until: now,
             is_test: true,
@@ -439,7 +442,8 @@ fn accept(engine: &Engine, submission: Submission, inserted: Inserted, epoch: u6
     }
 }
 
-/// Hands each new delivery of an event to the engine; answers their ids.
+/// Hands each new delivery of an event to the engine, but for the deferred
+/// ones (the scheduler claims them when due); answers all their ids.
 fn dispatch(
     engine: &Engine,
     event: EventData,
@@ -450,7 +454,9 @@ fn dispatch(
     let mut ids = Vec::with_capacity(deliveries.len());
     for d in deliveries {
         ids.push(d.id.clone());
-        engine.submit(Job::new(d.id, d.webhook_id, event.clone(), epoch));
+        if d.deferred_to.is_none() {
+            engine.submit(Job::new(d.id, d.webhook_id, event.clone(), epoch));
+        }
     }
     ids
 }

@@ -116,6 +116,7 @@ pub struct Metrics {
     lanes_busy: Gauge,
     lanes_saturated: Gauge,
     lane_queued: Gauge,
+    lane_deferred: Counter,
     queue_pending: Gauge,
     queue_due: Gauge,
     webhooks: Family<StateLabels, Gauge>,
@@ -159,6 +160,7 @@ impl Metrics {
             lanes_busy: Gauge::default(),
             lanes_saturated: Gauge::default(),
             lane_queued: Gauge::default(),
+            lane_deferred: Counter::default(),
             queue_pending: Gauge::default(),
             queue_due: Gauge::default(),
             webhooks: Family::default(),
@@ -228,6 +230,11 @@ impl Metrics {
             "lane_queued",
             "Deliveries waiting in lanes in memory for a slot or their pace",
             m.lane_queued.clone(),
+        );
+        registry.register(
+            "lane_deferred",
+            "Deliveries that found their lane's queue full and wait in the store until it can expect room",
+            m.lane_deferred.clone(),
         );
         registry.register(
             "queue_pending",
@@ -345,6 +352,11 @@ impl Metrics {
         } else {
             self.lane_queued.dec();
         }
+    }
+
+    /// A delivery found its lane full and waits in the store.
+    pub fn lane_deferred(&self) {
+        self.lane_deferred.inc();
     }
 
     /// An attempt starts on `lane`; the guard counts it until dropped.

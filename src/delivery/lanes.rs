@@ -9,8 +9,8 @@
 //!
 //! A lane keeps at most `QUEUE_CAP` jobs in memory. Beyond that a delivery
 //! *overflows*: it is deferred in the store to when the lane can expect room
-//! (see `overflow`) and comes back through the scheduler, so memory does not
-//! grow with a webhook's backlog.
+//! (see `overflow`; ingest writes it so at once) and comes back through the
+//! scheduler, so memory does not grow with a webhook's backlog.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -77,6 +77,7 @@ impl Lanes {
             lane.fill.waiting.store(true, Ordering::Relaxed);
             let at = lane.fill.clock.next(shared, &job.webhook_id, QUEUE_CAP);
             shared.release(&job.delivery_id);
+            shared.metrics.lane_deferred();
             shared.overflow(job.delivery_id, at);
             return Pushed::Overflowed;
         }
@@ -98,6 +99,19 @@ impl Lanes {
 }
 
 impl Lanes {
+    /// A time booked for one more delivery of a full lane, which it is to
+    /// wait in the store for; `None` while the lane has room (or has none yet).
+    pub(super) fn slot_when_full(&self, shared: &Arc<Shared>, webhook_id: &str) -> Option<i64> {
+        let queues = self.queues.lock().expect("lanes lock poisoned");
+        let lane = queues.get(webhook_id)?;
+        if lane.fill.queued.load(Ordering::Relaxed) < QUEUE_CAP {
+            return None;
+        }
+        lane.fill.waiting.store(true, Ordering::Relaxed);
+        shared.metrics.lane_deferred();
+        Some(lane.fill.clock.next(shared, webhook_id, QUEUE_CAP))
+    }
+
     /// Wakes the scheduler when the webhook's lane has drained to half.
     pub(super) fn wake_when_drained(&self, webhook_id: &str) {
         let queues = self.queues.lock().expect("lanes lock poisoned");

@@ -366,6 +366,13 @@ impl Engine {
         self.shared.liveness.epoch()
     }
 
+    /// When a delivery routed now to `webhook_id` is to be due if its lane
+    /// is full (a slot booked as for the lane's overflow); `None` when the
+    /// lane has room and the delivery is to be sent from memory.
+    pub fn deferral(&self, webhook_id: &str) -> Option<i64> {
+        self.shared.lanes.slot_when_full(&self.shared, webhook_id)
+    }
+
     /// Hands a freshly stored delivery to its webhook's lane.
     pub fn submit(&self, job: Job) {
         self.shared.submit(job);

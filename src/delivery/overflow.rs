@@ -1,8 +1,12 @@
 //! A full lane's overflow: deliveries that wait in the store, not in memory.
 //!
 //! When a lane already queues `lanes::QUEUE_CAP` jobs, a further delivery is
-//! *deferred*: its next attempt moves to when the lane can expect room and
-//! its lease is dropped, so the scheduler claims it again at that time. A
+//! *deferred*: it is due when the lane can expect room and holds no lease, so
+//! the scheduler claims it at that time. Ingest writes a new delivery of a
+//! full lane deferred in the first place (`Engine::deferral`), so a backlog
+//! held by a pace costs no memory while it builds; one that still reaches a
+//! full lane (routed while the lane filled, claimed by the scheduler) has its
+//! row moved here, in batches. A
 //! paced lane books one slot of its pace per overflowed delivery after its
 //! queue, so a backlog comes back about as fast as the pace lets it out
 //! (not all at once, to overflow again); an unpaced lane's overflow is due

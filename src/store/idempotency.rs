@@ -177,6 +177,7 @@ mod tests {
             deliveries: vec![NewDelivery {
                 id: format!("msg_{n}"),
                 webhook_id: "w".into(),
+                deferred_to: None,
             }],
             lease_until: 0,
             is_test: false,

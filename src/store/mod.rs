@@ -164,6 +164,33 @@ pub struct NewEvent {
 pub struct NewDelivery {
     pub id: String,
     pub webhook_id: String,
+    /// Due then rather than at once, and not leased: its webhook's lane was
+    /// full when the event was routed, so the delivery waits in the store
+    /// (not in memory) until the lane can expect room.
+    pub deferred_to: Option<i64>,
+}
+
+impl NewDelivery {
+    /// A delivery of the event to `webhook_id`, due at once, with a new id.
+    pub fn new(webhook_id: String) -> NewDelivery {
+        NewDelivery {
+            id: crate::ids::new_id("msg"),
+            webhook_id,
+            deferred_to: None,
+        }
+    }
+
+    /// When the delivery is first due, for an event created at `created_at`:
+    /// never for a test send (recorded after it happened).
+    pub fn due_at(&self, event: &NewEvent) -> Option<i64> {
+        (!event.is_test).then_some(self.deferred_to.unwrap_or(event.created_at))
+    }
+
+    /// The lease it is written with: none when deferred (the scheduler claims
+    /// it when due), else this node's, which sends it from memory.
+    pub fn lease_until(&self, event: &NewEvent) -> Option<i64> {
+        self.deferred_to.is_none().then_some(event.lease_until)
+    }
 }
 
 /// The answer to one `NewEvent` in a batch.

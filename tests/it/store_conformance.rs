@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use mlhook::catalog::{Catalog, ObjectRef};
-use mlhook::ids::{new_id, now_millis};
+use mlhook::ids::now_millis;
 use mlhook::secrets::SecretBox;
 use mlhook::sources::{Source, SourceKind, SourceRejection};
 use mlhook::store::{
@@ -229,6 +229,7 @@ fn event_at(project_id: &str, webhooks: &[&str], millis: i64, lease_until: i64) 
             .map(|w| NewDelivery {
                 id: id_at("msg", millis),
                 webhook_id: w.to_string(),
+                deferred_to: None,
             })
             .collect(),
         lease_until,
@@ -1012,6 +1013,23 @@ async fn deferred_deliveries(f: &Fixture) {
     assert_eq!(delivery_status(s, "p", &done_id).await, "succeeded");
     let row = s.get_delivery("p", &done_id).await.unwrap().unwrap();
     assert_eq!(row.next_attempt_at, None);
+
+    // Deferred when written (its lane was full): due at its time, and not
+    // leased (the event's lease, were it taken, would outlast that time).
+    let later = at + HOUR;
+    let mut born_deferred = event_at("p", &[&on.id], now - 3, later + DAY);
+    born_deferred.deliveries[0].deferred_to = Some(later);
+    let deferred_id = born_deferred.deliveries[0].id.clone();
+    s.insert_events(&[born_deferred], 0).await.unwrap();
+    let row = s.get_delivery("p", &deferred_id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.next_attempt_at),
+        ("pending", Some(later))
+    );
+    let early = s.claim_due(later - 1, 10, later + MINUTE).await.unwrap();
+    assert!(!ids_of(&early).contains(&deferred_id));
+    let due = s.claim_due(later, 10, later + MINUTE).await.unwrap();
+    assert!(ids_of(&due).contains(&deferred_id));
 }
 
 async fn two_claimers_never_share_a_delivery(f: &Fixture) {
@@ -1638,10 +1656,7 @@ async fn replay_deliveries(f: &Fixture) {
         .event_id;
     let event = s.get_event("p", &event_id).await.unwrap().unwrap();
     let now = now_millis();
-    let replayed = NewDelivery {
-        id: new_id("msg"),
-        webhook_id: w2.id.clone(),
-    };
+    let replayed = NewDelivery::new(w2.id.clone());
     s.insert_deliveries(&event, std::slice::from_ref(&replayed), now + HOUR)
         .await
         .unwrap();
@@ -1667,10 +1682,7 @@ async fn replay_deliveries(f: &Fixture) {
 
     // An event deleted since it was read (its project went) gets none.
     s.delete_project("p").await.unwrap();
-    let late = NewDelivery {
-        id: new_id("msg"),
-        webhook_id: w2.id.clone(),
-    };
+    let late = NewDelivery::new(w2.id.clone());
     let answer = s
         .insert_deliveries(&event, std::slice::from_ref(&late), now + HOUR)
         .await;

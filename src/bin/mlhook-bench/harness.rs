@@ -506,13 +506,7 @@ pub async fn seed(
                 payload: payload.clone(),
                 created_at: now,
                 idempotency_key: None,
-                deliveries: ids
-                    .iter()
-                    .map(|w| NewDelivery {
-                        id: mlhook::ids::new_id("msg"),
-                        webhook_id: w.clone(),
-                    })
-                    .collect(),
+                deliveries: ids.iter().cloned().map(NewDelivery::new).collect(),
                 lease_until: 0,
                 is_test: false,
                 request: 0,

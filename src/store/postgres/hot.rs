@@ -322,9 +322,8 @@ async fn insert_delivery_rows(
             webhooks.push(d.webhook_id.as_str());
             types.push(e.event_type.as_str());
             tests.push(e.is_test);
-            // A test send is recorded after it happened: never due.
-            due.push((!e.is_test).then_some(e.created_at));
-            leases.push(e.lease_until);
+            due.push(d.due_at(e));
+            leases.push(d.lease_until(e));
             created.push(e.created_at);
         }
     }
@@ -334,7 +333,8 @@ async fn insert_delivery_rows(
     sqlx::query(
         "INSERT INTO deliveries (id, project_id, event_id, webhook_id, event_type, is_test, \
          next_attempt_at, lease_until, created_at, status, attempts, lease_owner, updated_at) \
-         SELECT v.*, 'pending', 0, $10, v.created_at FROM UNNEST($1::text[], $2::text[], $3::text[], \
+         SELECT v.*, 'pending', 0, CASE WHEN v.lease_until IS NULL THEN NULL ELSE $10 END, \
+         v.created_at FROM UNNEST($1::text[], $2::text[], $3::text[], \
          $4::text[], $5::text[], $6::bool[], $7::bigint[], $8::bigint[], $9::bigint[]) \
          AS v(id, project_id, event_id, webhook_id, event_type, is_test, next_attempt_at, lease_until, created_at)",
     )

@@ -66,12 +66,10 @@ pub(super) fn insert_more_deliveries(conn: &Connection, event: &NewEvent) -> Sto
 /// Whether webhook ?1 still exists: rows for one deleted meanwhile are left out.
 const WEBHOOK_EXISTS: &str = "SELECT 1 FROM webhooks WHERE id = ?1";
 
-/// Pending delivery rows of `event`, due at its creation. A delivery to a
-/// webhook deleted since the event was routed is left out, rather than
-/// failing every event of the group on a foreign key.
+/// Pending delivery rows of `event`, due at its creation unless deferred. A
+/// delivery to a webhook deleted since the event was routed is left out,
+/// rather than failing every event of the group on a foreign key.
 fn insert_deliveries(conn: &Connection, event: &NewEvent) -> StoreResult<()> {
-    // A test send is recorded after it happened: never due.
-    let next_attempt_at = (!event.is_test).then_some(event.created_at);
     let mut webhook_exists = conn.prepare_cached(WEBHOOK_EXISTS)?;
     let mut row = conn.prepare_cached(
         "INSERT INTO deliveries (id, project_id, event_id, webhook_id, event_type, status, is_test, \
@@ -90,8 +88,8 @@ fn insert_deliveries(conn: &Connection, event: &NewEvent) -> StoreResult<()> {
             event.event_type,
             DeliveryStatus::Pending.as_str(),
             event.is_test,
-            next_attempt_at,
-            event.lease_until,
+            d.due_at(event),
+            d.lease_until(event),
             event.created_at
         ])?;
     }
