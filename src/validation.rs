@@ -49,3 +49,13 @@ pub fn check_url(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String
     }
     raw.to_string()
 }
+
+/// The name of the API document's schema component for any JSON value
+/// (integers within 64 bits: `api::schemas` builds it).
+pub const JSON_VALUE: &str = "JsonValue";
+
+/// A field that takes any JSON value, as the API document describes it: a
+/// reference to component `JsonValue`.
+pub fn json_value_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::RefOr::Ref(utoipa::openapi::Ref::from_schema_name(JSON_VALUE))
+}

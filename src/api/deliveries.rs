@@ -36,13 +36,7 @@ struct DeliveryQuery {
     status: Option<String>,
     /// An RFC 3339 time or a duration ago (`2h`); the pattern states a
     /// subset of what `parse_time` reads, which generated clients stay in.
-    #[param(
-        pattern = "^([0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])|0|[0-9]{1,4}[smhd])$"
-    )]
     since: Option<String>,
-    #[param(
-        pattern = "^([0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])|0|[0-9]{1,4}[smhd])$"
-    )]
     until: Option<String>,
     /// Items per page, 1 to 250 (`MAX_PAGE`) [default 50].
     #[param(minimum = 1, maximum = 250)]

@@ -57,6 +57,7 @@ struct PreviewInput {
     format: Format,
     /// `template` only: the JSON template (or its text).
     #[serde(default)]
+    #[schema(schema_with = crate::validation::json_value_schema)]
     template: Option<Value>,
     /// `github_dispatch` only: the repository (the token is not needed).
     #[serde(default)]
@@ -66,6 +67,7 @@ struct PreviewInput {
     events: Vec<String>,
     /// The type whose example is rendered [default: the first of `events`].
     #[serde(default)]
+    #[schema(schema_with = super::schemas::known_event_type_or_null)]
     event_type: Option<String>,
     #[serde(default)]
     include_result: bool,
@@ -195,6 +197,7 @@ fn render_field(format: Format) -> &'static str {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PayloadInput {
+    #[schema(schema_with = crate::validation::json_value_schema)]
     payload: Value,
     /// The project it would be sent to: some payloads mention it (UbiOps `text`).
     #[serde(default)]

@@ -11,8 +11,10 @@ mod formats;
 mod health;
 pub mod metrics;
 mod numbers;
+mod objects_only;
 pub mod openapi;
 mod projects;
+mod schemas;
 pub mod session_cookie;
 mod sources;
 mod tokens;
@@ -30,6 +32,7 @@ use crate::error::ApiError;
 use crate::ingest::Ingestor;
 use crate::store::Store;
 use crate::subscriptions::Subscriptions;
+use objects_only::ObjectsOnly;
 
 /// What every handler shares. Handlers and extractors clone it per request,
 /// so it is one reference count: cloning a dozen `Arc`s and the token hashes
@@ -212,7 +215,8 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         )
     };
     // serde reads a struct from an array too (`[null, null]` as its fields
-    // in order); every body is an object, as the document says.
+    // in order); every body is an object, as the document says, and so is
+    // every object within it (`ObjectsOnly`).
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(ApiError::invalid_field(
             "",
@@ -220,7 +224,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value: T = serde_path_to_error::deserialize(ObjectsOnly(&mut de)).map_err(|e| {
         let inner = e.inner();
         if inner.is_syntax() || inner.is_eof() || inner.is_io() {
             return malformed(inner);

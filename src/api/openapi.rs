@@ -28,8 +28,8 @@ use super::AppState;
 struct ApiDoc;
 
 /// The whole document, built once.
-pub fn document() -> &'static utoipa::openapi::OpenApi {
-    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+pub fn document() -> &'static serde_json::Value {
+    static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
         let mut doc = ApiDoc::openapi();
         for part in [
@@ -48,6 +48,10 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
             doc.merge(part);
         }
         add_shared_answers(&mut doc);
+        let mut doc = serde_json::to_value(doc).expect("the document serialises");
+        doc["components"]["schemas"][super::schemas::JSON_VALUE] =
+            super::schemas::json_value_component();
+        super::schemas::state_text_rules(&mut doc);
         doc
     })
 }
@@ -62,7 +66,7 @@ pub fn routes() -> Router<AppState> {
 
 /// The document is built on its first request, not at start: a service
 /// that is never asked for it does not keep it in memory (idle RSS).
-async fn serve_document() -> Json<&'static utoipa::openapi::OpenApi> {
+async fn serve_document() -> Json<&'static serde_json::Value> {
     Json(document())
 }
 

@@ -97,7 +97,7 @@ struct RotateInput {
     /// Switch scheme on rotation; default: keep the current one.
     signing_scheme: Option<Scheme>,
     /// How long the old key keeps signing, e.g. "1h" or "0s" [default: the
-    /// server's --signing-grace-period].
+    /// server's --signing-grace-period]; at most 30 days.
     grace_period: Option<String>,
 }
 
@@ -391,6 +391,8 @@ async fn stats(
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TestInput {
+    /// The type whose test payload is sent [default: the webhook's first].
+    #[schema(schema_with = super::schemas::known_event_type_or_null)]
     event_type: Option<String>,
 }
 
@@ -469,6 +471,7 @@ async fn send_unsaved(state: &AppState, webhook: &Webhook) -> Result<Json<SendOu
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RecoverInput {
+    /// An RFC 3339 time or a duration ago (`2h`).
     since: String,
     until: Option<String>,
 }

@@ -62,6 +62,7 @@ pub struct WebhookInput {
     #[serde(default)]
     pub github: Option<GithubInput>,
     #[serde(default)]
+    #[schema(schema_with = crate::validation::json_value_schema)]
     pub template: Option<serde_json::Value>,
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
@@ -86,6 +87,7 @@ pub struct WebhookPatch {
     pub name: Option<String>,
     pub description: Option<String>,
     pub url: Option<String>,
+    #[schema(min_items = 1)]
     pub events: Option<Vec<String>>,
     /// With `events`: accept names and patterns no known type matches yet.
     #[serde(default)]
@@ -98,6 +100,7 @@ pub struct WebhookPatch {
     pub enabled: Option<bool>,
     pub format: Option<Format>,
     pub github: Option<GithubInput>,
+    #[schema(schema_with = crate::validation::json_value_schema)]
     pub template: Option<serde_json::Value>,
     /// `null` returns to the format's default.
     #[serde(default, deserialize_with = "present_or_null")]

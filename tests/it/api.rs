@@ -2594,6 +2594,77 @@ async fn an_event_shows_its_type_payload_and_deliveries_to_its_project_only() {
     expect_error(status_u16(status), &body, 404, "unknown event id");
 }
 
+/// Bodies are read as the document says: an array is never read as an
+/// object at any depth, and an Idempotency-Key header out of bounds is
+/// refused even when the body's key wins.
+#[tokio::test]
+async fn nested_objects_are_objects_and_header_keys_are_checked() {
+    let server = Server::start().await;
+    server.create_project("p").await;
+    let cases = [
+        (
+            json!({"url": "http://127.0.0.1:9/h", "events": ["*"], "scope": [null, null]}),
+            "/scope",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:9/h", "events": ["*"], "rate_limit": [60]}),
+            "/rate_limit",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:9/h", "events": ["*"], "headers": [["X-A", "1"]]}),
+            "/headers/0",
+        ),
+    ];
+    for (config, field) in cases {
+        let (status, text) = call_as(
+            &server,
+            "POST",
+            "/v1/projects/p/webhooks",
+            ADMIN,
+            Some(&config),
+        )
+        .await;
+        let error = expect_error(status, &parse(&text), 400, "an array for an object");
+        assert!(names_field(&error, field), "{field}: {error}");
+    }
+    let (_, listed) = server.get("/v1/projects/p/webhooks").await;
+    assert_eq!(listed["data"], json!([]), "nothing was created");
+
+    let mut event = comet_event();
+    event["object"] = json!(["model", "churn"]);
+    let (status, text) = call_as(
+        &server,
+        "POST",
+        "/v1/projects/p/events",
+        ADMIN,
+        Some(&event),
+    )
+    .await;
+    let error = expect_error(status, &parse(&text), 400, "an array for the object");
+    assert!(names_field(&error, "/object"), "{error}");
+
+    let mut keyed = comet_event();
+    keyed["idempotency_key"] = json!("from-the-body");
+    for header in [String::new(), "k".repeat(256)] {
+        let (status, text) = call(
+            &server,
+            "POST",
+            "/v1/projects/p/events",
+            &[
+                ("authorization", format!("Bearer {ADMIN}")),
+                ("idempotency-key", header.clone()),
+            ],
+            Some(keyed.to_string()),
+        )
+        .await;
+        let error = expect_error(status, &parse(&text), 400, "header key out of bounds");
+        assert!(
+            names_field(&error, "/idempotency_key"),
+            "{header:?}: {error}"
+        );
+    }
+}
+
 /// Issue 22's smaller faults at the API edge: overflowing durations, integers
 /// beyond 64 bits, and the create answer's duplicate keys.
 #[tokio::test]
