@@ -106,6 +106,10 @@ struct Args {
     /// database of its own there and drops it after.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
+    /// Pending deliveries for held-backlog (default: 1,000,000; 3,000 with --smoke): a
+    /// few sizes side by side tell memory that grows with the backlog from a fixed cost.
+    #[arg(long, value_name = "N")]
+    backlog: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -113,12 +117,16 @@ fn main() -> anyhow::Result<()> {
         scenario: chosen,
         smoke,
         database_url,
+        backlog,
     } = clap::Parser::parse();
     let names: Vec<&str> = match SCENARIOS.iter().find(|s| **s == chosen) {
         Some(name) => vec![*name],
         None => SCENARIOS.to_vec(),
     };
-    let scale = if smoke { SMOKE } else { FULL };
+    let mut scale = if smoke { SMOKE } else { FULL };
+    if let Some(backlog) = backlog {
+        scale.held_backlog = backlog;
+    }
     if let Some(url) = &database_url {
         harness::use_postgres(url.clone());
     }
