@@ -338,7 +338,7 @@ async fn run(
 /// wait for the database no longer than the earliest deadline among them.
 async fn commit(store: &dyn Store, engine: &Engine, metrics: &Metrics, batch: Vec<Request>) {
     let now = Instant::now();
-    let (batch, late): (Vec<Request>, Vec<Request>) = batch
+    let (mut batch, late): (Vec<Request>, Vec<Request>) = batch
         .into_iter()
         .partition(|r| r.deadline.is_none_or(|d| d > now));
     for request in late {
@@ -348,13 +348,15 @@ async fn commit(store: &dyn Store, engine: &Engine, metrics: &Metrics, batch: Ve
         return;
     }
     // Numbered by request: the store keeps each one whole or refuses it whole.
+    // Moved out of the requests, not copied (a batch's payloads are much of
+    // ingest's memory), and put back once written.
     let events: Vec<NewEvent> = batch
-        .iter()
+        .iter_mut()
         .zip(0u32..)
         .flat_map(|(r, n)| {
-            r.submissions.iter().map(move |s| NewEvent {
+            r.submissions.iter_mut().map(move |s| NewEvent {
                 request: n,
-                ..s.event.clone()
+                ..std::mem::take(&mut s.event)
             })
         })
         .collect();
@@ -371,10 +373,11 @@ async fn commit(store: &dyn Store, engine: &Engine, metrics: &Metrics, batch: Ve
         started.elapsed(),
         result.is_ok(),
     );
+    let mut written = events.into_iter();
     let mut answers = match result {
         Ok(answers) => answers.into_iter(),
         Err(e) => {
-            tracing::error!(error = %e, events = events.len(), "could not store events");
+            tracing::error!(error = %e, events = written.len(), "could not store events");
             for request in batch {
                 let _ = request.reply.send(Err(IngestError::Store(e.to_string())));
             }
@@ -383,7 +386,8 @@ async fn commit(store: &dyn Store, engine: &Engine, metrics: &Metrics, batch: Ve
     };
     for request in batch {
         let mut accepted = Vec::with_capacity(request.submissions.len());
-        for submission in request.submissions {
+        for mut submission in request.submissions {
+            submission.event = written.next().expect("every event was written");
             let inserted = answers.next().expect("the store answers every event");
             if matches!(inserted, Inserted::Created) && !submission.event.is_test {
                 let event = &submission.event;

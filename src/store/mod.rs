@@ -141,7 +141,7 @@ pub struct AuditRecord {
 }
 
 /// One accepted event and the deliveries it fans out to, written together.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewEvent {
     pub id: String,
     pub project_id: String,
