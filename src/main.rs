@@ -9,9 +9,17 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `mi_option_arena_eager_commit` in mimalloc's `mi_option_e` (the crate
-/// names only some options; its version is pinned in Cargo.toml).
+/// `mi_option_arena_eager_commit` and `mi_option_purge_delay` in mimalloc's
+/// `mi_option_e` (the crate names only some options; its version is pinned
+/// in Cargo.toml).
 const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Freed memory goes back to the system this many milliseconds after it
+/// was freed. mimalloc 3 waits 1,000 ms, and only purges when it is next
+/// busy, so a burst of batch ingest left its pages resident long after;
+/// 10 ms is mimalloc 2's default (figures in docs/performance.md).
+const PURGE_DELAY_MS: std::os::raw::c_long = 10;
 
 /// Arenas committed on demand, so that memory mimalloc frees goes back to the
 /// system: with its default (committed at once, freed memory only marked
@@ -21,8 +29,11 @@ const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 /// runtime starts (which allocates), and reads no environment (which would
 /// allocate too).
 extern "C" fn tune_allocator() {
-    // SAFETY: writes one entry of mimalloc's static option table; any value is valid.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
+    // SAFETY: each writes one entry of mimalloc's static option table; any value is valid.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS);
+    }
 }
 
 #[used]
