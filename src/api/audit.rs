@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::auth::Caller;
 use super::{AppState, Page, page_limit, parse_query};
 use crate::error::ApiError;
-use crate::ids::{millis_to_rfc3339, new_id, now_millis};
+use crate::ids::{ProjectId, millis_to_rfc3339, new_id, now_millis};
 use crate::store::AuditRecord;
 use crate::webhook::Webhook;
 
@@ -23,14 +23,14 @@ pub fn routes() -> Router<AppState> {
 pub async fn record(
     state: &AppState,
     caller: &Caller,
-    project_id: &str,
+    project_id: &ProjectId,
     action: &str,
     target_id: &str,
     changes: Value,
 ) {
     let record = AuditRecord {
         id: new_id("aud"),
-        project_id: Some(project_id.to_string()),
+        project_id: Some(project_id.clone()),
         at: now_millis(),
         actor: caller.actor.clone(),
         action: action.to_string(),
@@ -127,6 +127,7 @@ async fn list(
     uri: axum::http::Uri,
 ) -> Result<Json<Page<AuditView>>, ApiError> {
     // The admin may read the history of a project deleted since.
+    let project = ProjectId::from(project);
     let project = match caller.is_admin() {
         true => project,
         false => caller.project_id(&state, &project)?,

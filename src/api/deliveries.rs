@@ -12,7 +12,7 @@ use super::auth::Caller;
 use super::{AppState, Page, page_limit, parse_query, time_window};
 use crate::delivery::{HeadersJson, SendResult};
 use crate::error::ApiError;
-use crate::ids::millis_to_rfc3339;
+use crate::ids::{DeliveryId, EventId, ProjectId, WebhookId, millis_to_rfc3339};
 use crate::store::{AttemptRow, DeliveryFilter, DeliveryRow, DeliveryStatus};
 
 pub fn routes() -> Router<AppState> {
@@ -69,9 +69,9 @@ pub struct DeliveryView {
 impl From<DeliveryRow> for DeliveryView {
     fn from(d: DeliveryRow) -> Self {
         DeliveryView {
-            id: d.id,
-            event_id: d.event_id,
-            webhook_id: d.webhook_id,
+            id: d.id.into_string(),
+            event_id: d.event_id.into_string(),
+            webhook_id: d.webhook_id.into_string(),
             event_type: d.event_type,
             status: d.status,
             is_test: d.is_test,
@@ -176,13 +176,13 @@ pub struct SendOutcome {
 }
 
 impl SendOutcome {
-    pub fn new(result: &SendResult, delivery_id: Option<String>) -> SendOutcome {
+    pub fn new(result: &SendResult, delivery_id: Option<DeliveryId>) -> SendOutcome {
         let pairs = |list: &[(String, String)]| {
             serde_json::to_value(HeadersJson::new(list)).expect("string pairs always serialise")
         };
         SendOutcome {
             valid: result.succeeded(),
-            delivery_id,
+            delivery_id: delivery_id.map(DeliveryId::into_string),
             request: RequestView {
                 method: "POST",
                 url: result.url.clone(),
@@ -217,7 +217,7 @@ async fn list(
     Path(project): Path<String>,
     uri: axum::http::Uri,
 ) -> Result<Json<Page<DeliveryView>>, ApiError> {
-    let project = caller.project(&state, &project).await?;
+    let project = caller.project(&state, &project.into()).await?;
     let q: DeliveryQuery = parse_query(&uri)?;
     let status = match q.status.as_deref() {
         None => None,
@@ -232,13 +232,13 @@ async fn list(
     let (since, until) = time_window(q.since.as_deref(), q.until.as_deref())?;
     let filter = DeliveryFilter {
         project_id: project.id,
-        webhook_id: q.webhook_id,
-        event_id: q.event_id,
+        webhook_id: q.webhook_id.map(WebhookId::from),
+        event_id: q.event_id.map(EventId::from),
         event_type: q.event_type,
         status,
         since,
         until,
-        cursor: q.cursor,
+        cursor: q.cursor.map(DeliveryId::from),
         limit,
     };
     let rows = state.store.list_deliveries(&filter).await?;
@@ -260,8 +260,8 @@ async fn show(
     State(state): State<AppState>,
     Path((project, id)): Path<(String, String)>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
-    let project = caller.project(&state, &project).await?;
-    let delivery = load_delivery(&state, &project.id, &id).await?;
+    let project = caller.project(&state, &project.into()).await?;
+    let delivery = load_delivery(&state, &project.id, &id.into()).await?;
     let payload = super::events::load_event(&state, &project.id, &delivery.event_id)
         .await?
         .payload;
@@ -279,8 +279,8 @@ async fn show(
 /// A delivery of the project, or 404.
 async fn load_delivery(
     state: &AppState,
-    project_id: &str,
-    id: &str,
+    project_id: &ProjectId,
+    id: &DeliveryId,
 ) -> Result<DeliveryRow, ApiError> {
     state
         .store
@@ -301,8 +301,8 @@ async fn redeliver(
     State(state): State<AppState>,
     Path((project, id)): Path<(String, String)>,
 ) -> Result<Json<SendOutcome>, ApiError> {
-    let project = caller.project(&state, &project).await?;
-    let delivery = load_delivery(&state, &project.id, &id).await?;
+    let project = caller.project(&state, &project.into()).await?;
+    let delivery = load_delivery(&state, &project.id, &id.into()).await?;
     let result = state.engine.redeliver(&delivery).await?;
     Ok(Json(SendOutcome::new(&result, Some(delivery.id))))
 }

@@ -13,7 +13,7 @@ use super::auth::Caller;
 use super::{ApiJson, AppState, Page, page_limit, parse_query, time_window};
 use crate::catalog::ObjectRef;
 use crate::error::{ApiError, FieldError};
-use crate::ids::now_millis;
+use crate::ids::{DeliveryId, EventId, ProjectId, now_millis};
 use crate::ingest::{Accepted, EventRequest, Submission};
 use crate::store::{EventFilter, EventRow};
 use crate::webhook::OBJECT_TYPES;
@@ -58,6 +58,18 @@ struct AcceptedView {
     deliveries: Vec<String>,
 }
 
+impl AcceptedView {
+    fn new(event_id: EventId, delivery_ids: Vec<DeliveryId>) -> AcceptedView {
+        AcceptedView {
+            id: event_id.into_string(),
+            deliveries: delivery_ids
+                .into_iter()
+                .map(DeliveryId::into_string)
+                .collect(),
+        }
+    }
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 struct BatchAccepted {
     events: Vec<AcceptedView>,
@@ -80,7 +92,7 @@ impl EventView {
         let payload = serde_json::value::RawValue::from_string(event.payload)
             .map_err(|e| ApiError::from(crate::store::StoreError::Corrupt(e.to_string())))?;
         Ok(EventView {
-            id: event.id,
+            id: event.id.into_string(),
             event_type: event.event_type,
             object: event.object,
             payload,
@@ -132,7 +144,7 @@ async fn list(
     Path(project): Path<String>,
     uri: axum::http::Uri,
 ) -> Result<Json<Page<EventView>>, ApiError> {
-    let project = caller.project(&state, &project).await?;
+    let project = caller.project(&state, &project.into()).await?;
     let q: EventQuery = parse_query(&uri)?;
     let limit = page_limit(q.limit)?;
     let (since, until) = time_window(q.since.as_deref(), q.until.as_deref())?;
@@ -141,7 +153,7 @@ async fn list(
         event_type: q.event_type,
         since,
         until,
-        cursor: q.cursor,
+        cursor: q.cursor.map(EventId::from),
         limit,
     };
     let rows = state.store.list_events(&filter).await?;
@@ -165,13 +177,10 @@ async fn replay(
     State(state): State<AppState>,
     Path((project, id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<AcceptedView>), ApiError> {
-    let project = caller.project(&state, &project).await?;
-    let event = load_event(&state, &project.id, &id).await?;
+    let project = caller.project(&state, &project.into()).await?;
+    let event = load_event(&state, &project.id, &id.into()).await?;
     let replayed = state.ingestor.replay(event).await?;
-    let view = AcceptedView {
-        id: replayed.event_id,
-        deliveries: replayed.delivery_ids,
-    };
+    let view = AcceptedView::new(replayed.event_id, replayed.delivery_ids);
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
@@ -197,16 +206,16 @@ async fn show(
     State(state): State<AppState>,
     Path((project, id)): Path<(String, String)>,
 ) -> Result<Json<EventDetail>, ApiError> {
-    let project = caller.project(&state, &project).await?;
-    let event = load_event(&state, &project.id, &id).await?;
+    let project = caller.project(&state, &project.into()).await?;
+    let event = load_event(&state, &project.id, &id.into()).await?;
     let deliveries = state.store.event_deliveries(&event.id).await?;
     Ok(Json(EventDetail {
         event: EventView::new(event)?,
         deliveries: deliveries
             .into_iter()
             .map(|d| DeliveryStatusView {
-                id: d.id,
-                webhook_id: d.webhook_id,
+                id: d.id.into_string(),
+                webhook_id: d.webhook_id.into_string(),
                 status: d.status,
                 attempts: d.attempts,
                 next_attempt_at: d.next_attempt_at.map(crate::ids::millis_to_rfc3339),
@@ -235,7 +244,7 @@ async fn create(
     IdempotencyHeader(header_key): IdempotencyHeader,
     ApiJson(mut input): ApiJson<EventInput>,
 ) -> Result<Response, ApiError> {
-    let project_id = caller.project_id(&state, &project)?;
+    let project_id = caller.project_id(&state, &project.into())?;
     if input.idempotency_key.is_none() {
         input.idempotency_key = header_key;
     }
@@ -275,7 +284,7 @@ async fn create_batch(
     Path(project): Path<String>,
     ApiJson(input): ApiJson<BatchInput>,
 ) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
-    let project_id = caller.project_id(&state, &project)?;
+    let project_id = caller.project_id(&state, &project.into())?;
     if input.events.is_empty() || input.events.len() > MAX_BATCH {
         return Err(ApiError::invalid_field(
             "/events",
@@ -337,7 +346,7 @@ impl<S: Sync> FromRequestParts<S> for IdempotencyHeader {
 /// Validates one event and decides its deliveries; nothing is written yet.
 fn prepare(
     state: &AppState,
-    project_id: &str,
+    project_id: &ProjectId,
     input: EventInput,
     now: i64,
 ) -> Result<Submission, ApiError> {
@@ -375,8 +384,8 @@ fn prepare(
 /// An event of the project, or 404.
 pub(super) async fn load_event(
     state: &AppState,
-    project_id: &str,
-    id: &str,
+    project_id: &ProjectId,
+    id: &EventId,
 ) -> Result<EventRow, ApiError> {
     state
         .store
@@ -401,20 +410,14 @@ fn answer(accepted: Accepted) -> Result<Answer, ApiError> {
             event_id,
             delivery_ids,
         } => Ok(Answer::Stored(
-            AcceptedView {
-                id: event_id,
-                deliveries: delivery_ids,
-            },
+            AcceptedView::new(event_id, delivery_ids),
             false,
         )),
         Accepted::Repeated {
             event_id,
             delivery_ids,
         } => Ok(Answer::Stored(
-            AcceptedView {
-                id: event_id,
-                deliveries: delivery_ids,
-            },
+            AcceptedView::new(event_id, delivery_ids),
             true,
         )),
         Accepted::KeyReused => Ok(Answer::Refused),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::{ApiJson, AppState, audit};
 use crate::error::ApiError;
-use crate::ids::{millis_to_rfc3339, now_millis};
+use crate::ids::{ProjectId, millis_to_rfc3339, now_millis};
 use crate::store::Project;
 
 pub fn routes() -> Router<AppState> {
@@ -99,7 +99,7 @@ struct ProjectView {
 impl From<Project> for ProjectView {
     fn from(p: Project) -> Self {
         ProjectView {
-            id: p.id,
+            id: p.id.into_string(),
             name: p.name,
             link_base_url: p.link_base_url,
             created_at: millis_to_rfc3339(p.created_at),
@@ -159,7 +159,7 @@ async fn create(
     check_link_base(input.link_base_url.as_deref())?;
     let now = now_millis();
     let project = Project {
-        id: input.id,
+        id: input.id.into(),
         name: input.name,
         link_base_url: input.link_base_url,
         created_at: now,
@@ -169,17 +169,10 @@ async fn create(
     state
         .subscriptions
         .project_saved(&project.id, project.link_base_url.clone());
+    let id = project.id.clone();
     let view = ProjectView::from(project);
     let changes = serde_json::to_value(&view).expect("views serialise");
-    audit::record(
-        &state,
-        &caller,
-        &view.id,
-        "project.created",
-        &view.id,
-        changes,
-    )
-    .await;
+    audit::record(&state, &caller, &id, "project.created", &id, changes).await;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -213,7 +206,7 @@ async fn show(
     State(state): State<AppState>,
     Path(project): Path<String>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    Ok(Json(caller.project(&state, &project).await?.into()))
+    Ok(Json(caller.project(&state, &project.into()).await?.into()))
 }
 
 #[utoipa::path(
@@ -229,7 +222,7 @@ async fn update(
     Path(project): Path<String>,
     ApiJson(patch): ApiJson<ProjectPatch>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    let mut project = caller.project(&state, &project).await?;
+    let mut project = caller.project(&state, &project.into()).await?;
     let before = serde_json::to_value(ProjectView::from(project.clone())).expect("views serialise");
     if let Some(name) = patch.name {
         check_name(&name)?;
@@ -244,20 +237,13 @@ async fn update(
     state
         .subscriptions
         .project_saved(&project.id, project.link_base_url.clone());
+    let id = project.id.clone();
     let view = ProjectView::from(project);
     let changes = audit::view_changes(
         before,
         serde_json::to_value(&view).expect("views serialise"),
     );
-    audit::record(
-        &state,
-        &caller,
-        &view.id,
-        "project.updated",
-        &view.id,
-        changes.into(),
-    )
-    .await;
+    audit::record(&state, &caller, &id, "project.updated", &id, changes.into()).await;
     Ok(Json(view))
 }
 
@@ -274,6 +260,7 @@ async fn remove(
     Path(project): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
+    let project = ProjectId::from(project);
     if !state.store.delete_project(&project).await? {
         return Err(ApiError::not_found("project"));
     }

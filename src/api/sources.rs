@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::{ApiJson, AppState, audit, parse_query};
 use crate::error::ApiError;
-use crate::ids::{millis_to_rfc3339, now_millis};
+use crate::ids::{DeliveryId, ProjectId, SourceId, millis_to_rfc3339, now_millis};
 use crate::ingest::{Accepted, EventRequest, Submission};
 use crate::sources::mlflow::{self, Reject};
 use crate::sources::{
@@ -73,7 +73,7 @@ async fn list(
     State(state): State<AppState>,
     Path(project): Path<String>,
 ) -> Result<Json<SourceList>, ApiError> {
-    let project = caller.project(&state, &project).await?;
+    let project = caller.project(&state, &project.into()).await?;
     let sources = state.store.list_sources(&project.id).await?;
     Ok(Json(SourceList {
         data: sources.iter().map(Source::view).collect(),
@@ -95,7 +95,7 @@ async fn create(
     ApiJson(input): ApiJson<SourceInput>,
 ) -> Result<(StatusCode, Json<SourceAnswer>), ApiError> {
     caller.require_write()?;
-    let project = caller.project(&state, &project).await?;
+    let project = caller.project(&state, &project.into()).await?;
     let source = Source::create(input, &project.id, now_millis()).map_err(ApiError::violations)?;
     state.store.create_source(&source).await?;
     let view = source.view();
@@ -120,8 +120,8 @@ async fn create(
 async fn load(
     caller: &Caller,
     state: &AppState,
-    project: &str,
-    id: &str,
+    project: &ProjectId,
+    id: &SourceId,
 ) -> Result<Source, ApiError> {
     let project = caller.project(state, project).await?;
     state
@@ -143,7 +143,7 @@ async fn show(
     Path((project, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<SourceAnswer>, ApiError> {
-    let source = load(&caller, &state, &project, &id).await?;
+    let source = load(&caller, &state, &project.into(), &id.into()).await?;
     let activity = state
         .store
         .source_activity(&source.id, now_millis() - SEEN_RETENTION_MS)
@@ -172,7 +172,7 @@ async fn remove(
     Path((project, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_write()?;
-    let source = load(&caller, &state, &project, &id).await?;
+    let source = load(&caller, &state, &project.into(), &id.into()).await?;
     if !state
         .store
         .delete_source(&source.project_id, &source.id)
@@ -221,7 +221,7 @@ async fn log(
     Path((project, id)): Path<(String, String)>,
     uri: axum::http::Uri,
 ) -> Result<Json<LogPage>, ApiError> {
-    let source = load(&caller, &state, &project, &id).await?;
+    let source = load(&caller, &state, &project.into(), &id.into()).await?;
     let q: LogQuery = parse_query(&uri)?;
     let limit = q.limit.unwrap_or(REJECTIONS_KEPT);
     if !(1..=REJECTIONS_KEPT).contains(&limit) {
@@ -312,7 +312,7 @@ async fn receive(
     state.auth_failures.check(client)?;
     let source = state
         .store
-        .get_source(&project, &id)
+        .get_source(&project.into(), &id.into())
         .await?
         .filter(|s| s.kind == SourceKind::Mlflow);
     let Some(source) = source else {
@@ -382,17 +382,24 @@ async fn accept(
     }
     let submissions = submissions(state, source, &delivery, received, now)?;
     let accepted = ingest(state, submissions).await?;
+    let mut event_ids = Vec::with_capacity(accepted.len());
     let mut events = Vec::with_capacity(accepted.len());
     for (accepted, event_type) in accepted {
         match accepted {
             Accepted::Created {
                 event_id,
                 delivery_ids,
-            } => events.push(ReceivedEvent {
-                id: event_id,
-                event_type,
-                deliveries: delivery_ids,
-            }),
+            } => {
+                event_ids.push(event_id.clone());
+                events.push(ReceivedEvent {
+                    id: event_id.into_string(),
+                    event_type,
+                    deliveries: delivery_ids
+                        .into_iter()
+                        .map(DeliveryId::into_string)
+                        .collect(),
+                });
+            }
             // Written together, so all were replayed: a concurrent twin won.
             // Or an event came out different from the twin's (a Comet
             // counterpart without a body timestamp takes the delivery's, the
@@ -408,7 +415,7 @@ async fn accept(
         .record_source_delivery(
             &source.id,
             delivery.delivery_id,
-            &events[0].id,
+            &event_ids[0],
             now,
             now - SEEN_RETENTION_MS,
         )

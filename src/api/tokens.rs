@@ -11,7 +11,7 @@ use serde_json::json;
 use super::auth::{Caller, generate_token};
 use super::{AppState, audit};
 use crate::error::ApiError;
-use crate::ids::{millis_to_rfc3339, now_millis};
+use crate::ids::{ProjectId, TokenId, millis_to_rfc3339, now_millis};
 use crate::store::{TokenKind, TokenRecord};
 
 pub fn routes() -> Router<AppState> {
@@ -47,10 +47,10 @@ struct TokenView {
 impl From<TokenRecord> for TokenView {
     fn from(t: TokenRecord) -> Self {
         TokenView {
-            id: t.id,
+            id: t.id.into_string(),
             prefix: t.prefix,
             kind: t.kind.as_str(),
-            project_id: t.project_id,
+            project_id: t.project_id.map(ProjectId::into_string),
             name: t.name,
             created_at: millis_to_rfc3339(t.created_at),
             revoked_at: t.revoked_at.map(millis_to_rfc3339),
@@ -96,7 +96,7 @@ async fn create(
     Path(project): Path<String>,
     super::ApiJsonOrDefault(input): super::ApiJsonOrDefault<TokenInput>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    let project = caller.project_id(&state, &project)?;
+    let project = caller.project_id(&state, &project.into())?;
     let kind = parse_kind(input.kind.as_deref())?;
     if let Some(name) = &input.name
         && name.chars().count() > 200
@@ -138,7 +138,7 @@ async fn list(
     State(state): State<AppState>,
     Path(project): Path<String>,
 ) -> Result<Json<TokenList>, ApiError> {
-    let project = caller.project_id(&state, &project)?;
+    let project = caller.project_id(&state, &project.into())?;
     let tokens = state.store.list_tokens(&project).await?;
     Ok(Json(TokenList {
         data: tokens.into_iter().map(TokenView::from).collect(),
@@ -159,7 +159,8 @@ async fn revoke(
     State(state): State<AppState>,
     Path((project, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let project = caller.project_id(&state, &project)?;
+    let project = caller.project_id(&state, &project.into())?;
+    let id = TokenId::from(id);
     if !state
         .store
         .revoke_token(&project, &id, now_millis())

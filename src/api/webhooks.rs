@@ -13,7 +13,7 @@ use super::auth::Caller;
 use super::deliveries::SendOutcome;
 use super::{ApiJson, ApiJsonOrDefault, AppState, audit, parse_time};
 use crate::error::ApiError;
-use crate::ids::{millis_to_rfc3339, new_id, now_millis};
+use crate::ids::{DeliveryId, ProjectId, WebhookId, millis_to_rfc3339, now_millis};
 use crate::store::StatusCounts;
 use crate::webhook::{Scheme, Webhook, WebhookInput, WebhookPatch, WebhookView};
 
@@ -112,7 +112,7 @@ async fn list(
     State(state): State<AppState>,
     Path(project): Path<String>,
 ) -> Result<Json<WebhookList>, ApiError> {
-    let project = caller.project(&state, &project).await?;
+    let project = caller.project(&state, &project.into()).await?;
     let webhooks = state.store.list_webhooks(&project.id).await?;
     Ok(Json(WebhookList {
         data: webhooks.iter().map(Webhook::view).collect(),
@@ -132,7 +132,7 @@ async fn create(
     Path(project): Path<String>,
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
-    let project = caller.project(&state, &project).await?;
+    let project = caller.project(&state, &project.into()).await?;
     let webhook = Webhook::create(input, &project.id, &state.catalog, now_millis())
         .map_err(ApiError::violations)?;
     check_destination(&state, &webhook)?;
@@ -189,8 +189,8 @@ async fn changed(
 async fn load(
     caller: &Caller,
     state: &AppState,
-    project: &str,
-    id: &str,
+    project: &ProjectId,
+    id: &WebhookId,
 ) -> Result<Webhook, ApiError> {
     let project = caller.project(state, project).await?;
     state
@@ -211,7 +211,11 @@ async fn show(
     State(state): State<AppState>,
     Path((project, id)): Path<(String, String)>,
 ) -> Result<Json<WebhookView>, ApiError> {
-    Ok(Json(load(&caller, &state, &project, &id).await?.view()))
+    Ok(Json(
+        load(&caller, &state, &project.into(), &id.into())
+            .await?
+            .view(),
+    ))
 }
 
 #[utoipa::path(
@@ -227,7 +231,7 @@ async fn update(
     Path((project, id)): Path<(String, String)>,
     ApiJson(patch): ApiJson<WebhookPatch>,
 ) -> Result<Json<WebhookView>, ApiError> {
-    let mut webhook = load(&caller, &state, &project, &id).await?;
+    let mut webhook = load(&caller, &state, &project.into(), &id.into()).await?;
     let before = webhook.clone();
     let was_enabled = webhook.enabled;
     webhook
@@ -255,7 +259,7 @@ async fn remove(
     State(state): State<AppState>,
     Path((project, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let webhook = load(&caller, &state, &project, &id).await?;
+    let webhook = load(&caller, &state, &project.into(), &id.into()).await?;
     state
         .store
         .delete_webhook(&webhook.project_id, &webhook.id)
@@ -277,7 +281,7 @@ async fn signing_secret(
     Path((project, id)): Path<(String, String)>,
 ) -> Result<Json<SigningKey>, ApiError> {
     caller.require_write()?;
-    let webhook = load(&caller, &state, &project, &id).await?;
+    let webhook = load(&caller, &state, &project.into(), &id.into()).await?;
     Ok(Json(SigningKey::of(&webhook)))
 }
 
@@ -298,7 +302,7 @@ async fn rotate_signing_secret(
     Path((project, id)): Path<(String, String)>,
     ApiJsonOrDefault(input): ApiJsonOrDefault<RotateInput>,
 ) -> Result<Json<SigningKey>, ApiError> {
-    let mut webhook = load(&caller, &state, &project, &id).await?;
+    let mut webhook = load(&caller, &state, &project.into(), &id.into()).await?;
     let grace_ms = match &input.grace_period {
         None => state.signing_grace_ms,
         Some(text) => humantime::parse_duration(text.trim())
@@ -377,10 +381,10 @@ async fn stats(
     State(state): State<AppState>,
     Path((project, id)): Path<(String, String)>,
 ) -> Result<Json<StatsView>, ApiError> {
-    let webhook = load(&caller, &state, &project, &id).await?;
+    let webhook = load(&caller, &state, &project.into(), &id.into()).await?;
     let s = state.store.webhook_stats(&webhook.id, now_millis()).await?;
     Ok(Json(StatsView {
-        webhook_id: webhook.id,
+        webhook_id: webhook.id.into_string(),
         last_hour: s.last_hour.into(),
         last_day: s.last_day.into(),
         last_success_at: s.last_success_at.map(millis_to_rfc3339),
@@ -409,7 +413,7 @@ async fn test(
     Path((project, id)): Path<(String, String)>,
     super::ApiJsonOrDefault(input): super::ApiJsonOrDefault<TestInput>,
 ) -> Result<Json<SendOutcome>, ApiError> {
-    let webhook = load(&caller, &state, &project, &id).await?;
+    let webhook = load(&caller, &state, &project.into(), &id.into()).await?;
     let (delivery_id, result) = state.ingestor.send_test(&webhook, input.event_type).await?;
     Ok(Json(SendOutcome::new(&result, Some(delivery_id))))
 }
@@ -429,7 +433,7 @@ async fn validate(
     Path(project): Path<String>,
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> Result<Json<SendOutcome>, ApiError> {
-    let project = caller.project(&state, &project).await?;
+    let project = caller.project(&state, &project.into()).await?;
     let webhook = Webhook::create(input, &project.id, &state.catalog, now_millis())
         .map_err(ApiError::violations)?;
     send_unsaved(&state, &webhook).await
@@ -451,7 +455,7 @@ async fn validate_changes(
     Path((project, id)): Path<(String, String)>,
     ApiJsonOrDefault(patch): ApiJsonOrDefault<WebhookPatch>,
 ) -> Result<Json<SendOutcome>, ApiError> {
-    let mut webhook = load(&caller, &state, &project, &id).await?;
+    let mut webhook = load(&caller, &state, &project.into(), &id.into()).await?;
     webhook
         .apply(patch, &state.catalog, now_millis())
         .map_err(ApiError::violations)?;
@@ -462,7 +466,10 @@ async fn validate_changes(
 async fn send_unsaved(state: &AppState, webhook: &Webhook) -> Result<Json<SendOutcome>, ApiError> {
     check_destination(state, webhook)?;
     let event = state.engine.test_event(webhook, None)?;
-    let result = state.engine.send_now(webhook, &event, &new_id("msg")).await;
+    let result = state
+        .engine
+        .send_now(webhook, &event, &DeliveryId::generate())
+        .await;
     Ok(Json(SendOutcome::new(&result, None)))
 }
 
@@ -493,7 +500,7 @@ async fn recover(
     Path((project, id)): Path<(String, String)>,
     ApiJson(input): ApiJson<RecoverInput>,
 ) -> Result<Json<Recovered>, ApiError> {
-    let webhook = load(&caller, &state, &project, &id).await?;
+    let webhook = load(&caller, &state, &project.into(), &id.into()).await?;
     if !webhook.enabled {
         return Err(ApiError::conflict(
             "the webhook is disabled: enable it (PATCH enabled: true) before recovering",
