@@ -117,17 +117,16 @@ struct AuditView {
     get,
     path = "/v1/projects/{project}/audit",
     tag = "audit",
-    params(AuditQuery),
+    params(AuditQuery, ("project" = String, Path)),
     responses((status = 200, description = "Changes to the project, its tokens and webhooks, newest first", body = Page<AuditView>))
 )]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     uri: axum::http::Uri,
 ) -> Result<Json<Page<AuditView>>, ApiError> {
     // The admin may read the history of a project deleted since.
-    let project = ProjectId::from(project);
     let project = match caller.is_admin() {
         true => project,
         false => caller.project_id(&state, &project)?,

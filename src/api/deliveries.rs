@@ -208,16 +208,16 @@ impl SendOutcome {
     get,
     path = "/v1/projects/{project}/deliveries",
     tag = "deliveries",
-    params(DeliveryQuery),
+    params(DeliveryQuery, ("project" = String, Path)),
     responses((status = 200, description = "The delivery log, newest first", body = Page<DeliveryView>))
 )]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     uri: axum::http::Uri,
 ) -> Result<Json<Page<DeliveryView>>, ApiError> {
-    let project = caller.project(&state, &project.into()).await?;
+    let project = caller.project(&state, &project).await?;
     let q: DeliveryQuery = parse_query(&uri)?;
     let status = match q.status.as_deref() {
         None => None,
@@ -253,15 +253,16 @@ async fn list(
     get,
     path = "/v1/projects/{project}/deliveries/{id}",
     tag = "deliveries",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "One delivery with every attempt (secrets masked)", body = DeliveryDetail))
 )]
 async fn show(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, DeliveryId)>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
-    let project = caller.project(&state, &project.into()).await?;
-    let delivery = load_delivery(&state, &project.id, &id.into()).await?;
+    let project = caller.project(&state, &project).await?;
+    let delivery = load_delivery(&state, &project.id, &id).await?;
     let payload = super::events::load_event(&state, &project.id, &delivery.event_id)
         .await?
         .payload;
@@ -294,15 +295,16 @@ async fn load_delivery(
     post,
     path = "/v1/projects/{project}/deliveries/{id}/redeliver",
     tag = "deliveries",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "A manual attempt, sent now", body = SendOutcome))
 )]
 async fn redeliver(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, DeliveryId)>,
 ) -> Result<Json<SendOutcome>, ApiError> {
-    let project = caller.project(&state, &project.into()).await?;
-    let delivery = load_delivery(&state, &project.id, &id.into()).await?;
+    let project = caller.project(&state, &project).await?;
+    let delivery = load_delivery(&state, &project.id, &id).await?;
     let result = state.engine.redeliver(&delivery).await?;
     Ok(Json(SendOutcome::new(&result, Some(delivery.id))))
 }

@@ -135,16 +135,16 @@ struct EventQuery {
     get,
     path = "/v1/projects/{project}/events",
     tag = "events",
-    params(EventQuery),
+    params(EventQuery, ("project" = String, Path)),
     responses((status = 200, description = "Events, newest first", body = Page<EventView>))
 )]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     uri: axum::http::Uri,
 ) -> Result<Json<Page<EventView>>, ApiError> {
-    let project = caller.project(&state, &project.into()).await?;
+    let project = caller.project(&state, &project).await?;
     let q: EventQuery = parse_query(&uri)?;
     let limit = page_limit(q.limit)?;
     let (since, until) = time_window(q.since.as_deref(), q.until.as_deref())?;
@@ -170,15 +170,16 @@ async fn list(
     post,
     path = "/v1/projects/{project}/events/{id}/replay",
     tag = "events",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 202, description = "Delivered again to the webhooks matching it now", body = AcceptedView))
 )]
 async fn replay(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, EventId)>,
 ) -> Result<(StatusCode, Json<AcceptedView>), ApiError> {
-    let project = caller.project(&state, &project.into()).await?;
-    let event = load_event(&state, &project.id, &id.into()).await?;
+    let project = caller.project(&state, &project).await?;
+    let event = load_event(&state, &project.id, &id).await?;
     let replayed = state.ingestor.replay(event).await?;
     let view = AcceptedView::new(replayed.event_id, replayed.delivery_ids);
     Ok((StatusCode::ACCEPTED, Json(view)))
@@ -199,15 +200,16 @@ struct DeliveryStatusView {
     get,
     path = "/v1/projects/{project}/events/{id}",
     tag = "events",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "The event and the state of each delivery", body = EventDetail))
 )]
 async fn show(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, EventId)>,
 ) -> Result<Json<EventDetail>, ApiError> {
-    let project = caller.project(&state, &project.into()).await?;
-    let event = load_event(&state, &project.id, &id.into()).await?;
+    let project = caller.project(&state, &project).await?;
+    let event = load_event(&state, &project.id, &id).await?;
     let deliveries = state.store.event_deliveries(&event.id).await?;
     Ok(Json(EventDetail {
         event: EventView::new(event)?,
@@ -229,7 +231,7 @@ async fn show(
     post,
     path = "/v1/projects/{project}/events",
     tag = "events",
-    params(("idempotency-key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Same as the body's idempotency_key (which wins when both are given): for 24 hours, the same key with the same request answers the first event; with a different request, 422")),
+    params(("idempotency-key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Same as the body's idempotency_key (which wins when both are given): for 24 hours, the same key with the same request answers the first event; with a different request, 422"), ("project" = String, Path)),
     request_body = EventInput,
     responses(
         (status = 202, description = "Stored with its deliveries, or, for an idempotency key already given with the same request, the first event's answer (nothing stored again)", body = AcceptedView,
@@ -240,11 +242,11 @@ async fn show(
 async fn create(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     IdempotencyHeader(header_key): IdempotencyHeader,
     ApiJson(mut input): ApiJson<EventInput>,
 ) -> Result<Response, ApiError> {
-    let project_id = caller.project_id(&state, &project.into())?;
+    let project_id = caller.project_id(&state, &project)?;
     if input.idempotency_key.is_none() {
         input.idempotency_key = header_key;
     }
@@ -272,6 +274,7 @@ async fn create(
     post,
     path = "/v1/projects/{project}/events/batch",
     tag = "events",
+    params(("project" = String, Path)),
     request_body = BatchInput,
     responses(
         (status = 202, description = "All stored, or none; an event whose idempotency key was already given with the same request answers that first event", body = BatchAccepted),
@@ -281,10 +284,10 @@ async fn create(
 async fn create_batch(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     ApiJson(input): ApiJson<BatchInput>,
 ) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
-    let project_id = caller.project_id(&state, &project.into())?;
+    let project_id = caller.project_id(&state, &project)?;
     if input.events.is_empty() || input.events.len() > MAX_BATCH {
         return Err(ApiError::invalid_field(
             "/events",

@@ -199,30 +199,32 @@ async fn list(
     get,
     path = "/v1/projects/{project}",
     tag = "projects",
+    params(("project" = String, Path)),
     responses((status = 200, description = "The project", body = ProjectView))
 )]
 async fn show(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    Ok(Json(caller.project(&state, &project.into()).await?.into()))
+    Ok(Json(caller.project(&state, &project).await?.into()))
 }
 
 #[utoipa::path(
     patch,
     path = "/v1/projects/{project}",
     tag = "projects",
+    params(("project" = String, Path)),
     request_body = ProjectPatch,
     responses((status = 200, description = "Updated", body = ProjectView))
 )]
 async fn update(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     ApiJson(patch): ApiJson<ProjectPatch>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    let mut project = caller.project(&state, &project.into()).await?;
+    let mut project = caller.project(&state, &project).await?;
     let before = serde_json::to_value(ProjectView::from(project.clone())).expect("views serialise");
     if let Some(name) = patch.name {
         check_name(&name)?;
@@ -252,15 +254,15 @@ async fn update(
     delete,
     path = "/v1/projects/{project}",
     tag = "projects",
+    params(("project" = String, Path)),
     responses((status = 204, description = "Deleted with everything in it"))
 )]
 async fn remove(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    let project = ProjectId::from(project);
     if !state.store.delete_project(&project).await? {
         return Err(ApiError::not_found("project"));
     }

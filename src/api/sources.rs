@@ -66,14 +66,15 @@ struct ActivityView {
     get,
     path = "/v1/projects/{project}/sources",
     tag = "sources",
+    params(("project" = String, Path)),
     responses((status = 200, description = "Sources of the project (no secrets)", body = SourceList))
 )]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
 ) -> Result<Json<SourceList>, ApiError> {
-    let project = caller.project(&state, &project.into()).await?;
+    let project = caller.project(&state, &project).await?;
     let sources = state.store.list_sources(&project.id).await?;
     Ok(Json(SourceList {
         data: sources.iter().map(Source::view).collect(),
@@ -84,18 +85,19 @@ async fn list(
     post,
     path = "/v1/projects/{project}/sources",
     tag = "sources",
+    params(("project" = String, Path)),
     request_body = SourceInput,
     responses((status = 201, description = "Created; `url` is what to paste into the MLflow webhook", body = SourceAnswer))
 )]
 async fn create(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     headers: HeaderMap,
     ApiJson(input): ApiJson<SourceInput>,
 ) -> Result<(StatusCode, Json<SourceAnswer>), ApiError> {
     caller.require_write()?;
-    let project = caller.project(&state, &project.into()).await?;
+    let project = caller.project(&state, &project).await?;
     let source = Source::create(input, &project.id, now_millis()).map_err(ApiError::violations)?;
     state.store.create_source(&source).await?;
     let view = source.view();
@@ -135,15 +137,16 @@ async fn load(
     get,
     path = "/v1/projects/{project}/sources/{id}",
     tag = "sources",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "The source, its URL and what it received lately", body = SourceAnswer))
 )]
 async fn show(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, SourceId)>,
     headers: HeaderMap,
 ) -> Result<Json<SourceAnswer>, ApiError> {
-    let source = load(&caller, &state, &project.into(), &id.into()).await?;
+    let source = load(&caller, &state, &project, &id).await?;
     let activity = state
         .store
         .source_activity(&source.id, now_millis() - SEEN_RETENTION_MS)
@@ -164,15 +167,16 @@ async fn show(
     delete,
     path = "/v1/projects/{project}/sources/{id}",
     tag = "sources",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 204, description = "Deleted, with its log; its URL answers 404 from now on"))
 )]
 async fn remove(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, SourceId)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_write()?;
-    let source = load(&caller, &state, &project.into(), &id.into()).await?;
+    let source = load(&caller, &state, &project, &id).await?;
     if !state
         .store
         .delete_source(&source.project_id, &source.id)
@@ -212,16 +216,16 @@ struct LogPage {
     get,
     path = "/v1/projects/{project}/sources/{id}/log",
     tag = "sources",
-    params(LogQuery),
+    params(LogQuery, ("project" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "Refused requests, newest first (the last 100 are kept)", body = LogPage))
 )]
 async fn log(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, SourceId)>,
     uri: axum::http::Uri,
 ) -> Result<Json<LogPage>, ApiError> {
-    let source = load(&caller, &state, &project.into(), &id.into()).await?;
+    let source = load(&caller, &state, &project, &id).await?;
     let q: LogQuery = parse_query(&uri)?;
     let limit = q.limit.unwrap_or(REJECTIONS_KEPT);
     if !(1..=REJECTIONS_KEPT).contains(&limit) {
@@ -287,6 +291,8 @@ struct Seen {
         ("X-MLflow-Delivery-Id" = String, Header, description = "MLflow's delivery id; a second request with it is refused (409)"),
         ("X-MLflow-Timestamp" = String, Header, description = "Unix seconds; must be within the source's tolerance of now"),
         ("X-MLflow-Signature" = Option<String>, Header, description = "`v1,<base64 HMAC-SHA256(secret, \"{id}.{timestamp}.{body}\")>`; required unless the source is unsigned"),
+        ("project" = String, Path),
+        ("id" = String, Path),
     ),
     request_body(content = serde_json::Value, description = "MLflow's body: `{entity, action, timestamp, data}`"),
     responses(
@@ -302,7 +308,7 @@ struct Seen {
 )]
 async fn receive(
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, SourceId)>,
     extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -312,7 +318,7 @@ async fn receive(
     state.auth_failures.check(client)?;
     let source = state
         .store
-        .get_source(&project.into(), &id.into())
+        .get_source(&project, &id)
         .await?
         .filter(|s| s.kind == SourceKind::Mlflow);
     let Some(source) = source else {

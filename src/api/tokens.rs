@@ -87,16 +87,17 @@ fn parse_kind(kind: Option<&str>) -> Result<TokenKind, ApiError> {
     post,
     path = "/v1/projects/{project}/tokens",
     tag = "tokens",
+    params(("project" = String, Path)),
     request_body = Option<TokenInput>,
     responses((status = 201, description = "Created; `token` appears in this answer only", body = CreatedToken))
 )]
 async fn create(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     super::ApiJsonOrDefault(input): super::ApiJsonOrDefault<TokenInput>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    let project = caller.project_id(&state, &project.into())?;
+    let project = caller.project_id(&state, &project)?;
     let kind = parse_kind(input.kind.as_deref())?;
     if let Some(name) = &input.name
         && name.chars().count() > 200
@@ -131,14 +132,15 @@ async fn create(
     get,
     path = "/v1/projects/{project}/tokens",
     tag = "tokens",
+    params(("project" = String, Path)),
     responses((status = 200, description = "Tokens of the project: prefixes, never the tokens", body = TokenList))
 )]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
 ) -> Result<Json<TokenList>, ApiError> {
-    let project = caller.project_id(&state, &project.into())?;
+    let project = caller.project_id(&state, &project)?;
     let tokens = state.store.list_tokens(&project).await?;
     Ok(Json(TokenList {
         data: tokens.into_iter().map(TokenView::from).collect(),
@@ -152,15 +154,15 @@ async fn list(
     delete,
     path = "/v1/projects/{project}/tokens/{id}",
     tag = "tokens",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 204, description = "Revoked"))
 )]
 async fn revoke(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, TokenId)>,
 ) -> Result<StatusCode, ApiError> {
-    let project = caller.project_id(&state, &project.into())?;
-    let id = TokenId::from(id);
+    let project = caller.project_id(&state, &project)?;
     if !state
         .store
         .revoke_token(&project, &id, now_millis())

@@ -105,14 +105,15 @@ struct RotateInput {
     get,
     path = "/v1/projects/{project}/webhooks",
     tag = "webhooks",
+    params(("project" = String, Path)),
     responses((status = 200, description = "Webhooks of the project (no secrets)", body = WebhookList))
 )]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
 ) -> Result<Json<WebhookList>, ApiError> {
-    let project = caller.project(&state, &project.into()).await?;
+    let project = caller.project(&state, &project).await?;
     let webhooks = state.store.list_webhooks(&project.id).await?;
     Ok(Json(WebhookList {
         data: webhooks.iter().map(Webhook::view).collect(),
@@ -123,16 +124,17 @@ async fn list(
     post,
     path = "/v1/projects/{project}/webhooks",
     tag = "webhooks",
+    params(("project" = String, Path)),
     request_body = WebhookInput,
     responses((status = 201, description = "Created; the signing secret (HMAC) or public key (ed25519) is in this answer", body = CreatedWebhook))
 )]
 async fn create(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
-    let project = caller.project(&state, &project.into()).await?;
+    let project = caller.project(&state, &project).await?;
     let webhook = Webhook::create(input, &project.id, &state.catalog, now_millis())
         .map_err(ApiError::violations)?;
     check_destination(&state, &webhook)?;
@@ -204,34 +206,32 @@ async fn load(
     get,
     path = "/v1/projects/{project}/webhooks/{id}",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "The webhook (no secrets)", body = WebhookView))
 )]
 async fn show(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
 ) -> Result<Json<WebhookView>, ApiError> {
-    Ok(Json(
-        load(&caller, &state, &project.into(), &id.into())
-            .await?
-            .view(),
-    ))
+    Ok(Json(load(&caller, &state, &project, &id).await?.view()))
 }
 
 #[utoipa::path(
     patch,
     path = "/v1/projects/{project}/webhooks/{id}",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     request_body = WebhookPatch,
     responses((status = 200, description = "Updated", body = WebhookView))
 )]
 async fn update(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
     ApiJson(patch): ApiJson<WebhookPatch>,
 ) -> Result<Json<WebhookView>, ApiError> {
-    let mut webhook = load(&caller, &state, &project.into(), &id.into()).await?;
+    let mut webhook = load(&caller, &state, &project, &id).await?;
     let before = webhook.clone();
     let was_enabled = webhook.enabled;
     webhook
@@ -252,14 +252,15 @@ async fn update(
     delete,
     path = "/v1/projects/{project}/webhooks/{id}",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 204, description = "Deleted"))
 )]
 async fn remove(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
 ) -> Result<StatusCode, ApiError> {
-    let webhook = load(&caller, &state, &project.into(), &id.into()).await?;
+    let webhook = load(&caller, &state, &project, &id).await?;
     state
         .store
         .delete_webhook(&webhook.project_id, &webhook.id)
@@ -273,15 +274,16 @@ async fn remove(
     get,
     path = "/v1/projects/{project}/webhooks/{id}/signing-secret",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "What receivers verify with", body = SigningKey))
 )]
 async fn signing_secret(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
 ) -> Result<Json<SigningKey>, ApiError> {
     caller.require_write()?;
-    let webhook = load(&caller, &state, &project.into(), &id.into()).await?;
+    let webhook = load(&caller, &state, &project, &id).await?;
     Ok(Json(SigningKey::of(&webhook)))
 }
 
@@ -293,16 +295,17 @@ async fn signing_secret(
     post,
     path = "/v1/projects/{project}/webhooks/{id}/signing-secret/rotate",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     request_body = Option<RotateInput>,
     responses((status = 200, description = "A new key (an HMAC secret is read with GET …/signing-secret); the old one signs too until the grace period ends", body = SigningKey))
 )]
 async fn rotate_signing_secret(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
     ApiJsonOrDefault(input): ApiJsonOrDefault<RotateInput>,
 ) -> Result<Json<SigningKey>, ApiError> {
-    let mut webhook = load(&caller, &state, &project.into(), &id.into()).await?;
+    let mut webhook = load(&caller, &state, &project, &id).await?;
     let grace_ms = match &input.grace_period {
         None => state.signing_grace_ms,
         Some(text) => humantime::parse_duration(text.trim())
@@ -374,14 +377,15 @@ struct StatsView {
     get,
     path = "/v1/projects/{project}/webhooks/{id}/stats",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "Counts and success rate over the last hour and day", body = StatsView))
 )]
 async fn stats(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
 ) -> Result<Json<StatsView>, ApiError> {
-    let webhook = load(&caller, &state, &project.into(), &id.into()).await?;
+    let webhook = load(&caller, &state, &project, &id).await?;
     let s = state.store.webhook_stats(&webhook.id, now_millis()).await?;
     Ok(Json(StatsView {
         webhook_id: webhook.id.into_string(),
@@ -404,16 +408,17 @@ struct TestInput {
     post,
     path = "/v1/projects/{project}/webhooks/{id}/test",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     request_body = Option<TestInput>,
     responses((status = 200, description = "What was sent and what came back", body = SendOutcome))
 )]
 async fn test(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
     super::ApiJsonOrDefault(input): super::ApiJsonOrDefault<TestInput>,
 ) -> Result<Json<SendOutcome>, ApiError> {
-    let webhook = load(&caller, &state, &project.into(), &id.into()).await?;
+    let webhook = load(&caller, &state, &project, &id).await?;
     let (delivery_id, result) = state.ingestor.send_test(&webhook, input.event_type).await?;
     Ok(Json(SendOutcome::new(&result, Some(delivery_id))))
 }
@@ -424,16 +429,17 @@ async fn test(
     post,
     path = "/v1/projects/{project}/webhooks/validate",
     tag = "webhooks",
+    params(("project" = String, Path)),
     request_body = WebhookInput,
     responses((status = 200, description = "The test send for an unsaved configuration; nothing stored", body = SendOutcome))
 )]
 async fn validate(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> Result<Json<SendOutcome>, ApiError> {
-    let project = caller.project(&state, &project.into()).await?;
+    let project = caller.project(&state, &project).await?;
     let webhook = Webhook::create(input, &project.id, &state.catalog, now_millis())
         .map_err(ApiError::violations)?;
     send_unsaved(&state, &webhook).await
@@ -446,16 +452,17 @@ async fn validate(
     post,
     path = "/v1/projects/{project}/webhooks/{id}/validate",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     request_body = Option<WebhookPatch>,
     responses((status = 200, description = "The test send for the webhook as it would be after the patch; nothing stored", body = SendOutcome))
 )]
 async fn validate_changes(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
     ApiJsonOrDefault(patch): ApiJsonOrDefault<WebhookPatch>,
 ) -> Result<Json<SendOutcome>, ApiError> {
-    let mut webhook = load(&caller, &state, &project.into(), &id.into()).await?;
+    let mut webhook = load(&caller, &state, &project, &id).await?;
     webhook
         .apply(patch, &state.catalog, now_millis())
         .map_err(ApiError::violations)?;
@@ -491,16 +498,17 @@ struct Recovered {
     post,
     path = "/v1/projects/{project}/webhooks/{id}/recover",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     request_body = RecoverInput,
     responses((status = 200, description = "Failed, exhausted and paused deliveries re-queued", body = Recovered), (status = 409, description = "Conflict", body = crate::error::ErrorBody))
 )]
 async fn recover(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
     ApiJson(input): ApiJson<RecoverInput>,
 ) -> Result<Json<Recovered>, ApiError> {
-    let webhook = load(&caller, &state, &project.into(), &id.into()).await?;
+    let webhook = load(&caller, &state, &project, &id).await?;
     if !webhook.enabled {
         return Err(ApiError::conflict(
             "the webhook is disabled: enable it (PATCH enabled: true) before recovering",
