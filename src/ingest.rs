@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::catalog::{Catalog, CatalogError, Family, ObjectRef, PrepareContext};
 use crate::delivery::{Engine, Job, ManualError, Notice, SendResult};
 use crate::formats::EventData;
-use crate::ids::{new_id, now_millis};
+use crate::ids::{DeliveryId, EventId, ProjectId, now_millis};
 use crate::metrics::{Metrics, Writer};
 use crate::store::{
     EventRow, Fingerprint, IdempotencyKey, Inserted, NewDelivery, NewEvent, Store, StoreResult,
@@ -50,15 +50,15 @@ pub struct Submission {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Accepted {
     Created {
-        event_id: String,
-        delivery_ids: Vec<String>,
+        event_id: EventId,
+        delivery_ids: Vec<DeliveryId>,
     },
     /// The idempotency key was given before with the same request: the
     /// first event's answer, nothing stored again (a *repeat*; a *replay*
     /// re-routes a stored event, see `Ingestor::replay`).
     Repeated {
-        event_id: String,
-        delivery_ids: Vec<String>,
+        event_id: EventId,
+        delivery_ids: Vec<DeliveryId>,
     },
     /// The idempotency key was given with a different request: nothing of
     /// this request was stored.
@@ -82,8 +82,8 @@ pub enum IngestError {
 /// A replayed event: its id and its new deliveries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Replayed {
-    pub event_id: String,
-    pub delivery_ids: Vec<String>,
+    pub event_id: EventId,
+    pub delivery_ids: Vec<DeliveryId>,
 }
 
 /// Why a webhook test was not sent or not recorded.
@@ -143,7 +143,7 @@ impl Ingestor {
     /// nothing is written yet.
     pub fn prepare(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         request: EventRequest,
         now: i64,
     ) -> Result<Submission, CatalogError> {
@@ -161,8 +161,8 @@ impl Ingestor {
             key,
         });
         let event = NewEvent {
-            id: new_id("evt"),
-            project_id: project_id.to_string(),
+            id: EventId::generate(),
+            project_id: project_id.clone(),
             event_type: request.event_type,
             object,
             payload,
@@ -186,7 +186,7 @@ impl Ingestor {
     /// store and never in memory.
     fn fan_out(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         event_type: &str,
         object: Option<&ObjectRef>,
     ) -> Vec<NewDelivery> {
@@ -228,9 +228,9 @@ impl Ingestor {
         &self,
         webhook: &Webhook,
         event_type: Option<String>,
-    ) -> Result<(String, SendResult), TestError> {
+    ) -> Result<(DeliveryId, SendResult), TestError> {
         let event = self.engine.test_event(webhook, event_type)?;
-        let delivery_id = new_id("msg");
+        let delivery_id = DeliveryId::generate();
         let now = now_millis();
         let stored = NewEvent {
             id: event.id.clone(),
@@ -453,7 +453,7 @@ fn dispatch(
     event: EventData,
     deliveries: Vec<NewDelivery>,
     epoch: u64,
-) -> Vec<String> {
+) -> Vec<DeliveryId> {
     let event = Arc::new(event);
     let mut ids = Vec::with_capacity(deliveries.len());
     for d in deliveries {

@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 
 use crate::catalog::ObjectRef;
+use crate::ids::{ProjectId, WebhookId};
 use crate::store::notify::{FULL_RELOAD, RoutingChange, RoutingChanges};
 use crate::store::{Store, StoreResult};
 use crate::webhook::Webhook;
@@ -28,9 +29,9 @@ pub struct Subscriptions {
 struct Inner {
     /// Every project that exists, with its base for relative links: the
     /// ingest path checks it without a query.
-    projects: HashMap<String, Option<String>>,
-    by_project: HashMap<String, Arc<[Arc<Webhook>]>>,
-    by_id: HashMap<String, Arc<Webhook>>,
+    projects: HashMap<ProjectId, Option<String>>,
+    by_project: HashMap<ProjectId, Arc<[Arc<Webhook>]>>,
+    by_id: HashMap<WebhookId, Arc<Webhook>>,
 }
 
 impl Subscriptions {
@@ -40,7 +41,7 @@ impl Subscriptions {
         for project in store.list_projects().await? {
             subs.project_saved(&project.id, project.link_base_url.clone());
         }
-        let mut grouped: HashMap<String, Vec<Webhook>> = HashMap::new();
+        let mut grouped: HashMap<ProjectId, Vec<Webhook>> = HashMap::new();
         for webhook in store.list_all_webhooks().await? {
             grouped
                 .entry(webhook.project_id.clone())
@@ -54,19 +55,19 @@ impl Subscriptions {
     }
 
     /// Records a created or updated project.
-    pub fn project_saved(&self, project_id: &str, link_base_url: Option<String>) {
+    pub fn project_saved(&self, project_id: &ProjectId, link_base_url: Option<String>) {
         let mut inner = self.inner.write().expect("subscriptions lock poisoned");
-        inner.projects.insert(project_id.to_string(), link_base_url);
+        inner.projects.insert(project_id.clone(), link_base_url);
     }
 
     /// The project's base URL for relative links, if it set one.
-    pub fn link_base(&self, project_id: &str) -> Option<String> {
+    pub fn link_base(&self, project_id: &ProjectId) -> Option<String> {
         let inner = self.inner.read().expect("subscriptions lock poisoned");
         inner.projects.get(project_id).cloned().flatten()
     }
 
     /// Forgets a deleted project and its webhooks.
-    pub fn project_deleted(&self, project_id: &str) {
+    pub fn project_deleted(&self, project_id: &ProjectId) {
         self.replace_project(project_id, Vec::new());
         self.inner
             .write()
@@ -75,7 +76,7 @@ impl Subscriptions {
             .remove(project_id);
     }
 
-    pub fn project_exists(&self, project_id: &str) -> bool {
+    pub fn project_exists(&self, project_id: &ProjectId) -> bool {
         self.inner
             .read()
             .expect("subscriptions lock poisoned")
@@ -84,7 +85,11 @@ impl Subscriptions {
     }
 
     /// Re-reads one project's webhooks after a change to them.
-    pub async fn refresh_webhooks(&self, store: &dyn Store, project_id: &str) -> StoreResult<()> {
+    pub async fn refresh_webhooks(
+        &self,
+        store: &dyn Store,
+        project_id: &ProjectId,
+    ) -> StoreResult<()> {
         let webhooks = store.list_webhooks(project_id).await?;
         self.replace_project(project_id, webhooks);
         Ok(())
@@ -92,7 +97,11 @@ impl Subscriptions {
 
     /// Re-reads one project: its link base and its webhooks, or forgets it
     /// when it is gone.
-    pub async fn refresh_project(&self, store: &dyn Store, project_id: &str) -> StoreResult<()> {
+    pub async fn refresh_project(
+        &self,
+        store: &dyn Store,
+        project_id: &ProjectId,
+    ) -> StoreResult<()> {
         match store.get_project(project_id).await? {
             Some(project) => {
                 self.project_saved(&project.id, project.link_base_url.clone());
@@ -140,7 +149,7 @@ impl Subscriptions {
         }
     }
 
-    fn replace_project(&self, project_id: &str, webhooks: Vec<Webhook>) {
+    fn replace_project(&self, project_id: &ProjectId, webhooks: Vec<Webhook>) {
         let webhooks: Vec<Arc<Webhook>> = webhooks.into_iter().map(Arc::new).collect();
         let mut inner = self.inner.write().expect("subscriptions lock poisoned");
         if let Some(old) = inner.by_project.remove(project_id) {
@@ -152,9 +161,7 @@ impl Subscriptions {
             inner.by_id.insert(w.id.clone(), w.clone());
         }
         if !webhooks.is_empty() {
-            inner
-                .by_project
-                .insert(project_id.to_string(), webhooks.into());
+            inner.by_project.insert(project_id.clone(), webhooks.into());
         }
         drop(inner);
         self.changed.notify_waiters();
@@ -169,7 +176,7 @@ impl Subscriptions {
     /// The enabled webhooks of `project_id` that want this event.
     pub fn matching(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         event_type: &str,
         object: Option<&ObjectRef>,
     ) -> Vec<Arc<Webhook>> {
@@ -188,7 +195,7 @@ impl Subscriptions {
     }
 
     /// The current configuration of a webhook, as the sender must use it.
-    pub fn get(&self, webhook_id: &str) -> Option<Arc<Webhook>> {
+    pub fn get(&self, webhook_id: &WebhookId) -> Option<Arc<Webhook>> {
         self.inner
             .read()
             .expect("subscriptions lock poisoned")

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::auth::Caller;
 use super::{AppState, Page, page_limit, parse_query};
 use crate::error::ApiError;
-use crate::ids::{millis_to_rfc3339, new_id, now_millis};
+use crate::ids::{ProjectId, millis_to_rfc3339, new_id, now_millis};
 use crate::store::AuditRecord;
 use crate::webhook::Webhook;
 
@@ -23,14 +23,14 @@ pub fn routes() -> Router<AppState> {
 pub async fn record(
     state: &AppState,
     caller: &Caller,
-    project_id: &str,
+    project_id: &ProjectId,
     action: &str,
     target_id: &str,
     changes: Value,
 ) {
     let record = AuditRecord {
         id: new_id("aud"),
-        project_id: Some(project_id.to_string()),
+        project_id: Some(project_id.clone()),
         at: now_millis(),
         actor: caller.actor.clone(),
         action: action.to_string(),
@@ -117,13 +117,13 @@ struct AuditView {
     get,
     path = "/v1/projects/{project}/audit",
     tag = "audit",
-    params(AuditQuery),
+    params(AuditQuery, ("project" = String, Path)),
     responses((status = 200, description = "Changes to the project, its tokens and webhooks, newest first", body = Page<AuditView>))
 )]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     uri: axum::http::Uri,
 ) -> Result<Json<Page<AuditView>>, ApiError> {
     // The admin may read the history of a project deleted since.

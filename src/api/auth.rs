@@ -19,6 +19,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::error::ApiError;
+use crate::ids::{ProjectId, TokenId};
 use crate::store::{Project, TokenKind, TokenRecord};
 
 const TOKEN_PREFIX: &str = "mlh_";
@@ -28,15 +29,15 @@ const CACHE_TTL: Duration = Duration::from_secs(5);
 /// A new token, in clear (shown once) and as its stored record.
 pub fn generate_token(
     kind: TokenKind,
-    project_id: Option<&str>,
+    project_id: Option<&ProjectId>,
     name: Option<String>,
 ) -> (String, TokenRecord) {
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
     let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw));
     let record = TokenRecord {
-        id: crate::ids::new_id("tok"),
-        project_id: project_id.map(str::to_string),
+        id: TokenId::generate(),
+        project_id: project_id.cloned(),
         kind,
         token_hash: hash_token(&token),
         prefix: token[..TOKEN_PREFIX.len() + 6].to_string(),
@@ -63,7 +64,10 @@ pub struct Caller {
 #[derive(Debug, Clone)]
 pub enum Access {
     Admin,
-    Project { project_id: String, kind: TokenKind },
+    Project {
+        project_id: ProjectId,
+        kind: TokenKind,
+    },
 }
 
 impl Caller {
@@ -102,7 +106,7 @@ impl Caller {
 
     /// Whether the caller may see `project_id` at all. A project token asking
     /// for another project gets the same 404 as for a project that does not exist.
-    pub fn may_see(&self, project_id: &str) -> bool {
+    pub fn may_see(&self, project_id: &ProjectId) -> bool {
         match &self.access {
             Access::Admin => true,
             Access::Project {
@@ -113,16 +117,24 @@ impl Caller {
 
     /// The id of a project the caller may see, or 404, from memory: the
     /// ingest path's check, without a store query.
-    pub fn project_id(&self, state: &AppState, project_id: &str) -> Result<String, ApiError> {
+    pub fn project_id(
+        &self,
+        state: &AppState,
+        project_id: &ProjectId,
+    ) -> Result<ProjectId, ApiError> {
         if self.may_see(project_id) && state.subscriptions.project_exists(project_id) {
-            Ok(project_id.to_string())
+            Ok(project_id.clone())
         } else {
             Err(ApiError::not_found("project"))
         }
     }
 
     /// Loads a project the caller may see, or 404.
-    pub async fn project(&self, state: &AppState, project_id: &str) -> Result<Project, ApiError> {
+    pub async fn project(
+        &self,
+        state: &AppState,
+        project_id: &ProjectId,
+    ) -> Result<Project, ApiError> {
         if !self.may_see(project_id) {
             return Err(ApiError::not_found("project"));
         }

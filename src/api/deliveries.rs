@@ -12,7 +12,7 @@ use super::auth::Caller;
 use super::{AppState, Page, page_limit, parse_query, time_window};
 use crate::delivery::{HeadersJson, SendResult};
 use crate::error::ApiError;
-use crate::ids::millis_to_rfc3339;
+use crate::ids::{DeliveryId, EventId, ProjectId, WebhookId, millis_to_rfc3339};
 use crate::store::{AttemptRow, DeliveryFilter, DeliveryRow, DeliveryStatus};
 
 pub fn routes() -> Router<AppState> {
@@ -63,9 +63,9 @@ pub struct DeliveryView {
 impl From<DeliveryRow> for DeliveryView {
     fn from(d: DeliveryRow) -> Self {
         DeliveryView {
-            id: d.id,
-            event_id: d.event_id,
-            webhook_id: d.webhook_id,
+            id: d.id.into_string(),
+            event_id: d.event_id.into_string(),
+            webhook_id: d.webhook_id.into_string(),
             event_type: d.event_type,
             status: d.status,
             is_test: d.is_test,
@@ -170,13 +170,13 @@ pub struct SendOutcome {
 }
 
 impl SendOutcome {
-    pub fn new(result: &SendResult, delivery_id: Option<String>) -> SendOutcome {
+    pub fn new(result: &SendResult, delivery_id: Option<DeliveryId>) -> SendOutcome {
         let pairs = |list: &[(String, String)]| {
             serde_json::to_value(HeadersJson::new(list)).expect("string pairs always serialise")
         };
         SendOutcome {
             valid: result.succeeded(),
-            delivery_id,
+            delivery_id: delivery_id.map(DeliveryId::into_string),
             request: RequestView {
                 method: "POST",
                 url: result.url.clone(),
@@ -202,13 +202,13 @@ impl SendOutcome {
     get,
     path = "/v1/projects/{project}/deliveries",
     tag = "deliveries",
-    params(DeliveryQuery),
+    params(DeliveryQuery, ("project" = String, Path)),
     responses((status = 200, description = "The delivery log, newest first", body = Page<DeliveryView>))
 )]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     uri: axum::http::Uri,
 ) -> Result<Json<Page<DeliveryView>>, ApiError> {
     let project = caller.project(&state, &project).await?;
@@ -226,13 +226,13 @@ async fn list(
     let (since, until) = time_window(q.since.as_deref(), q.until.as_deref())?;
     let filter = DeliveryFilter {
         project_id: project.id,
-        webhook_id: q.webhook_id,
-        event_id: q.event_id,
+        webhook_id: q.webhook_id.map(WebhookId::from),
+        event_id: q.event_id.map(EventId::from),
         event_type: q.event_type,
         status,
         since,
         until,
-        cursor: q.cursor,
+        cursor: q.cursor.map(DeliveryId::from),
         limit,
     };
     let rows = state.store.list_deliveries(&filter).await?;
@@ -247,12 +247,13 @@ async fn list(
     get,
     path = "/v1/projects/{project}/deliveries/{id}",
     tag = "deliveries",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "One delivery with every attempt (secrets masked)", body = DeliveryDetail))
 )]
 async fn show(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, DeliveryId)>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
     let project = caller.project(&state, &project).await?;
     let delivery = load_delivery(&state, &project.id, &id).await?;
@@ -273,8 +274,8 @@ async fn show(
 /// A delivery of the project, or 404.
 async fn load_delivery(
     state: &AppState,
-    project_id: &str,
-    id: &str,
+    project_id: &ProjectId,
+    id: &DeliveryId,
 ) -> Result<DeliveryRow, ApiError> {
     state
         .store
@@ -288,12 +289,13 @@ async fn load_delivery(
     post,
     path = "/v1/projects/{project}/deliveries/{id}/redeliver",
     tag = "deliveries",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "A manual attempt, sent now", body = SendOutcome))
 )]
 async fn redeliver(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, DeliveryId)>,
 ) -> Result<Json<SendOutcome>, ApiError> {
     let project = caller.project(&state, &project).await?;
     let delivery = load_delivery(&state, &project.id, &id).await?;

@@ -13,7 +13,7 @@ use super::auth::Caller;
 use super::{ApiJson, AppState, Page, page_limit, parse_query, time_window};
 use crate::catalog::ObjectRef;
 use crate::error::{ApiError, FieldError};
-use crate::ids::now_millis;
+use crate::ids::{DeliveryId, EventId, ProjectId, now_millis};
 use crate::ingest::{Accepted, EventRequest, Submission};
 use crate::store::{EventFilter, EventRow};
 use crate::webhook::OBJECT_TYPES;
@@ -61,6 +61,18 @@ struct AcceptedView {
     deliveries: Vec<String>,
 }
 
+impl AcceptedView {
+    fn new(event_id: EventId, delivery_ids: Vec<DeliveryId>) -> AcceptedView {
+        AcceptedView {
+            id: event_id.into_string(),
+            deliveries: delivery_ids
+                .into_iter()
+                .map(DeliveryId::into_string)
+                .collect(),
+        }
+    }
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 struct BatchAccepted {
     events: Vec<AcceptedView>,
@@ -83,7 +95,7 @@ impl EventView {
         let payload = serde_json::value::RawValue::from_string(event.payload)
             .map_err(|e| ApiError::from(crate::store::StoreError::Corrupt(e.to_string())))?;
         Ok(EventView {
-            id: event.id,
+            id: event.id.into_string(),
             event_type: event.event_type,
             object: event.object,
             payload,
@@ -120,13 +132,13 @@ struct EventQuery {
     get,
     path = "/v1/projects/{project}/events",
     tag = "events",
-    params(EventQuery),
+    params(EventQuery, ("project" = String, Path)),
     responses((status = 200, description = "Events, newest first", body = Page<EventView>))
 )]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     uri: axum::http::Uri,
 ) -> Result<Json<Page<EventView>>, ApiError> {
     let project = caller.project(&state, &project).await?;
@@ -138,7 +150,7 @@ async fn list(
         event_type: q.event_type,
         since,
         until,
-        cursor: q.cursor,
+        cursor: q.cursor.map(EventId::from),
         limit,
     };
     let rows = state.store.list_events(&filter).await?;
@@ -155,20 +167,18 @@ async fn list(
     post,
     path = "/v1/projects/{project}/events/{id}/replay",
     tag = "events",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 202, description = "Delivered again to the webhooks matching it now", body = AcceptedView))
 )]
 async fn replay(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, EventId)>,
 ) -> Result<(StatusCode, Json<AcceptedView>), ApiError> {
     let project = caller.project(&state, &project).await?;
     let event = load_event(&state, &project.id, &id).await?;
     let replayed = state.ingestor.replay(event).await?;
-    let view = AcceptedView {
-        id: replayed.event_id,
-        deliveries: replayed.delivery_ids,
-    };
+    let view = AcceptedView::new(replayed.event_id, replayed.delivery_ids);
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
@@ -187,12 +197,13 @@ struct DeliveryStatusView {
     get,
     path = "/v1/projects/{project}/events/{id}",
     tag = "events",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "The event and the state of each delivery", body = EventDetail))
 )]
 async fn show(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, EventId)>,
 ) -> Result<Json<EventDetail>, ApiError> {
     let project = caller.project(&state, &project).await?;
     let event = load_event(&state, &project.id, &id).await?;
@@ -202,8 +213,8 @@ async fn show(
         deliveries: deliveries
             .into_iter()
             .map(|d| DeliveryStatusView {
-                id: d.id,
-                webhook_id: d.webhook_id,
+                id: d.id.into_string(),
+                webhook_id: d.webhook_id.into_string(),
                 status: d.status,
                 attempts: d.attempts,
                 next_attempt_at: d.next_attempt_at.map(crate::ids::millis_to_rfc3339),
@@ -217,7 +228,7 @@ async fn show(
     post,
     path = "/v1/projects/{project}/events",
     tag = "events",
-    params(("idempotency-key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Same as the body's idempotency_key (which wins when both are given): for 24 hours, the same key with the same request answers the first event; with a different request, 422")),
+    params(("idempotency-key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Same as the body's idempotency_key (which wins when both are given): for 24 hours, the same key with the same request answers the first event; with a different request, 422"), ("project" = String, Path)),
     request_body = EventInput,
     responses(
         (status = 202, description = "Stored with its deliveries, or, for an idempotency key already given with the same request, the first event's answer (nothing stored again)", body = AcceptedView,
@@ -228,7 +239,7 @@ async fn show(
 async fn create(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     IdempotencyHeader(header_key): IdempotencyHeader,
     ApiJson(mut input): ApiJson<EventInput>,
 ) -> Result<Response, ApiError> {
@@ -260,6 +271,7 @@ async fn create(
     post,
     path = "/v1/projects/{project}/events/batch",
     tag = "events",
+    params(("project" = String, Path)),
     request_body = BatchInput,
     responses(
         (status = 202, description = "All stored, or none; an event whose idempotency key was already given with the same request answers that first event", body = BatchAccepted),
@@ -269,7 +281,7 @@ async fn create(
 async fn create_batch(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     ApiJson(input): ApiJson<BatchInput>,
 ) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
     let project_id = caller.project_id(&state, &project)?;
@@ -342,7 +354,7 @@ impl<S: Sync> FromRequestParts<S> for IdempotencyHeader {
 /// Validates one event and decides its deliveries; nothing is written yet.
 fn prepare(
     state: &AppState,
-    project_id: &str,
+    project_id: &ProjectId,
     input: EventInput,
     now: i64,
 ) -> Result<Submission, ApiError> {
@@ -380,8 +392,8 @@ fn prepare(
 /// An event of the project, or 404.
 pub(super) async fn load_event(
     state: &AppState,
-    project_id: &str,
-    id: &str,
+    project_id: &ProjectId,
+    id: &EventId,
 ) -> Result<EventRow, ApiError> {
     state
         .store
@@ -406,20 +418,14 @@ fn answer(accepted: Accepted) -> Result<Answer, ApiError> {
             event_id,
             delivery_ids,
         } => Ok(Answer::Stored(
-            AcceptedView {
-                id: event_id,
-                deliveries: delivery_ids,
-            },
+            AcceptedView::new(event_id, delivery_ids),
             false,
         )),
         Accepted::Repeated {
             event_id,
             delivery_ids,
         } => Ok(Answer::Stored(
-            AcceptedView {
-                id: event_id,
-                deliveries: delivery_ids,
-            },
+            AcceptedView::new(event_id, delivery_ids),
             true,
         )),
         Accepted::KeyReused => Ok(Answer::Refused),

@@ -15,7 +15,7 @@ use crate::catalog::{CatalogError, ObjectRef, PrepareContext};
 use crate::error::{ApiError, FieldError};
 use crate::formats::github::GithubInput;
 use crate::formats::{EventData, FormatInfo};
-use crate::ids::{new_id, now_millis};
+use crate::ids::{EventId, ProjectId, now_millis};
 use crate::webhook::{Format, Webhook, WebhookInput};
 
 pub fn routes() -> Router<AppState> {
@@ -157,7 +157,8 @@ async fn preview(
         rate_limit: None,
         signing_scheme: Default::default(),
     };
-    let webhook = Webhook::create(webhook_input, "preview", &state.catalog, now_millis())
+    let preview = ProjectId::from("preview");
+    let webhook = Webhook::create(webhook_input, &preview, &state.catalog, now_millis())
         .map_err(ApiError::violations)?;
     let ctx = PrepareContext {
         project_id: "preview",
@@ -168,8 +169,8 @@ async fn preview(
         .map(|p| p.payload)
         .unwrap_or_else(|_| known.example.clone());
     let event = EventData::new(
-        new_id("evt"),
-        "preview".to_string(),
+        EventId::generate(),
+        preview,
         known.name.clone(),
         payload.to_string(),
         Some(known.family),
@@ -239,9 +240,9 @@ async fn validate_payload(
     if !state.catalog.contains(&event_type) {
         return Err(ApiError::not_found("event type"));
     }
-    let project_id = match &input.project {
-        Some(project) => caller.project_id(&state, project)?,
-        None => "project".to_string(),
+    let project_id = match input.project {
+        Some(project) => caller.project_id(&state, &project.into())?,
+        None => "project".into(),
     };
     let ctx = PrepareContext {
         project_id: &project_id,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::{ApiJson, AppState, audit};
 use crate::error::ApiError;
-use crate::ids::{millis_to_rfc3339, now_millis};
+use crate::ids::{ProjectId, millis_to_rfc3339, now_millis};
 use crate::store::Project;
 
 pub fn routes() -> Router<AppState> {
@@ -100,7 +100,7 @@ struct ProjectView {
 impl From<Project> for ProjectView {
     fn from(p: Project) -> Self {
         ProjectView {
-            id: p.id,
+            id: p.id.into_string(),
             name: p.name,
             link_base_url: p.link_base_url,
             created_at: millis_to_rfc3339(p.created_at),
@@ -160,7 +160,7 @@ async fn create(
     check_link_base(input.link_base_url.as_deref())?;
     let now = now_millis();
     let project = Project {
-        id: input.id,
+        id: input.id.into(),
         name: input.name,
         link_base_url: input.link_base_url,
         created_at: now,
@@ -170,17 +170,10 @@ async fn create(
     state
         .subscriptions
         .project_saved(&project.id, project.link_base_url.clone());
+    let id = project.id.clone();
     let view = ProjectView::from(project);
     let changes = serde_json::to_value(&view).expect("views serialise");
-    audit::record(
-        &state,
-        &caller,
-        &view.id,
-        "project.created",
-        &view.id,
-        changes,
-    )
-    .await;
+    audit::record(&state, &caller, &id, "project.created", &id, changes).await;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -207,12 +200,13 @@ async fn list(
     get,
     path = "/v1/projects/{project}",
     tag = "projects",
+    params(("project" = String, Path)),
     responses((status = 200, description = "The project", body = ProjectView))
 )]
 async fn show(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
 ) -> Result<Json<ProjectView>, ApiError> {
     Ok(Json(caller.project(&state, &project).await?.into()))
 }
@@ -221,13 +215,14 @@ async fn show(
     patch,
     path = "/v1/projects/{project}",
     tag = "projects",
+    params(("project" = String, Path)),
     request_body = ProjectPatch,
     responses((status = 200, description = "Updated", body = ProjectView))
 )]
 async fn update(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     ApiJson(patch): ApiJson<ProjectPatch>,
 ) -> Result<Json<ProjectView>, ApiError> {
     let mut project = caller.project(&state, &project).await?;
@@ -245,20 +240,13 @@ async fn update(
     state
         .subscriptions
         .project_saved(&project.id, project.link_base_url.clone());
+    let id = project.id.clone();
     let view = ProjectView::from(project);
     let changes = audit::view_changes(
         before,
         serde_json::to_value(&view).expect("views serialise"),
     );
-    audit::record(
-        &state,
-        &caller,
-        &view.id,
-        "project.updated",
-        &view.id,
-        changes.into(),
-    )
-    .await;
+    audit::record(&state, &caller, &id, "project.updated", &id, changes.into()).await;
     Ok(Json(view))
 }
 
@@ -267,12 +255,13 @@ async fn update(
     delete,
     path = "/v1/projects/{project}",
     tag = "projects",
+    params(("project" = String, Path)),
     responses((status = 204, description = "Deleted with everything in it"))
 )]
 async fn remove(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
     if !state.store.delete_project(&project).await? {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::{ApiJson, AppState, audit, parse_query};
 use crate::error::ApiError;
-use crate::ids::{millis_to_rfc3339, now_millis};
+use crate::ids::{DeliveryId, ProjectId, SourceId, millis_to_rfc3339, now_millis};
 use crate::ingest::{Accepted, EventRequest, Submission};
 use crate::sources::mlflow::{self, Reject};
 use crate::sources::{
@@ -66,12 +66,13 @@ struct ActivityView {
     get,
     path = "/v1/projects/{project}/sources",
     tag = "sources",
+    params(("project" = String, Path)),
     responses((status = 200, description = "Sources of the project (no secrets)", body = SourceList))
 )]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
 ) -> Result<Json<SourceList>, ApiError> {
     let project = caller.project(&state, &project).await?;
     let sources = state.store.list_sources(&project.id).await?;
@@ -84,13 +85,14 @@ async fn list(
     post,
     path = "/v1/projects/{project}/sources",
     tag = "sources",
+    params(("project" = String, Path)),
     request_body = SourceInput,
     responses((status = 201, description = "Created; `url` is what to paste into the MLflow webhook", body = SourceAnswer))
 )]
 async fn create(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     headers: HeaderMap,
     ApiJson(input): ApiJson<SourceInput>,
 ) -> Result<(StatusCode, Json<SourceAnswer>), ApiError> {
@@ -120,8 +122,8 @@ async fn create(
 async fn load(
     caller: &Caller,
     state: &AppState,
-    project: &str,
-    id: &str,
+    project: &ProjectId,
+    id: &SourceId,
 ) -> Result<Source, ApiError> {
     let project = caller.project(state, project).await?;
     state
@@ -135,12 +137,13 @@ async fn load(
     get,
     path = "/v1/projects/{project}/sources/{id}",
     tag = "sources",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "The source, its URL and what it received lately", body = SourceAnswer))
 )]
 async fn show(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, SourceId)>,
     headers: HeaderMap,
 ) -> Result<Json<SourceAnswer>, ApiError> {
     let source = load(&caller, &state, &project, &id).await?;
@@ -164,12 +167,13 @@ async fn show(
     delete,
     path = "/v1/projects/{project}/sources/{id}",
     tag = "sources",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 204, description = "Deleted, with its log; its URL answers 404 from now on"))
 )]
 async fn remove(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, SourceId)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_write()?;
     let source = load(&caller, &state, &project, &id).await?;
@@ -212,13 +216,13 @@ struct LogPage {
     get,
     path = "/v1/projects/{project}/sources/{id}/log",
     tag = "sources",
-    params(LogQuery),
+    params(LogQuery, ("project" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "Refused requests, newest first (the last 100 are kept)", body = LogPage))
 )]
 async fn log(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, SourceId)>,
     uri: axum::http::Uri,
 ) -> Result<Json<LogPage>, ApiError> {
     let source = load(&caller, &state, &project, &id).await?;
@@ -287,6 +291,8 @@ struct Seen {
         ("X-MLflow-Delivery-Id" = String, Header, description = "MLflow's delivery id; a second request with it is refused (409)"),
         ("X-MLflow-Timestamp" = String, Header, description = "Unix seconds; must be within the source's tolerance of now"),
         ("X-MLflow-Signature" = Option<String>, Header, description = "`v1,<base64 HMAC-SHA256(secret, \"{id}.{timestamp}.{body}\")>`; required unless the source is unsigned"),
+        ("project" = String, Path),
+        ("id" = String, Path),
     ),
     request_body(content = serde_json::Value, description = "MLflow's body: `{entity, action, timestamp, data}`"),
     responses(
@@ -302,7 +308,7 @@ struct Seen {
 )]
 async fn receive(
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, SourceId)>,
     extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -382,17 +388,24 @@ async fn accept(
     }
     let submissions = submissions(state, source, &delivery, received, now)?;
     let accepted = ingest(state, submissions).await?;
+    let mut event_ids = Vec::with_capacity(accepted.len());
     let mut events = Vec::with_capacity(accepted.len());
     for (accepted, event_type) in accepted {
         match accepted {
             Accepted::Created {
                 event_id,
                 delivery_ids,
-            } => events.push(ReceivedEvent {
-                id: event_id,
-                event_type,
-                deliveries: delivery_ids,
-            }),
+            } => {
+                event_ids.push(event_id.clone());
+                events.push(ReceivedEvent {
+                    id: event_id.into_string(),
+                    event_type,
+                    deliveries: delivery_ids
+                        .into_iter()
+                        .map(DeliveryId::into_string)
+                        .collect(),
+                });
+            }
             // Written together, so all were replayed: a concurrent twin won.
             // Or an event came out different from the twin's (a Comet
             // counterpart without a body timestamp takes the delivery's, the
@@ -408,7 +421,7 @@ async fn accept(
         .record_source_delivery(
             &source.id,
             delivery.delivery_id,
-            &events[0].id,
+            &event_ids[0],
             now,
             now - SEEN_RETENTION_MS,
         )

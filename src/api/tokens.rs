@@ -11,7 +11,7 @@ use serde_json::json;
 use super::auth::{Caller, generate_token};
 use super::{AppState, audit};
 use crate::error::ApiError;
-use crate::ids::{millis_to_rfc3339, now_millis};
+use crate::ids::{ProjectId, TokenId, millis_to_rfc3339, now_millis};
 use crate::store::{TokenKind, TokenRecord};
 
 pub fn routes() -> Router<AppState> {
@@ -47,10 +47,10 @@ struct TokenView {
 impl From<TokenRecord> for TokenView {
     fn from(t: TokenRecord) -> Self {
         TokenView {
-            id: t.id,
+            id: t.id.into_string(),
             prefix: t.prefix,
             kind: t.kind.as_str(),
-            project_id: t.project_id,
+            project_id: t.project_id.map(ProjectId::into_string),
             name: t.name,
             created_at: millis_to_rfc3339(t.created_at),
             revoked_at: t.revoked_at.map(millis_to_rfc3339),
@@ -87,13 +87,14 @@ fn parse_kind(kind: Option<&str>) -> Result<TokenKind, ApiError> {
     post,
     path = "/v1/projects/{project}/tokens",
     tag = "tokens",
+    params(("project" = String, Path)),
     request_body = Option<TokenInput>,
     responses((status = 201, description = "Created; `token` appears in this answer only", body = CreatedToken))
 )]
 async fn create(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     super::ApiJsonOrDefault(input): super::ApiJsonOrDefault<TokenInput>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let project = caller.project_id(&state, &project)?;
@@ -131,12 +132,13 @@ async fn create(
     get,
     path = "/v1/projects/{project}/tokens",
     tag = "tokens",
+    params(("project" = String, Path)),
     responses((status = 200, description = "Tokens of the project: prefixes, never the tokens", body = TokenList))
 )]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
 ) -> Result<Json<TokenList>, ApiError> {
     let project = caller.project_id(&state, &project)?;
     let tokens = state.store.list_tokens(&project).await?;
@@ -152,12 +154,13 @@ async fn list(
     delete,
     path = "/v1/projects/{project}/tokens/{id}",
     tag = "tokens",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 204, description = "Revoked"))
 )]
 async fn revoke(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, TokenId)>,
 ) -> Result<StatusCode, ApiError> {
     let project = caller.project_id(&state, &project)?;
     if !state

@@ -13,7 +13,7 @@ use super::auth::Caller;
 use super::deliveries::SendOutcome;
 use super::{ApiJson, ApiJsonOrDefault, AppState, audit, parse_time};
 use crate::error::ApiError;
-use crate::ids::{millis_to_rfc3339, new_id, now_millis};
+use crate::ids::{DeliveryId, ProjectId, WebhookId, millis_to_rfc3339, now_millis};
 use crate::store::StatusCounts;
 use crate::webhook::{Scheme, Webhook, WebhookInput, WebhookPatch, WebhookView};
 
@@ -105,12 +105,13 @@ struct RotateInput {
     get,
     path = "/v1/projects/{project}/webhooks",
     tag = "webhooks",
+    params(("project" = String, Path)),
     responses((status = 200, description = "Webhooks of the project (no secrets)", body = WebhookList))
 )]
 async fn list(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
 ) -> Result<Json<WebhookList>, ApiError> {
     let project = caller.project(&state, &project).await?;
     let webhooks = state.store.list_webhooks(&project.id).await?;
@@ -123,13 +124,14 @@ async fn list(
     post,
     path = "/v1/projects/{project}/webhooks",
     tag = "webhooks",
+    params(("project" = String, Path)),
     request_body = WebhookInput,
     responses((status = 201, description = "Created; the signing secret (HMAC) or public key (ed25519) is in this answer", body = CreatedWebhook))
 )]
 async fn create(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
     let project = caller.project(&state, &project).await?;
@@ -189,8 +191,8 @@ async fn changed(
 async fn load(
     caller: &Caller,
     state: &AppState,
-    project: &str,
-    id: &str,
+    project: &ProjectId,
+    id: &WebhookId,
 ) -> Result<Webhook, ApiError> {
     let project = caller.project(state, project).await?;
     state
@@ -204,12 +206,13 @@ async fn load(
     get,
     path = "/v1/projects/{project}/webhooks/{id}",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "The webhook (no secrets)", body = WebhookView))
 )]
 async fn show(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
 ) -> Result<Json<WebhookView>, ApiError> {
     Ok(Json(load(&caller, &state, &project, &id).await?.view()))
 }
@@ -218,13 +221,14 @@ async fn show(
     patch,
     path = "/v1/projects/{project}/webhooks/{id}",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     request_body = WebhookPatch,
     responses((status = 200, description = "Updated", body = WebhookView))
 )]
 async fn update(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
     ApiJson(patch): ApiJson<WebhookPatch>,
 ) -> Result<Json<WebhookView>, ApiError> {
     let mut webhook = load(&caller, &state, &project, &id).await?;
@@ -248,12 +252,13 @@ async fn update(
     delete,
     path = "/v1/projects/{project}/webhooks/{id}",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 204, description = "Deleted"))
 )]
 async fn remove(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
 ) -> Result<StatusCode, ApiError> {
     let webhook = load(&caller, &state, &project, &id).await?;
     state
@@ -269,12 +274,13 @@ async fn remove(
     get,
     path = "/v1/projects/{project}/webhooks/{id}/signing-secret",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "What receivers verify with", body = SigningKey))
 )]
 async fn signing_secret(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
 ) -> Result<Json<SigningKey>, ApiError> {
     caller.require_write()?;
     let webhook = load(&caller, &state, &project, &id).await?;
@@ -289,13 +295,14 @@ async fn signing_secret(
     post,
     path = "/v1/projects/{project}/webhooks/{id}/signing-secret/rotate",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     request_body = Option<RotateInput>,
     responses((status = 200, description = "A new key (an HMAC secret is read with GET …/signing-secret); the old one signs too until the grace period ends", body = SigningKey))
 )]
 async fn rotate_signing_secret(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
     ApiJsonOrDefault(input): ApiJsonOrDefault<RotateInput>,
 ) -> Result<Json<SigningKey>, ApiError> {
     let mut webhook = load(&caller, &state, &project, &id).await?;
@@ -370,17 +377,18 @@ struct StatsView {
     get,
     path = "/v1/projects/{project}/webhooks/{id}/stats",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "Counts and success rate over the last hour and day", body = StatsView))
 )]
 async fn stats(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
 ) -> Result<Json<StatsView>, ApiError> {
     let webhook = load(&caller, &state, &project, &id).await?;
     let s = state.store.webhook_stats(&webhook.id, now_millis()).await?;
     Ok(Json(StatsView {
-        webhook_id: webhook.id,
+        webhook_id: webhook.id.into_string(),
         last_hour: s.last_hour.into(),
         last_day: s.last_day.into(),
         last_success_at: s.last_success_at.map(millis_to_rfc3339),
@@ -402,13 +410,14 @@ struct TestInput {
     post,
     path = "/v1/projects/{project}/webhooks/{id}/test",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     request_body = Option<TestInput>,
     responses((status = 200, description = "What was sent and what came back", body = SendOutcome))
 )]
 async fn test(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
     super::ApiJsonOrDefault(input): super::ApiJsonOrDefault<TestInput>,
 ) -> Result<Json<SendOutcome>, ApiError> {
     let webhook = load(&caller, &state, &project, &id).await?;
@@ -422,13 +431,14 @@ async fn test(
     post,
     path = "/v1/projects/{project}/webhooks/validate",
     tag = "webhooks",
+    params(("project" = String, Path)),
     request_body = WebhookInput,
     responses((status = 200, description = "The test send for an unsaved configuration; nothing stored", body = SendOutcome))
 )]
 async fn validate(
     caller: Caller,
     State(state): State<AppState>,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectId>,
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> Result<Json<SendOutcome>, ApiError> {
     let project = caller.project(&state, &project).await?;
@@ -444,13 +454,14 @@ async fn validate(
     post,
     path = "/v1/projects/{project}/webhooks/{id}/validate",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     request_body = Option<WebhookPatch>,
     responses((status = 200, description = "The test send for the webhook as it would be after the patch; nothing stored", body = SendOutcome))
 )]
 async fn validate_changes(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
     ApiJsonOrDefault(patch): ApiJsonOrDefault<WebhookPatch>,
 ) -> Result<Json<SendOutcome>, ApiError> {
     let mut webhook = load(&caller, &state, &project, &id).await?;
@@ -464,7 +475,10 @@ async fn validate_changes(
 async fn send_unsaved(state: &AppState, webhook: &Webhook) -> Result<Json<SendOutcome>, ApiError> {
     check_destination(state, webhook)?;
     let event = state.engine.test_event(webhook, None)?;
-    let result = state.engine.send_now(webhook, &event, &new_id("msg")).await;
+    let result = state
+        .engine
+        .send_now(webhook, &event, &DeliveryId::generate())
+        .await;
     Ok(Json(SendOutcome::new(&result, None)))
 }
 
@@ -487,13 +501,14 @@ struct Recovered {
     post,
     path = "/v1/projects/{project}/webhooks/{id}/recover",
     tag = "webhooks",
+    params(("project" = String, Path), ("id" = String, Path)),
     request_body = RecoverInput,
     responses((status = 200, description = "Failed, exhausted and paused deliveries re-queued", body = Recovered), (status = 409, description = "Conflict", body = crate::error::ErrorBody))
 )]
 async fn recover(
     caller: Caller,
     State(state): State<AppState>,
-    Path((project, id)): Path<(String, String)>,
+    Path((project, id)): Path<(ProjectId, WebhookId)>,
     ApiJson(input): ApiJson<RecoverInput>,
 ) -> Result<Json<Recovered>, ApiError> {
     let webhook = load(&caller, &state, &project, &id).await?;

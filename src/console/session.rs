@@ -71,7 +71,7 @@ impl Who {
         let (access, project_id, kind) = match &caller.access {
             Access::Admin => ("admin", None, None),
             Access::Project { project_id, kind } => {
-                ("project", Some(project_id.clone()), Some(kind.as_str()))
+                ("project", Some(project_id.to_string()), Some(kind.as_str()))
             }
         };
         Who {

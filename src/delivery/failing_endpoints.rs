@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{Job, Notice, Shared};
 use crate::catalog::operational::{DELIVERY_EXHAUSTED, DELIVERY_RECOVERED, WEBHOOK_DISABLED};
-use crate::ids::{millis_to_rfc3339, now_millis};
+use crate::ids::{ProjectId, WebhookId, millis_to_rfc3339, now_millis};
 use crate::store::{AttemptRecord, DeliveryStatus};
 
 pub(super) fn observe(shared: &Arc<Shared>, record: &AttemptRecord, job: &Job) {
@@ -52,7 +52,7 @@ pub(super) fn observe(shared: &Arc<Shared>, record: &AttemptRecord, job: &Job) {
 
 /// Disables the webhook when neither a success nor its creation falls
 /// within the failure window.
-async fn disable_if_failing_too_long(shared: &Arc<Shared>, webhook_id: &str) {
+async fn disable_if_failing_too_long(shared: &Arc<Shared>, webhook_id: &WebhookId) {
     let Some(webhook) = shared.subscriptions.get(webhook_id) else {
         return;
     };
@@ -60,7 +60,11 @@ async fn disable_if_failing_too_long(shared: &Arc<Shared>, webhook_id: &str) {
     let last_success = match shared.store.last_success_at(webhook_id).await {
         Ok(at) => at,
         Err(e) => {
-            tracing::warn!(webhook_id, error = %e, "could not read the last success");
+            tracing::warn!(
+                webhook_id = webhook_id.as_str(),
+                error = %e,
+                "could not read the last success"
+            );
             return;
         }
     };
@@ -86,7 +90,7 @@ fn humanise(days: f64) -> String {
 }
 
 /// Disables a webhook, pauses its deliveries, refreshes routing, announces it.
-pub(super) async fn disable(shared: &Arc<Shared>, webhook_id: &str, reason: &str) {
+pub(super) async fn disable(shared: &Arc<Shared>, webhook_id: &WebhookId, reason: &str) {
     let Some(webhook) = shared.subscriptions.get(webhook_id) else {
         return;
     };
@@ -95,18 +99,26 @@ pub(super) async fn disable(shared: &Arc<Shared>, webhook_id: &str, reason: &str
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => {
-            tracing::error!(webhook_id, error = %e, "could not disable failing webhook");
+            tracing::error!(
+                webhook_id = webhook_id.as_str(),
+                error = %e,
+                "could not disable failing webhook"
+            );
             return;
         }
     }
     shared.metrics.webhook_disabled();
-    tracing::warn!(webhook_id, reason, "webhook disabled");
+    tracing::warn!(webhook_id = webhook_id.as_str(), reason, "webhook disabled");
     if let Err(e) = shared
         .subscriptions
         .refresh_webhooks(&*shared.store, &webhook.project_id)
         .await
     {
-        tracing::error!(webhook_id, error = %e, "could not refresh routing after disabling");
+        tracing::error!(
+            webhook_id = webhook_id.as_str(),
+            error = %e,
+            "could not refresh routing after disabling"
+        );
     }
     notify(
         shared,
@@ -155,7 +167,7 @@ fn announce_delivery(
     notify(shared, &job.event.project_id, event_type, payload);
 }
 
-fn webhook_name(shared: &Shared, webhook_id: &str) -> String {
+fn webhook_name(shared: &Shared, webhook_id: &WebhookId) -> String {
     shared
         .subscriptions
         .get(webhook_id)
@@ -163,9 +175,14 @@ fn webhook_name(shared: &Shared, webhook_id: &str) -> String {
         .unwrap_or_default()
 }
 
-fn notify(shared: &Shared, project_id: &str, event_type: &'static str, payload: serde_json::Value) {
+fn notify(
+    shared: &Shared,
+    project_id: &ProjectId,
+    event_type: &'static str,
+    payload: serde_json::Value,
+) {
     let notice = Notice {
-        project_id: project_id.to_string(),
+        project_id: project_id.clone(),
         event_type,
         payload,
     };

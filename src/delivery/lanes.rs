@@ -23,6 +23,7 @@ use tracing::Instrument;
 
 use super::recorder::Recorded;
 use super::{Job, Shared};
+use crate::ids::WebhookId;
 use crate::metrics::LaneLoad;
 
 /// Jobs a lane keeps queued in memory at most (not counting the ones in
@@ -32,7 +33,7 @@ pub(super) const QUEUE_CAP: usize = 1_000;
 
 #[derive(Default)]
 pub(super) struct Lanes {
-    queues: Mutex<HashMap<String, Lane>>,
+    queues: Mutex<HashMap<WebhookId, Lane>>,
 }
 
 /// The sending side of a lane.
@@ -101,7 +102,11 @@ impl Lanes {
 impl Lanes {
     /// A time booked for one more delivery of a full lane, which it is to
     /// wait in the store for; `None` while the lane has room (or has none yet).
-    pub(super) fn slot_when_full(&self, shared: &Arc<Shared>, webhook_id: &str) -> Option<i64> {
+    pub(super) fn slot_when_full(
+        &self,
+        shared: &Arc<Shared>,
+        webhook_id: &WebhookId,
+    ) -> Option<i64> {
         let queues = self.queues.lock().expect("lanes lock poisoned");
         let lane = queues.get(webhook_id)?;
         if lane.fill.queued.load(Ordering::Relaxed) < QUEUE_CAP {
@@ -113,7 +118,7 @@ impl Lanes {
     }
 
     /// Wakes the scheduler when the webhook's lane has drained to half.
-    pub(super) fn wake_when_drained(&self, webhook_id: &str) {
+    pub(super) fn wake_when_drained(&self, webhook_id: &WebhookId) {
         let queues = self.queues.lock().expect("lanes lock poisoned");
         if let Some(lane) = queues.get(webhook_id) {
             lane.fill.waiting.store(true, Ordering::Relaxed);
@@ -218,7 +223,7 @@ async fn run_lane(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>, f
 /// Waits until the rate limit and any `Retry-After` hold allow the next
 /// attempt, then books its slot; `false` when shutting down. A change to the
 /// webhook wakes the wait, so a lifted or changed limit applies at once.
-async fn wait_for_turn(shared: &Shared, pace: &Mutex<Pace>, webhook_id: &str) -> bool {
+async fn wait_for_turn(shared: &Shared, pace: &Mutex<Pace>, webhook_id: &WebhookId) -> bool {
     loop {
         if try_start(shared, pace, webhook_id).is_none() {
             return true;
@@ -241,7 +246,7 @@ async fn wait_for_turn(shared: &Shared, pace: &Mutex<Pace>, webhook_id: &str) ->
 
 /// Books the slot if the webhook's current pace allows starting now;
 /// otherwise how long to wait.
-fn try_start(shared: &Shared, pace: &Mutex<Pace>, webhook_id: &str) -> Option<Duration> {
+fn try_start(shared: &Shared, pace: &Mutex<Pace>, webhook_id: &WebhookId) -> Option<Duration> {
     let interval = pace_interval(shared, webhook_id);
     let now = Instant::now();
     let mut pace = pace.lock().expect("pace lock poisoned");
@@ -253,7 +258,7 @@ fn try_start(shared: &Shared, pace: &Mutex<Pace>, webhook_id: &str) -> Option<Du
 }
 
 /// The spacing the webhook's rate limit asks for; zero without one.
-pub(super) fn pace_interval(shared: &Shared, webhook_id: &str) -> Duration {
+pub(super) fn pace_interval(shared: &Shared, webhook_id: &WebhookId) -> Duration {
     shared
         .subscriptions
         .get(webhook_id)

@@ -32,7 +32,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::catalog::Catalog;
 use crate::formats::EventData;
-use crate::ids::new_id;
+use crate::ids::{DeliveryId, EventId, ProjectId, WebhookId};
 use crate::store::{DeliveryRow, DeliveryStatus, EventRow, Store, StoreError};
 use crate::subscriptions::Subscriptions;
 use crate::webhook::Webhook;
@@ -81,8 +81,8 @@ impl Default for DeliveryConfig {
 /// One attempt to make: which delivery, for which webhook, of which event.
 #[derive(Debug, Clone)]
 pub struct Job {
-    pub delivery_id: String,
-    pub webhook_id: String,
+    pub delivery_id: DeliveryId,
+    pub webhook_id: WebhookId,
     pub event: Arc<EventData>,
     pub attempts_made: u32,
     /// Attempts made before the last recover; the schedule counts from there.
@@ -94,7 +94,12 @@ pub struct Job {
 
 impl Job {
     /// The first attempt of a delivery just stored.
-    pub fn new(delivery_id: String, webhook_id: String, event: Arc<EventData>, epoch: u64) -> Job {
+    pub fn new(
+        delivery_id: DeliveryId,
+        webhook_id: WebhookId,
+        event: Arc<EventData>,
+        epoch: u64,
+    ) -> Job {
         Job {
             delivery_id,
             webhook_id,
@@ -131,7 +136,7 @@ pub enum ManualError {
 /// One of mlhook's own events (`mlhook.*`), for the ingest path to publish.
 #[derive(Debug, Clone)]
 pub struct Notice {
-    pub project_id: String,
+    pub project_id: ProjectId,
     pub event_type: &'static str,
     pub payload: serde_json::Value,
 }
@@ -152,16 +157,16 @@ struct Shared {
     catalog: Arc<Catalog>,
     sender: sender::Sender,
     lanes: lanes::Lanes,
-    held: Mutex<HashSet<String>>,
+    held: Mutex<HashSet<DeliveryId>>,
     recorder_tx: mpsc::UnboundedSender<recorder::Recorded>,
     /// A full lane's overflow, for the store to defer.
     overflow_tx: mpsc::UnboundedSender<crate::store::Deferral>,
     notices: mpsc::UnboundedSender<Notice>,
     /// Webhooks whose last attempt failed: their next success is a recovery.
-    failing: Mutex<HashSet<String>>,
+    failing: Mutex<HashSet<WebhookId>>,
     /// Deliveries finished outside the schedule (a redeliver succeeded): a
     /// retry still waiting in memory is dropped instead of sent.
-    cancelled: Mutex<HashSet<String>>,
+    cancelled: Mutex<HashSet<DeliveryId>>,
     /// Wakes the scheduler early (after a recover, after a dead node's
     /// leases were released).
     wake_scheduler: tokio::sync::Notify,
@@ -236,7 +241,7 @@ impl Engine {
         &self,
         webhook: &Webhook,
         event: &EventData,
-        delivery_id: &str,
+        delivery_id: &DeliveryId,
     ) -> sender::SendResult {
         self.shared.sender.send(webhook, event, delivery_id).await
     }
@@ -307,7 +312,7 @@ impl Engine {
             .unwrap_or(&known.name)
             .to_string();
         Ok(self.shared.event_data(
-            new_id("evt"),
+            EventId::generate(),
             webhook.project_id.clone(),
             sent_type,
             payload.to_string(),
@@ -320,7 +325,7 @@ impl Engine {
         &self,
         webhook: &Webhook,
         event: &EventData,
-        delivery_id: &str,
+        delivery_id: &DeliveryId,
     ) -> Result<SendResult, StoreError> {
         let result = self.send_now(webhook, event, delivery_id).await;
         let status = if result.succeeded() {
@@ -340,13 +345,13 @@ impl Engine {
 
     /// Drops the retry this node may hold in memory for a delivery that
     /// succeeded by other means.
-    pub fn cancel_retry(&self, delivery_id: &str) {
+    pub fn cancel_retry(&self, delivery_id: &DeliveryId) {
         if self.shared.is_held(delivery_id) {
             self.shared
                 .cancelled
                 .lock()
                 .expect("cancelled lock poisoned")
-                .insert(delivery_id.to_string());
+                .insert(delivery_id.clone());
         }
     }
 
@@ -356,7 +361,7 @@ impl Engine {
     }
 
     /// Disables a webhook (as the failing-endpoint policy does) and announces it.
-    pub async fn disable_webhook(&self, webhook_id: &str, reason: &str) {
+    pub async fn disable_webhook(&self, webhook_id: &WebhookId, reason: &str) {
         failing_endpoints::disable(&self.shared, webhook_id, reason).await;
     }
 
@@ -369,7 +374,7 @@ impl Engine {
     /// When a delivery routed now to `webhook_id` is to be due if its lane
     /// is full (a slot booked as for the lane's overflow); `None` when the
     /// lane has room and the delivery is to be sent from memory.
-    pub fn deferral(&self, webhook_id: &str) -> Option<i64> {
+    pub fn deferral(&self, webhook_id: &WebhookId) -> Option<i64> {
         self.shared.lanes.slot_when_full(&self.shared, webhook_id)
     }
 
@@ -403,8 +408,8 @@ impl Shared {
     /// catalog, its project's link base from the routing index.
     fn event_data(
         &self,
-        id: String,
-        project_id: String,
+        id: EventId,
+        project_id: ProjectId,
         event_type: String,
         payload: String,
     ) -> EventData {
@@ -436,7 +441,7 @@ impl Shared {
     }
 
     /// Hands a delivery a full lane did not take to the store, due at `at`.
-    fn overflow(&self, delivery_id: String, at: i64) {
+    fn overflow(&self, delivery_id: DeliveryId, at: i64) {
         let deferral = crate::store::Deferral {
             delivery_id,
             next_attempt_at: at,
@@ -445,14 +450,14 @@ impl Shared {
         let _ = self.overflow_tx.send(deferral);
     }
 
-    fn release(&self, delivery_id: &str) {
+    fn release(&self, delivery_id: &DeliveryId) {
         self.held
             .lock()
             .expect("held lock poisoned")
             .remove(delivery_id);
     }
 
-    fn is_held(&self, delivery_id: &str) -> bool {
+    fn is_held(&self, delivery_id: &DeliveryId) -> bool {
         self.held
             .lock()
             .expect("held lock poisoned")

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::sync::mpsc;
 
 use super::Shared;
+use crate::ids::WebhookId;
 use crate::store::Deferral;
 
 /// An unpaced lane's overflow is due again after this.
@@ -35,7 +36,7 @@ pub(super) struct Clock {
 
 impl Clock {
     /// Books a time for one overflowed delivery of a lane with `queued` jobs.
-    pub(super) fn next(&self, shared: &Shared, webhook_id: &str, queued: usize) -> i64 {
+    pub(super) fn next(&self, shared: &Shared, webhook_id: &WebhookId, queued: usize) -> i64 {
         let now = crate::ids::now_millis();
         let interval = super::lanes::pace_interval(shared, webhook_id).as_millis() as i64;
         if interval == 0 {

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use super::sender::SendResult;
 use super::{Job, MAX_BACKOFF, MEMORY_RETRY_HORIZON, Shared};
 use crate::backoff::backoff;
+use crate::ids::{DeliveryId, WebhookId};
 use crate::metrics::Writer;
 use crate::store::{AttemptRecord, DeliveryStatus, StoreError};
 
@@ -70,8 +71,8 @@ impl Recorded {
 
 /// A manual attempt (a test or a redeliver): which delivery it was for.
 pub(super) struct Manual<'a> {
-    pub delivery_id: &'a str,
-    pub webhook_id: &'a str,
+    pub delivery_id: &'a DeliveryId,
+    pub webhook_id: &'a WebhookId,
     /// The event's stored payload: the body is kept only when it differs.
     pub payload: &'a str,
     pub number: u32,
@@ -98,8 +99,8 @@ pub(super) async fn record_manual(
 
 /// Which attempt of which delivery a result is.
 struct Attempt<'a> {
-    delivery_id: &'a str,
-    webhook_id: &'a str,
+    delivery_id: &'a DeliveryId,
+    webhook_id: &'a WebhookId,
     payload: &'a str,
     number: u32,
     manual: bool,
@@ -116,8 +117,8 @@ fn attempt_record(
     let request_body = (r.request_body != of.payload.as_bytes())
         .then(|| String::from_utf8_lossy(&r.request_body).into_owned());
     AttemptRecord {
-        delivery_id: of.delivery_id.to_string(),
-        webhook_id: of.webhook_id.to_string(),
+        delivery_id: of.delivery_id.clone(),
+        webhook_id: of.webhook_id.clone(),
         attempt: of.number,
         manual: of.manual,
         request_body,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::lanes::Pushed;
 use super::{Job, MAX_BACKOFF, Shared};
 use crate::backoff::backoff;
+use crate::ids::DeliveryId;
 use crate::metrics::Writer;
 use crate::store::DueDelivery;
 
@@ -118,7 +119,7 @@ pub(super) async fn run_lease_renewal(shared: Arc<Shared>) {
             _ = shared.stopping.cancelled() => return,
             _ = tokio::time::sleep(period) => {}
         }
-        let held: Vec<String> = shared
+        let held: Vec<DeliveryId> = shared
             .held
             .lock()
             .expect("held lock poisoned")

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::catalog::{Catalog, Description, Family, ObjectRef};
+use crate::ids::{EventId, ProjectId};
 use crate::rate_limit::RateLimit;
 
 pub use text::units;
@@ -114,8 +115,8 @@ pub struct Target<'a> {
 /// The event as the delivery path sees it: shared by every delivery of it.
 #[derive(Debug)]
 pub struct EventData {
-    pub id: String,
-    pub project_id: String,
+    pub id: EventId,
+    pub project_id: ProjectId,
     pub event_type: String,
     pub family: Option<Family>,
     /// The normalised payload, compact JSON.
@@ -128,8 +129,8 @@ impl EventData {
     /// The one constructor: ingest builds it for a new event, the engine for
     /// a stored one (a claim, a replay, a redeliver) and for a test.
     pub fn new(
-        id: String,
-        project_id: String,
+        id: EventId,
+        project_id: ProjectId,
         event_type: String,
         payload: String,
         family: Option<Family>,
@@ -277,10 +278,10 @@ impl Context {
                     });
         }
         Context {
-            event_id: event.id.clone(),
+            event_id: event.id.to_string(),
             event_type: event.event_type.clone(),
             family: event.family,
-            project_id: event.project_id.clone(),
+            project_id: event.project_id.to_string(),
             time: event.time().unwrap_or_else(Utc::now),
             object: catalog.object_of(&event.event_type, &payload),
             payload,

@@ -86,8 +86,8 @@ pub fn check(
     let mut found: Vec<FieldError> = Vec::new();
     for (event_type, family, payload) in samples(webhook.events, catalog) {
         let event = EventData::new(
-            SAMPLE_EVENT_ID.to_string(),
-            webhook.project_id.to_string(),
+            SAMPLE_EVENT_ID.into(),
+            webhook.project_id.into(),
             event_type.clone(),
             payload.to_string(),
             family,

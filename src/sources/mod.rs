@@ -11,6 +11,7 @@ pub mod mlflow;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{ProjectId, SourceId};
 use crate::secrets::{SecretBox, SecretsError};
 use crate::validation::FieldError;
 
@@ -52,8 +53,8 @@ impl SourceKind {
 /// The stored source, secret included. Never serialised to a client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Source {
-    pub id: String,
-    pub project_id: String,
+    pub id: SourceId,
+    pub project_id: ProjectId,
     pub kind: SourceKind,
     pub name: String,
     /// The shared secret MLflow signs with; `None` only for a source created
@@ -111,7 +112,7 @@ pub struct SourceView {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SourceRejection {
     #[serde(skip)]
-    pub source_id: String,
+    pub source_id: SourceId,
     #[serde(serialize_with = "as_rfc3339")]
     #[schema(value_type = String)]
     pub at: i64,
@@ -141,7 +142,7 @@ impl Source {
     /// Builds a new source from a create request, or every field error found.
     pub fn create(
         input: SourceInput,
-        project_id: &str,
+        project_id: &ProjectId,
         now: i64,
     ) -> Result<Source, Vec<FieldError>> {
         let mut errors = Vec::new();
@@ -197,8 +198,8 @@ impl Source {
             return Err(errors);
         }
         Ok(Source {
-            id: crate::ids::new_id("src"),
-            project_id: project_id.to_string(),
+            id: SourceId::generate(),
+            project_id: project_id.clone(),
             kind: input.kind,
             name,
             secret: input.secret,
@@ -241,8 +242,8 @@ impl Source {
 
     pub fn view(&self) -> SourceView {
         SourceView {
-            id: self.id.clone(),
-            project_id: self.project_id.clone(),
+            id: self.id.to_string(),
+            project_id: self.project_id.to_string(),
             kind: self.kind,
             name: self.name.clone(),
             secret_set: self.secret.is_some(),
@@ -262,7 +263,7 @@ mod tests {
 
     fn create(body: serde_json::Value) -> Result<Source, Vec<FieldError>> {
         let input: SourceInput = serde_json::from_value(body).unwrap();
-        Source::create(input, "p", 1_000)
+        Source::create(input, &ProjectId::from("p"), 1_000)
     }
 
     fn fields(errors: Vec<FieldError>) -> Vec<String> {

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use super::rows::repeat_of;
 use super::{Inserted, NewEvent, StoreError, StoreResult};
 use crate::catalog::ObjectRef;
+use crate::ids::{EventId, ProjectId};
 
 /// SHA-256 of what an event asks for: its type, object and payload as stored
 /// (compact JSON, in the client's key order).
@@ -64,7 +65,7 @@ pub struct IdempotencyKey {
 /// A key's stored row, given within its window. Rows written before
 /// fingerprints were kept have none: any request repeats them.
 pub(super) struct StoredKey {
-    pub event_id: String,
+    pub event_id: EventId,
     pub fingerprint: Option<Fingerprint>,
 }
 
@@ -81,7 +82,7 @@ pub(super) fn key_of(e: &NewEvent) -> Option<KeyOf<'_>> {
 pub(super) enum Answer {
     Decided(Inserted),
     /// Repeats the stored event with this id: the store reads its deliveries.
-    ReplayOfStored(String),
+    ReplayOfStored(EventId),
 }
 
 pub(super) struct Decisions {
@@ -98,7 +99,7 @@ pub(super) struct Decisions {
 /// others, and a withheld event claims no key.
 pub(super) fn decide<'a>(
     events: &'a [NewEvent],
-    live_projects: &HashSet<String>,
+    live_projects: &HashSet<ProjectId>,
     stored: &HashMap<KeyOf<'a>, StoredKey>,
 ) -> Decisions {
     let mut answers = Vec::with_capacity(events.len());
@@ -164,7 +165,7 @@ mod tests {
 
     fn event(n: usize, request: u32, key: Option<&str>, payload: &str) -> NewEvent {
         NewEvent {
-            id: format!("evt_{n}"),
+            id: format!("evt_{n}").into(),
             project_id: "p".into(),
             event_type: "T".into(),
             object: None,
@@ -175,7 +176,7 @@ mod tests {
                 fingerprint: Fingerprint::of("T", None, payload),
             }),
             deliveries: vec![NewDelivery {
-                id: format!("msg_{n}"),
+                id: format!("msg_{n}").into(),
                 webhook_id: "w".into(),
                 deferred_to: None,
             }],
@@ -195,8 +196,8 @@ mod tests {
             .collect()
     }
 
-    fn live() -> HashSet<String> {
-        HashSet::from(["p".to_string()])
+    fn live() -> HashSet<ProjectId> {
+        HashSet::from([ProjectId::from("p")])
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod sqlite;
 use async_trait::async_trait;
 
 use crate::catalog::ObjectRef;
+use crate::ids::{DeliveryId, EventId, ProjectId, SourceId, TokenId, WebhookId};
 use crate::webhook::Webhook;
 
 pub use idempotency::{Fingerprint, IdempotencyKey};
@@ -77,7 +78,7 @@ impl From<rusqlite::Error> for StoreError {
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Project {
-    pub id: String,
+    pub id: ProjectId,
     pub name: String,
     /// Where relative links in payloads point (e.g. `https://app.valohai.com`).
     pub link_base_url: Option<String>,
@@ -115,8 +116,8 @@ impl TokenKind {
 /// A token as stored: its hash, never the token.
 #[derive(Debug, Clone)]
 pub struct TokenRecord {
-    pub id: String,
-    pub project_id: Option<String>,
+    pub id: TokenId,
+    pub project_id: Option<ProjectId>,
     pub kind: TokenKind,
     pub token_hash: String,
     pub prefix: String,
@@ -129,7 +130,7 @@ pub struct TokenRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {
     pub id: String,
-    pub project_id: Option<String>,
+    pub project_id: Option<ProjectId>,
     pub at: i64,
     /// Who: the token's prefix and kind (never the token).
     pub actor: String,
@@ -143,8 +144,8 @@ pub struct AuditRecord {
 /// One accepted event and the deliveries it fans out to, written together.
 #[derive(Debug, Clone, Default)]
 pub struct NewEvent {
-    pub id: String,
-    pub project_id: String,
+    pub id: EventId,
+    pub project_id: ProjectId,
     pub event_type: String,
     pub object: Option<ObjectRef>,
     pub payload: String,
@@ -162,8 +163,8 @@ pub struct NewEvent {
 
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
-    pub id: String,
-    pub webhook_id: String,
+    pub id: DeliveryId,
+    pub webhook_id: WebhookId,
     /// Due then rather than at once, and not leased: its webhook's lane was
     /// full when the event was routed, so the delivery waits in the store
     /// (not in memory) until the lane can expect room.
@@ -172,9 +173,9 @@ pub struct NewDelivery {
 
 impl NewDelivery {
     /// A delivery of the event to `webhook_id`, due at once, with a new id.
-    pub fn new(webhook_id: String) -> NewDelivery {
+    pub fn new(webhook_id: WebhookId) -> NewDelivery {
         NewDelivery {
-            id: crate::ids::new_id("msg"),
+            id: DeliveryId::generate(),
             webhook_id,
             deferred_to: None,
         }
@@ -200,8 +201,8 @@ pub enum Inserted {
     /// The idempotency key was seen within its window with the same request
     /// (a *repeat*): the first answer.
     Repeated {
-        event_id: String,
-        delivery_ids: Vec<String>,
+        event_id: EventId,
+        delivery_ids: Vec<DeliveryId>,
     },
     /// The idempotency key was given within its window with a different
     /// request (type, object or payload); nothing was written for it.
@@ -253,10 +254,10 @@ impl DeliveryStatus {
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
     pub retry_base: u32,
-    pub delivery_id: String,
-    pub webhook_id: String,
-    pub project_id: String,
-    pub event_id: String,
+    pub delivery_id: DeliveryId,
+    pub webhook_id: WebhookId,
+    pub project_id: ProjectId,
+    pub event_id: EventId,
     pub event_type: String,
     pub payload: String,
     pub attempts: u32,
@@ -265,15 +266,15 @@ pub struct DueDelivery {
 /// A delivery a full lane could not take, and when it is due again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deferral {
-    pub delivery_id: String,
+    pub delivery_id: DeliveryId,
     pub next_attempt_at: i64,
 }
 
 /// The outcome of one attempt and the delivery state it leads to.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
-    pub delivery_id: String,
-    pub webhook_id: String,
+    pub delivery_id: DeliveryId,
+    pub webhook_id: WebhookId,
     pub attempt: u32,
     /// A redeliver or test: recorded, never retried.
     pub manual: bool,
@@ -300,8 +301,8 @@ pub struct AttemptRecord {
 /// A stored event.
 #[derive(Debug, Clone)]
 pub struct EventRow {
-    pub id: String,
-    pub project_id: String,
+    pub id: EventId,
+    pub project_id: ProjectId,
     pub event_type: String,
     pub object: Option<ObjectRef>,
     pub payload: String,
@@ -312,10 +313,10 @@ pub struct EventRow {
 /// A delivery row as the log shows it.
 #[derive(Debug, Clone)]
 pub struct DeliveryRow {
-    pub id: String,
-    pub project_id: String,
-    pub event_id: String,
-    pub webhook_id: String,
+    pub id: DeliveryId,
+    pub project_id: ProjectId,
+    pub event_id: EventId,
+    pub webhook_id: WebhookId,
     pub event_type: String,
     pub status: String,
     pub is_test: bool,
@@ -350,26 +351,26 @@ pub struct AttemptRow {
 /// Filters of the delivery log; pages go newest first, before `cursor`.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
-    pub project_id: String,
-    pub webhook_id: Option<String>,
-    pub event_id: Option<String>,
+    pub project_id: ProjectId,
+    pub webhook_id: Option<WebhookId>,
+    pub event_id: Option<EventId>,
     pub event_type: Option<String>,
     pub status: Option<DeliveryStatus>,
     pub since: Option<i64>,
     pub until: Option<i64>,
     /// The last id of the previous page.
-    pub cursor: Option<String>,
+    pub cursor: Option<DeliveryId>,
     pub limit: u32,
 }
 
 /// Filters of the event list; newest first, before `cursor`.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
-    pub project_id: String,
+    pub project_id: ProjectId,
     pub event_type: Option<String>,
     pub since: Option<i64>,
     pub until: Option<i64>,
-    pub cursor: Option<String>,
+    pub cursor: Option<EventId>,
     pub limit: u32,
 }
 
@@ -445,32 +446,41 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_project(&self, project: &Project) -> StoreResult<()>;
     async fn list_projects(&self) -> StoreResult<Vec<Project>>;
-    async fn get_project(&self, id: &str) -> StoreResult<Option<Project>>;
+    async fn get_project(&self, id: &ProjectId) -> StoreResult<Option<Project>>;
     async fn update_project(&self, project: &Project) -> StoreResult<()>;
-    async fn delete_project(&self, id: &str) -> StoreResult<bool>;
+    async fn delete_project(&self, id: &ProjectId) -> StoreResult<bool>;
 
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()>;
     async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>>;
     async fn has_admin_token(&self) -> StoreResult<bool>;
     /// A project's tokens, oldest first, revoked ones included.
-    async fn list_tokens(&self, project_id: &str) -> StoreResult<Vec<TokenRecord>>;
+    async fn list_tokens(&self, project_id: &ProjectId) -> StoreResult<Vec<TokenRecord>>;
     /// Marks a token revoked; false when the project has no such live token.
-    async fn revoke_token(&self, project_id: &str, token_id: &str, at: i64) -> StoreResult<bool>;
+    async fn revoke_token(
+        &self,
+        project_id: &ProjectId,
+        token_id: &TokenId,
+        at: i64,
+    ) -> StoreResult<bool>;
 
     async fn append_audit(&self, record: &AuditRecord) -> StoreResult<()>;
     /// A project's audit records, newest first, older than `before` (an id).
     async fn list_audit(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         before: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<AuditRecord>>;
 
     async fn create_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
     async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
-    async fn delete_webhook(&self, project_id: &str, id: &str) -> StoreResult<bool>;
-    async fn get_webhook(&self, project_id: &str, id: &str) -> StoreResult<Option<Webhook>>;
-    async fn list_webhooks(&self, project_id: &str) -> StoreResult<Vec<Webhook>>;
+    async fn delete_webhook(&self, project_id: &ProjectId, id: &WebhookId) -> StoreResult<bool>;
+    async fn get_webhook(
+        &self,
+        project_id: &ProjectId,
+        id: &WebhookId,
+    ) -> StoreResult<Option<Webhook>>;
+    async fn list_webhooks(&self, project_id: &ProjectId) -> StoreResult<Vec<Webhook>>;
     async fn list_all_webhooks(&self) -> StoreResult<Vec<Webhook>>;
 
     /// Writes a batch of events with their deliveries in one transaction;
@@ -491,22 +501,26 @@ pub trait Store: Send + Sync + 'static {
         lease_until: i64,
     ) -> StoreResult<Vec<DueDelivery>>;
     /// Extends the lease of deliveries this node still holds.
-    async fn renew_leases(&self, delivery_ids: &[String], lease_until: i64) -> StoreResult<()>;
+    async fn renew_leases(&self, delivery_ids: &[DeliveryId], lease_until: i64) -> StoreResult<()>;
     /// Moves unfinished deliveries this node holds to a later time and drops
     /// their lease: they wait in the store, not in memory, until then.
     async fn defer_deliveries(&self, deferrals: &[Deferral]) -> StoreResult<()>;
     /// Writes attempt rows and the resulting delivery states in one transaction.
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> StoreResult<()>;
-    async fn get_event(&self, project_id: &str, event_id: &str) -> StoreResult<Option<EventRow>>;
+    async fn get_event(
+        &self,
+        project_id: &ProjectId,
+        event_id: &EventId,
+    ) -> StoreResult<Option<EventRow>>;
     async fn list_events(&self, filter: &EventFilter) -> StoreResult<Vec<EventRow>>;
     async fn list_deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>>;
     async fn get_delivery(
         &self,
-        project_id: &str,
-        delivery_id: &str,
+        project_id: &ProjectId,
+        delivery_id: &DeliveryId,
     ) -> StoreResult<Option<DeliveryRow>>;
-    async fn delivery_attempts(&self, delivery_id: &str) -> StoreResult<Vec<AttemptRow>>;
-    async fn webhook_stats(&self, webhook_id: &str, now: i64) -> StoreResult<WebhookStats>;
+    async fn delivery_attempts(&self, delivery_id: &DeliveryId) -> StoreResult<Vec<AttemptRow>>;
+    async fn webhook_stats(&self, webhook_id: &WebhookId, now: i64) -> StoreResult<WebhookStats>;
     /// Adds deliveries to an existing event (a replay), leased to this node;
     /// `NotFound` when the event was deleted since it was read.
     async fn insert_deliveries(
@@ -519,23 +533,28 @@ pub trait Store: Send + Sync + 'static {
     /// a success also cancels any scheduled retry.
     async fn record_manual_attempt(&self, attempt: &AttemptRecord) -> StoreResult<()>;
     /// Marks deliveries paused (their webhook is disabled): no attempt until recovered.
-    async fn pause_deliveries(&self, delivery_ids: &[String]) -> StoreResult<()>;
+    async fn pause_deliveries(&self, delivery_ids: &[DeliveryId]) -> StoreResult<()>;
     /// Disables an enabled webhook with a reason and pauses its unfinished
     /// deliveries, in one transaction; false when it was not enabled.
-    async fn disable_webhook(&self, webhook_id: &str, reason: &str, at: i64) -> StoreResult<bool>;
+    async fn disable_webhook(
+        &self,
+        webhook_id: &WebhookId,
+        reason: &str,
+        at: i64,
+    ) -> StoreResult<bool>;
     /// Pauses the unfinished deliveries of a webhook (disabled by a client).
-    async fn pause_webhook_deliveries(&self, webhook_id: &str) -> StoreResult<u64>;
+    async fn pause_webhook_deliveries(&self, webhook_id: &WebhookId) -> StoreResult<u64>;
     /// Re-queues a webhook's failed, exhausted and paused deliveries created
     /// in the window, due now with a fresh retry schedule; answers how many.
     async fn recover_deliveries(
         &self,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
         since: i64,
         until: Option<i64>,
         now: i64,
     ) -> StoreResult<u64>;
     /// When a webhook last had a successful attempt.
-    async fn last_success_at(&self, webhook_id: &str) -> StoreResult<Option<i64>>;
+    async fn last_success_at(&self, webhook_id: &WebhookId) -> StoreResult<Option<i64>>;
     /// Deletes up to `limit` events older than `cutoff` whose deliveries are all
     /// finished (with their deliveries and attempts), and expired idempotency keys.
     async fn purge_before(
@@ -545,7 +564,7 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<u64>;
     /// The deliveries of one event.
-    async fn event_deliveries(&self, event_id: &str) -> StoreResult<Vec<DeliveryRow>>;
+    async fn event_deliveries(&self, event_id: &EventId) -> StoreResult<Vec<DeliveryRow>>;
 
     /// Gauges for `/metrics`: read from indexes (deliveries_due), never a
     /// scan of the deliveries table; called at most every 10 s.
@@ -555,18 +574,23 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_source(&self, source: &crate::sources::Source) -> StoreResult<()>;
     /// A project's sources, oldest first.
-    async fn list_sources(&self, project_id: &str) -> StoreResult<Vec<crate::sources::Source>>;
+    async fn list_sources(
+        &self,
+        project_id: &ProjectId,
+    ) -> StoreResult<Vec<crate::sources::Source>>;
     async fn get_source(
         &self,
-        project_id: &str,
-        id: &str,
+        project_id: &ProjectId,
+        id: &SourceId,
     ) -> StoreResult<Option<crate::sources::Source>>;
     /// Deletes a source with its accepted delivery ids and its log.
-    async fn delete_source(&self, project_id: &str, id: &str) -> StoreResult<bool>;
+    async fn delete_source(&self, project_id: &ProjectId, id: &SourceId) -> StoreResult<bool>;
     /// When the source accepted this delivery id, if it did (and still remembers it).
+    /// A source's delivery ids are the sending platform's own (its
+    /// `X-MLflow-Delivery-Id`, say), not mlhook's `DeliveryId`s: plain text.
     async fn source_delivery_accepted(
         &self,
-        source_id: &str,
+        source_id: &SourceId,
         delivery_id: &str,
     ) -> StoreResult<Option<i64>>;
     /// Remembers an accepted delivery id (a repeat leaves the first record)
@@ -574,9 +598,9 @@ pub trait Store: Send + Sync + 'static {
     /// answers whether the id was new.
     async fn record_source_delivery(
         &self,
-        source_id: &str,
+        source_id: &SourceId,
         delivery_id: &str,
-        event_id: &str,
+        event_id: &EventId,
         accepted_at: i64,
         forget_before: i64,
     ) -> StoreResult<bool>;
@@ -589,13 +613,13 @@ pub trait Store: Send + Sync + 'static {
     /// The source's log, newest first.
     async fn source_rejections(
         &self,
-        source_id: &str,
+        source_id: &SourceId,
         limit: u32,
     ) -> StoreResult<Vec<crate::sources::SourceRejection>>;
     /// Accepted ids since `since` and the log's size, with the latest times.
     async fn source_activity(
         &self,
-        source_id: &str,
+        source_id: &SourceId,
         since: i64,
     ) -> StoreResult<crate::sources::SourceActivity>;
 }

@@ -22,6 +22,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::mpsc;
 
 use crate::backoff::backoff;
+use crate::ids::ProjectId;
 
 /// The channel the trigger of migrations/postgres/0001 notifies.
 pub const CHANNEL: &str = "mlhook_routing";
@@ -33,7 +34,7 @@ pub const FULL_RELOAD: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoutingChange {
     /// This project, or one of its webhooks, changed.
-    Project(String),
+    Project(ProjectId),
     /// Notices may have been missed (the connection was just made): re-read all.
     Everything,
 }
@@ -87,7 +88,7 @@ async fn listen(options: PgConnectOptions, tx: mpsc::UnboundedSender<RoutingChan
         }
         loop {
             let change = match listener.try_recv().await {
-                Ok(Some(notice)) => RoutingChange::Project(notice.payload().to_string()),
+                Ok(Some(notice)) => RoutingChange::Project(notice.payload().into()),
                 // The connection was lost and made again (eager reconnect).
                 Ok(None) => RoutingChange::Everything,
                 Err(e) => {

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{ObjectRef, pattern};
 use crate::formats::{self, Format, FormatConfig};
+use crate::ids::{ProjectId, WebhookId};
 use crate::rate_limit::RateLimit;
 use crate::signing::Scheme;
 
@@ -58,8 +59,8 @@ pub struct Header {
 /// The stored webhook, secrets included. Never serialised to a client.
 #[derive(Debug, Clone)]
 pub struct Webhook {
-    pub id: String,
-    pub project_id: String,
+    pub id: WebhookId,
+    pub project_id: ProjectId,
     pub name: String,
     pub description: String,
     pub url: String,

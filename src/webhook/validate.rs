@@ -7,6 +7,7 @@ use super::model::{Header, OBJECT_TYPES, Scope, Webhook};
 use crate::catalog::{Catalog, pattern};
 use crate::formats::github::GithubInput;
 use crate::formats::{self, Format, FormatConfig};
+use crate::ids::{ProjectId, WebhookId};
 use crate::validation::{FieldError, check_url, push as field_error};
 
 const RESERVED_HEADERS: [&str; 5] = [
@@ -21,7 +22,7 @@ impl Webhook {
     /// Builds a new webhook from a create request, or every field error found.
     pub fn create(
         input: WebhookInput,
-        project_id: &str,
+        project_id: &ProjectId,
         catalog: &Catalog,
         now: i64,
     ) -> Result<Webhook, Vec<FieldError>> {
@@ -31,8 +32,8 @@ impl Webhook {
         check_scope(&scope, &mut errors);
         let headers = resolve_headers(input.headers, &[], &mut errors);
         let mut webhook = Webhook {
-            id: crate::ids::new_id("wh"),
-            project_id: project_id.to_string(),
+            id: WebhookId::generate(),
+            project_id: project_id.clone(),
             name: String::new(),
             description: input.description.unwrap_or_default(),
             url: String::new(),
@@ -403,7 +404,7 @@ mod tests {
     }
 
     fn create(json: serde_json::Value) -> Result<Webhook, Vec<FieldError>> {
-        Webhook::create(input(json), "p", &Catalog::builtin(), 0)
+        Webhook::create(input(json), &"p".into(), &Catalog::builtin(), 0)
     }
 
     fn fields(errors: Vec<FieldError>) -> Vec<String> {

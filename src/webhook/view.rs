@@ -11,8 +11,8 @@ use crate::signing::Scheme;
 impl Webhook {
     pub fn view(&self) -> WebhookView {
         WebhookView {
-            id: self.id.clone(),
-            project_id: self.project_id.clone(),
+            id: self.id.to_string(),
+            project_id: self.project_id.to_string(),
             name: self.name.clone(),
             description: self.description.clone(),
             url: self.url.clone(),

@@ -340,7 +340,7 @@ fn webhook(format: &str) -> Webhook {
         _ => {}
     }
     let input: WebhookInput = serde_json::from_value(config).unwrap();
-    let mut w = Webhook::create(input, "fraud-team", &Catalog::builtin(), 0)
+    let mut w = Webhook::create(input, &"fraud-team".into(), &Catalog::builtin(), 0)
         .unwrap_or_else(|e| panic!("{format}: {e:?}"));
     w.id = "wh_golden".into();
     w
@@ -1097,7 +1097,7 @@ fn the_documented_template_example_renders_as_shown() {
         }
     }))
     .unwrap();
-    let w = Webhook::create(input, "fraud-team", &catalog, 0).unwrap();
+    let w = Webhook::create(input, &"fraud-team".into(), &catalog, 0).unwrap();
     let e = event(&catalog, "RUN_COMPLETED", example("RUN_COMPLETED"));
     let body: Value = serde_json::from_slice(&formats::render(&w, &e).unwrap().body).unwrap();
     assert_eq!(
@@ -1116,7 +1116,7 @@ fn the_documented_template_example_renders_as_shown() {
         "template": {"msg": {"text": "Model {{ payload.registryModelNam }}"}}
     }))
     .unwrap();
-    let errors = Webhook::create(input, "p", &catalog, 0).unwrap_err();
+    let errors = Webhook::create(input, &"p".into(), &catalog, 0).unwrap_err();
     assert_eq!(errors[0].field, "/template/msg/text");
     assert_eq!(
         errors[0].message,

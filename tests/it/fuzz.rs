@@ -47,7 +47,7 @@ fn blocked_ipv4() -> impl Strategy<Value = Ipv4Addr> {
 fn webhook_with_url(url: &str) -> Result<Webhook, Vec<mlhook::error::FieldError>> {
     let input: WebhookInput =
         serde_json::from_value(json!({"url": url, "events": ["*"]})).expect("input shape");
-    Webhook::create(input, "p", &Catalog::builtin(), 0)
+    Webhook::create(input, &"p".into(), &Catalog::builtin(), 0)
 }
 
 /// Any JSON value, nested a few levels.

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use mlhook::catalog::{Catalog, ObjectRef};
-use mlhook::ids::now_millis;
+use mlhook::ids::{DeliveryId, EventId, ProjectId, TokenId, WebhookId, now_millis};
 use mlhook::secrets::SecretBox;
 use mlhook::sources::{Source, SourceKind, SourceRejection};
 use mlhook::store::{
@@ -175,9 +175,9 @@ fn pg_options(url: &str) -> PgOptions {
 // ---- Builders ----
 
 /// An id of `prefix` created at `millis` (ids are time-ordered).
-fn id_at(prefix: &str, millis: i64) -> String {
+fn id_at<Id: From<String>>(prefix: &str, millis: i64) -> Id {
     let random = uuid::Uuid::now_v7().simple().to_string();
-    format!("{prefix}_{millis:012x}{}", &random[12..])
+    format!("{prefix}_{millis:012x}{}", &random[12..]).into()
 }
 
 fn project(id: &str) -> Project {
@@ -198,7 +198,7 @@ async fn with_project(store: &dyn Store, id: &str) {
 fn webhook(project_id: &str, config: serde_json::Value) -> Webhook {
     let catalog = Catalog::builtin();
     let input = serde_json::from_value(config).expect("webhook input");
-    Webhook::create(input, project_id, &catalog, now_millis()).expect("valid webhook")
+    Webhook::create(input, &project_id.into(), &catalog, now_millis()).expect("valid webhook")
 }
 
 async fn with_webhook(store: &dyn Store, project_id: &str) -> Webhook {
@@ -211,7 +211,7 @@ async fn with_webhook(store: &dyn Store, project_id: &str) -> Webhook {
 }
 
 /// An event at `millis` with one delivery per webhook, leased until `lease_until`.
-fn event_at(project_id: &str, webhooks: &[&str], millis: i64, lease_until: i64) -> NewEvent {
+fn event_at(project_id: &str, webhooks: &[&WebhookId], millis: i64, lease_until: i64) -> NewEvent {
     NewEvent {
         id: id_at("evt", millis),
         project_id: project_id.into(),
@@ -228,7 +228,7 @@ fn event_at(project_id: &str, webhooks: &[&str], millis: i64, lease_until: i64) 
             .iter()
             .map(|w| NewDelivery {
                 id: id_at("msg", millis),
-                webhook_id: w.to_string(),
+                webhook_id: (*w).clone(),
                 deferred_to: None,
             })
             .collect(),
@@ -251,7 +251,11 @@ fn with_key(event: NewEvent, key: &str) -> NewEvent {
 }
 
 /// Stores one event now, not leased (due at once); answers its delivery ids.
-async fn due_event(store: &dyn Store, project_id: &str, webhooks: &[&str]) -> Vec<String> {
+async fn due_event(
+    store: &dyn Store,
+    project_id: &str,
+    webhooks: &[&WebhookId],
+) -> Vec<DeliveryId> {
     let event = event_at(project_id, webhooks, now_millis(), 0);
     store
         .insert_events(std::slice::from_ref(&event), 0)
@@ -260,11 +264,15 @@ async fn due_event(store: &dyn Store, project_id: &str, webhooks: &[&str]) -> Ve
     event.deliveries.into_iter().map(|d| d.id).collect()
 }
 
-fn attempt(delivery_id: &str, webhook_id: &str, status: DeliveryStatus) -> AttemptRecord {
+fn attempt(
+    delivery_id: &DeliveryId,
+    webhook_id: &WebhookId,
+    status: DeliveryStatus,
+) -> AttemptRecord {
     let succeeded = status == DeliveryStatus::Succeeded;
     AttemptRecord {
-        delivery_id: delivery_id.into(),
-        webhook_id: webhook_id.into(),
+        delivery_id: delivery_id.clone(),
+        webhook_id: webhook_id.clone(),
         attempt: 1,
         manual: false,
         started_at: now_millis(),
@@ -285,16 +293,16 @@ fn attempt(delivery_id: &str, webhook_id: &str, status: DeliveryStatus) -> Attem
     }
 }
 
-async fn delivery_status(store: &dyn Store, project_id: &str, id: &str) -> String {
+async fn delivery_status(store: &dyn Store, project_id: &str, id: &DeliveryId) -> String {
     store
-        .get_delivery(project_id, id)
+        .get_delivery(&project_id.into(), id)
         .await
         .unwrap()
         .expect("delivery exists")
         .status
 }
 
-fn ids_of(due: &[mlhook::store::DueDelivery]) -> Vec<String> {
+fn ids_of(due: &[mlhook::store::DueDelivery]) -> Vec<DeliveryId> {
     due.iter().map(|d| d.delivery_id.clone()).collect()
 }
 
@@ -309,9 +317,12 @@ async fn projects(f: &Fixture) {
         Err(StoreError::Conflict(_))
     ));
     s.create_project(&project("beta")).await.unwrap();
-    assert_eq!(s.get_project("alpha").await.unwrap(), Some(alpha.clone()));
-    assert_eq!(s.get_project("nope").await.unwrap(), None);
-    let ids: Vec<String> = s
+    assert_eq!(
+        s.get_project(&"alpha".into()).await.unwrap(),
+        Some(alpha.clone())
+    );
+    assert_eq!(s.get_project(&"nope".into()).await.unwrap(), None);
+    let ids: Vec<ProjectId> = s
         .list_projects()
         .await
         .unwrap()
@@ -327,23 +338,23 @@ async fn projects(f: &Fixture) {
         ..alpha.clone()
     };
     s.update_project(&changed).await.unwrap();
-    assert_eq!(s.get_project("alpha").await.unwrap(), Some(changed));
+    assert_eq!(s.get_project(&"alpha".into()).await.unwrap(), Some(changed));
 
-    assert!(s.delete_project("alpha").await.unwrap());
-    assert!(!s.delete_project("alpha").await.unwrap());
-    assert_eq!(s.get_project("alpha").await.unwrap(), None);
+    assert!(s.delete_project(&"alpha".into()).await.unwrap());
+    assert!(!s.delete_project(&"alpha".into()).await.unwrap());
+    assert_eq!(s.get_project(&"alpha".into()).await.unwrap(), None);
 }
 
 async fn tokens(f: &Fixture) {
     let s = &*f.store;
     with_project(s, "p").await;
     let now = now_millis();
-    let token = |id: String, project: Option<&str>, kind, revoked_at| TokenRecord {
+    let token = |id: TokenId, project: Option<&str>, kind, revoked_at| TokenRecord {
         token_hash: format!("hash-of-{id}"),
         prefix: "mlh_abcdef".into(),
         name: Some(format!("token {id}")),
         id,
-        project_id: project.map(str::to_string),
+        project_id: project.map(ProjectId::from),
         kind,
         created_at: now,
         revoked_at,
@@ -373,14 +384,24 @@ async fn tokens(f: &Fixture) {
     assert_eq!(found.name, write.name);
     assert!(s.find_token("unknown").await.unwrap().is_none());
 
-    assert!(!s.revoke_token("other", &write.id, now + 10).await.unwrap());
-    assert!(s.revoke_token("p", &write.id, now + 10).await.unwrap());
     assert!(
-        !s.revoke_token("p", &write.id, now + 11).await.unwrap(),
+        !s.revoke_token(&"other".into(), &write.id, now + 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.revoke_token(&"p".into(), &write.id, now + 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.revoke_token(&"p".into(), &write.id, now + 11)
+            .await
+            .unwrap(),
         "already revoked"
     );
-    let listed = s.list_tokens("p").await.unwrap();
-    let summary: Vec<(String, Option<i64>)> = listed
+    let listed = s.list_tokens(&"p".into()).await.unwrap();
+    let summary: Vec<(TokenId, Option<i64>)> = listed
         .iter()
         .map(|t| (t.id.clone(), t.revoked_at))
         .collect();
@@ -390,7 +411,7 @@ async fn tokens(f: &Fixture) {
         "oldest first, revoked ones included"
     );
     // A deleted project takes its tokens with it.
-    s.delete_project("p").await.unwrap();
+    s.delete_project(&"p".into()).await.unwrap();
     assert!(s.find_token(&read.token_hash).await.unwrap().is_none());
 }
 
@@ -411,14 +432,22 @@ async fn audit_log(f: &Fixture) {
         s.append_audit(r).await.unwrap();
     }
     s.append_audit(&record(9, "other")).await.unwrap();
-    let page = s.list_audit("p", None, 3).await.unwrap();
+    let page = s.list_audit(&"p".into(), None, 3).await.unwrap();
     assert_eq!(
         page,
         vec![records[3].clone(), records[2].clone(), records[1].clone()]
     );
-    let rest = s.list_audit("p", Some(&records[1].id), 3).await.unwrap();
+    let rest = s
+        .list_audit(&"p".into(), Some(&records[1].id), 3)
+        .await
+        .unwrap();
     assert_eq!(rest, vec![records[0].clone()]);
-    assert!(s.list_audit("nobody", None, 10).await.unwrap().is_empty());
+    assert!(
+        s.list_audit(&"nobody".into(), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn webhooks_and_sealed_secrets(f: &Fixture) {
@@ -443,13 +472,17 @@ async fn webhooks_and_sealed_secrets(f: &Fixture) {
     s.create_webhook(&w).await.unwrap();
     let other = with_webhook(s, "q").await;
 
-    let read = s.get_webhook("p", &w.id).await.unwrap().expect("stored");
+    let read = s
+        .get_webhook(&"p".into(), &w.id)
+        .await
+        .unwrap()
+        .expect("stored");
     assert_eq!(
         format!("{read:?}"),
         format!("{w:?}"),
         "every field round trips"
     );
-    assert!(s.get_webhook("q", &w.id).await.unwrap().is_none());
+    assert!(s.get_webhook(&"q".into(), &w.id).await.unwrap().is_none());
 
     // At rest, every secret is sealed: none is readable in the database.
     let sql = format!(
@@ -477,8 +510,8 @@ async fn webhooks_and_sealed_secrets(f: &Fixture) {
         "unprotected header values stay readable"
     );
 
-    let mut listed: Vec<String> = s
-        .list_webhooks("p")
+    let mut listed: Vec<WebhookId> = s
+        .list_webhooks(&"p".into())
         .await
         .unwrap()
         .into_iter()
@@ -503,7 +536,7 @@ async fn webhooks_and_sealed_secrets(f: &Fixture) {
     changed.secret = None;
     changed.rotate_signing_key(None, HOUR, now_millis());
     s.update_webhook(&changed).await.unwrap();
-    let reread = s.get_webhook("p", &w.id).await.unwrap().unwrap();
+    let reread = s.get_webhook(&"p".into(), &w.id).await.unwrap().unwrap();
     assert_eq!(format!("{reread:?}"), format!("{changed:?}"));
     assert_eq!(
         reread.previous_signing.as_ref().map(|p| p.key.as_str()),
@@ -511,10 +544,10 @@ async fn webhooks_and_sealed_secrets(f: &Fixture) {
         "the rotated-out key is kept (sealed) and opened again"
     );
 
-    assert!(!s.delete_webhook("q", &w.id).await.unwrap());
-    assert!(s.delete_webhook("p", &w.id).await.unwrap());
-    assert!(s.get_webhook("p", &w.id).await.unwrap().is_none());
-    s.delete_project("q").await.unwrap();
+    assert!(!s.delete_webhook(&"q".into(), &w.id).await.unwrap());
+    assert!(s.delete_webhook(&"p".into(), &w.id).await.unwrap());
+    assert!(s.get_webhook(&"p".into(), &w.id).await.unwrap().is_none());
+    s.delete_project(&"q".into()).await.unwrap();
     assert!(s.list_all_webhooks().await.unwrap().is_empty());
 }
 
@@ -532,7 +565,11 @@ async fn another_secret_key_is_refused(f: &Fixture) {
         "a start with another key fails at open"
     );
     let again = f.open_again(KEY).await.expect("the same key opens");
-    let read = again.get_webhook("p", &w.id).await.unwrap().unwrap();
+    let read = again
+        .get_webhook(&"p".into(), &w.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(read.secret.as_deref(), Some("top-secret"));
 }
 
@@ -544,7 +581,7 @@ async fn idempotency_keys(f: &Fixture) {
     let wq = with_webhook(s, "q").await;
     let now = now_millis();
     let window = 10 * MINUTE;
-    let keyed = |project: &str, hook: &str, key: Option<&str>, at: i64| {
+    let keyed = |project: &str, hook: &WebhookId, key: Option<&str>, at: i64| {
         let event = event_at(project, &[hook], at, at + MINUTE);
         match key {
             Some(key) => with_key(event, key),
@@ -581,7 +618,7 @@ async fn idempotency_keys(f: &Fixture) {
         ]
     );
     assert!(
-        s.get_event("p", &repeat_in_batch.id)
+        s.get_event(&"p".into(), &repeat_in_batch.id)
             .await
             .unwrap()
             .is_none()
@@ -596,7 +633,7 @@ async fn idempotency_keys(f: &Fixture) {
         .await
         .unwrap();
     assert_eq!(answers, vec![repeat_of_first.clone(), repeat_of_first]);
-    assert!(s.get_event("p", &later.id).await.unwrap().is_none());
+    assert!(s.get_event(&"p".into(), &later.id).await.unwrap().is_none());
 
     let expired = keyed("p", &wp.id, Some("k1"), now + window + MINUTE);
     let answers = s
@@ -615,7 +652,7 @@ async fn idempotency_keys(f: &Fixture) {
     );
 
     // What was created is stored whole: the event and its delivery.
-    let stored = s.get_event("p", &first.id).await.unwrap().unwrap();
+    let stored = s.get_event(&"p".into(), &first.id).await.unwrap().unwrap();
     assert_eq!(stored.payload, first.payload);
     assert_eq!(stored.object, first.object);
     assert_eq!(stored.created_at, first.created_at);
@@ -694,9 +731,14 @@ async fn idempotency_key_reused_with_another_request(f: &Fixture) {
             "{}",
             refused.event_type
         );
-        assert!(s.get_event("p", &refused.id).await.unwrap().is_none());
         assert!(
-            s.get_delivery("p", &refused.deliveries[0].id)
+            s.get_event(&"p".into(), &refused.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            s.get_delivery(&"p".into(), &refused.deliveries[0].id)
                 .await
                 .unwrap()
                 .is_none()
@@ -729,7 +771,12 @@ async fn idempotency_key_reused_with_another_request(f: &Fixture) {
             Inserted::KeyReused
         ]
     );
-    assert!(s.get_event("p", &changed.id).await.unwrap().is_none());
+    assert!(
+        s.get_event(&"p".into(), &changed.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Once the window has passed, the key is free for any request.
     let later = with_key(other_payload(at(window + MINUTE)), "abc-123");
@@ -788,10 +835,10 @@ async fn idempotency_requests_are_refused_whole(f: &Fixture) {
         ]
     );
     for gone in [&fresh, &shared_first, &plain, &reuse] {
-        assert!(s.get_event("p", &gone.id).await.unwrap().is_none());
+        assert!(s.get_event(&"p".into(), &gone.id).await.unwrap().is_none());
     }
     for kept in [&shared_then, &other] {
-        assert!(s.get_event("p", &kept.id).await.unwrap().is_some());
+        assert!(s.get_event(&"p".into(), &kept.id).await.unwrap().is_some());
     }
 
     // "fresh" was not remembered: another request may take it; "shared"
@@ -837,7 +884,12 @@ async fn idempotency_keys_from_before_fingerprints(f: &Fixture) {
             delivery_ids: vec![first.deliveries[0].id.clone()],
         }]
     );
-    assert!(s.get_event("p", &changed.id).await.unwrap().is_none());
+    assert!(
+        s.get_event(&"p".into(), &changed.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn project_deleted_meanwhile(f: &Fixture) {
@@ -852,8 +904,13 @@ async fn project_deleted_meanwhile(f: &Fixture) {
         .await
         .unwrap();
     assert_eq!(answers, vec![Inserted::ProjectGone, Inserted::Created]);
-    assert!(s.get_event("gone", &gone.id).await.unwrap().is_none());
-    assert!(s.get_event("p", &live.id).await.unwrap().is_some());
+    assert!(
+        s.get_event(&"gone".into(), &gone.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(s.get_event(&"p".into(), &live.id).await.unwrap().is_some());
 }
 
 /// Routing happened before a webhook was deleted: the event is stored with
@@ -863,7 +920,7 @@ async fn webhook_deleted_meanwhile(f: &Fixture) {
     with_project(s, "p").await;
     let kept = with_webhook(s, "p").await;
     let deleted = with_webhook(s, "p").await;
-    assert!(s.delete_webhook("p", &deleted.id).await.unwrap());
+    assert!(s.delete_webhook(&"p".into(), &deleted.id).await.unwrap());
     let now = now_millis();
     let event = event_at("p", &[&kept.id, &deleted.id], now, 0);
     let answers = s
@@ -1002,7 +1059,11 @@ async fn deferred_deliveries(f: &Fixture) {
             .unwrap()
             .is_empty()
     );
-    let row = s.get_delivery("p", &held_id).await.unwrap().unwrap();
+    let row = s
+        .get_delivery(&"p".into(), &held_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (row.status.as_str(), row.next_attempt_at),
         ("pending", Some(at))
@@ -1011,7 +1072,11 @@ async fn deferred_deliveries(f: &Fixture) {
     let due = s.claim_due(at, 10, at + MINUTE).await.unwrap();
     assert_eq!(ids_of(&due), [held_id]);
     assert_eq!(delivery_status(s, "p", &done_id).await, "succeeded");
-    let row = s.get_delivery("p", &done_id).await.unwrap().unwrap();
+    let row = s
+        .get_delivery(&"p".into(), &done_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.next_attempt_at, None);
 
     // Deferred when written (its lane was full): due at its time, and not
@@ -1021,7 +1086,11 @@ async fn deferred_deliveries(f: &Fixture) {
     born_deferred.deliveries[0].deferred_to = Some(later);
     let deferred_id = born_deferred.deliveries[0].id.clone();
     s.insert_events(&[born_deferred], 0).await.unwrap();
-    let row = s.get_delivery("p", &deferred_id).await.unwrap().unwrap();
+    let row = s
+        .get_delivery(&"p".into(), &deferred_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (row.status.as_str(), row.next_attempt_at),
         ("pending", Some(later))
@@ -1058,8 +1127,8 @@ async fn two_claimers_never_share_a_delivery(f: &Fixture) {
     };
     let (a, b) = (claim_all(first.clone()), claim_all(second.clone()));
     let (a, b) = (a.await.unwrap(), b.await.unwrap());
-    let a_set: HashSet<&String> = a.iter().collect();
-    let b_set: HashSet<&String> = b.iter().collect();
+    let a_set: HashSet<&DeliveryId> = a.iter().collect();
+    let b_set: HashSet<&DeliveryId> = b.iter().collect();
     assert_eq!(a_set.len(), a.len(), "one claimer got a delivery twice");
     assert!(
         a_set.is_disjoint(&b_set),
@@ -1092,7 +1161,11 @@ async fn attempts_and_delivery_states(f: &Fixture) {
     failed.lease_until = Some(now + 65_000);
     failed.request_body = Some("{\"text\":\"rendered\"}".into());
     failed.response_truncated = true;
-    let gone = attempt("msg_deleted_meanwhile", &w.id, DeliveryStatus::Succeeded);
+    let gone = attempt(
+        &"msg_deleted_meanwhile".into(),
+        &w.id,
+        DeliveryStatus::Succeeded,
+    );
     s.record_attempts(&[
         failed.clone(),
         attempt(done, &w.id, DeliveryStatus::Succeeded),
@@ -1102,14 +1175,18 @@ async fn attempts_and_delivery_states(f: &Fixture) {
     .await
     .unwrap();
 
-    let row = s.get_delivery("p", retrying).await.unwrap().unwrap();
+    let row = s
+        .get_delivery(&"p".into(), retrying)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (row.status.as_str(), row.attempts, row.next_attempt_at),
         ("failed", 1, Some(now + 5_000))
     );
     assert_eq!(row.last_status_code, Some(500));
     assert!(row.updated_at >= now);
-    let row = s.get_delivery("p", done).await.unwrap().unwrap();
+    let row = s.get_delivery(&"p".into(), done).await.unwrap().unwrap();
     assert_eq!(
         (row.status.as_str(), row.attempts, row.next_attempt_at),
         ("succeeded", 1, None)
@@ -1163,7 +1240,7 @@ async fn attempts_and_delivery_states(f: &Fixture) {
     s.record_attempts(&[attempt(done, &w.id, DeliveryStatus::Failed)])
         .await
         .unwrap();
-    let row = s.get_delivery("p", done).await.unwrap().unwrap();
+    let row = s.get_delivery(&"p".into(), done).await.unwrap().unwrap();
     assert_eq!(
         (row.status.as_str(), row.next_attempt_at),
         ("succeeded", None)
@@ -1173,7 +1250,11 @@ async fn attempts_and_delivery_states(f: &Fixture) {
     let mut late = attempt(&paused[0], &w.id, DeliveryStatus::Failed);
     late.next_attempt_at = Some(now + 1_000);
     s.record_attempts(&[late]).await.unwrap();
-    let row = s.get_delivery("p", &paused[0]).await.unwrap().unwrap();
+    let row = s
+        .get_delivery(&"p".into(), &paused[0])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (row.status.as_str(), row.next_attempt_at, row.attempts),
         ("paused", None, 1)
@@ -1206,12 +1287,12 @@ async fn two_outcomes_of_one_delivery_in_a_batch(f: &Fixture) {
     let log = s.delivery_attempts(id).await.unwrap();
     let outcomes: Vec<(u32, bool)> = log.iter().map(|a| (a.attempt, a.succeeded)).collect();
     assert_eq!(outcomes, [(1, false), (2, true)]);
-    let row = s.get_delivery("p", id).await.unwrap().unwrap();
+    let row = s.get_delivery(&"p".into(), id).await.unwrap().unwrap();
     assert_eq!(
         (row.status.as_str(), row.attempts, row.next_attempt_at),
         ("succeeded", 2, None)
     );
-    let row = s.get_delivery("p", other).await.unwrap().unwrap();
+    let row = s.get_delivery(&"p".into(), other).await.unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.attempts), ("succeeded", 1));
 }
 
@@ -1229,7 +1310,7 @@ async fn manual_attempts(f: &Fixture) {
     let mut manual = attempt(&ids[0], &w.id, DeliveryStatus::Failed);
     manual.manual = true;
     s.record_manual_attempt(&manual).await.unwrap();
-    let row = s.get_delivery("p", &ids[0]).await.unwrap().unwrap();
+    let row = s.get_delivery(&"p".into(), &ids[0]).await.unwrap().unwrap();
     assert_eq!(
         (row.status.as_str(), row.attempts, row.next_attempt_at),
         ("failed", 2, Some(now + HOUR))
@@ -1238,7 +1319,7 @@ async fn manual_attempts(f: &Fixture) {
     let mut manual = attempt(&ids[0], &w.id, DeliveryStatus::Succeeded);
     manual.manual = true;
     s.record_manual_attempt(&manual).await.unwrap();
-    let row = s.get_delivery("p", &ids[0]).await.unwrap().unwrap();
+    let row = s.get_delivery(&"p".into(), &ids[0]).await.unwrap().unwrap();
     assert_eq!(
         (row.status.as_str(), row.attempts, row.next_attempt_at),
         ("succeeded", 3, None)
@@ -1278,7 +1359,7 @@ async fn list_filters_and_cursor_paging(f: &Fixture) {
     };
 
     // Every delivery of the project, newest first, four per page.
-    let mut all_ids: Vec<String> = events[..10]
+    let mut all_ids: Vec<DeliveryId> = events[..10]
         .iter()
         .flat_map(|e| e.deliveries.iter().map(|d| d.id.clone()))
         .collect();
@@ -1378,7 +1459,7 @@ async fn list_filters_and_cursor_paging(f: &Fixture) {
         ..Default::default()
     };
     let page = s.list_events(&event_filter).await.unwrap();
-    let expected: Vec<&String> = [8, 6, 4].iter().map(|i| &events[*i].id).collect();
+    let expected: Vec<&EventId> = [8, 6, 4].iter().map(|i| &events[*i].id).collect();
     assert_eq!(page.iter().map(|e| &e.id).collect::<Vec<_>>(), expected);
     let next = s
         .list_events(&EventFilter {
@@ -1387,7 +1468,7 @@ async fn list_filters_and_cursor_paging(f: &Fixture) {
         })
         .await
         .unwrap();
-    let expected: Vec<&String> = [2, 0].iter().map(|i| &events[*i].id).collect();
+    let expected: Vec<&EventId> = [2, 0].iter().map(|i| &events[*i].id).collect();
     assert_eq!(next.iter().map(|e| &e.id).collect::<Vec<_>>(), expected);
     let windowed = s
         .list_events(&EventFilter {
@@ -1507,19 +1588,19 @@ async fn disable_pause_recover(f: &Fixture) {
         !s.disable_webhook(&w.id, "again", now + 1).await.unwrap(),
         "already disabled"
     );
-    let disabled = s.get_webhook("p", &w.id).await.unwrap().unwrap();
+    let disabled = s.get_webhook(&"p".into(), &w.id).await.unwrap().unwrap();
     assert!(!disabled.enabled);
     assert_eq!(disabled.disabled_reason.as_deref(), Some("gone for good"));
     assert_eq!(disabled.disabled_at, Some(now));
-    let statuses = |ids: Vec<String>| async move {
+    let statuses = |ids: Vec<DeliveryId>| async move {
         let mut out = Vec::new();
         for id in ids {
-            let row = s.get_delivery("p", &id).await.unwrap().unwrap();
+            let row = s.get_delivery(&"p".into(), &id).await.unwrap().unwrap();
             out.push((row.status, row.next_attempt_at.is_some()));
         }
         out
     };
-    let four: Vec<String> = (0..4).map(d).collect();
+    let four: Vec<DeliveryId> = (0..4).map(d).collect();
     assert_eq!(
         statuses(four.clone()).await,
         [
@@ -1549,7 +1630,7 @@ async fn disable_pause_recover(f: &Fixture) {
         .unwrap();
     assert_eq!(recovered, 3);
     for id in [d(0), d(1), d(3)] {
-        let row = s.get_delivery("p", &id).await.unwrap().unwrap();
+        let row = s.get_delivery(&"p".into(), &id).await.unwrap().unwrap();
         assert_eq!(
             (row.status.as_str(), row.next_attempt_at),
             ("pending", Some(now + 10))
@@ -1622,16 +1703,24 @@ async fn purge(f: &Fixture) {
     assert_eq!(s.purge_before(cutoff, now - 3 * DAY, 500).await.unwrap(), 1);
     assert_eq!(s.purge_before(cutoff, now - 3 * DAY, 500).await.unwrap(), 0);
     for gone in [&old_done, &old_done_too] {
-        assert!(s.get_event("p", &gone.id).await.unwrap().is_none());
+        assert!(s.get_event(&"p".into(), &gone.id).await.unwrap().is_none());
         let id = &gone.deliveries[0].id;
-        assert!(s.get_delivery("p", id).await.unwrap().is_none());
+        assert!(s.get_delivery(&"p".into(), id).await.unwrap().is_none());
         assert!(s.delivery_attempts(id).await.unwrap().is_empty());
     }
     assert!(
-        s.get_event("p", &old_pending.id).await.unwrap().is_some(),
+        s.get_event(&"p".into(), &old_pending.id)
+            .await
+            .unwrap()
+            .is_some(),
         "unfinished deliveries keep their event"
     );
-    assert!(s.get_event("p", &new_done.id).await.unwrap().is_some());
+    assert!(
+        s.get_event(&"p".into(), &new_done.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     // The idempotency key is remembered until its cutoff, then forgotten.
     let again = |at: i64| with_key(event_at("p", &[], at, 0), "old-key");
@@ -1649,12 +1738,12 @@ async fn replay_deliveries(f: &Fixture) {
     let w2 = with_webhook(s, "p").await;
     let ids = due_event(s, "p", &[&w1.id]).await;
     let event_id = s
-        .get_delivery("p", &ids[0])
+        .get_delivery(&"p".into(), &ids[0])
         .await
         .unwrap()
         .unwrap()
         .event_id;
-    let event = s.get_event("p", &event_id).await.unwrap().unwrap();
+    let event = s.get_event(&"p".into(), &event_id).await.unwrap().unwrap();
     let now = now_millis();
     let replayed = NewDelivery::new(w2.id.clone());
     s.insert_deliveries(&event, std::slice::from_ref(&replayed), now + HOUR)
@@ -1681,7 +1770,7 @@ async fn replay_deliveries(f: &Fixture) {
     assert!(ids_of(&due).contains(&replayed.id));
 
     // An event deleted since it was read (its project went) gets none.
-    s.delete_project("p").await.unwrap();
+    s.delete_project(&"p".into()).await.unwrap();
     let late = NewDelivery::new(w2.id.clone());
     let answer = s
         .insert_deliveries(&event, std::slice::from_ref(&late), now + HOUR)
@@ -1716,14 +1805,14 @@ async fn sources(f: &Fixture) {
     s.create_source(&first).await.unwrap();
     s.create_source(&source(now + 2, "q")).await.unwrap();
     assert_eq!(
-        s.list_sources("p").await.unwrap(),
+        s.list_sources(&"p".into()).await.unwrap(),
         vec![first.clone(), second.clone()]
     );
     assert_eq!(
-        s.get_source("p", &first.id).await.unwrap(),
+        s.get_source(&"p".into(), &first.id).await.unwrap(),
         Some(first.clone())
     );
-    assert_eq!(s.get_source("q", &first.id).await.unwrap(), None);
+    assert_eq!(s.get_source(&"q".into(), &first.id).await.unwrap(), None);
     let stored = f
         .raw_text(&format!(
             "SELECT secret FROM sources WHERE id = '{}'",
@@ -1737,12 +1826,12 @@ async fn sources(f: &Fixture) {
     );
 
     assert!(
-        s.record_source_delivery(&first.id, "d-1", "evt_1", now - DAY, now - 7 * DAY)
+        s.record_source_delivery(&first.id, "d-1", &"evt_1".into(), now - DAY, now - 7 * DAY)
             .await
             .unwrap()
     );
     assert!(
-        !s.record_source_delivery(&first.id, "d-1", "evt_2", now, now - 7 * DAY)
+        !s.record_source_delivery(&first.id, "d-1", &"evt_2".into(), now, now - 7 * DAY)
             .await
             .unwrap(),
         "a repeat keeps the first record"
@@ -1752,13 +1841,13 @@ async fn sources(f: &Fixture) {
         Some(now - DAY)
     );
     assert!(
-        s.record_source_delivery(&first.id, "d-2", "evt_3", now, now - 7 * DAY)
+        s.record_source_delivery(&first.id, "d-2", &"evt_3".into(), now, now - 7 * DAY)
             .await
             .unwrap()
     );
     // Recording forgets what was accepted before the retention.
     assert!(
-        s.record_source_delivery(&second.id, "d-3", "evt_4", now, now - HOUR)
+        s.record_source_delivery(&second.id, "d-3", &"evt_4".into(), now, now - HOUR)
             .await
             .unwrap()
     );
@@ -1804,8 +1893,8 @@ async fn sources(f: &Fixture) {
         (3, Some(now + 4))
     );
 
-    assert!(s.delete_source("p", &first.id).await.unwrap());
-    assert!(!s.delete_source("p", &first.id).await.unwrap());
+    assert!(s.delete_source(&"p".into(), &first.id).await.unwrap());
+    assert!(!s.delete_source(&"p".into(), &first.id).await.unwrap());
     assert!(s.source_rejections(&first.id, 10).await.unwrap().is_empty());
     assert_eq!(
         s.source_activity(&first.id, 0).await.unwrap(),

@@ -467,6 +467,7 @@ pub async fn seed(
     enabled: bool,
     events: usize,
 ) -> anyhow::Result<Vec<String>> {
+    use mlhook::ids::{EventId, WebhookId};
     use mlhook::store::{NewDelivery, NewEvent, PgOptions, PostgresStore, Project, SqliteStore};
     // The key file the service will find in the same data directory.
     let secrets = mlhook::secrets::SecretBox::load(None, &dir.path().join("secret.key"))?;
@@ -490,7 +491,7 @@ pub async fn seed(
     for url in urls {
         let input =
             serde_json::from_value(json!({"url": url, "events": ["*"], "enabled": enabled}))?;
-        let webhook = mlhook::webhook::Webhook::create(input, "bench", &catalog, now)
+        let webhook = mlhook::webhook::Webhook::create(input, &"bench".into(), &catalog, now)
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         store.create_webhook(&webhook).await?;
         ids.push(webhook.id);
@@ -499,7 +500,7 @@ pub async fn seed(
     for first in (0..events).step_by(2000) {
         let batch: Vec<NewEvent> = (first..events.min(first + 2000))
             .map(|_| NewEvent {
-                id: mlhook::ids::new_id("evt"),
+                id: EventId::generate(),
                 project_id: "bench".into(),
                 event_type: "MODEL_VERSION_CREATED".into(),
                 object: None,
@@ -521,7 +522,7 @@ pub async fn seed(
         let url = url.to_string();
         tokio::task::spawn_blocking(move || admin_statement(&url, sql)).await??;
     }
-    Ok(ids)
+    Ok(ids.into_iter().map(WebhookId::into_string).collect())
 }
 
 /// Resident set and CPU time of a process, from /proc.

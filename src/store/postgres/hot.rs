@@ -10,6 +10,7 @@ use super::super::idempotency::{self, Answer, Fingerprint, KeyOf, StoredKey};
 use super::super::rows::to_json;
 use super::super::{AttemptRecord, Inserted, NewEvent, StoreError, StoreResult};
 use super::Tx;
+use crate::ids::{EventId, ProjectId, WebhookId};
 
 /// Events and their deliveries, leased to `node`; events of a project
 /// deleted meanwhile, repeats of an idempotency key and requests refused for
@@ -99,7 +100,7 @@ pub(super) async fn record_manual_attempt(
 async fn resolve_idempotency(
     tx: &mut Tx<'_>,
     events: &[NewEvent],
-    live_projects: &HashSet<String>,
+    live_projects: &HashSet<ProjectId>,
     window_ms: i64,
 ) -> StoreResult<Vec<Inserted>> {
     let mut first_with: HashMap<KeyOf<'_>, usize> = HashMap::new();
@@ -175,7 +176,7 @@ async fn claim_key(
     if won.is_some() {
         return Ok(None);
     }
-    let (event_id, fingerprint): (String, Option<Vec<u8>>) = sqlx::query_as(
+    let (event_id, fingerprint): (EventId, Option<Vec<u8>>) = sqlx::query_as(
         "SELECT event_id, fingerprint FROM idempotency_keys WHERE project_id = $1 AND key = $2",
     )
     .bind(&event.project_id)
@@ -234,10 +235,10 @@ async fn settle_claims(
 /// The projects of this batch that still exist, locked against deletion
 /// until the commit: an event of a project deleted a moment ago (on any
 /// node) is answered `ProjectGone` rather than failing the whole batch.
-async fn live_projects(tx: &mut Tx<'_>, events: &[NewEvent]) -> StoreResult<HashSet<String>> {
+async fn live_projects(tx: &mut Tx<'_>, events: &[NewEvent]) -> StoreResult<HashSet<ProjectId>> {
     let wanted: HashSet<&str> = events.iter().map(|e| e.project_id.as_str()).collect();
     let wanted: Vec<&str> = wanted.into_iter().collect();
-    let live: Vec<String> =
+    let live: Vec<ProjectId> =
         sqlx::query_scalar("SELECT id FROM projects WHERE id = ANY($1) FOR KEY SHARE")
             .bind(&wanted)
             .fetch_all(&mut **tx)
@@ -299,12 +300,12 @@ async fn insert_delivery_rows(
     }
     let mut wanted: Vec<&str> = wanted.into_iter().collect();
     wanted.sort_unstable();
-    let live: Vec<String> =
+    let live: Vec<WebhookId> =
         sqlx::query_scalar("SELECT id FROM webhooks WHERE id = ANY($1) ORDER BY id FOR KEY SHARE")
             .bind(&wanted)
             .fetch_all(&mut **tx)
             .await?;
-    let live: HashSet<String> = live.into_iter().collect();
+    let live: HashSet<WebhookId> = live.into_iter().collect();
     let mut ids = Vec::new();
     let mut projects = Vec::new();
     let mut event_ids = Vec::new();

@@ -280,7 +280,7 @@ impl Store for PostgresStore {
         Sql::list_projects(&mut *self.conn().await?).await
     }
 
-    async fn get_project(&self, id: &str) -> StoreResult<Option<Project>> {
+    async fn get_project(&self, id: &ProjectId) -> StoreResult<Option<Project>> {
         Sql::get_project(&mut *self.conn().await?, id).await
     }
 
@@ -288,7 +288,7 @@ impl Store for PostgresStore {
         Sql::update_project(&mut *self.conn().await?, p).await
     }
 
-    async fn delete_project(&self, id: &str) -> StoreResult<bool> {
+    async fn delete_project(&self, id: &ProjectId) -> StoreResult<bool> {
         Sql::delete_project(&mut *self.conn().await?, id).await
     }
 
@@ -304,11 +304,16 @@ impl Store for PostgresStore {
         Sql::has_admin_token(&mut *self.conn().await?).await
     }
 
-    async fn list_tokens(&self, project_id: &str) -> StoreResult<Vec<TokenRecord>> {
+    async fn list_tokens(&self, project_id: &ProjectId) -> StoreResult<Vec<TokenRecord>> {
         Sql::list_tokens(&mut *self.conn().await?, project_id).await
     }
 
-    async fn revoke_token(&self, project_id: &str, token_id: &str, at: i64) -> StoreResult<bool> {
+    async fn revoke_token(
+        &self,
+        project_id: &ProjectId,
+        token_id: &TokenId,
+        at: i64,
+    ) -> StoreResult<bool> {
         Sql::revoke_token(&mut *self.conn().await?, project_id, token_id, at).await
     }
 
@@ -318,7 +323,7 @@ impl Store for PostgresStore {
 
     async fn list_audit(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         before: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<AuditRecord>> {
@@ -336,16 +341,20 @@ impl Store for PostgresStore {
         Sql::update_webhook(&mut *self.conn().await?, &sealed).await
     }
 
-    async fn delete_webhook(&self, project_id: &str, id: &str) -> StoreResult<bool> {
+    async fn delete_webhook(&self, project_id: &ProjectId, id: &WebhookId) -> StoreResult<bool> {
         Sql::delete_webhook(&mut *self.conn().await?, project_id, id).await
     }
 
-    async fn get_webhook(&self, project_id: &str, id: &str) -> StoreResult<Option<Webhook>> {
+    async fn get_webhook(
+        &self,
+        project_id: &ProjectId,
+        id: &WebhookId,
+    ) -> StoreResult<Option<Webhook>> {
         let stored = Sql::get_webhook(&mut *self.conn().await?, project_id, id).await?;
         stored.map(|w| self.open_webhook(w)).transpose()
     }
 
-    async fn list_webhooks(&self, project_id: &str) -> StoreResult<Vec<Webhook>> {
+    async fn list_webhooks(&self, project_id: &ProjectId) -> StoreResult<Vec<Webhook>> {
         let stored = Sql::list_webhooks(&mut *self.conn().await?, Some(project_id)).await?;
         stored.into_iter().map(|w| self.open_webhook(w)).collect()
     }
@@ -416,7 +425,7 @@ impl Store for PostgresStore {
 
     /// Renews only leases this node still owns: one another node took over
     /// (this node stalled past its lease) stays with that node.
-    async fn renew_leases(&self, delivery_ids: &[String], lease_until: i64) -> StoreResult<()> {
+    async fn renew_leases(&self, delivery_ids: &[DeliveryId], lease_until: i64) -> StoreResult<()> {
         sqlx::query(
             "UPDATE deliveries SET lease_until = $1 WHERE id = ANY($2) AND lease_owner = $3",
         )
@@ -453,7 +462,11 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn get_event(&self, project_id: &str, event_id: &str) -> StoreResult<Option<EventRow>> {
+    async fn get_event(
+        &self,
+        project_id: &ProjectId,
+        event_id: &EventId,
+    ) -> StoreResult<Option<EventRow>> {
         Sql::get_event(&mut *self.conn().await?, project_id, event_id).await
     }
 
@@ -469,17 +482,17 @@ impl Store for PostgresStore {
 
     async fn get_delivery(
         &self,
-        project_id: &str,
-        delivery_id: &str,
+        project_id: &ProjectId,
+        delivery_id: &DeliveryId,
     ) -> StoreResult<Option<DeliveryRow>> {
         Sql::get_delivery(&mut *self.conn().await?, project_id, delivery_id).await
     }
 
-    async fn delivery_attempts(&self, delivery_id: &str) -> StoreResult<Vec<AttemptRow>> {
+    async fn delivery_attempts(&self, delivery_id: &DeliveryId) -> StoreResult<Vec<AttemptRow>> {
         Sql::delivery_attempts(&mut *self.conn().await?, delivery_id, "seq").await
     }
 
-    async fn webhook_stats(&self, webhook_id: &str, now: i64) -> StoreResult<WebhookStats> {
+    async fn webhook_stats(&self, webhook_id: &WebhookId, now: i64) -> StoreResult<WebhookStats> {
         const HOUR: i64 = 3600 * 1000;
         let mut conn = self.conn().await?;
         let last_hour = Sql::status_counts(&mut conn, webhook_id, now - HOUR).await?;
@@ -534,7 +547,7 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn pause_deliveries(&self, delivery_ids: &[String]) -> StoreResult<()> {
+    async fn pause_deliveries(&self, delivery_ids: &[DeliveryId]) -> StoreResult<()> {
         sqlx::query(
             "UPDATE deliveries SET status = 'paused', next_attempt_at = NULL, lease_until = NULL, \
              lease_owner = NULL WHERE id = ANY($1) AND status IN ('pending', 'failed')",
@@ -545,7 +558,12 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn disable_webhook(&self, webhook_id: &str, reason: &str, at: i64) -> StoreResult<bool> {
+    async fn disable_webhook(
+        &self,
+        webhook_id: &WebhookId,
+        reason: &str,
+        at: i64,
+    ) -> StoreResult<bool> {
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
         let done = sqlx::query(
@@ -562,7 +580,7 @@ impl Store for PostgresStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn pause_webhook_deliveries(&self, webhook_id: &str) -> StoreResult<u64> {
+    async fn pause_webhook_deliveries(&self, webhook_id: &WebhookId) -> StoreResult<u64> {
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
         let paused = pause_unfinished(&mut tx, webhook_id).await?;
@@ -572,7 +590,7 @@ impl Store for PostgresStore {
 
     async fn recover_deliveries(
         &self,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
         since: i64,
         until: Option<i64>,
         now: i64,
@@ -591,7 +609,7 @@ impl Store for PostgresStore {
         Ok(done.rows_affected())
     }
 
-    async fn last_success_at(&self, webhook_id: &str) -> StoreResult<Option<i64>> {
+    async fn last_success_at(&self, webhook_id: &WebhookId) -> StoreResult<Option<i64>> {
         let at = sqlx::query_scalar(
             "SELECT MAX(started_at) FROM attempts WHERE webhook_id = $1 AND succeeded",
         )
@@ -627,7 +645,7 @@ impl Store for PostgresStore {
         Ok(done.rows_affected())
     }
 
-    async fn event_deliveries(&self, event_id: &str) -> StoreResult<Vec<DeliveryRow>> {
+    async fn event_deliveries(&self, event_id: &EventId) -> StoreResult<Vec<DeliveryRow>> {
         Sql::event_deliveries(&mut *self.conn().await?, event_id).await
     }
 
@@ -638,7 +656,7 @@ impl Store for PostgresStore {
         Sql::create_source(&mut *self.conn().await?, &sealed).await
     }
 
-    async fn list_sources(&self, project_id: &str) -> StoreResult<Vec<Source>> {
+    async fn list_sources(&self, project_id: &ProjectId) -> StoreResult<Vec<Source>> {
         let stored = Sql::list_sources(&mut *self.conn().await?, project_id).await?;
         stored
             .into_iter()
@@ -646,20 +664,24 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn get_source(&self, project_id: &str, id: &str) -> StoreResult<Option<Source>> {
+    async fn get_source(
+        &self,
+        project_id: &ProjectId,
+        id: &SourceId,
+    ) -> StoreResult<Option<Source>> {
         let stored = Sql::get_source(&mut *self.conn().await?, project_id, id).await?;
         stored
             .map(|s| sealed::open_source(s, &self.secrets))
             .transpose()
     }
 
-    async fn delete_source(&self, project_id: &str, id: &str) -> StoreResult<bool> {
+    async fn delete_source(&self, project_id: &ProjectId, id: &SourceId) -> StoreResult<bool> {
         Sql::delete_source(&mut *self.conn().await?, project_id, id).await
     }
 
     async fn source_delivery_accepted(
         &self,
-        source_id: &str,
+        source_id: &SourceId,
         delivery_id: &str,
     ) -> StoreResult<Option<i64>> {
         Sql::source_delivery_accepted(&mut *self.conn().await?, source_id, delivery_id).await
@@ -667,9 +689,9 @@ impl Store for PostgresStore {
 
     async fn record_source_delivery(
         &self,
-        source_id: &str,
+        source_id: &SourceId,
         delivery_id: &str,
-        event_id: &str,
+        event_id: &EventId,
         accepted_at: i64,
         forget_before: i64,
     ) -> StoreResult<bool> {
@@ -698,13 +720,17 @@ impl Store for PostgresStore {
 
     async fn source_rejections(
         &self,
-        source_id: &str,
+        source_id: &SourceId,
         limit: u32,
     ) -> StoreResult<Vec<SourceRejection>> {
         Sql::source_rejections(&mut *self.conn().await?, source_id, limit).await
     }
 
-    async fn source_activity(&self, source_id: &str, since: i64) -> StoreResult<SourceActivity> {
+    async fn source_activity(
+        &self,
+        source_id: &SourceId,
+        since: i64,
+    ) -> StoreResult<SourceActivity> {
         Sql::source_activity(&mut *self.conn().await?, source_id, since).await
     }
 
@@ -736,7 +762,7 @@ impl Store for PostgresStore {
 }
 
 /// Pauses a webhook's deliveries that would otherwise be attempted.
-async fn pause_unfinished(tx: &mut Tx<'_>, webhook_id: &str) -> StoreResult<u64> {
+async fn pause_unfinished(tx: &mut Tx<'_>, webhook_id: &WebhookId) -> StoreResult<u64> {
     let done = sqlx::query(
         "UPDATE deliveries SET status = 'paused', next_attempt_at = NULL, lease_until = NULL, \
          lease_owner = NULL WHERE webhook_id = $1 AND status IN ('pending', 'failed')",

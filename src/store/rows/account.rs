@@ -3,11 +3,12 @@
 
 use super::super::{AuditRecord, StoreError, TokenKind, TokenRecord};
 use super::{from_json, parse_name};
+use crate::ids::{ProjectId, TokenId};
 
 #[derive(sqlx::FromRow)]
 pub(in crate::store) struct TokenColumns {
-    id: String,
-    project_id: Option<String>,
+    id: TokenId,
+    project_id: Option<ProjectId>,
     kind: String,
     token_hash: String,
     prefix: String,
@@ -37,7 +38,7 @@ impl TryFrom<TokenColumns> for TokenRecord {
 #[derive(sqlx::FromRow)]
 pub(in crate::store) struct AuditColumns<'r> {
     id: String,
-    project_id: Option<String>,
+    project_id: Option<ProjectId>,
     at: i64,
     actor: String,
     action: String,

@@ -3,12 +3,13 @@
 
 use super::super::{AttemptRow, DeliveryRow, DueDelivery, EventRow, StoreError};
 use super::{from_json, unsigned};
+use crate::ids::{DeliveryId, EventId, ProjectId, WebhookId};
 
 /// `object` is read in place: it is parsed, never kept as text.
 #[derive(sqlx::FromRow)]
 pub(in crate::store) struct EventColumns<'r> {
-    id: String,
-    project_id: String,
+    id: EventId,
+    project_id: ProjectId,
     event_type: String,
     object: Option<&'r str>,
     payload: String,
@@ -34,10 +35,10 @@ impl TryFrom<EventColumns<'_>> for EventRow {
 
 #[derive(sqlx::FromRow)]
 pub(in crate::store) struct DeliveryColumns {
-    id: String,
-    project_id: String,
-    event_id: String,
-    webhook_id: String,
+    id: DeliveryId,
+    project_id: ProjectId,
+    event_id: EventId,
+    webhook_id: WebhookId,
     event_type: String,
     status: String,
     is_test: bool,
@@ -124,10 +125,10 @@ impl TryFrom<AttemptColumns> for AttemptRow {
 /// (`id` is the delivery's).
 #[derive(sqlx::FromRow)]
 pub(in crate::store) struct DueColumns {
-    id: String,
-    webhook_id: String,
-    project_id: String,
-    event_id: String,
+    id: DeliveryId,
+    webhook_id: WebhookId,
+    project_id: ProjectId,
+    event_id: EventId,
     event_type: String,
     payload: String,
     attempts: i32,

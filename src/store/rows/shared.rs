@@ -17,6 +17,7 @@ use super::events::{AttemptColumns, DeliveryColumns, EventColumns};
 use super::source::{RejectionColumns, SourceColumns};
 use super::webhook::{WEBHOOK_COLUMNS, WEBHOOK_VALUES, WebhookColumns};
 use super::{counts_by_status, decode, id_bound, to_json};
+use crate::ids::{DeliveryId, EventId, ProjectId, SourceId, TokenId, WebhookId};
 use crate::sources::{Source, SourceActivity, SourceRejection};
 use crate::webhook::Webhook;
 
@@ -107,7 +108,7 @@ where
 
     pub(in crate::store) async fn get_project(
         conn: &mut DB::Connection,
-        id: &str,
+        id: &ProjectId,
     ) -> StoreResult<Option<Project>> {
         Ok(sqlx::query_as("SELECT * FROM projects WHERE id = $1")
             .bind(id)
@@ -133,7 +134,7 @@ where
 
     pub(in crate::store) async fn delete_project(
         conn: &mut DB::Connection,
-        id: &str,
+        id: &ProjectId,
     ) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM projects WHERE id = $1")
             .bind(id)
@@ -188,7 +189,7 @@ where
 
     pub(in crate::store) async fn list_tokens(
         conn: &mut DB::Connection,
-        project_id: &str,
+        project_id: &ProjectId,
     ) -> StoreResult<Vec<TokenRecord>> {
         let rows: Vec<TokenColumns> =
             sqlx::query_as("SELECT * FROM tokens WHERE project_id = $1 ORDER BY id")
@@ -200,8 +201,8 @@ where
 
     pub(in crate::store) async fn revoke_token(
         conn: &mut DB::Connection,
-        project_id: &str,
-        token_id: &str,
+        project_id: &ProjectId,
+        token_id: &TokenId,
         at: i64,
     ) -> StoreResult<bool> {
         let done = sqlx::query(
@@ -240,7 +241,7 @@ where
     /// borrowed by its own query cannot be dropped in code generic over the
     /// database.
     pub(in crate::store) fn audit_page<'a>(
-        project_id: &'a str,
+        project_id: &'a ProjectId,
         before: Option<&'a str>,
         limit: u32,
     ) -> QueryBuilder<'a, DB> {
@@ -314,8 +315,8 @@ where
 
     pub(in crate::store) async fn delete_webhook(
         conn: &mut DB::Connection,
-        project_id: &str,
-        id: &str,
+        project_id: &ProjectId,
+        id: &WebhookId,
     ) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM webhooks WHERE id = $1 AND project_id = $2")
             .bind(id)
@@ -327,8 +328,8 @@ where
 
     pub(in crate::store) async fn get_webhook(
         conn: &mut DB::Connection,
-        project_id: &str,
-        id: &str,
+        project_id: &ProjectId,
+        id: &WebhookId,
     ) -> StoreResult<Option<Webhook>> {
         let row = sqlx::query("SELECT * FROM webhooks WHERE id = $1 AND project_id = $2")
             .bind(id)
@@ -341,7 +342,7 @@ where
     /// A project's webhooks, or with `None` every project's.
     pub(in crate::store) async fn list_webhooks(
         conn: &mut DB::Connection,
-        project_id: Option<&str>,
+        project_id: Option<&ProjectId>,
     ) -> StoreResult<Vec<Webhook>> {
         let rows = match project_id {
             Some(project_id) => {
@@ -363,8 +364,8 @@ where
 
     pub(in crate::store) async fn get_event(
         conn: &mut DB::Connection,
-        project_id: &str,
-        event_id: &str,
+        project_id: &ProjectId,
+        event_id: &EventId,
     ) -> StoreResult<Option<EventRow>> {
         let row = sqlx::query("SELECT * FROM events WHERE id = $1 AND project_id = $2")
             .bind(event_id)
@@ -419,8 +420,8 @@ where
 
     pub(in crate::store) async fn get_delivery(
         conn: &mut DB::Connection,
-        project_id: &str,
-        delivery_id: &str,
+        project_id: &ProjectId,
+        delivery_id: &DeliveryId,
     ) -> StoreResult<Option<DeliveryRow>> {
         let row: Option<DeliveryColumns> =
             sqlx::query_as("SELECT * FROM deliveries WHERE id = $1 AND project_id = $2")
@@ -433,7 +434,7 @@ where
 
     pub(in crate::store) async fn event_deliveries(
         conn: &mut DB::Connection,
-        event_id: &str,
+        event_id: &EventId,
     ) -> StoreResult<Vec<DeliveryRow>> {
         let rows: Vec<DeliveryColumns> =
             sqlx::query_as("SELECT * FROM deliveries WHERE event_id = $1 ORDER BY id")
@@ -447,7 +448,7 @@ where
     /// is the column that keeps it (SQLite's `rowid`, PostgreSQL's `seq`).
     pub(in crate::store) async fn delivery_attempts(
         conn: &mut DB::Connection,
-        delivery_id: &str,
+        delivery_id: &DeliveryId,
         write_order: &str,
     ) -> StoreResult<Vec<AttemptRow>> {
         let sql = format!(
@@ -463,7 +464,7 @@ where
     /// Deliveries of a webhook created since `since`, counted by status.
     pub(in crate::store) async fn status_counts(
         conn: &mut DB::Connection,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
         since: i64,
     ) -> StoreResult<StatusCounts> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
@@ -523,7 +524,7 @@ where
     /// A project's sources, oldest first, secrets still sealed.
     pub(in crate::store) async fn list_sources(
         conn: &mut DB::Connection,
-        project_id: &str,
+        project_id: &ProjectId,
     ) -> StoreResult<Vec<Source>> {
         let rows: Vec<SourceColumns> =
             sqlx::query_as("SELECT * FROM sources WHERE project_id = $1 ORDER BY id")
@@ -536,8 +537,8 @@ where
     /// A source, its secret still sealed.
     pub(in crate::store) async fn get_source(
         conn: &mut DB::Connection,
-        project_id: &str,
-        id: &str,
+        project_id: &ProjectId,
+        id: &SourceId,
     ) -> StoreResult<Option<Source>> {
         let row: Option<SourceColumns> =
             sqlx::query_as("SELECT * FROM sources WHERE id = $1 AND project_id = $2")
@@ -550,8 +551,8 @@ where
 
     pub(in crate::store) async fn delete_source(
         conn: &mut DB::Connection,
-        project_id: &str,
-        id: &str,
+        project_id: &ProjectId,
+        id: &SourceId,
     ) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM sources WHERE id = $1 AND project_id = $2")
             .bind(id)
@@ -563,7 +564,7 @@ where
 
     pub(in crate::store) async fn source_delivery_accepted(
         conn: &mut DB::Connection,
-        source_id: &str,
+        source_id: &SourceId,
         delivery_id: &str,
     ) -> StoreResult<Option<i64>> {
         let row: Option<(Option<i64>,)> = sqlx::query_as(
@@ -579,9 +580,9 @@ where
     /// Run in a transaction: the remembered id and the forgetting go together.
     pub(in crate::store) async fn record_source_delivery(
         tx: &mut DB::Connection,
-        source_id: &str,
+        source_id: &SourceId,
         delivery_id: &str,
-        event_id: &str,
+        event_id: &EventId,
         accepted_at: i64,
         forget_before: i64,
     ) -> StoreResult<bool> {
@@ -634,7 +635,7 @@ where
 
     pub(in crate::store) async fn source_rejections(
         conn: &mut DB::Connection,
-        source_id: &str,
+        source_id: &SourceId,
         limit: u32,
     ) -> StoreResult<Vec<SourceRejection>> {
         let rows: Vec<RejectionColumns> = sqlx::query_as(
@@ -649,7 +650,7 @@ where
 
     pub(in crate::store) async fn source_activity(
         conn: &mut DB::Connection,
-        source_id: &str,
+        source_id: &SourceId,
         since: i64,
     ) -> StoreResult<SourceActivity> {
         let (accepted, last_accepted_at): (i64, Option<i64>) = sqlx::query_as(

@@ -2,13 +2,14 @@
 
 use super::super::StoreError;
 use super::{parse_name, unsigned};
+use crate::ids::{ProjectId, SourceId};
 use crate::sources::{Source, SourceKind, SourceRejection};
 
 /// A source with its secret still sealed (`Source::opened` opens it).
 #[derive(sqlx::FromRow)]
 pub(in crate::store) struct SourceColumns {
-    id: String,
-    project_id: String,
+    id: SourceId,
+    project_id: ProjectId,
     kind: String,
     name: String,
     secret: Option<String>,
@@ -38,7 +39,7 @@ impl TryFrom<SourceColumns> for Source {
 
 #[derive(sqlx::FromRow)]
 pub(in crate::store) struct RejectionColumns {
-    source_id: String,
+    source_id: SourceId,
     at: i64,
     status: i32,
     code: String,

@@ -3,6 +3,7 @@
 
 use super::super::StoreError;
 use super::{from_json, parse_name};
+use crate::ids::{ProjectId, WebhookId};
 use crate::webhook::{Format, PreviousSigningKey, Webhook};
 
 /// The columns `Shared::bind_webhook` binds, in its order ($1 … $21).
@@ -14,8 +15,8 @@ pub(super) const WEBHOOK_VALUES: &str =
 
 #[derive(sqlx::FromRow)]
 pub(in crate::store) struct WebhookColumns<'r> {
-    id: String,
-    project_id: String,
+    id: WebhookId,
+    project_id: ProjectId,
     name: String,
     description: String,
     url: String,

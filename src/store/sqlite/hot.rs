@@ -19,6 +19,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::super::idempotency::{self, Answer, Fingerprint, KeyOf, StoredKey};
 use super::super::rows::to_json;
 use super::super::{AttemptRecord, DeliveryStatus, Inserted, NewEvent, StoreError, StoreResult};
+use crate::ids::{DeliveryId, ProjectId};
 
 /// Events and their deliveries, all or none; events of a project deleted
 /// meanwhile, repeats of an idempotency key and requests refused for one
@@ -40,8 +41,8 @@ pub(super) fn insert_events(
         .filter(|(_, a)| **a == Inserted::Created)
     {
         event_row.execute(params![
-            e.id,
-            e.project_id,
+            e.id.as_str(),
+            e.project_id.as_str(),
             e.event_type,
             e.object.as_ref().map(to_json),
             e.payload,
@@ -57,7 +58,7 @@ pub(super) fn insert_events(
 /// the event was deleted since it was read (retention, or its project).
 pub(super) fn insert_more_deliveries(conn: &Connection, event: &NewEvent) -> StoreResult<()> {
     let mut event_exists = conn.prepare_cached("SELECT 1 FROM events WHERE id = ?1")?;
-    if !event_exists.exists([&event.id])? {
+    if !event_exists.exists([event.id.as_str()])? {
         return Err(StoreError::NotFound);
     }
     insert_deliveries(conn, event)
@@ -77,14 +78,14 @@ fn insert_deliveries(conn: &Connection, event: &NewEvent) -> StoreResult<()> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?10)",
     )?;
     for d in &event.deliveries {
-        if !webhook_exists.exists([&d.webhook_id])? {
+        if !webhook_exists.exists([d.webhook_id.as_str()])? {
             continue;
         }
         row.execute(params![
-            d.id,
-            event.project_id,
-            event.id,
-            d.webhook_id,
+            d.id.as_str(),
+            event.project_id.as_str(),
+            event.id.as_str(),
+            d.webhook_id.as_str(),
             event.event_type,
             DeliveryStatus::Pending.as_str(),
             event.is_test,
@@ -98,11 +99,11 @@ fn insert_deliveries(conn: &Connection, event: &NewEvent) -> StoreResult<()> {
 
 /// The projects of this batch that still exist: an event of a project deleted
 /// a moment ago must not fail the whole batch on a foreign key.
-fn live_projects(conn: &Connection, events: &[NewEvent]) -> StoreResult<HashSet<String>> {
+fn live_projects(conn: &Connection, events: &[NewEvent]) -> StoreResult<HashSet<ProjectId>> {
     let mut exists = conn.prepare_cached("SELECT 1 FROM projects WHERE id = ?1")?;
     let mut live = HashSet::new();
     for e in events {
-        if !live.contains(&e.project_id) && exists.exists([&e.project_id])? {
+        if !live.contains(&e.project_id) && exists.exists([e.project_id.as_str()])? {
             live.insert(e.project_id.clone());
         }
     }
@@ -115,7 +116,7 @@ fn live_projects(conn: &Connection, events: &[NewEvent]) -> StoreResult<HashSet<
 fn resolve_idempotency(
     conn: &Connection,
     events: &[NewEvent],
-    live_projects: &HashSet<String>,
+    live_projects: &HashSet<ProjectId>,
     window_ms: i64,
 ) -> StoreResult<Vec<Inserted>> {
     let stored = stored_keys(conn, events, live_projects, window_ms)?;
@@ -128,9 +129,9 @@ fn resolve_idempotency(
         let e = &events[i];
         let key = e.idempotency_key.as_ref().expect("a claim has a key");
         remember.execute(params![
-            e.project_id,
+            e.project_id.as_str(),
             key.key,
-            e.id,
+            e.id.as_str(),
             e.created_at,
             key.fingerprint.as_bytes()
         ])?;
@@ -144,8 +145,9 @@ fn resolve_idempotency(
             Answer::Decided(inserted) => Ok(inserted),
             Answer::ReplayOfStored(event_id) => {
                 let delivery_ids = deliveries
-                    .query_map([&event_id], |r| r.get(0))?
-                    .collect::<Result<Vec<String>, _>>()?;
+                    .query_map([event_id.as_str()], |r| r.get::<_, String>(0))?
+                    .map(|id| id.map(DeliveryId::from))
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok(Inserted::Repeated {
                     event_id,
                     delivery_ids,
@@ -160,7 +162,7 @@ fn resolve_idempotency(
 fn stored_keys<'a>(
     conn: &Connection,
     events: &'a [NewEvent],
-    live_projects: &HashSet<String>,
+    live_projects: &HashSet<ProjectId>,
     window_ms: i64,
 ) -> StoreResult<HashMap<KeyOf<'a>, StoredKey>> {
     let mut read = conn.prepare_cached(
@@ -197,7 +199,7 @@ fn stored_keys<'a>(
         stored.insert(
             key,
             StoredKey {
-                event_id,
+                event_id: event_id.into(),
                 fingerprint,
             },
         );
@@ -229,7 +231,7 @@ pub(super) fn record_attempts(
     for a in attempts {
         insert_attempt(conn, a)?;
         state.execute(params![
-            a.delivery_id,
+            a.delivery_id.as_str(),
             a.status.as_str(),
             a.next_attempt_at,
             a.lease_until,
@@ -257,7 +259,7 @@ pub(super) fn record_manual_attempt(
         a.response_status,
         now,
         a.succeeded,
-        a.delivery_id
+        a.delivery_id.as_str()
     ])?;
     note_activity(conn, std::slice::from_ref(a))
 }
@@ -296,7 +298,7 @@ fn note_activity(conn: &Connection, attempts: &[AttemptRecord]) -> StoreResult<(
 fn insert_attempt(conn: &Connection, a: &AttemptRecord) -> StoreResult<()> {
     let attempts_made: Option<i64> = conn
         .prepare_cached("SELECT attempts FROM deliveries WHERE id = ?1")?
-        .query_row([&a.delivery_id], |r| r.get(0))
+        .query_row([a.delivery_id.as_str()], |r| r.get(0))
         .optional()?;
     let Some(attempts_made) = attempts_made else {
         return Ok(());
@@ -308,9 +310,9 @@ fn insert_attempt(conn: &Connection, a: &AttemptRecord) -> StoreResult<()> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?;
     row.execute(params![
-        a.delivery_id,
+        a.delivery_id.as_str(),
         attempts_made + 1,
-        a.webhook_id,
+        a.webhook_id.as_str(),
         a.manual,
         a.started_at,
         a.duration_ms,

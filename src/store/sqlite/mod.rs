@@ -306,7 +306,7 @@ impl Store for SqliteStore {
         Sql::list_projects(&mut *self.read().await?).await
     }
 
-    async fn get_project(&self, id: &str) -> StoreResult<Option<Project>> {
+    async fn get_project(&self, id: &ProjectId) -> StoreResult<Option<Project>> {
         Sql::get_project(&mut *self.read().await?, id).await
     }
 
@@ -314,7 +314,7 @@ impl Store for SqliteStore {
         self.noted(Sql::update_project(&mut *self.write_conn().await?, p).await)
     }
 
-    async fn delete_project(&self, id: &str) -> StoreResult<bool> {
+    async fn delete_project(&self, id: &ProjectId) -> StoreResult<bool> {
         self.noted(Sql::delete_project(&mut *self.write_conn().await?, id).await)
     }
 
@@ -330,11 +330,16 @@ impl Store for SqliteStore {
         Sql::has_admin_token(&mut *self.read().await?).await
     }
 
-    async fn list_tokens(&self, project_id: &str) -> StoreResult<Vec<TokenRecord>> {
+    async fn list_tokens(&self, project_id: &ProjectId) -> StoreResult<Vec<TokenRecord>> {
         Sql::list_tokens(&mut *self.read().await?, project_id).await
     }
 
-    async fn revoke_token(&self, project_id: &str, token_id: &str, at: i64) -> StoreResult<bool> {
+    async fn revoke_token(
+        &self,
+        project_id: &ProjectId,
+        token_id: &TokenId,
+        at: i64,
+    ) -> StoreResult<bool> {
         let mut conn = self.write_conn().await?;
         self.noted(Sql::revoke_token(&mut conn, project_id, token_id, at).await)
     }
@@ -345,7 +350,7 @@ impl Store for SqliteStore {
 
     async fn list_audit(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         before: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<AuditRecord>> {
@@ -363,17 +368,21 @@ impl Store for SqliteStore {
         self.noted(Sql::update_webhook(&mut *self.write_conn().await?, &sealed).await)
     }
 
-    async fn delete_webhook(&self, project_id: &str, id: &str) -> StoreResult<bool> {
+    async fn delete_webhook(&self, project_id: &ProjectId, id: &WebhookId) -> StoreResult<bool> {
         let mut conn = self.write_conn().await?;
         self.noted(Sql::delete_webhook(&mut conn, project_id, id).await)
     }
 
-    async fn get_webhook(&self, project_id: &str, id: &str) -> StoreResult<Option<Webhook>> {
+    async fn get_webhook(
+        &self,
+        project_id: &ProjectId,
+        id: &WebhookId,
+    ) -> StoreResult<Option<Webhook>> {
         let stored = Sql::get_webhook(&mut *self.read().await?, project_id, id).await?;
         stored.map(|w| self.open_webhook(w)).transpose()
     }
 
-    async fn list_webhooks(&self, project_id: &str) -> StoreResult<Vec<Webhook>> {
+    async fn list_webhooks(&self, project_id: &ProjectId) -> StoreResult<Vec<Webhook>> {
         let stored = Sql::list_webhooks(&mut *self.read().await?, Some(project_id)).await?;
         stored.into_iter().map(|w| self.open_webhook(w)).collect()
     }
@@ -417,13 +426,13 @@ impl Store for SqliteStore {
             .iter()
             .map(decode::<_, DueColumns, _>)
             .collect::<StoreResult<_>>()?;
-        let ids: Vec<String> = due.iter().map(|d| d.delivery_id.clone()).collect();
+        let ids: Vec<DeliveryId> = due.iter().map(|d| d.delivery_id.clone()).collect();
         set_leases(&mut tx, &ids, lease_until).await?;
         tx.commit().await?;
         Ok(due)
     }
 
-    async fn renew_leases(&self, delivery_ids: &[String], lease_until: i64) -> StoreResult<()> {
+    async fn renew_leases(&self, delivery_ids: &[DeliveryId], lease_until: i64) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         set_leases(&mut tx, delivery_ids, lease_until).await?;
         tx.commit().await?;
@@ -453,7 +462,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn get_event(&self, project_id: &str, event_id: &str) -> StoreResult<Option<EventRow>> {
+    async fn get_event(
+        &self,
+        project_id: &ProjectId,
+        event_id: &EventId,
+    ) -> StoreResult<Option<EventRow>> {
         Sql::get_event(&mut *self.read().await?, project_id, event_id).await
     }
 
@@ -469,17 +482,17 @@ impl Store for SqliteStore {
 
     async fn get_delivery(
         &self,
-        project_id: &str,
-        delivery_id: &str,
+        project_id: &ProjectId,
+        delivery_id: &DeliveryId,
     ) -> StoreResult<Option<DeliveryRow>> {
         Sql::get_delivery(&mut *self.read().await?, project_id, delivery_id).await
     }
 
-    async fn delivery_attempts(&self, delivery_id: &str) -> StoreResult<Vec<AttemptRow>> {
+    async fn delivery_attempts(&self, delivery_id: &DeliveryId) -> StoreResult<Vec<AttemptRow>> {
         Sql::delivery_attempts(&mut *self.read().await?, delivery_id, "rowid").await
     }
 
-    async fn webhook_stats(&self, webhook_id: &str, now: i64) -> StoreResult<WebhookStats> {
+    async fn webhook_stats(&self, webhook_id: &WebhookId, now: i64) -> StoreResult<WebhookStats> {
         const HOUR: i64 = 3600 * 1000;
         let mut conn = self.read().await?;
         let last_hour = Sql::status_counts(&mut conn, webhook_id, now - HOUR).await?;
@@ -524,7 +537,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn pause_deliveries(&self, delivery_ids: &[String]) -> StoreResult<()> {
+    async fn pause_deliveries(&self, delivery_ids: &[DeliveryId]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         for chunk in delivery_ids.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
@@ -541,7 +554,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn disable_webhook(&self, webhook_id: &str, reason: &str, at: i64) -> StoreResult<bool> {
+    async fn disable_webhook(
+        &self,
+        webhook_id: &WebhookId,
+        reason: &str,
+        at: i64,
+    ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE webhooks SET enabled = 0, disabled_reason = ?, disabled_at = ?, updated_at = ? \
@@ -558,7 +576,7 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn pause_webhook_deliveries(&self, webhook_id: &str) -> StoreResult<u64> {
+    async fn pause_webhook_deliveries(&self, webhook_id: &WebhookId) -> StoreResult<u64> {
         let mut tx = self.write_tx().await?;
         let paused = pause_unfinished(&mut tx, webhook_id).await?;
         tx.commit().await?;
@@ -567,7 +585,7 @@ impl Store for SqliteStore {
 
     async fn recover_deliveries(
         &self,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
         since: i64,
         until: Option<i64>,
         now: i64,
@@ -590,7 +608,7 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn last_success_at(&self, webhook_id: &str) -> StoreResult<Option<i64>> {
+    async fn last_success_at(&self, webhook_id: &WebhookId) -> StoreResult<Option<i64>> {
         Ok(last_activity(&mut *self.read().await?, webhook_id).await?.0)
     }
 
@@ -617,7 +635,7 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn event_deliveries(&self, event_id: &str) -> StoreResult<Vec<DeliveryRow>> {
+    async fn event_deliveries(&self, event_id: &EventId) -> StoreResult<Vec<DeliveryRow>> {
         Sql::event_deliveries(&mut *self.read().await?, event_id).await
     }
 
@@ -654,7 +672,7 @@ impl Store for SqliteStore {
         self.noted(Sql::create_source(&mut *self.write_conn().await?, &sealed).await)
     }
 
-    async fn list_sources(&self, project_id: &str) -> StoreResult<Vec<Source>> {
+    async fn list_sources(&self, project_id: &ProjectId) -> StoreResult<Vec<Source>> {
         let stored = Sql::list_sources(&mut *self.read().await?, project_id).await?;
         stored
             .into_iter()
@@ -662,21 +680,25 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn get_source(&self, project_id: &str, id: &str) -> StoreResult<Option<Source>> {
+    async fn get_source(
+        &self,
+        project_id: &ProjectId,
+        id: &SourceId,
+    ) -> StoreResult<Option<Source>> {
         let stored = Sql::get_source(&mut *self.read().await?, project_id, id).await?;
         stored
             .map(|s| sealed::open_source(s, &self.secrets))
             .transpose()
     }
 
-    async fn delete_source(&self, project_id: &str, id: &str) -> StoreResult<bool> {
+    async fn delete_source(&self, project_id: &ProjectId, id: &SourceId) -> StoreResult<bool> {
         let mut conn = self.write_conn().await?;
         self.noted(Sql::delete_source(&mut conn, project_id, id).await)
     }
 
     async fn source_delivery_accepted(
         &self,
-        source_id: &str,
+        source_id: &SourceId,
         delivery_id: &str,
     ) -> StoreResult<Option<i64>> {
         Sql::source_delivery_accepted(&mut *self.read().await?, source_id, delivery_id).await
@@ -684,9 +706,9 @@ impl Store for SqliteStore {
 
     async fn record_source_delivery(
         &self,
-        source_id: &str,
+        source_id: &SourceId,
         delivery_id: &str,
-        event_id: &str,
+        event_id: &EventId,
         accepted_at: i64,
         forget_before: i64,
     ) -> StoreResult<bool> {
@@ -712,19 +734,26 @@ impl Store for SqliteStore {
 
     async fn source_rejections(
         &self,
-        source_id: &str,
+        source_id: &SourceId,
         limit: u32,
     ) -> StoreResult<Vec<SourceRejection>> {
         Sql::source_rejections(&mut *self.read().await?, source_id, limit).await
     }
 
-    async fn source_activity(&self, source_id: &str, since: i64) -> StoreResult<SourceActivity> {
+    async fn source_activity(
+        &self,
+        source_id: &SourceId,
+        since: i64,
+    ) -> StoreResult<SourceActivity> {
         Sql::source_activity(&mut *self.read().await?, source_id, since).await
     }
 }
 
 /// Pauses a webhook's deliveries that would otherwise be attempted.
-async fn pause_unfinished(conn: &mut sqlx::SqliteConnection, webhook_id: &str) -> StoreResult<u64> {
+async fn pause_unfinished(
+    conn: &mut sqlx::SqliteConnection,
+    webhook_id: &WebhookId,
+) -> StoreResult<u64> {
     let done = sqlx::query(
         "UPDATE deliveries SET status = 'paused', next_attempt_at = NULL, lease_until = NULL \
          WHERE webhook_id = ? AND status IN ('pending', 'failed')",
@@ -738,7 +767,7 @@ async fn pause_unfinished(conn: &mut sqlx::SqliteConnection, webhook_id: &str) -
 /// A webhook's last success and last failure (none before its first attempt).
 async fn last_activity(
     conn: &mut sqlx::SqliteConnection,
-    webhook_id: &str,
+    webhook_id: &WebhookId,
 ) -> StoreResult<(Option<i64>, Option<i64>)> {
     let row = sqlx::query_as(
         "SELECT last_success_at, last_failure_at FROM webhook_activity WHERE webhook_id = ?",
@@ -751,7 +780,7 @@ async fn last_activity(
 
 async fn set_leases(
     conn: &mut sqlx::SqliteConnection,
-    ids: &[String],
+    ids: &[DeliveryId],
     lease_until: i64,
 ) -> StoreResult<()> {
     for chunk in ids.chunks(CHUNK) {
