@@ -353,14 +353,14 @@ fn event(catalog: &Catalog, event_type: &str, payload: Value) -> EventData {
     let prepared = catalog
         .prepare(event_type, payload, &ctx)
         .unwrap_or_else(|e| panic!("{event_type}: {e:?}"));
-    EventData {
-        id: EVENT_ID.into(),
-        project_id: "fraud-team".into(),
-        event_type: event_type.into(),
-        family: catalog.get(event_type).map(|t| t.family),
-        payload: prepared.payload.to_string(),
-        link_base: None,
-    }
+    EventData::new(
+        EVENT_ID.into(),
+        "fraud-team".into(),
+        event_type.into(),
+        prepared.payload.to_string(),
+        catalog.get(event_type).map(|t| t.family),
+        None,
+    )
 }
 
 fn render(format: &str, event: &EventData) -> (Rendered, Value) {
