@@ -319,6 +319,16 @@ fn envelope(def: &Def, data: Value) -> Value {
     })
 }
 
+/// Whether `data` is what MLflow's `test_webhook` sends for `entity.action`:
+/// its example payload, to the letter. MLflow marks a test no other way (the
+/// same headers, the same envelope), and a real change is never all
+/// `example_model` / `example_key` / `example_value`.
+pub fn is_test_data(entity: &str, action: &str, data: &Value) -> bool {
+    DEFS.iter()
+        .any(|def| def.entity == entity && def.action == action)
+        && *data == example_data(entity, action)
+}
+
 /// MLflow's own example payloads (`mlflow.webhooks.types`), which its test sends.
 fn example_data(entity: &str, action: &str) -> Value {
     let tags = json!({"example_key": "example_value"});
@@ -590,6 +600,24 @@ mod tests {
         assert_eq!(
             object("mlflow.budget_policy.exceeded").name.as_deref(),
             Some("bp-abc123")
+        );
+    }
+
+    #[test]
+    fn mlflow_test_data_is_told_from_a_real_change() {
+        let example = example_data("model_version", "created");
+        assert!(is_test_data("model_version", "created", &example));
+        let mut real = example.clone();
+        real["name"] = json!("churn");
+        assert!(!is_test_data("model_version", "created", &real));
+        assert!(
+            !is_test_data("model_version", "deleted", &example),
+            "no such event"
+        );
+        let tag = example_data("model_version_tag", "set");
+        assert!(
+            !is_test_data("model_version", "created", &tag),
+            "another event's example"
         );
     }
 

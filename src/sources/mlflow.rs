@@ -179,6 +179,9 @@ pub fn check_timestamp(timestamp: i64, now_secs: i64, tolerance_secs: u32) -> Re
 pub struct Received {
     pub event_type: String,
     pub body: Value,
+    /// Sent by MLflow's `test_webhook` (its example payload): a test event,
+    /// stored as such and delivered to no webhook.
+    pub is_test: bool,
 }
 
 /// Parses MLflow's `{"entity", "action", "timestamp", "data"}` and finds its
@@ -209,9 +212,13 @@ pub fn parse_body(body: &[u8], catalog: &Catalog) -> Result<Received, Reject> {
             ),
         ));
     }
+    let is_test = fields
+        .get("data")
+        .is_some_and(|data| native::is_test_data(entity, action, data));
     Ok(Received {
         event_type,
         body: value,
+        is_test,
     })
 }
 

@@ -627,6 +627,13 @@ async fn a_real_mlflow_server_feeds_comet_native_and_slack_webhooks() {
                    "scope": {"object_type": "model", "object_name": "churn"}}),
         )
         .await;
+    // Every event, unscoped: MLflow's test event must not reach it.
+    server
+        .create_webhook(
+            "ml",
+            json!({"name": "everything", "url": format!("{}/all", receiver.url), "events": ["*"]}),
+        )
+        .await;
     let (source, hook_url) = create_source(
         &server,
         "ml",
@@ -666,14 +673,14 @@ async fn a_real_mlflow_server_feeds_comet_native_and_slack_webhooks() {
             .expect("the script prints its result"),
     )
     .unwrap();
-    // MLflow's test button got mlhook's 2xx (its example model is not churn,
-    // so no churn webhook receives it).
+    // MLflow's test button got mlhook's 2xx; the test event is stored as a
+    // test and sent nowhere.
     assert_eq!(result["test_success"], true, "{result}");
     assert_eq!(result["test_status"], 202, "{result}");
     let version = result["version"].as_str().unwrap().to_string();
 
-    // comet: 2, native: 4, slack: 2.
-    let all = receiver.wait_for(8, Duration::from_secs(60)).await;
+    // comet: 2, native: 4, slack: 2, everything: 4 native + 2 Comet.
+    let all = receiver.wait_for(14, Duration::from_secs(60)).await;
     let all = {
         let later = receiver.settle(Duration::from_millis(500)).await;
         if later.len() > all.len() { later } else { all }
@@ -689,6 +696,15 @@ async fn a_real_mlflow_server_feeds_comet_native_and_slack_webhooks() {
         (comet.len(), native.len(), slack.len()),
         (2, 4, 2),
         "{all:?}"
+    );
+    let everything = at("/all");
+    assert_eq!(everything.len(), 6, "{everything:?}");
+    assert!(
+        everything
+            .iter()
+            .all(|b| b["data"]["name"] != "example_model"
+                && b["registryModelName"] != "example_model"),
+        "MLflow's test event was delivered: {everything:?}"
     );
 
     let created = comet
@@ -776,6 +792,23 @@ async fn a_real_mlflow_server_feeds_comet_native_and_slack_webhooks() {
         assert!(types.iter().any(|x| x == t), "{t} not among {types:?}");
     }
     assert_eq!(types.len(), 8, "{types:?}");
+    let (_, events) = server.get("/v1/projects/ml/events").await;
+    let tests: Vec<&Value> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["is_test"] == true)
+        .collect();
+    assert_eq!(
+        tests.len(),
+        2,
+        "the native test event and its Comet twin: {events}"
+    );
+    for event in tests {
+        let id = event["id"].as_str().unwrap();
+        let (_, shown) = server.get(&format!("/v1/projects/ml/events/{id}")).await;
+        assert_eq!(shown["deliveries"], json!([]), "{shown}");
+    }
     say(&format!(
         "mlflow end to end: {} deliveries in {:?}",
         all.len(),
