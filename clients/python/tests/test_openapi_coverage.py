@@ -166,7 +166,8 @@ def schema_types(spec: dict[str, Any], schema: Any) -> Optional[set[str]]:
     if "allOf" in schema:
         return {"object"}
     if "enum" in schema:
-        return {"string"}
+        json_type = {str: "string", type(None): "null", bool: "boolean", int: "integer"}
+        return {json_type.get(type(v), "number") for v in schema["enum"]}
     kind = schema.get("type")
     if kind is None:
         return None
