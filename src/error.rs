@@ -104,9 +104,14 @@ impl ApiError {
     }
 
     /// Re-roots every field pointer under `prefix` (e.g. `/events/3`).
-    pub fn nested_under(mut self, prefix: &str) -> Self {
-        let reroot = |f: &str| format!("{prefix}{f}");
-        self.field = self.field.as_deref().map(reroot);
+    pub fn nested_under(self, prefix: &str) -> Self {
+        self.rerooted(|f| format!("{prefix}{f}"))
+    }
+
+    /// The same error with each field pointer passed through `reroot`, and
+    /// the message rebuilt from them.
+    pub fn rerooted(mut self, reroot: impl Fn(&str) -> String) -> Self {
+        self.field = self.field.as_deref().map(&reroot);
         for d in &mut self.details {
             d.field = reroot(&d.field);
         }

@@ -477,6 +477,13 @@ fn submissions(
                 .prepare(&source.project_id, request, now)
                 .map_err(|e| {
                     let mut error = ApiError::from(e);
+                    if event_type.starts_with(crate::catalog::mlflow::PREFIX) {
+                        // Pointers into the body MLflow sent, not into the
+                        // events route's `payload` that carries it here.
+                        error = error.rerooted(|field| {
+                            field.strip_prefix("/payload").unwrap_or(field).to_string()
+                        });
+                    }
                     error.message =
                         format!("the body does not match {event_type}: {}", error.message);
                     error

@@ -189,7 +189,7 @@ async fn signature_timestamp_and_replay_checks_refuse_and_log() {
             "model_version.exploded",
         ),
         (&malformed, 400, "malformed_body", "not valid JSON"),
-        (&invalid, 400, "validation_failed", "/payload/data"),
+        (&invalid, 400, "validation_failed", "/data"),
     ];
     for (delivery, status, code, words) in &cases {
         let (got, answer) = delivery.send(&url).await;
@@ -198,6 +198,11 @@ async fn signature_timestamp_and_replay_checks_refuse_and_log() {
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.contains(words), "{code}: {message}");
     }
+    // A schema error points into the body MLflow sent.
+    let (_, answer) = invalid.send(&url).await;
+    let field = answer["error"]["field"].as_str().unwrap_or_default();
+    assert!(field.starts_with("/data"), "{answer}");
+    assert!(!answer.to_string().contains("/payload"), "{answer}");
 
     // Nothing refused became an event.
     assert_eq!(
@@ -209,6 +214,7 @@ async fn signature_timestamp_and_replay_checks_refuse_and_log() {
     let codes: Vec<&str> = log.iter().map(|r| r["code"].as_str().unwrap()).collect();
     let mut expected: Vec<&str> = cases.iter().map(|c| c.2).collect();
     expected.reverse();
+    expected.insert(0, "validation_failed"); // sent again just above
     assert_eq!(codes, expected);
     let replay = log.last().unwrap();
     assert_eq!(replay["delivery_id"], good.id.as_str());
@@ -227,7 +233,7 @@ async fn signature_timestamp_and_replay_checks_refuse_and_log() {
         .get(&format!("/v1/projects/ml/sources/{source}"))
         .await;
     assert_eq!(show["activity"]["accepted_last_7d"], 1, "{show}");
-    assert_eq!(show["activity"]["rejections_logged"], 9, "{show}");
+    assert_eq!(show["activity"]["rejections_logged"], 10, "{show}");
 }
 
 #[tokio::test]
