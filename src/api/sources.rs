@@ -450,6 +450,7 @@ fn submissions(
 ) -> Result<Vec<(Submission, String)>, ApiError> {
     let key = format!("mlflow:{}:{}", source.id, delivery.delivery_id);
     let is_test = received.is_test;
+    let internal_tag = mlflow::is_internal_tag_event(&received.body);
     let created_at = mlflow::event_time_secs(&received.body, delivery.timestamp);
     let workspace = source.workspace_name.as_deref().unwrap_or(&source.name);
     let counterpart =
@@ -488,7 +489,8 @@ fn submissions(
                         format!("the body does not match {event_type}: {}", error.message);
                     error
                 })?;
-            Ok((as_test_if(is_test, submission), event_type))
+            let submission = as_test_if(is_test, submission);
+            Ok((without_chat_if(internal_tag, state, submission), event_type))
         })
         .collect()
 }
@@ -499,6 +501,20 @@ fn as_test_if(is_test: bool, mut submission: Submission) -> Submission {
     if is_test {
         submission.event.is_test = true;
         submission.event.deliveries.clear();
+    }
+    submission
+}
+
+/// An event about one of MLflow's own tags goes to no chat format: it is
+/// MLflow's bookkeeping, noise in a channel. Programs still get it.
+fn without_chat_if(internal_tag: bool, state: &AppState, mut submission: Submission) -> Submission {
+    if internal_tag {
+        submission.event.deliveries.retain(|d| {
+            state
+                .subscriptions
+                .get(&d.webhook_id)
+                .is_none_or(|w| !w.format.is_chat())
+        });
     }
     submission
 }

@@ -76,6 +76,11 @@ impl Format {
         Format::ALL.into_iter().find(|f| f.as_str() == s)
     }
 
+    /// A message for people in a chat channel, not a body for a program.
+    pub fn is_chat(self) -> bool {
+        matches!(self, Format::Slack | Format::Teams | Format::Discord)
+    }
+
     /// The provider's documented pace, used when a webhook sets no `rate_limit`.
     pub fn default_rate_limit(self) -> Option<RateLimit> {
         match self {

@@ -222,6 +222,18 @@ pub fn parse_body(body: &[u8], catalog: &Catalog) -> Result<Received, Reject> {
     })
 }
 
+/// Whether the body sets or deletes one of MLflow's own tags (`_mlflow…`,
+/// such as the `_mlflow_experiment_ids` MLflow puts on prompts): bookkeeping
+/// of MLflow's, which a chat channel has no use for.
+pub fn is_internal_tag_event(body: &Value) -> bool {
+    let entity = body.get("entity").and_then(Value::as_str).unwrap_or("");
+    let key = body
+        .pointer("/data/key")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    entity.ends_with("_tag") && key.starts_with("_mlflow")
+}
+
 /// The event time of a body: its ISO 8601 `timestamp`, else `fallback_secs`.
 pub fn event_time_secs(body: &Value, fallback_secs: i64) -> i64 {
     body.get("timestamp")
@@ -484,6 +496,24 @@ mod tests {
         let catalog = Catalog::builtin();
         let ctx = crate::catalog::PrepareContext { project_id: "p" };
         assert!(catalog.prepare(trigger, payload, &ctx).is_ok());
+    }
+
+    #[test]
+    fn mlflows_own_tags_are_told_apart() {
+        let tag = |entity: &str, key: &str| json!({"entity": entity, "action": "set", "data": {"name": "p", "key": key}});
+        assert!(is_internal_tag_event(&tag(
+            "prompt_tag",
+            "_mlflow_experiment_ids"
+        )));
+        assert!(is_internal_tag_event(&tag(
+            "model_version_tag",
+            "_mlflow.x"
+        )));
+        assert!(!is_internal_tag_event(&tag("prompt_tag", "owner")));
+        assert!(!is_internal_tag_event(&tag(
+            "prompt",
+            "_mlflow_experiment_ids"
+        )));
     }
 
     #[test]

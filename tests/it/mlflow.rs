@@ -427,6 +427,57 @@ async fn per_model_webhooks_get_the_comet_shape_unchanged() {
     assert_eq!(tag["createdAt"], 1_795_601_100);
 }
 
+/// MLflow's own tags (`_mlflow…`) are its bookkeeping: a chat channel gets
+/// no message for them, a program still gets the event.
+#[tokio::test]
+async fn mlflow_internal_tags_reach_programs_but_not_chat_channels() {
+    let server = Server::start().await;
+    let receiver = Receiver::start_with(|_, request| {
+        let mut reply = Reply::status(200);
+        if request.path == "/slack" {
+            reply.body = "ok".to_string();
+        }
+        reply
+    })
+    .await;
+    server.create_project("ml").await;
+    for (path, format) in [("/json", "json"), ("/slack", "slack")] {
+        server
+            .create_webhook(
+                "ml",
+                json!({"url": format!("{}{path}", receiver.url), "events": ["*"], "format": format}),
+            )
+            .await;
+    }
+    let (_, url) =
+        create_source(&server, "ml", json!({"name": "registry", "secret": SECRET})).await;
+    let tag = |key: &str| {
+        python_dumps(&json!({"entity": "prompt_tag", "action": "set",
+            "timestamp": "2026-11-25T10:05:00.000000+00:00",
+            "data": {"name": "summariser", "key": key, "value": "1,2"}}))
+    };
+    for body in [tag("_mlflow_experiment_ids"), tag("owner")] {
+        let (status, answer) = Delivery::signed(SECRET, body).send(&url).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    }
+    receiver.wait_for(3, Duration::from_secs(10)).await;
+    let got = receiver.settle(Duration::from_millis(500)).await;
+    let keys_at = |path: &str| -> Vec<String> {
+        got.iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.json().to_string())
+            .collect()
+    };
+    let json_bodies = keys_at("/json");
+    assert_eq!(json_bodies.len(), 2, "{json_bodies:?}");
+    let slack = keys_at("/slack");
+    assert_eq!(slack.len(), 1, "{slack:?}");
+    assert!(
+        slack[0].contains("owner") && !slack[0].contains("_mlflow"),
+        "{slack:?}"
+    );
+}
+
 // ---- A real MLflow server ----
 
 /// The `mlflow` executable of the virtualenv `scripts/test` makes, if there is one.
