@@ -156,6 +156,7 @@ async fn preview(
         template: input.template,
         rate_limit: None,
         signing_scheme: Default::default(),
+        mlflow_shape: Default::default(),
     };
     let preview = ProjectId::from("preview");
     let webhook = Webhook::create(webhook_input, &preview, &state.catalog, now_millis())

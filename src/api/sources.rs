@@ -18,13 +18,14 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::{ApiJson, AppState, audit, parse_query};
 use crate::error::ApiError;
-use crate::ids::{DeliveryId, ProjectId, SourceId, millis_to_rfc3339, now_millis};
+use crate::ids::{DeliveryId, ProjectId, SourceId, WebhookId, millis_to_rfc3339, now_millis};
 use crate::ingest::{Accepted, EventRequest, Submission};
 use crate::sources::mlflow::{self, Reject};
 use crate::sources::{
     REJECTIONS_KEPT, SEEN_RETENTION_MS, Source, SourceInput, SourceKind, SourceRejection,
     SourceView,
 };
+use crate::webhook::MlflowShape;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -469,54 +470,98 @@ fn submissions(
             idempotency_key: Some(format!("{key}:comet")),
         });
     }
-    requests
+    let mut prepared = requests
         .into_iter()
-        .map(|request| {
-            let event_type = request.event_type.clone();
-            let submission = state
-                .ingestor
-                .prepare(&source.project_id, request, now)
-                .map_err(|e| {
-                    let mut error = ApiError::from(e);
-                    if event_type.starts_with(crate::catalog::mlflow::PREFIX) {
-                        // Pointers into the body MLflow sent, not into the
-                        // events route's `payload` that carries it here.
-                        error = error.rerooted(|field| {
-                            field.strip_prefix("/payload").unwrap_or(field).to_string()
-                        });
-                    }
-                    error.message =
-                        format!("the body does not match {event_type}: {}", error.message);
-                    error
-                })?;
-            let submission = as_test_if(is_test, submission);
-            Ok((without_chat_if(internal_tag, state, submission), event_type))
-        })
-        .collect()
+        .map(|request| prepare(state, source, request, now))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    for (submission, _) in &mut prepared {
+        if is_test {
+            as_test(submission);
+        }
+        if internal_tag {
+            without_chat(state, submission);
+        }
+    }
+    if let [(native, _), (twin, _)] = prepared.as_mut_slice() {
+        one_shape_each(state, native, twin);
+    }
+    Ok(prepared)
+}
+
+/// One event of the delivery, validated and routed; its errors point into
+/// the body MLflow sent.
+fn prepare(
+    state: &AppState,
+    source: &Source,
+    request: EventRequest,
+    now: i64,
+) -> Result<(Submission, String), ApiError> {
+    let event_type = request.event_type.clone();
+    let submission = state
+        .ingestor
+        .prepare(&source.project_id, request, now)
+        .map_err(|e| {
+            let mut error = ApiError::from(e);
+            if event_type.starts_with(crate::catalog::mlflow::PREFIX) {
+                // Pointers into the body MLflow sent, not into the events
+                // route's `payload` that carries it here.
+                error = error
+                    .rerooted(|field| field.strip_prefix("/payload").unwrap_or(field).to_string());
+            }
+            error.message = format!("the body does not match {event_type}: {}", error.message);
+            error
+        })?;
+    Ok((submission, event_type))
 }
 
 /// MLflow's test event is stored as a test and routed to no webhook: an
 /// operator checking the MLflow side must not post to real channels.
-fn as_test_if(is_test: bool, mut submission: Submission) -> Submission {
-    if is_test {
-        submission.event.is_test = true;
-        submission.event.deliveries.clear();
-    }
-    submission
+fn as_test(submission: &mut Submission) {
+    submission.event.is_test = true;
+    submission.event.deliveries.clear();
 }
 
 /// An event about one of MLflow's own tags goes to no chat format: it is
 /// MLflow's bookkeeping, noise in a channel. Programs still get it.
-fn without_chat_if(internal_tag: bool, state: &AppState, mut submission: Submission) -> Submission {
-    if internal_tag {
-        submission.event.deliveries.retain(|d| {
-            state
-                .subscriptions
-                .get(&d.webhook_id)
-                .is_none_or(|w| !w.format.is_chat())
-        });
-    }
-    submission
+fn without_chat(state: &AppState, submission: &mut Submission) {
+    submission.event.deliveries.retain(|d| {
+        state
+            .subscriptions
+            .get(&d.webhook_id)
+            .is_none_or(|w| !w.format.is_chat())
+    });
+}
+
+/// A webhook that listens to both an MLflow change's native event and its
+/// Comet twin gets the shape it chose (`mlflow_shape`), not both unless it
+/// asked: one chat message per change.
+fn one_shape_each(state: &AppState, native: &mut Submission, twin: &mut Submission) {
+    let in_both: Vec<WebhookId> = native
+        .event
+        .deliveries
+        .iter()
+        .filter(|d| {
+            twin.event
+                .deliveries
+                .iter()
+                .any(|t| t.webhook_id == d.webhook_id)
+        })
+        .map(|d| d.webhook_id.clone())
+        .collect();
+    let shape = |webhook_id: &WebhookId| {
+        state
+            .subscriptions
+            .get(webhook_id)
+            .map_or(MlflowShape::default(), |w| w.mlflow_shape)
+    };
+    let keep = |webhook_id: &WebhookId, native: bool| {
+        !in_both.contains(webhook_id) || shape(webhook_id).keeps(native)
+    };
+    native
+        .event
+        .deliveries
+        .retain(|d| keep(&d.webhook_id, true));
+    twin.event.deliveries.retain(|d| keep(&d.webhook_id, false));
 }
 
 async fn ingest(

@@ -292,6 +292,7 @@ fn webhook_body(f: WebhookFields) -> Result<Map<String, Value>, CliError> {
         f.rate_limit.as_deref().map(rate_limit).transpose()?,
     );
     set("signing_scheme", f.signing_scheme.map(Value::from));
+    set("mlflow_shape", f.mlflow_shape.map(Value::from));
     if !f.events.is_empty() {
         set("events", Some(f.events.into()));
     }

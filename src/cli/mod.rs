@@ -50,6 +50,8 @@ pub struct Global {
 }
 
 /// The client commands.
+// Parsed once per process: the webhook flags' size costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Save a server URL, token and default project as a profile (~/.config/mlhook/config.toml).
@@ -218,6 +220,9 @@ pub struct WebhookFields {
     /// `signing-secret --rotate --scheme` changes it later.
     #[arg(long, value_name = "SCHEME", value_parser = ["hmac_sha256", "ed25519"])]
     pub signing_scheme: Option<String>,
+    /// For MLflow's changes, when the webhook hears both shapes: native (default), comet or both.
+    #[arg(long, value_name = "SHAPE", value_parser = ["native", "comet", "both"])]
+    pub mlflow_shape: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

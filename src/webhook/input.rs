@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Deserializer};
 
-use super::model::Scope;
+use super::model::{MlflowShape, Scope};
 use crate::formats::Format;
 use crate::formats::github::GithubInput;
 use crate::rate_limit::RateLimit;
@@ -69,6 +69,10 @@ pub struct WebhookInput {
     /// `hmac_sha256` (default, `v1`) or `ed25519` (`v1a`).
     #[serde(default)]
     pub signing_scheme: Scheme,
+    /// For MLflow's changes, when the webhook listens to both: the native
+    /// event, its Comet-shaped twin, or both [default: native].
+    #[serde(default)]
+    pub mlflow_shape: MlflowShape,
 }
 
 fn enabled_by_default() -> bool {
@@ -105,6 +109,7 @@ pub struct WebhookPatch {
     /// `null` returns to the format's default.
     #[serde(default, deserialize_with = "present_or_null")]
     pub rate_limit: Option<Option<RateLimit>>,
+    pub mlflow_shape: Option<MlflowShape>,
 }
 
 /// Tells "field absent" (None) from "field null" (Some(None)).

@@ -20,5 +20,5 @@ pub use crate::formats::Format;
 pub use crate::rate_limit::RateLimit;
 pub use crate::signing::Scheme;
 pub use input::{HeaderInput, WebhookInput, WebhookPatch};
-pub use model::{Header, OBJECT_TYPES, PreviousSigningKey, Scope, Webhook};
+pub use model::{Header, MlflowShape, OBJECT_TYPES, PreviousSigningKey, Scope, Webhook};
 pub use view::{HeaderView, WebhookView};

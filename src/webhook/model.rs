@@ -48,6 +48,45 @@ impl Scope {
     }
 }
 
+/// Which shape of an MLflow change a webhook gets when it listens to both:
+/// MLflow's own event (`mlflow.*`), its Comet-shaped twin
+/// (`MODEL_VERSION_CREATED`, `MODEL_TAG_CHANGED`), or both. One by default,
+/// so that `"events": ["*"]` posts one chat message per change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MlflowShape {
+    #[default]
+    Native,
+    Comet,
+    Both,
+}
+
+impl MlflowShape {
+    pub const ALL: [MlflowShape; 3] = [MlflowShape::Native, MlflowShape::Comet, MlflowShape::Both];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MlflowShape::Native => "native",
+            MlflowShape::Comet => "comet",
+            MlflowShape::Both => "both",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MlflowShape> {
+        MlflowShape::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// Whether a webhook with this choice keeps the delivery of an MLflow
+    /// change's native event (`native`) or of its Comet twin, when it has both.
+    pub fn keeps(self, native: bool) -> bool {
+        match self {
+            MlflowShape::Both => true,
+            MlflowShape::Native => native,
+            MlflowShape::Comet => !native,
+        }
+    }
+}
+
 /// A header sent with every delivery; a protected value is write-only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
@@ -83,6 +122,7 @@ pub struct Webhook {
     pub format_config: FormatConfig,
     /// As set by the client; `None` means the format's default.
     pub rate_limit: Option<RateLimit>,
+    pub mlflow_shape: MlflowShape,
 }
 
 /// A rotated-out signing key and the end of its grace period.

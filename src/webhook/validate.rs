@@ -52,6 +52,7 @@ impl Webhook {
             updated_at: now,
             format_config: FormatConfig::default(),
             rate_limit: input.rate_limit,
+            mlflow_shape: input.mlflow_shape,
         };
         let destination = Destination {
             url: input.url,
@@ -100,6 +101,7 @@ impl Webhook {
             next.description = description;
         }
         next.include_result = patch.include_result.unwrap_or(next.include_result);
+        next.mlflow_shape = patch.mlflow_shape.unwrap_or(next.mlflow_shape);
         next.format = patch.format.unwrap_or(next.format);
         if let Some(rate_limit) = patch.rate_limit {
             next.rate_limit = rate_limit;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Header, Scope, Webhook};
+use super::model::{Header, MlflowShape, Scope, Webhook};
 use crate::formats::Format;
 use crate::formats::github::GithubView;
 use crate::rate_limit::RateLimit;
@@ -36,6 +36,7 @@ impl Webhook {
                 .as_ref()
                 .map(|p| crate::ids::millis_to_rfc3339(p.expires_at)),
             include_result: self.include_result,
+            mlflow_shape: self.mlflow_shape,
             enabled: self.enabled,
             disabled_reason: self.disabled_reason.clone(),
             disabled_at: self.disabled_at.map(crate::ids::millis_to_rfc3339),
@@ -97,6 +98,7 @@ pub struct WebhookView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_signing_key_expires_at: Option<String>,
     pub include_result: bool,
+    pub mlflow_shape: MlflowShape,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
     pub disabled_at: Option<String>,

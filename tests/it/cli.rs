@@ -836,6 +836,52 @@ async fn tokens_are_created_listed_used_and_revoked() {
 }
 
 #[tokio::test]
+async fn the_mlflow_shape_is_set_on_create_and_changed_on_update() {
+    let server = Server::start().await;
+    server.create_project("shapes").await;
+    let cli = Cli::new(&server, "shapes");
+    let created = cli
+        .run(&[
+            "webhooks",
+            "create",
+            "--endpoint",
+            "http://127.0.0.1:1/",
+            "--event",
+            "*",
+            "--mlflow-shape",
+            "both",
+            "--output",
+            "json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(created["mlflow_shape"], "both", "{created}");
+    let id = created["id"].as_str().unwrap();
+    let updated = cli
+        .run(&[
+            "webhooks",
+            "update",
+            id,
+            "--mlflow-shape",
+            "comet",
+            "--output",
+            "json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(updated["mlflow_shape"], "comet", "{updated}");
+    let refused = cli
+        .run(&["webhooks", "update", id, "--mlflow-shape", "twice"])
+        .await;
+    assert_eq!(
+        refused.code, 2,
+        "a value clap refuses is a usage error: {refused:?}"
+    );
+}
+
+#[tokio::test]
 async fn listen_verifies_ed25519_signatures_with_the_public_key_and_rotation_changes_the_key() {
     let server = Server::start().await;
     server.create_project("ed").await;

@@ -261,7 +261,7 @@ where
 
     // ---- Webhooks (as stored: `sealed` seals and opens their secrets) ----
 
-    /// Binds a webhook's columns in the order of `WEBHOOK_COLUMNS` ($1 … $21).
+    /// Binds a webhook's columns in the order of `WEBHOOK_COLUMNS` ($1 … $22).
     fn bind_webhook<'q>(query: Query<'q, DB>, w: &'q Webhook) -> Query<'q, DB> {
         query
             .bind(w.id.as_str())
@@ -285,6 +285,7 @@ where
             .bind(w.rate_limit.as_ref().map(to_json))
             .bind(w.previous_signing.as_ref().map(|p| p.key.as_str()))
             .bind(w.previous_signing.as_ref().map(|p| p.expires_at))
+            .bind(w.mlflow_shape.as_str())
     }
 
     pub(in crate::store) async fn insert_webhook(
@@ -303,7 +304,7 @@ where
         sealed: &Webhook,
     ) -> StoreResult<()> {
         let sql = format!(
-            "UPDATE webhooks SET ({WEBHOOK_COLUMNS}) = ({WEBHOOK_VALUES}) WHERE id = $22 AND project_id = $23"
+            "UPDATE webhooks SET ({WEBHOOK_COLUMNS}) = ({WEBHOOK_VALUES}) WHERE id = $23 AND project_id = $24"
         );
         Self::bind_webhook(sqlx::query(&sql), sealed)
             .bind(sealed.id.as_str())

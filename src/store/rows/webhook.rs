@@ -4,14 +4,14 @@
 use super::super::StoreError;
 use super::{from_json, parse_name};
 use crate::ids::{ProjectId, WebhookId};
-use crate::webhook::{Format, PreviousSigningKey, Webhook};
+use crate::webhook::{Format, MlflowShape, PreviousSigningKey, Webhook};
 
-/// The columns `Shared::bind_webhook` binds, in its order ($1 … $21).
+/// The columns `Shared::bind_webhook` binds, in its order ($1 … $22).
 pub(super) const WEBHOOK_COLUMNS: &str = "id, project_id, name, description, url, format, events, scope, headers, secret, \
      signing_secret, include_result, enabled, disabled_reason, disabled_at, created_at, updated_at, \
-     format_config, rate_limit, previous_signing_secret, previous_signing_expires_at";
+     format_config, rate_limit, previous_signing_secret, previous_signing_expires_at, mlflow_shape";
 pub(super) const WEBHOOK_VALUES: &str =
-    "$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21";
+    "$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22";
 
 #[derive(sqlx::FromRow)]
 pub(in crate::store) struct WebhookColumns<'r> {
@@ -36,6 +36,7 @@ pub(in crate::store) struct WebhookColumns<'r> {
     rate_limit: Option<&'r str>,
     previous_signing_secret: Option<String>,
     previous_signing_expires_at: Option<i64>,
+    mlflow_shape: &'r str,
 }
 
 impl TryFrom<WebhookColumns<'_>> for Webhook {
@@ -70,6 +71,7 @@ impl TryFrom<WebhookColumns<'_>> for Webhook {
                 .rate_limit
                 .map(|text| from_json("rate_limit", text))
                 .transpose()?,
+            mlflow_shape: parse_name("mlflow_shape", c.mlflow_shape, MlflowShape::parse)?,
         })
     }
 }

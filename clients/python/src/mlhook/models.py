@@ -15,6 +15,8 @@ from typing_extensions import NotRequired, TypedDict
 
 Format = Literal["json", "slack", "teams", "discord", "github_dispatch", "template"]
 Scheme = Literal["hmac_sha256", "ed25519"]
+#: Which shape of an MLflow change a webhook hearing both gets.
+MlflowShape = Literal["native", "comet", "both"]
 Family = Literal[
     "monitoring", "requests", "model_registry", "executions", "test", "operational", "mlflow"
 ]
@@ -311,6 +313,8 @@ class WebhookInput(TypedDict):
     template: NotRequired[Any]
     rate_limit: NotRequired[Optional[RateLimit]]
     signing_scheme: NotRequired[Scheme]
+    #: For MLflow's changes, when the webhook hears both: native (default), comet or both.
+    mlflow_shape: NotRequired[MlflowShape]
 
 
 class WebhookPatch(TypedDict, total=False):
@@ -331,6 +335,7 @@ class WebhookPatch(TypedDict, total=False):
     github: Optional[GithubInput]
     template: Any
     rate_limit: Optional[RateLimit]
+    mlflow_shape: Optional[MlflowShape]
 
 
 class WebhookView(TypedDict):
@@ -352,6 +357,7 @@ class WebhookView(TypedDict):
     signing_public_key: NotRequired[Optional[str]]
     previous_signing_key_expires_at: NotRequired[Optional[str]]
     include_result: bool
+    mlflow_shape: MlflowShape
     enabled: bool
     disabled_reason: NotRequired[Optional[str]]
     disabled_at: NotRequired[Optional[str]]

@@ -73,6 +73,7 @@ export async function render(ctx) {
       h('dt', null, 'Rate limit'), h('dd', null, rate ? (rate.per_second ? `${rate.per_second} per second` : `${rate.per_minute} per minute`) : 'none',
         w.rate_limit ? '' : h('span', { class: 'muted' }, ' (the format\'s default)')),
       h('dt', null, 'Include result'), h('dd', null, w.include_result ? 'yes' : 'no'),
+      h('dt', null, 'MLflow changes'), h('dd', null, { native: 'native (mlflow.*)', comet: 'Comet-shaped', both: 'both shapes' }[w.mlflow_shape] || w.mlflow_shape),
       h('dt', null, 'Created'), h('dd', null, when(w.created_at)),
       h('dt', null, 'Updated'), updated));
 

@@ -50,7 +50,7 @@ export async function render(ctx) {
   const editing = Boolean(existing);
   const w = existing || {
     name: '', description: '', url: '', format: 'json', events: [], scope: {}, headers: [],
-    has_secret: false, include_result: false, enabled: true, rate_limit: null,
+    has_secret: false, include_result: false, enabled: true, rate_limit: null, mlflow_shape: 'native',
   };
   const formatInfo = Object.fromEntries(formats.data.map((f) => [f.format, f]));
 
@@ -218,6 +218,11 @@ export async function render(ctx) {
     h('option', { value: 'ed25519' }, 'Ed25519 (v1a; receivers hold a public key)')),
   'Every delivery is signed (webhook-signature). The key is shown on the webhook\'s page.');
   bind('/signing_scheme', scheme);
+  const shape = field('MLflow changes', h('select', { name: 'mlflow_shape' },
+    ...[['native', 'MLflow\'s own event (mlflow.*)'], ['comet', 'The Comet-shaped twin'], ['both', 'Both']]
+      .map(([value, label]) => h('option', { value, selected: w.mlflow_shape === value }, label))),
+  'When this webhook listens to both shapes of an MLflow change (e.g. *), the one it gets.');
+  bind('/mlflow_shape', shape);
   const includeResult = h('input', { type: 'checkbox', name: 'include_result', checked: w.include_result });
   const includeError = h('p', { class: 'field-error', id: uid('ir-error'), hidden: true });
   errors.bind('/include_result', includeResult, includeError);
@@ -293,6 +298,7 @@ export async function render(ctx) {
     const s = secret.value();
     if (s !== undefined && (s !== null || forPatch)) b.secret = s;
     b.include_result = includeResult.checked;
+    b.mlflow_shape = shape.input.value;
     b.enabled = enabled.checked;
     if (rateMode.input.value) {
       b.rate_limit = { [rateMode.input.value]: Number.parseInt(rateValue.input.value, 10) };
@@ -441,6 +447,7 @@ export async function render(ctx) {
   h('section', { class: 'panel', 'aria-labelledby': 'sec-auth' }, h('h2', { id: 'sec-auth' }, 'Authentication and delivery'),
     h('div', { class: 'form-row' }, secret.wrap, editing ? null : scheme.wrap),
     h('div', { class: 'form-row' }, rateMode.wrap, rateValue.wrap), rateNote,
+    shape.wrap,
     h('div', { class: 'field' }, h('label', { class: 'check' }, includeResult, h('span', null, 'Include the request result',
       h('small', { class: 'hint' }, 'UbiOps request events: add the result when it is at most 16 kB.'))), includeError),
     h('div', { class: 'field' }, h('label', { class: 'check' }, enabled, h('span', null, 'Enabled',
