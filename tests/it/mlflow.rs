@@ -486,19 +486,25 @@ async fn a_webhook_on_everything_gets_one_shape_of_each_change() {
     assert_eq!(shapes_at("/listed"), ["comet"]);
 }
 
-/// MLflow's own tags (`_mlflow…`) are its bookkeeping: a chat channel gets
-/// no message for them, a program still gets the event.
-#[tokio::test]
-async fn mlflow_internal_tags_reach_programs_but_not_chat_channels() {
-    let server = Server::start().await;
-    let receiver = Receiver::start_with(|_, request| {
+/// A receiver that answers `/slack` as Slack's incoming webhooks do (200
+/// "ok", which the slack format expects) and everything else 200.
+async fn slack_answering_receiver() -> Receiver {
+    Receiver::start_with(|_, request| {
         let mut reply = Reply::status(200);
         if request.path == "/slack" {
             reply.body = "ok".to_string();
         }
         reply
     })
-    .await;
+    .await
+}
+
+/// MLflow's own tags (`_mlflow…`) are its bookkeeping: a chat channel gets
+/// no message for them, a program still gets the event.
+#[tokio::test]
+async fn mlflow_internal_tags_reach_programs_but_not_chat_channels() {
+    let server = Server::start().await;
+    let receiver = slack_answering_receiver().await;
     server.create_project("ml").await;
     for (path, format) in [("/json", "json"), ("/slack", "slack")] {
         server
@@ -708,15 +714,7 @@ async fn a_real_mlflow_server_feeds_comet_native_and_slack_webhooks() {
 
     // mlhook: a project, three webhooks, and the MLflow source.
     let server = Server::start().await;
-    // Slack's incoming webhooks answer 200 "ok", which the slack format expects.
-    let receiver = Receiver::start_with(|_, request| {
-        let mut reply = Reply::status(200);
-        if request.path == "/slack" {
-            reply.body = "ok".to_string();
-        }
-        reply
-    })
-    .await;
+    let receiver = slack_answering_receiver().await;
     server.create_project("ml").await;
     server
         .create_webhook(
