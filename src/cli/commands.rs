@@ -61,6 +61,7 @@ pub async fn dispatch(global: Global, command: Command) -> Result<(), CliError> 
         Command::Projects(c) => projects(&ctx, c).await,
         Command::Tokens(c) => tokens(&ctx, c).await,
         Command::Webhooks(c) => webhooks(&ctx, c).await,
+        Command::Sources(c) => super::sources::run(&ctx, c).await,
         Command::EventTypes(c) => event_types(&ctx, c).await,
         Command::Events(c) => events(&ctx, c).await,
         Command::Deliveries(c) => deliveries(&ctx, c).await,

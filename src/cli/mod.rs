@@ -11,6 +11,7 @@ pub mod listen;
 pub mod output;
 pub mod profile;
 mod recover;
+mod sources;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -74,6 +75,12 @@ pub enum Command {
     /// Webhooks of a project: where events go.
     #[command(subcommand, after_help = "Example: mlhook webhooks list")]
     Webhooks(WebhooksCommand),
+    /// Sources of a project: the URLs MLflow posts its own webhooks to.
+    #[command(
+        subcommand,
+        after_help = "Example: mlhook sources create --name 'mlflow prod' --secret -"
+    )]
+    Sources(sources::SourcesCommand),
     /// The event catalog: built-in types, schemas and examples.
     #[command(
         subcommand,

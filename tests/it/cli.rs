@@ -836,6 +836,68 @@ async fn tokens_are_created_listed_used_and_revoked() {
 }
 
 #[tokio::test]
+async fn sources_are_created_listed_shown_logged_and_deleted() {
+    let server = Server::start().await;
+    server.create_project("inbound").await;
+    let cli = Cli::new(&server, "inbound");
+    let secret = "a-shared-mlflow-secret-of-some-length";
+    let created = cli
+        .run_input(
+            &[
+                "sources",
+                "create",
+                "--name",
+                "mlflow prod",
+                "--secret",
+                "-",
+                "--output",
+                "json",
+            ],
+            Some(&format!("{secret}\n")),
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(created["secret_set"], true, "{created}");
+    assert!(
+        !created.to_string().contains(secret),
+        "the secret is never shown: {created}"
+    );
+    let id = created["id"].as_str().unwrap().to_string();
+    let url = created["url"].as_str().unwrap().to_string();
+    assert!(url.ends_with(&format!("/sources/{id}/mlflow")), "{url}");
+
+    let listed = cli.run(&["sources", "list"]).await.ok().stdout;
+    assert!(
+        listed.contains(&id) && listed.contains("mlflow prod"),
+        "{listed}"
+    );
+
+    // A request MLflow would never send is refused and logged.
+    let refused = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let log = cli.run(&["sources", "log", &id]).await.ok().stdout;
+    assert!(log.contains("missing_header"), "{log}");
+    let shown = cli.run(&["sources", "show", &id]).await.ok().stdout;
+    assert!(shown.contains("rejections_logged"), "{shown}");
+
+    let unsigned_without_saying = cli.run(&["sources", "create", "--name", "open"]).await;
+    assert_eq!(
+        unsigned_without_saying.code, 1,
+        "the API refuses it: {unsigned_without_saying:?}"
+    );
+    cli.run(&["sources", "delete", &id]).await.ok();
+    let gone = cli.run(&["sources", "show", &id]).await;
+    assert_eq!(gone.code, 1, "{gone:?}");
+}
+
+#[tokio::test]
 async fn the_mlflow_shape_is_set_on_create_and_changed_on_update() {
     let server = Server::start().await;
     server.create_project("shapes").await;
