@@ -73,6 +73,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/pages/catalog.js", JS),
     asset!("js/pages/events.js", JS),
     asset!("js/pages/project_settings.js", JS),
+    asset!("js/pages/sources.js", JS),
 ];
 
 pub fn routes() -> Router<AppState> {

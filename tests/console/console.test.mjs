@@ -37,7 +37,8 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 const PROTECTED = `protected-${randomBytes(8).toString('hex')}`;
 const SECRET = `secret-${randomBytes(8).toString('hex')}`;
-const NEVER_SHOWN = [PROTECTED, SECRET, TOKEN];
+const SOURCE_SECRET = `source-${randomBytes(8).toString('hex')}-shared-with-mlflow`;
+const NEVER_SHOWN = [PROTECTED, SECRET, TOKEN, SOURCE_SECRET];
 
 function need(name) {
   const value = process.env[name];
@@ -861,6 +862,30 @@ test('the web console', { timeout: 180_000 }, async (t) => {
     await page.getByRole('heading', { name: 'Projects' }).waitFor();
     assert.equal((await api('GET', '/v1/projects/scratch')).status, 404);
     assert.equal(await page.getByRole('link', { name: 'Scratch' }).count(), 0);
+  });
+
+  await step('sources: a write-only secret, the URL for MLflow, refused requests listed, deleted', async () => {
+    await page.goto(`${BASE}/#/p/fraud-team/sources`);
+    await page.getByRole('heading', { name: 'Sources', exact: true }).waitFor();
+    await page.getByText('No sources').waitFor();
+    await page.getByLabel('Name', { exact: true }).fill('mlflow prod');
+    await page.getByLabel('Secret', { exact: true }).fill(SOURCE_SECRET);
+    await page.getByRole('button', { name: 'Create source' }).click();
+    const url = await page.getByTestId('source-url').textContent();
+    assert.match(url, /\/v1\/projects\/fraud-team\/sources\/src_[0-9a-f]+\/mlflow$/);
+    assert.equal(await page.getByLabel('Secret', { exact: true }).inputValue(), '', 'the secret leaves the form');
+    const refused = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(refused.status, 400);
+    await page.getByRole('button', { name: 'Done' }).click();
+    const row = page.locator('tr', { hasText: 'mlflow prod' });
+    await row.getByText('signed', { exact: true }).waitFor();
+    await row.getByRole('button', { name: /^Refused requests/ }).click();
+    await page.getByTestId('source-log').getByText('missing_header').waitFor();
+    await screen('sources', { fullPage: false });
+    page.once('dialog', (d) => d.accept());
+    await row.getByRole('button', { name: /^Delete/ }).click();
+    await page.getByText('No sources').waitFor();
+    assert.equal((await api('GET', '/v1/projects/fraud-team/sources')).body.data.length, 0);
   });
 
   await step('sign out', async () => {

@@ -172,6 +172,7 @@ async fn the_console_works_in_a_real_browser() {
         "settings.png",
         "tokens.png",
         "audit.png",
+        "sources.png",
         "webhooks-phone.png",
         "deliveries-phone.png",
         "webhook-detail-phone.png",

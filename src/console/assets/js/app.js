@@ -13,6 +13,7 @@ import * as deliveries from './pages/deliveries.js';
 import * as catalog from './pages/catalog.js';
 import * as events from './pages/events.js';
 import * as settings from './pages/project_settings.js';
+import * as sources from './pages/sources.js';
 
 const ROUTES = [
   [/^\/signin$/, signin.render, null],
@@ -28,6 +29,7 @@ const ROUTES = [
   [/^\/p\/([^/]+)\/catalog(?:\/([^/]+))?$/, catalog.render, 'catalog'],
   [/^\/p\/([^/]+)\/settings$/, settings.renderSettings, 'settings'],
   [/^\/p\/([^/]+)\/tokens$/, settings.renderTokens, 'settings'],
+  [/^\/p\/([^/]+)\/sources$/, sources.render, 'settings'],
   [/^\/p\/([^/]+)\/audit$/, settings.renderAudit, 'settings'],
 ];
 

@@ -1,6 +1,6 @@
 // A project's own pages, under one "Settings" section with tabs: the
 // project (rename, link base URL, delete with confirmation), its tokens
-// (create, list, revoke) and its audit log.
+// (create, list, revoke), its sources (pages/sources.js) and its audit log.
 
 import { h, field, replace, table, empty, when, timeAgo, toast, copy } from '../dom.js';
 import { del, get, p, patch, post, query } from '../api.js';
@@ -10,10 +10,10 @@ import { payloadView } from '../viewer.js';
 function tabs(enc, current) {
   const tab = (name, text) => h('a', { href: `#/p/${enc}/${name}`, 'aria-current': name === current ? 'page' : null }, text);
   return h('nav', { class: 'tabs', 'aria-label': 'Project settings' },
-    tab('settings', 'Project'), tab('tokens', 'Tokens'), tab('audit', 'Audit log'));
+    tab('settings', 'Project'), tab('tokens', 'Tokens'), tab('sources', 'Sources'), tab('audit', 'Audit log'));
 }
 
-function head(enc, current, title, text) {
+export function head(enc, current, title, text) {
   return [h('div', { class: 'page-head' }, h('div', null, h('h1', null, title), h('p', null, text))), tabs(enc, current)];
 }
 
