@@ -22,8 +22,8 @@ use crate::ids::{DeliveryId, ProjectId, SourceId, WebhookId, millis_to_rfc3339, 
 use crate::ingest::{Accepted, EventRequest, Submission};
 use crate::sources::mlflow::{self, Reject};
 use crate::sources::{
-    REJECTIONS_KEPT, SEEN_RETENTION_MS, Source, SourceInput, SourceKind, SourceRejection,
-    SourceView,
+    DEFAULT_SECRET_GRACE_MS, MAX_SECRET_GRACE_MS, REJECTIONS_KEPT, SEEN_RETENTION_MS, Source,
+    SourceInput, SourceKind, SourcePatch, SourceRejection, SourceView,
 };
 use crate::webhook::MlflowShape;
 
@@ -32,7 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/projects/{project}/sources", get(list).post(create))
         .route(
             "/v1/projects/{project}/sources/{id}",
-            get(show).delete(remove),
+            get(show).patch(update).delete(remove),
         )
         .route("/v1/projects/{project}/sources/{id}/log", get(log))
         .route("/v1/projects/{project}/sources/{id}/mlflow", post(receive))
@@ -162,6 +162,69 @@ async fn show(
             last_rejected_at: activity.last_rejected_at.map(millis_to_rfc3339),
         }),
     }))
+}
+
+/// Changes a source. A new secret replaces the old one, which keeps
+/// verifying for the grace period: MLflow, which caches its webhook settings
+/// for a minute, is not refused while it catches up.
+#[utoipa::path(
+    patch,
+    path = "/v1/projects/{project}/sources/{id}",
+    tag = "sources",
+    params(("project" = String, Path), ("id" = String, Path)),
+    request_body = SourcePatch,
+    responses((status = 200, description = "The source as changed (no secret; `previous_secret_expires_at` while the old one still verifies)", body = SourceAnswer))
+)]
+async fn update(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((project, id)): Path<(ProjectId, SourceId)>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<SourcePatch>,
+) -> Result<Json<SourceAnswer>, ApiError> {
+    caller.require_write()?;
+    let source = load(&caller, &state, &project, &id).await?;
+    let grace_ms = secret_grace_ms(patch.secret_grace_period.as_deref())?;
+    let secret_changed = patch.secret.is_some();
+    let changed = source
+        .apply(patch, grace_ms, now_millis())
+        .map_err(ApiError::violations)?;
+    if !state.store.update_source(&changed).await? {
+        return Err(ApiError::not_found("source"));
+    }
+    let view = changed.view();
+    let mut changes = serde_json::to_value(&view).expect("views serialise");
+    if secret_changed {
+        changes["secret"] = "changed".into();
+    }
+    audit::record(
+        &state,
+        &caller,
+        &changed.project_id,
+        "source.updated",
+        &changed.id,
+        changes,
+    )
+    .await;
+    Ok(Json(SourceAnswer {
+        url: public_url(&headers, &changed.path()),
+        source: view,
+        activity: None,
+    }))
+}
+
+/// A change's grace period for the replaced secret, at most 7 days.
+fn secret_grace_ms(text: Option<&str>) -> Result<i64, ApiError> {
+    let Some(text) = text else {
+        return Ok(DEFAULT_SECRET_GRACE_MS);
+    };
+    let invalid = |message: &str| ApiError::invalid_field("/secret_grace_period", message);
+    let grace = humantime::parse_duration(text.trim())
+        .map_err(|_| invalid("must be a duration such as 10m or 0s"))?;
+    i64::try_from(grace.as_millis())
+        .ok()
+        .filter(|ms| *ms <= MAX_SECRET_GRACE_MS)
+        .ok_or_else(|| invalid("must be at most 7 days"))
 }
 
 #[utoipa::path(
@@ -364,11 +427,20 @@ async fn accept(
             ApiError::new(e.status(), "invalid_request", e.body_text())
         }
     })?;
-    // Authenticate before reading anything else of the request.
-    if let Some(secret) = &source.secret {
-        mlflow::verify_signature(secret, &delivery, &body).map_err(rejected)?;
-    }
+    // Authenticate before reading anything else of the request: with the
+    // secret, or with the one it replaced while its grace period lasts.
     let now = now_millis();
+    if source.secret.is_some() {
+        let mut verdicts = source
+            .secrets_at(now)
+            .map(|secret| mlflow::verify_signature(secret, &delivery, &body));
+        let first = verdicts.next().expect("a signed source has a secret");
+        if let Err(reject) = first
+            && !verdicts.any(|v| v.is_ok())
+        {
+            return Err(rejected(reject));
+        }
+    }
     mlflow::check_timestamp(delivery.timestamp, now / 1000, source.tolerance_secs)
         .map_err(rejected)?;
     if !is_json(headers) {
@@ -631,7 +703,7 @@ async fn record_rejection(state: &AppState, source: &Source, error: &ApiError, s
 
 /// The OpenAPI description of these routes.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list, create, show, remove, log, receive))]
+#[openapi(paths(list, create, show, update, remove, log, receive))]
 pub struct Doc;
 
 #[cfg(test)]

@@ -39,6 +39,28 @@ pub enum SourcesCommand {
         #[arg(long)]
         workspace_name: Option<String>,
     },
+    /// Change a source. A new secret replaces the old one, which keeps verifying for
+    /// --grace-period (MLflow caches its webhook settings for a minute).
+    #[command(
+        after_help = "Example: mlhook sources update src_0193… --secret - --grace-period 10m < new-secret.txt"
+    )]
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// The new secret: the value, or - to read one line of standard input.
+        #[arg(long)]
+        secret: Option<String>,
+        /// How long the replaced secret still verifies [default: 10m; at most 7d].
+        #[arg(long, value_name = "DURATION", requires = "secret")]
+        grace_period: Option<String>,
+        /// How far X-MLflow-Timestamp may be from mlhook's clock, in seconds.
+        #[arg(long, value_name = "SECONDS")]
+        timestamp_tolerance: Option<u32>,
+        /// The Comet workspaceName of events MLflow sends without a workspace.
+        #[arg(long)]
+        workspace_name: Option<String>,
+    },
     /// The requests the source refused, newest first, each with its reason.
     #[command(after_help = "Example: mlhook sources log src_0193…")]
     Log { id: String },
@@ -88,6 +110,36 @@ pub async fn run(ctx: &Ctx, command: SourcesCommand) -> Result<(), CliError> {
                 eprintln!("Give MLflow's webhook this url and the same secret.");
             });
         }
+        SourcesCommand::Update {
+            id,
+            name,
+            secret,
+            grace_period,
+            timestamp_tolerance,
+            workspace_name,
+        } => {
+            let mut body = Map::new();
+            if let Some(name) = name {
+                body.insert("name".into(), name.into());
+            }
+            if let Some(secret) = secret {
+                body.insert("secret".into(), secret_value(secret)?.into());
+            }
+            if let Some(grace) = grace_period {
+                body.insert("secret_grace_period".into(), grace.into());
+            }
+            if let Some(seconds) = timestamp_tolerance {
+                body.insert("timestamp_tolerance_secs".into(), seconds.into());
+            }
+            if let Some(workspace) = workspace_name {
+                body.insert("workspace_name".into(), workspace.into());
+            }
+            let answer = ctx
+                .api
+                .patch(&ctx.in_project(&["sources", &id])?, &Value::Object(body))
+                .await?;
+            ctx.show(&answer, |v| print!("{}", fields(v, &[])));
+        }
         SourcesCommand::Log { id } => {
             let answer = ctx
                 .api
@@ -125,12 +177,7 @@ fn create_body(
     let mut body = Map::new();
     body.insert("name".into(), name.into());
     if let Some(secret) = secret {
-        let secret = if secret == "-" {
-            read_line_of_stdin("--secret")?
-        } else {
-            secret
-        };
-        body.insert("secret".into(), secret.into());
+        body.insert("secret".into(), secret_value(secret)?.into());
     }
     if unsigned {
         body.insert("unsigned".into(), true.into());
@@ -142,6 +189,15 @@ fn create_body(
         body.insert("workspace_name".into(), workspace.into());
     }
     Ok(Value::Object(body))
+}
+
+/// A secret flag's value; `-` reads it from standard input.
+fn secret_value(flag_value: String) -> Result<String, CliError> {
+    if flag_value == "-" {
+        read_line_of_stdin("--secret")
+    } else {
+        Ok(flag_value)
+    }
 }
 
 fn read_line_of_stdin(flag: &str) -> Result<String, CliError> {

@@ -29,6 +29,11 @@ pub const REJECTIONS_KEPT: u32 = 100;
 const MAX_NAME: usize = 200;
 const MIN_SECRET: usize = 16;
 const MAX_SECRET: usize = 1024;
+/// How long the secret before a change keeps verifying when the change
+/// names no grace period: MLflow caches its webhook settings for 60 s.
+pub const DEFAULT_SECRET_GRACE_MS: i64 = 10 * 60 * 1000;
+/// The longest grace period a change of secret may ask for.
+pub const MAX_SECRET_GRACE_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// Who sends to the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
@@ -64,8 +69,44 @@ pub struct Source {
     pub tolerance_secs: u32,
     /// `workspaceName` of the Comet-shaped events when MLflow sends no workspace.
     pub workspace_name: Option<String>,
+    /// The secret before the last change, still verifying until it expires.
+    pub previous_secret: Option<PreviousSecret>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// A changed-out secret and the end of its grace period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviousSecret {
+    pub secret: String,
+    pub expires_at: i64,
+}
+
+/// `PATCH /v1/projects/{p}/sources/{id}`: absent fields stay.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourcePatch {
+    pub name: Option<String>,
+    /// A new secret (16 to 1024 bytes; write-only). The one it replaces
+    /// keeps verifying for `secret_grace_period`, so MLflow's requests
+    /// signed before it learns the new one are not refused.
+    pub secret: Option<String>,
+    /// How long the replaced secret still verifies, e.g. "10m" or "0s"
+    /// [default 10m; at most 7 days].
+    pub secret_grace_period: Option<String>,
+    #[serde(default, deserialize_with = "crate::integral::option_u32")]
+    #[schema(minimum = 1, maximum = 3600)]
+    pub timestamp_tolerance_secs: Option<u32>,
+    /// `null` returns to the default (the source's name).
+    #[serde(default, deserialize_with = "present_or_null")]
+    pub workspace_name: Option<Option<String>>,
+}
+
+/// Tells "field absent" (None) from "field null" (Some(None)).
+fn present_or_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 /// `POST /v1/projects/{p}/sources`.
@@ -102,6 +143,9 @@ pub struct SourceView {
     pub secret_set: bool,
     pub timestamp_tolerance_secs: u32,
     pub workspace_name: Option<String>,
+    /// After a change of secret: until when the replaced one still verifies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<String>,
     /// The path MLflow posts to, on this service's address.
     pub path: String,
     pub created_at: String,
@@ -146,54 +190,27 @@ impl Source {
         now: i64,
     ) -> Result<Source, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let mut fail = |field: &str, message: &str| {
-            errors.push(FieldError {
-                field: field.to_string(),
-                message: message.to_string(),
-            })
-        };
-        let name = input.name.trim().to_string();
-        if name.is_empty() || name.chars().count() > MAX_NAME {
-            fail("/name", "must be 1 to 200 characters");
-        }
+        let name = checked_name(&input.name, &mut errors);
         match (&input.secret, input.unsigned) {
             (Some(_), true) => fail(
+                &mut errors,
                 "/unsigned",
                 "a source with a secret is signed; leave one out",
             ),
             (None, false) => fail(
+                &mut errors,
                 "/secret",
                 "required: the secret set on the MLflow webhook (or \"unsigned\": true to accept \
                  unsigned requests, authenticated by nothing but the URL)",
             ),
-            (Some(secret), false) => {
-                if secret.len() < MIN_SECRET || secret.len() > MAX_SECRET {
-                    fail("/secret", "must be 16 to 1024 bytes");
-                } else if secret.trim() != secret || secret.chars().any(char::is_control) {
-                    fail(
-                        "/secret",
-                        "must not hold control characters or surrounding spaces",
-                    );
-                }
-            }
+            (Some(secret), false) => check_secret(secret, &mut errors),
             (None, true) => {}
         }
         let tolerance = input
             .timestamp_tolerance_secs
             .unwrap_or(DEFAULT_TOLERANCE_SECS);
-        if !(1..=MAX_TOLERANCE_SECS).contains(&tolerance) {
-            fail(
-                "/timestamp_tolerance_secs",
-                "must be 1 to 3600 seconds (default 300)",
-            );
-        }
-        let workspace_name = input.workspace_name.map(|w| w.trim().to_string());
-        if workspace_name
-            .as_ref()
-            .is_some_and(|w| w.is_empty() || w.chars().count() > MAX_NAME)
-        {
-            fail("/workspace_name", "must be 1 to 200 characters");
-        }
+        check_tolerance(tolerance, &mut errors);
+        let workspace_name = checked_workspace(input.workspace_name, &mut errors);
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -205,9 +222,63 @@ impl Source {
             secret: input.secret,
             tolerance_secs: tolerance,
             workspace_name,
+            previous_secret: None,
             created_at: now,
             updated_at: now,
         })
+    }
+
+    /// The source with `patch` applied, or every field error found. A new
+    /// secret keeps the one it replaces verifying for `grace_ms`.
+    pub fn apply(
+        &self,
+        patch: SourcePatch,
+        grace_ms: i64,
+        now: i64,
+    ) -> Result<Source, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut next = self.clone();
+        if let Some(name) = &patch.name {
+            next.name = checked_name(name, &mut errors);
+        }
+        if let Some(secret) = patch.secret {
+            check_secret(&secret, &mut errors);
+            if self.secret.is_none() {
+                fail(
+                    &mut errors,
+                    "/secret",
+                    "this source was created unsigned; create a signed source instead",
+                );
+            }
+            next.previous_secret = self.secret.clone().map(|old| PreviousSecret {
+                secret: old,
+                expires_at: now + grace_ms,
+            });
+            next.secret = Some(secret);
+        }
+        if let Some(tolerance) = patch.timestamp_tolerance_secs {
+            check_tolerance(tolerance, &mut errors);
+            next.tolerance_secs = tolerance;
+        }
+        if let Some(workspace) = patch.workspace_name {
+            next.workspace_name = checked_workspace(workspace, &mut errors);
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        next.updated_at = now;
+        Ok(next)
+    }
+
+    /// The secrets a request received at `now` may be signed with: the
+    /// current one, and the one before it while its grace period lasts.
+    pub fn secrets_at(&self, now: i64) -> impl Iterator<Item = &str> {
+        let previous = self
+            .previous_secret
+            .as_ref()
+            .filter(|p| p.expires_at > now)
+            .map(|p| p.secret.as_str());
+        self.secret.as_deref().into_iter().chain(previous)
     }
 
     /// Where the platform sends its webhooks, below this service's address.
@@ -220,22 +291,31 @@ impl Source {
         )
     }
 
-    /// A copy whose secret is sealed, for a store to write (see `crate::secrets`).
+    /// A copy whose secrets are sealed, for a store to write (see `crate::secrets`).
     pub fn sealed(&self, secrets: &SecretBox) -> Source {
         let mut sealed = self.clone();
         sealed.secret = self.secret.as_deref().map(|s| secrets.seal(s));
+        if let Some(previous) = &mut sealed.previous_secret {
+            previous.secret = secrets.seal(&previous.secret);
+        }
         sealed
     }
 
     /// Opens what `sealed` sealed; a clear value (none is written so) is kept.
     pub fn opened(mut self, secrets: &SecretBox) -> Result<Source, SecretsError> {
-        if let Some(stored) = self.secret.take() {
-            let clear = if SecretBox::is_sealed(&stored) {
-                secrets.open(&stored)?
+        let open = |stored: String| {
+            if SecretBox::is_sealed(&stored) {
+                secrets.open(&stored)
             } else {
-                stored
-            };
-            self.secret = Some(clear);
+                Ok(stored)
+            }
+        };
+        self.secret = self.secret.take().map(open).transpose()?;
+        if let Some(previous) = self.previous_secret.take() {
+            self.previous_secret = Some(PreviousSecret {
+                secret: open(previous.secret)?,
+                expires_at: previous.expires_at,
+            });
         }
         Ok(self)
     }
@@ -249,11 +329,63 @@ impl Source {
             secret_set: self.secret.is_some(),
             timestamp_tolerance_secs: self.tolerance_secs,
             workspace_name: self.workspace_name.clone(),
+            previous_secret_expires_at: self
+                .previous_secret
+                .as_ref()
+                .map(|p| crate::ids::millis_to_rfc3339(p.expires_at)),
             path: self.path(),
             created_at: crate::ids::millis_to_rfc3339(self.created_at),
             updated_at: crate::ids::millis_to_rfc3339(self.updated_at),
         }
     }
+}
+
+fn fail(errors: &mut Vec<FieldError>, field: &str, message: &str) {
+    errors.push(FieldError {
+        field: field.to_string(),
+        message: message.to_string(),
+    });
+}
+
+fn checked_name(name: &str, errors: &mut Vec<FieldError>) -> String {
+    let name = name.trim().to_string();
+    if name.is_empty() || name.chars().count() > MAX_NAME {
+        fail(errors, "/name", "must be 1 to 200 characters");
+    }
+    name
+}
+
+fn check_secret(secret: &str, errors: &mut Vec<FieldError>) {
+    if secret.len() < MIN_SECRET || secret.len() > MAX_SECRET {
+        fail(errors, "/secret", "must be 16 to 1024 bytes");
+    } else if secret.trim() != secret || secret.chars().any(char::is_control) {
+        fail(
+            errors,
+            "/secret",
+            "must not hold control characters or surrounding spaces",
+        );
+    }
+}
+
+fn check_tolerance(tolerance: u32, errors: &mut Vec<FieldError>) {
+    if !(1..=MAX_TOLERANCE_SECS).contains(&tolerance) {
+        fail(
+            errors,
+            "/timestamp_tolerance_secs",
+            "must be 1 to 3600 seconds (default 300)",
+        );
+    }
+}
+
+fn checked_workspace(workspace: Option<String>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let workspace = workspace.map(|w| w.trim().to_string());
+    if workspace
+        .as_ref()
+        .is_some_and(|w| w.is_empty() || w.chars().count() > MAX_NAME)
+    {
+        fail(errors, "/workspace_name", "must be 1 to 200 characters");
+    }
+    workspace
 }
 
 #[cfg(test)]

@@ -583,6 +583,8 @@ pub trait Store: Send + Sync + 'static {
         project_id: &ProjectId,
         id: &SourceId,
     ) -> StoreResult<Option<crate::sources::Source>>;
+    /// Writes a changed source; `false` when it is gone.
+    async fn update_source(&self, source: &crate::sources::Source) -> StoreResult<bool>;
     /// Deletes a source with its accepted delivery ids and its log.
     async fn delete_source(&self, project_id: &ProjectId, id: &SourceId) -> StoreResult<bool>;
     /// When the source accepted this delivery id, if it did (and still remembers it).

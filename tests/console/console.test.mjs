@@ -38,7 +38,8 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const PROTECTED = `protected-${randomBytes(8).toString('hex')}`;
 const SECRET = `secret-${randomBytes(8).toString('hex')}`;
 const SOURCE_SECRET = `source-${randomBytes(8).toString('hex')}-shared-with-mlflow`;
-const NEVER_SHOWN = [PROTECTED, SECRET, TOKEN, SOURCE_SECRET];
+const NEXT_SOURCE_SECRET = `next-${randomBytes(8).toString('hex')}-shared-with-mlflow`;
+const NEVER_SHOWN = [PROTECTED, SECRET, TOKEN, SOURCE_SECRET, NEXT_SOURCE_SECRET];
 
 function need(name) {
   const value = process.env[name];
@@ -882,6 +883,14 @@ test('the web console', { timeout: 180_000 }, async (t) => {
     await row.getByRole('button', { name: /^Refused requests/ }).click();
     await page.getByTestId('source-log').getByText('missing_header').waitFor();
     await screen('sources', { fullPage: false });
+    await row.getByRole('button', { name: /^Change secret/ }).click();
+    await page.getByLabel('New secret', { exact: true }).fill(NEXT_SOURCE_SECRET);
+    await page.getByLabel('The old secret still verifies for').selectOption('1h');
+    await page.getByRole('button', { name: 'Change secret', exact: true }).click();
+    await page.getByText(/^Secret changed; the old one verifies until /).waitFor();
+    const [changed] = (await api('GET', '/v1/projects/fraud-team/sources')).body.data;
+    assert.ok(changed.previous_secret_expires_at, 'the old secret has a grace period');
+    assert.ok(Date.parse(changed.previous_secret_expires_at) - Date.now() > 50 * 60_000, 'about an hour of grace');
     page.once('dialog', (d) => d.accept());
     await row.getByRole('button', { name: /^Delete/ }).click();
     await page.getByText('No sources').waitFor();

@@ -836,7 +836,7 @@ async fn tokens_are_created_listed_used_and_revoked() {
 }
 
 #[tokio::test]
-async fn sources_are_created_listed_shown_logged_and_deleted() {
+async fn sources_are_created_listed_shown_updated_logged_and_deleted() {
     let server = Server::start().await;
     server.create_project("inbound").await;
     let cli = Cli::new(&server, "inbound");
@@ -886,6 +886,36 @@ async fn sources_are_created_listed_shown_logged_and_deleted() {
     assert!(log.contains("missing_header"), "{log}");
     let shown = cli.run(&["sources", "show", &id]).await.ok().stdout;
     assert!(shown.contains("rejections_logged"), "{shown}");
+
+    let updated = cli
+        .run_input(
+            &[
+                "sources",
+                "update",
+                &id,
+                "--name",
+                "mlflow primary",
+                "--secret",
+                "-",
+                "--grace-period",
+                "5m",
+                "--output",
+                "json",
+            ],
+            Some("the-next-shared-mlflow-secret\n"),
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(updated["name"], "mlflow primary", "{updated}");
+    assert!(
+        updated["previous_secret_expires_at"].is_string(),
+        "{updated}"
+    );
+    assert!(
+        !updated.to_string().contains("the-next-shared"),
+        "{updated}"
+    );
 
     let unsigned_without_saying = cli.run(&["sources", "create", "--name", "open"]).await;
     assert_eq!(

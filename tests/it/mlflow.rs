@@ -255,6 +255,86 @@ async fn concurrent_identical_deliveries_are_stored_once() {
     assert_eq!(event_types(&server, "ml").await.len(), 2);
 }
 
+/// A source's secret changes without losing a request: the replaced secret
+/// verifies for its grace period, then no more; the change is audited and
+/// no answer holds either secret.
+#[tokio::test]
+async fn a_changed_secret_keeps_the_old_one_for_its_grace_period() {
+    const NEW: &str = "the-next-mlflow-shared-secret";
+    const NEWER: &str = "the-newest-mlflow-shared-secret";
+    let server = Server::start().await;
+    server.create_project("ml").await;
+    let (id, url) = create_source(&server, "ml", json!({"name": "prod", "secret": SECRET})).await;
+    let path = format!("/v1/projects/ml/sources/{id}");
+    let sent_with = |secret: &'static str, version: &'static str| {
+        let url = url.clone();
+        async move {
+            Delivery::signed(secret, version_created("churn", version))
+                .send(&url)
+                .await
+                .0
+        }
+    };
+
+    let (status, changed) = server
+        .patch(
+            &path,
+            json!({"name": "prod registry", "secret": NEW, "secret_grace_period": "1h"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["name"], "prod registry");
+    assert!(
+        changed["previous_secret_expires_at"].is_string(),
+        "{changed}"
+    );
+    assert!(!changed.to_string().contains(NEW) && !changed.to_string().contains(SECRET));
+    // MLflow still signing with the old secret is not refused meanwhile.
+    assert_eq!(sent_with(SECRET, "1").await, StatusCode::ACCEPTED);
+    assert_eq!(sent_with(NEW, "2").await, StatusCode::ACCEPTED);
+
+    // With no grace, the replaced secret stops at once.
+    let (status, changed) = server
+        .patch(&path, json!({"secret": NEWER, "secret_grace_period": "0s"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(sent_with(NEW, "3").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(sent_with(SECRET, "4").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(sent_with(NEWER, "5").await, StatusCode::ACCEPTED);
+
+    for (body, field) in [
+        (
+            json!({"secret": NEW, "secret_grace_period": "8d"}),
+            "/secret_grace_period",
+        ),
+        (json!({"secret": "short"}), "/secret"),
+        (
+            json!({"timestamp_tolerance_secs": 0}),
+            "/timestamp_tolerance_secs",
+        ),
+        (json!({"name": " "}), "/name"),
+    ] {
+        let (status, error) = server.patch(&path, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {error}");
+        assert_eq!(error["error"]["field"], field, "{error}");
+    }
+    let (_, audit) = server.get("/v1/projects/ml/audit").await;
+    let updates: Vec<&Value> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "source.updated")
+        .collect();
+    assert_eq!(updates.len(), 2, "{audit}");
+    assert_eq!(updates[0]["changes"]["secret"], "changed");
+    for secret in [SECRET, NEW, NEWER] {
+        assert!(
+            !audit.to_string().contains(secret),
+            "the audit log holds a secret"
+        );
+    }
+}
+
 #[tokio::test]
 async fn sources_are_managed_with_tokens_and_keep_their_secret() {
     let server = Server::start().await;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use mlhook::catalog::{Catalog, ObjectRef};
 use mlhook::ids::{DeliveryId, EventId, ProjectId, TokenId, WebhookId, now_millis};
 use mlhook::secrets::SecretBox;
-use mlhook::sources::{Source, SourceKind, SourceRejection};
+use mlhook::sources::{PreviousSecret, Source, SourceKind, SourceRejection};
 use mlhook::store::{
     AttemptRecord, AuditRecord, Deferral, DeliveryFilter, DeliveryStatus, EventFilter, Fingerprint,
     IdempotencyKey, Inserted, MetricCounts, NewDelivery, NewEvent, PgOptions, PostgresStore,
@@ -1792,6 +1792,7 @@ async fn sources(f: &Fixture) {
         secret: Some("a-shared-secret-of-length".into()),
         tolerance_secs: 300,
         workspace_name: Some("ml".into()),
+        previous_secret: None,
         created_at: at,
         updated_at: at,
     };
@@ -1824,6 +1825,43 @@ async fn sources(f: &Fixture) {
         stored.starts_with("sealed:v1:") && !stored.contains("a-shared-secret"),
         "a source's secret is sealed at rest: {stored}"
     );
+
+    // A change of secret keeps the old one, sealed too, with its expiry.
+    let changed = Source {
+        name: "renamed".into(),
+        secret: Some("the-next-shared-secret".into()),
+        previous_secret: Some(PreviousSecret {
+            secret: "a-shared-secret-of-length".into(),
+            expires_at: now + HOUR,
+        }),
+        updated_at: now + 5,
+        ..first.clone()
+    };
+    assert!(s.update_source(&changed).await.unwrap());
+    assert_eq!(
+        s.get_source(&"p".into(), &first.id).await.unwrap(),
+        Some(changed.clone())
+    );
+    let stored = f
+        .raw_text(&format!(
+            "SELECT previous_secret FROM sources WHERE id = '{}'",
+            first.id
+        ))
+        .await;
+    let stored = stored[0].as_deref().unwrap_or_default();
+    assert!(
+        stored.starts_with("sealed:v1:") && !stored.contains("a-shared-secret"),
+        "the replaced secret is sealed at rest too: {stored}"
+    );
+    let elsewhere = Source {
+        project_id: "q".into(),
+        ..changed.clone()
+    };
+    assert!(
+        !s.update_source(&elsewhere).await.unwrap(),
+        "another project's id"
+    );
+    assert!(s.update_source(&first).await.unwrap());
 
     assert!(
         s.record_source_delivery(&first.id, "d-1", &"evt_1".into(), now - DAY, now - 7 * DAY)

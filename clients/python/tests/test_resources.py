@@ -184,6 +184,13 @@ def test_sources(admin: Any, project: str) -> None:
     assert "secret" not in admin.sources.get(project, created["id"])
     assert [s["id"] for s in admin.sources.list(project)] == [created["id"]]
     assert admin.sources.log(project, created["id"], limit=10) == []
+    changed = admin.sources.update(
+        project, created["id"], name="registry prod", secret="mlflow-secret-9876543210",
+        secret_grace_period="5m",
+    )
+    assert changed["name"] == "registry prod"
+    assert changed.get("previous_secret_expires_at")
+    assert "mlflow-secret" not in str(changed)
     admin.sources.delete(project, created["id"])
     with pytest.raises(mlhook.NotFoundError):
         admin.sources.get(project, created["id"])

@@ -675,6 +675,11 @@ impl Store for PostgresStore {
             .transpose()
     }
 
+    async fn update_source(&self, s: &Source) -> StoreResult<bool> {
+        let sealed = s.sealed(&self.secrets);
+        Sql::update_source(&mut *self.conn().await?, &sealed).await
+    }
+
     async fn delete_source(&self, project_id: &ProjectId, id: &SourceId) -> StoreResult<bool> {
         Sql::delete_source(&mut *self.conn().await?, project_id, id).await
     }

@@ -522,6 +522,31 @@ where
         Ok(())
     }
 
+    /// Writes a changed source (sealed): name, secrets, tolerance, workspace.
+    pub(in crate::store) async fn update_source(
+        conn: &mut DB::Connection,
+        sealed: &Source,
+    ) -> StoreResult<bool> {
+        let previous = sealed.previous_secret.as_ref();
+        let done = sqlx::query(
+            "UPDATE sources SET name = $1, secret = $2, tolerance_secs = $3, workspace_name = $4, \
+             previous_secret = $5, previous_secret_expires_at = $6, updated_at = $7 \
+             WHERE id = $8 AND project_id = $9",
+        )
+        .bind(sealed.name.as_str())
+        .bind(sealed.secret.as_deref())
+        .bind(i32::try_from(sealed.tolerance_secs).unwrap_or(i32::MAX))
+        .bind(sealed.workspace_name.as_deref())
+        .bind(previous.map(|p| p.secret.as_str()))
+        .bind(previous.map(|p| p.expires_at))
+        .bind(sealed.updated_at)
+        .bind(sealed.id.as_str())
+        .bind(sealed.project_id.as_str())
+        .execute(conn)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// A project's sources, oldest first, secrets still sealed.
     pub(in crate::store) async fn list_sources(
         conn: &mut DB::Connection,

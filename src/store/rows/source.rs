@@ -3,7 +3,7 @@
 use super::super::StoreError;
 use super::{parse_name, unsigned};
 use crate::ids::{ProjectId, SourceId};
-use crate::sources::{Source, SourceKind, SourceRejection};
+use crate::sources::{PreviousSecret, Source, SourceKind, SourceRejection};
 
 /// A source with its secret still sealed (`Source::opened` opens it).
 #[derive(sqlx::FromRow)]
@@ -17,6 +17,8 @@ pub(in crate::store) struct SourceColumns {
     workspace_name: Option<String>,
     created_at: i64,
     updated_at: i64,
+    previous_secret: Option<String>,
+    previous_secret_expires_at: Option<i64>,
 }
 
 impl TryFrom<SourceColumns> for Source {
@@ -31,6 +33,10 @@ impl TryFrom<SourceColumns> for Source {
             name: c.name,
             secret: c.secret,
             workspace_name: c.workspace_name,
+            previous_secret: c
+                .previous_secret
+                .zip(c.previous_secret_expires_at)
+                .map(|(secret, expires_at)| PreviousSecret { secret, expires_at }),
             created_at: c.created_at,
             updated_at: c.updated_at,
         })

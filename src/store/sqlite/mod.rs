@@ -691,6 +691,11 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    async fn update_source(&self, s: &Source) -> StoreResult<bool> {
+        let sealed = s.sealed(&self.secrets);
+        self.noted(Sql::update_source(&mut *self.write_conn().await?, &sealed).await)
+    }
+
     async fn delete_source(&self, project_id: &ProjectId, id: &SourceId) -> StoreResult<bool> {
         let mut conn = self.write_conn().await?;
         self.noted(Sql::delete_source(&mut conn, project_id, id).await)

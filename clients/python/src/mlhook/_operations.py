@@ -164,6 +164,9 @@ SOURCES_CREATE = Operation(
     "POST", _P + "/sources", "sources.create", body=m.SourceInput, response=m.SourceAnswer
 )
 SOURCES_GET = Operation("GET", _P + "/sources/{id}", "sources.get", response=m.SourceAnswer)
+SOURCES_UPDATE = Operation(
+    "PATCH", _P + "/sources/{id}", "sources.update", body=m.SourcePatch, response=m.SourceAnswer
+)
 SOURCES_DELETE = Operation("DELETE", _P + "/sources/{id}", "sources.delete")
 SOURCES_LOG = Operation(
     "GET", _P + "/sources/{id}/log", "sources.log", response=m.LogPage, query=("limit",)

@@ -429,6 +429,17 @@ class SourceInput(TypedDict):
     workspace_name: NotRequired[Optional[str]]
 
 
+class SourcePatch(TypedDict, total=False):
+    """Absent fields stay. A new `secret` replaces the old one, which keeps
+    verifying for `secret_grace_period` (default "10m", at most "7d")."""
+
+    name: Optional[str]
+    secret: Optional[str]
+    secret_grace_period: Optional[str]
+    timestamp_tolerance_secs: Optional[int]
+    workspace_name: Optional[str]
+
+
 class SourceView(TypedDict):
     id: str
     project_id: str
@@ -437,6 +448,8 @@ class SourceView(TypedDict):
     secret_set: bool
     timestamp_tolerance_secs: int
     workspace_name: NotRequired[Optional[str]]
+    #: After a change of secret: until when the replaced one still verifies.
+    previous_secret_expires_at: NotRequired[Optional[str]]
     path: str
     created_at: str
     updated_at: str

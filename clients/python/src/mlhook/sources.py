@@ -9,7 +9,7 @@ from typing_extensions import Unpack
 
 from . import _operations as ops
 from ._transport import AsyncTransport, Call, SyncTransport, data_answer, json_answer, no_answer
-from .models import SourceAnswer, SourceInput, SourceRejection, SourceView
+from .models import SourceAnswer, SourceInput, SourcePatch, SourceRejection, SourceView
 
 SourceViews = list[SourceView]
 Rejections = list[SourceRejection]
@@ -29,6 +29,10 @@ def _list(project: str) -> Call[SourceViews]:
 
 def _get(project: str, source_id: str) -> Call[SourceAnswer]:
     return Call(ops.SOURCES_GET, json_answer, _ids(project, source_id))
+
+
+def _update(project: str, source_id: str, changes: SourcePatch) -> Call[SourceAnswer]:
+    return Call(ops.SOURCES_UPDATE, json_answer, _ids(project, source_id), json=dict(changes))
 
 
 def _delete(project: str, source_id: str) -> Call[None]:
@@ -53,6 +57,11 @@ class Sources:
     def get(self, project: str, source_id: str) -> SourceAnswer:
         return self._t.execute(_get(project, source_id))
 
+    def update(self, project: str, source_id: str, **changes: Unpack[SourcePatch]) -> SourceAnswer:
+        """Changes the fields named; a new `secret` keeps the old one verifying
+        for `secret_grace_period`, so MLflow is not refused while it catches up."""
+        return self._t.execute(_update(project, source_id, changes))
+
     def delete(self, project: str, source_id: str) -> None:
         self._t.execute(_delete(project, source_id))
 
@@ -73,6 +82,11 @@ class AsyncSources:
 
     async def get(self, project: str, source_id: str) -> SourceAnswer:
         return await self._t.execute(_get(project, source_id))
+
+    async def update(
+        self, project: str, source_id: str, **changes: Unpack[SourcePatch]
+    ) -> SourceAnswer:
+        return await self._t.execute(_update(project, source_id, changes))
 
     async def delete(self, project: str, source_id: str) -> None:
         await self._t.execute(_delete(project, source_id))

@@ -1,9 +1,10 @@
 // The project's sources, a tab of its settings: the URLs MLflow posts its
 // own webhooks to. Create one (its URL is shown to paste into MLflow; the
-// secret is never shown again), see each one's refused requests, delete.
+// secret is never shown again), see each one's refused requests, change its
+// secret (the old one verifies for a grace period), delete.
 
-import { h, field, replace, table, empty, timeAgo, toast, copy } from '../dom.js';
-import { del, get, p, post } from '../api.js';
+import { h, field, replace, table, empty, timeAgo, toast, copy, when } from '../dom.js';
+import { del, get, p, patch, post } from '../api.js';
 import { FormErrors } from '../forms.js';
 import { head } from './project_settings.js';
 
@@ -18,7 +19,9 @@ export async function render(ctx) {
     h('td', null, s.kind),
     h('td', null, s.secret_set ? h('span', { class: 'badge ok' }, 'signed') : h('span', { class: 'badge bad' }, 'unsigned')),
     h('td', null, timeAgo(s.created_at)),
-    h('td', null, logButton(ctx, project, s), writer ? deleteButton(ctx, project, s) : null)));
+    h('td', null, logButton(ctx, project, s),
+      writer && s.secret_set ? changeSecretButton(ctx, project, s) : null,
+      writer ? deleteButton(ctx, project, s) : null)));
   const listPart = rows.length ? table('Sources', headings, rows)
     : empty('No sources', 'A source is the URL your MLflow tracking server posts its webhooks to; mlhook checks, stores and routes what arrives. Create one below.');
   replace(ctx.view, head(enc, 'sources', 'Sources', 'Where ML platforms send their own webhooks to mlhook. Secrets are write-only: they are never shown after creation.'),
@@ -44,6 +47,50 @@ function logButton(ctx, project, source) {
         rows.length ? table('Refused requests', headings, rows) : h('p', { class: 'muted' }, 'None: every request was accepted.')));
     },
   }, 'Refused requests', h('span', { class: 'sr-label' }, ` of ${source.name}`));
+}
+
+/** A form under the list to give the source a new secret. */
+function changeSecretButton(ctx, project, source) {
+  return h('button', {
+    type: 'button', class: 'small',
+    onclick: () => {
+      const target = ctx.view.querySelector('[data-testid="source-log"]');
+      const summary = h('div');
+      const errors = new FormErrors(summary);
+      const secret = field('New secret', h('input', { type: 'password', name: 'new_secret', autocomplete: 'new-password' }),
+        'Set the same secret on MLflow\'s webhook. Write-only: never shown again.');
+      const grace = field('The old secret still verifies for', h('select', { name: 'secret_grace_period' },
+        [['10m', '10 minutes'], ['1h', '1 hour'], ['24h', '1 day'], ['0s', 'No time: it stops at once']]
+          .map(([value, text]) => h('option', { value }, text))),
+        'MLflow keeps its webhook settings for a minute: requests it signs with the old secret meanwhile are accepted.');
+      errors.bind('/secret', secret.input, secret.error);
+      errors.bind('/secret_grace_period', grace.input, grace.error);
+      const form = h('form', {
+        novalidate: true,
+        onsubmit: async (e) => {
+          e.preventDefault();
+          errors.clear();
+          try {
+            const changed = await patch(p(project, 'sources', source.id), {
+              secret: secret.input.value, secret_grace_period: grace.input.value,
+            });
+            secret.input.value = '';
+            // Shown after the list is drawn again: a new screen clears the toast.
+            ctx.go(location.hash);
+            toast(changed.previous_secret_expires_at
+              ? `Secret changed; the old one verifies until ${when(changed.previous_secret_expires_at)}`
+              : 'Secret changed');
+          } catch (err) {
+            errors.show(err);
+          }
+        },
+      }, summary, h('div', { class: 'form-row' }, secret.wrap, grace.wrap),
+      h('button', { type: 'submit', class: 'primary' }, 'Change secret'));
+      replace(target, h('section', { class: 'panel', 'aria-labelledby': 'sec-source-secret' },
+        h('h2', { id: 'sec-source-secret' }, `New secret for ${source.name}`), form));
+      secret.input.focus();
+    },
+  }, 'Change secret', h('span', { class: 'sr-label' }, ` of ${source.name}`));
 }
 
 function deleteButton(ctx, project, source) {
