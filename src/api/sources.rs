@@ -193,10 +193,15 @@ async fn update(
         return Err(ApiError::not_found("source"));
     }
     let view = changed.view();
-    let mut changes = serde_json::to_value(&view).expect("views serialise");
+    // Fields as {"from", "to"}, the secret only as "changed" (as for webhooks).
+    let mut changes = audit::view_changes(
+        serde_json::to_value(source.view()).expect("views serialise"),
+        serde_json::to_value(&view).expect("views serialise"),
+    );
     if secret_changed {
-        changes["secret"] = "changed".into();
+        changes.insert("secret".into(), "changed".into());
     }
+    let changes = serde_json::Value::Object(changes);
     audit::record(
         &state,
         &caller,

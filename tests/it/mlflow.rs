@@ -327,6 +327,7 @@ async fn a_changed_secret_keeps_the_old_one_for_its_grace_period() {
         .collect();
     assert_eq!(updates.len(), 2, "{audit}");
     assert_eq!(updates[0]["changes"]["secret"], "changed");
+    assert_eq!(updates[1]["changes"]["name"]["to"], "prod registry", "{audit}");
     for secret in [SECRET, NEW, NEWER] {
         assert!(
             !audit.to_string().contains(secret),

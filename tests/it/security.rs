@@ -609,6 +609,12 @@ fn every_route(ids: &Ids, receiver: &str) -> Vec<(&'static str, String, Option<V
         ),
         ("GET", format!("{p}/sources/{source}"), None, ProjectRead),
         (
+            "PATCH",
+            format!("{p}/sources/{source}"),
+            Some(json!({"name": "hacked"})),
+            ProjectWrite,
+        ),
+        (
             "DELETE",
             format!("{p}/sources/{source}"),
             None,
