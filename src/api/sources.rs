@@ -22,8 +22,8 @@ use crate::ids::{DeliveryId, ProjectId, SourceId, WebhookId, millis_to_rfc3339, 
 use crate::ingest::{Accepted, EventRequest, Submission};
 use crate::sources::mlflow::{self, Reject};
 use crate::sources::{
-    DEFAULT_SECRET_GRACE_MS, MAX_SECRET_GRACE_MS, REJECTIONS_KEPT, SEEN_RETENTION_MS, Source,
-    SourceInput, SourceKind, SourcePatch, SourceRejection, SourceView,
+    DEFAULT_SECRET_GRACE_MS, MAX_KEPT_BODY, MAX_SECRET_GRACE_MS, REJECTIONS_KEPT,
+    SEEN_RETENTION_MS, Source, SourceInput, SourceKind, SourcePatch, SourceRejection, SourceView,
 };
 use crate::webhook::MlflowShape;
 
@@ -347,6 +347,8 @@ struct ReceivedEvent {
 struct Seen {
     delivery_id: Option<String>,
     event_type: Option<String>,
+    /// The body, once read (a shared handle: no copy unless it is refused).
+    body: Option<Bytes>,
 }
 
 /// `POST /v1/projects/{p}/sources/{id}/mlflow`: one MLflow webhook delivery.
@@ -432,6 +434,8 @@ async fn accept(
             ApiError::new(e.status(), "invalid_request", e.body_text())
         }
     })?;
+    // Kept for the log, should the request be refused: what MLflow will not send again.
+    seen.body = Some(body.clone());
     // Authenticate before reading anything else of the request: with the
     // secret, or with the one it replaced while its grace period lasts.
     let now = now_millis();
@@ -695,6 +699,10 @@ async fn record_rejection(state: &AppState, source: &Source, error: &ApiError, s
         reason: clip(&error.message, MAX_REASON),
         delivery_id: seen.delivery_id,
         event_type: seen.event_type,
+        body: seen
+            .body
+            .filter(|b| b.len() <= MAX_KEPT_BODY)
+            .and_then(|b| String::from_utf8(b.to_vec()).ok()),
     };
     tracing::info!(source = %source.id, code = error.code, reason = %error.message, "MLflow delivery refused");
     if let Err(e) = state

@@ -165,7 +165,13 @@ pub struct SourceRejection {
     pub reason: String,
     pub delivery_id: Option<String>,
     pub event_type: Option<String>,
+    /// The body as it was sent (UTF-8, at most `MAX_KEPT_BODY` bytes), when
+    /// the request got that far: what was refused, and is not sent again.
+    pub body: Option<String>,
 }
+
+/// The largest refused body a source's log keeps.
+pub const MAX_KEPT_BODY: usize = 64 * 1024;
 
 /// What a source received lately, for its view.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -882,6 +882,16 @@ test('the web console', { timeout: 180_000 }, async (t) => {
     await row.getByText('signed', { exact: true }).waitFor();
     await row.getByRole('button', { name: /^Refused requests/ }).click();
     await page.getByTestId('source-log').getByText('missing_header').waitFor();
+    const refusedWithBody = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-mlflow-delivery-id': 'd-1', 'x-mlflow-timestamp': String(Math.floor(Date.now() / 1000)) },
+      body: '{"entity": "model_version", "action": "created"}',
+    });
+    assert.equal(refusedWithBody.status, 401, 'no signature');
+    await row.getByRole('button', { name: /^Refused requests/ }).click();
+    const withBody = page.getByTestId('source-log').locator('tr', { hasText: 'missing_signature' });
+    await withBody.locator('summary').click();
+    await withBody.getByText('"model_version"').first().waitFor();
     await screen('sources', { fullPage: false });
     await row.getByRole('button', { name: /^Change secret/ }).click();
     await page.getByLabel('New secret', { exact: true }).fill(NEXT_SOURCE_SECRET);

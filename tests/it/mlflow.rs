@@ -216,6 +216,22 @@ async fn signature_timestamp_and_replay_checks_refuse_and_log() {
     expected.reverse();
     expected.insert(0, "validation_failed"); // sent again just above
     assert_eq!(codes, expected);
+    // What was refused can be read: the body as sent, once the request got that far.
+    assert_eq!(log[0]["body"], invalid.body.as_str(), "{:?}", log[0]);
+    assert!(
+        log.iter()
+            .any(|r| r["code"] == "invalid_signature" && r["body"] == wrong_secret.body.as_str()),
+        "a body signed with the wrong secret is kept: {log:?}"
+    );
+    let unsigned_entry = log
+        .iter()
+        .find(|r| r["code"] == "missing_signature")
+        .unwrap();
+    assert_eq!(
+        unsigned_entry["body"],
+        unsigned.body.as_str(),
+        "{unsigned_entry}"
+    );
     let replay = log.last().unwrap();
     assert_eq!(replay["delivery_id"], good.id.as_str());
     assert_eq!(replay["status"], 409);
@@ -327,7 +343,10 @@ async fn a_changed_secret_keeps_the_old_one_for_its_grace_period() {
         .collect();
     assert_eq!(updates.len(), 2, "{audit}");
     assert_eq!(updates[0]["changes"]["secret"], "changed");
-    assert_eq!(updates[1]["changes"]["name"]["to"], "prod registry", "{audit}");
+    assert_eq!(
+        updates[1]["changes"]["name"]["to"], "prod registry",
+        "{audit}"
+    );
     for secret in [SECRET, NEW, NEWER] {
         assert!(
             !audit.to_string().contains(secret),

@@ -1902,6 +1902,7 @@ async fn sources(f: &Fixture) {
         reason: format!("signature {i} does not match"),
         delivery_id: Some(format!("d-{i}")),
         event_type: (i % 2 == 0).then(|| "registered_model.created".to_string()),
+        body: (i % 2 == 1).then(|| format!(r#"{{"entity": "model_version", "n": {i}}}"#)),
     };
     for i in 0..5 {
         s.record_source_rejection(&rejection(i), 3).await.unwrap();

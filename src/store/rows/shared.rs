@@ -636,8 +636,8 @@ where
         keep: u32,
     ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO source_rejections (source_id, at, status, code, reason, delivery_id, event_type) \
-             SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM sources WHERE id = $1)",
+            "INSERT INTO source_rejections (source_id, at, status, code, reason, delivery_id, event_type, body) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM sources WHERE id = $1)",
         )
         .bind(r.source_id.as_str())
         .bind(r.at)
@@ -646,6 +646,7 @@ where
         .bind(r.reason.as_str())
         .bind(r.delivery_id.as_deref())
         .bind(r.event_type.as_deref())
+        .bind(r.body.as_deref())
         .execute(&mut *tx)
         .await?;
         sqlx::query(

@@ -52,6 +52,7 @@ pub(in crate::store) struct RejectionColumns {
     reason: String,
     delivery_id: Option<String>,
     event_type: Option<String>,
+    body: Option<String>,
 }
 
 impl TryFrom<RejectionColumns> for SourceRejection {
@@ -66,6 +67,7 @@ impl TryFrom<RejectionColumns> for SourceRejection {
             reason: c.reason,
             delivery_id: c.delivery_id,
             event_type: c.event_type,
+            body: c.body,
         })
     }
 }

@@ -478,6 +478,8 @@ class SourceRejection(TypedDict):
     reason: str
     delivery_id: NotRequired[Optional[str]]
     event_type: NotRequired[Optional[str]]
+    #: The body as sent (at most 64 KiB of UTF-8), when the request got that far.
+    body: NotRequired[Optional[str]]
 
 
 class LogPage(TypedDict):

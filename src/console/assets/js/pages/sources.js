@@ -6,6 +6,7 @@
 import { h, field, replace, table, empty, timeAgo, toast, copy, when } from '../dom.js';
 import { del, get, p, patch, post } from '../api.js';
 import { FormErrors } from '../forms.js';
+import { payloadView } from '../viewer.js';
 import { head } from './project_settings.js';
 
 export async function render(ctx) {
@@ -38,10 +39,13 @@ function logButton(ctx, project, source) {
     onclick: async () => {
       const log = await get(p(project, 'sources', source.id, 'log'));
       const target = ctx.view.querySelector('[data-testid="source-log"]');
-      const headings = ['When', 'Status', 'Code', 'Event', 'Reason'];
+      const headings = ['When', 'Status', 'Code', 'Event', 'Reason', 'Body'];
       const rows = log.data.map((r) => h('tr', null,
         h('td', null, timeAgo(r.at)), h('td', null, String(r.status)), h('td', { class: 'mono' }, r.code),
-        h('td', { class: 'mono' }, r.event_type || '—'), h('td', null, r.reason)));
+        h('td', { class: 'mono' }, r.event_type || '—'), h('td', null, r.reason),
+        h('td', null, r.body
+          ? h('details', { class: 'changes' }, h('summary', null, 'As sent'), payloadView(r.body, 'Body as sent', 'short'))
+          : h('span', { class: 'muted' }, '—'))));
       replace(target, h('section', { class: 'panel', 'aria-labelledby': 'sec-source-log' },
         h('h2', { id: 'sec-source-log' }, `Refused requests of ${source.name}`),
         rows.length ? table('Refused requests', headings, rows) : h('p', { class: 'muted' }, 'None: every request was accepted.')));
