@@ -10,6 +10,11 @@ use crate::catalog::Catalog;
 /// `api::parse_time` reads, which generated clients stay in.
 const TIME: &str = "^([0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])|0|[0-9]{1,4}[smhd])$";
 
+/// How long a source's replaced secret still verifies: one number and
+/// unit, at most 7 days.
+const SECRET_GRACE_PERIOD: &str =
+    "^([0-9]{1,5}s|[0-9]{1,4}m|([0-9]{1,2}|1[0-5][0-9]|16[0-8])h|[0-7]d)$";
+
 /// A project's link base: http(s), a host of letters, digits, dots and
 /// hyphens, an optional port (1 to 65535), a path of visible ASCII.
 pub const LINK_BASE: &str = "^https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[!-~]*)?$";
@@ -59,6 +64,7 @@ pub fn state_text_rules(doc: &mut serde_json::Value) {
     let pattern_of = |name: &str| match name {
         "since" | "until" => Some(TIME),
         "grace_period" => Some(GRACE_PERIOD),
+        "secret_grace_period" => Some(SECRET_GRACE_PERIOD),
         "link_base_url" => Some(LINK_BASE),
         _ => None,
     };

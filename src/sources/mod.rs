@@ -86,10 +86,13 @@ pub struct PreviousSecret {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourcePatch {
+    /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// A new secret (16 to 1024 bytes; write-only). The one it replaces
     /// keeps verifying for `secret_grace_period`, so MLflow's requests
     /// signed before it learns the new one are not refused.
+    #[schema(min_length = 16, max_length = 1024)]
     pub secret: Option<String>,
     /// How long the replaced secret still verifies, e.g. "10m" or "0s"
     /// [default 10m; at most 7 days].
