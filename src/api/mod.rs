@@ -341,6 +341,19 @@ pub fn parse_time(field: &str, text: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::invalid_field(field, "the duration is out of range"))
 }
 
+/// A grace period such as `10m` or `0s`, in milliseconds, at most `max_days`
+/// days: one reading for every body field that takes one. A duration too
+/// long for the millisecond clock is refused like any other over the bound.
+pub fn grace_period_ms(field: &str, text: &str, max_days: i64) -> Result<i64, ApiError> {
+    let grace = humantime::parse_duration(text.trim()).map_err(|e| {
+        ApiError::invalid_field(field, format!("must be a duration such as 10m or 0s: {e}"))
+    })?;
+    i64::try_from(grace.as_millis())
+        .ok()
+        .filter(|ms| *ms <= max_days * 24 * 3600 * 1000)
+        .ok_or_else(|| ApiError::invalid_field(field, format!("must be at most {max_days} days")))
+}
+
 /// The `since` and `until` query parameters as millisecond bounds.
 pub fn time_window(
     since: Option<&str>,

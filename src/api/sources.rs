@@ -22,7 +22,7 @@ use crate::ids::{DeliveryId, ProjectId, SourceId, WebhookId, millis_to_rfc3339, 
 use crate::ingest::{Accepted, EventRequest, Submission};
 use crate::sources::mlflow::{self, Reject};
 use crate::sources::{
-    DEFAULT_SECRET_GRACE_MS, MAX_KEPT_BODY, MAX_SECRET_GRACE_MS, REJECTIONS_KEPT,
+    DEFAULT_SECRET_GRACE_MS, MAX_KEPT_BODY, MAX_SECRET_GRACE_DAYS, REJECTIONS_KEPT,
     SEEN_RETENTION_MS, Source, SourceInput, SourceKind, SourcePatch, SourceRejection, SourceView,
 };
 use crate::webhook::MlflowShape;
@@ -184,7 +184,10 @@ async fn update(
 ) -> Result<Json<SourceAnswer>, ApiError> {
     caller.require_write()?;
     let source = load(&caller, &state, &project, &id).await?;
-    let grace_ms = secret_grace_ms(patch.secret_grace_period.as_deref())?;
+    let grace_ms = match patch.secret_grace_period.as_deref() {
+        None => DEFAULT_SECRET_GRACE_MS,
+        Some(text) => super::grace_period_ms("/secret_grace_period", text, MAX_SECRET_GRACE_DAYS)?,
+    };
     let secret_changed = patch.secret.is_some();
     let changed = source
         .apply(patch, grace_ms, now_millis())
@@ -216,20 +219,6 @@ async fn update(
         source: view,
         activity: None,
     }))
-}
-
-/// A change's grace period for the replaced secret, at most 7 days.
-fn secret_grace_ms(text: Option<&str>) -> Result<i64, ApiError> {
-    let Some(text) = text else {
-        return Ok(DEFAULT_SECRET_GRACE_MS);
-    };
-    let invalid = |message: &str| ApiError::invalid_field("/secret_grace_period", message);
-    let grace = humantime::parse_duration(text.trim())
-        .map_err(|_| invalid("must be a duration such as 10m or 0s"))?;
-    i64::try_from(grace.as_millis())
-        .ok()
-        .filter(|ms| *ms <= MAX_SECRET_GRACE_MS)
-        .ok_or_else(|| invalid("must be at most 7 days"))
 }
 
 #[utoipa::path(

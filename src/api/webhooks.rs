@@ -308,16 +308,8 @@ async fn rotate_signing_secret(
     let mut webhook = load(&caller, &state, &project, &id).await?;
     let grace_ms = match &input.grace_period {
         None => state.signing_grace_ms,
-        Some(text) => humantime::parse_duration(text.trim())
-            .map(|d| d.as_millis() as i64)
-            .map_err(|e| ApiError::invalid_field("/grace_period", e.to_string()))?,
+        Some(text) => super::grace_period_ms("/grace_period", text, MAX_GRACE_DAYS)?,
     };
-    if grace_ms > MAX_GRACE_MS {
-        return Err(ApiError::invalid_field(
-            "/grace_period",
-            "must be at most 30 days",
-        ));
-    }
     let before = webhook.clone();
     webhook.rotate_signing_key(input.signing_scheme, grace_ms, now_millis());
     state.store.update_webhook(&webhook).await?;
@@ -335,7 +327,8 @@ async fn rotate_signing_secret(
     Ok(Json(key))
 }
 
-const MAX_GRACE_MS: i64 = 30 * 24 * 3600 * 1000;
+/// The longest grace period a rotated signing key may have.
+const MAX_GRACE_DAYS: i64 = 30;
 
 #[derive(Serialize, utoipa::ToSchema)]
 struct WindowStats {

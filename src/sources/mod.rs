@@ -32,8 +32,8 @@ const MAX_SECRET: usize = 1024;
 /// How long the secret before a change keeps verifying when the change
 /// names no grace period: MLflow caches its webhook settings for 60 s.
 pub const DEFAULT_SECRET_GRACE_MS: i64 = 10 * 60 * 1000;
-/// The longest grace period a change of secret may ask for.
-pub const MAX_SECRET_GRACE_MS: i64 = 7 * 24 * 3600 * 1000;
+/// The longest grace period a change of secret may ask for, in days.
+pub const MAX_SECRET_GRACE_DAYS: i64 = 7;
 
 /// Who sends to the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]

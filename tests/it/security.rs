@@ -170,9 +170,13 @@ async fn a_rotated_key_signs_beside_the_new_one_until_its_grace_period_ends() {
     assert!(!verify_signature(&new, &got[1]));
     assert!(!verify_signature(&old, &got[1]));
 
-    let (status, body) = server.post(&rotate, json!({"grace_period": "soon"})).await;
-    assert_eq!(status, 400);
-    assert_eq!(body["error"]["field"], "/grace_period");
+    // Unreadable, over the bound, and too long for the millisecond clock
+    // (its milliseconds were cast to i64 unchecked before).
+    for grace in ["soon", "31d", "99999999999999h"] {
+        let (status, body) = server.post(&rotate, json!({"grace_period": grace})).await;
+        assert_eq!(status, 400, "{grace}: {body}");
+        assert_eq!(body["error"]["field"], "/grace_period");
+    }
 }
 
 /// Verifies every `v1a,` signature of a delivery with `ring`, an
