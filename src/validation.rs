@@ -50,6 +50,14 @@ pub fn check_url(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String
     raw.to_string()
 }
 
+/// `deserialize_with` for a PATCH field that `null` clears: tells "absent"
+/// (`None`, with `#[serde(default)]`) from "null" (`Some(None)`).
+pub fn present_or_null<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 /// The name of the API document's schema component for any JSON value
 /// (integers within 64 bits: `api::schemas` builds it).
 pub const JSON_VALUE: &str = "JsonValue";

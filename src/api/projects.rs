@@ -57,19 +57,9 @@ struct ProjectPatch {
         pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
     )]
     name: Option<String>,
-    /// `null` removes it.
-    #[serde(default, deserialize_with = "present_or_null")]
-    #[schema(
-        pattern = "^https?://[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?(:[1-9][0-9]{0,3})?(/[!-~]*)?$"
-    )]
+    /// As on create; `null` removes it.
+    #[serde(default, deserialize_with = "crate::validation::present_or_null")]
     link_base_url: Option<Option<String>>,
-}
-
-/// Tells "field absent" (None) from "field null" (Some(None)).
-fn present_or_null<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
 }
 
 /// A link base must be an absolute http(s) URL, as the document's pattern

@@ -101,15 +101,8 @@ pub struct SourcePatch {
     #[schema(minimum = 1, maximum = 3600)]
     pub timestamp_tolerance_secs: Option<u32>,
     /// `null` returns to the default (the source's name).
-    #[serde(default, deserialize_with = "present_or_null")]
+    #[serde(default, deserialize_with = "crate::validation::present_or_null")]
     pub workspace_name: Option<Option<String>>,
-}
-
-/// Tells "field absent" (None) from "field null" (Some(None)).
-fn present_or_null<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
 }
 
 /// `POST /v1/projects/{p}/sources`.

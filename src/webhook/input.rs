@@ -1,7 +1,7 @@
 //! What a client sends to create (`WebhookInput`) or change (`WebhookPatch`)
 //! a webhook, before validation.
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use super::model::{MlflowShape, Scope};
 use crate::formats::Format;
@@ -98,7 +98,7 @@ pub struct WebhookPatch {
     pub allow_unknown: bool,
     pub scope: Option<Scope>,
     pub headers: Option<Vec<HeaderInput>>,
-    #[serde(default, deserialize_with = "present_or_null")]
+    #[serde(default, deserialize_with = "crate::validation::present_or_null")]
     pub secret: Option<Option<String>>,
     pub include_result: Option<bool>,
     pub enabled: Option<bool>,
@@ -107,14 +107,7 @@ pub struct WebhookPatch {
     #[schema(schema_with = crate::validation::json_value_schema)]
     pub template: Option<serde_json::Value>,
     /// `null` returns to the format's default.
-    #[serde(default, deserialize_with = "present_or_null")]
+    #[serde(default, deserialize_with = "crate::validation::present_or_null")]
     pub rate_limit: Option<Option<RateLimit>>,
     pub mlflow_shape: Option<MlflowShape>,
-}
-
-/// Tells "field absent" (None) from "field null" (Some(None)).
-fn present_or_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
