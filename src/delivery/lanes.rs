@@ -74,11 +74,8 @@ impl Lanes {
         let lane = queues
             .entry(job.webhook_id.clone())
             .or_insert_with(|| open_lane(shared));
-        if lane.fill.queued.load(Ordering::Relaxed) >= QUEUE_CAP {
-            lane.fill.waiting.store(true, Ordering::Relaxed);
-            let at = lane.fill.clock.next(shared, &job.webhook_id, QUEUE_CAP);
+        if let Some(at) = lane.fill.slot_when_full(shared, &job.webhook_id) {
             shared.release(&job.delivery_id);
-            shared.metrics.lane_deferred();
             shared.overflow(job.delivery_id, at);
             return Pushed::Overflowed;
         }
@@ -108,13 +105,10 @@ impl Lanes {
         webhook_id: &WebhookId,
     ) -> Option<i64> {
         let queues = self.queues.lock().expect("lanes lock poisoned");
-        let lane = queues.get(webhook_id)?;
-        if lane.fill.queued.load(Ordering::Relaxed) < QUEUE_CAP {
-            return None;
-        }
-        lane.fill.waiting.store(true, Ordering::Relaxed);
-        shared.metrics.lane_deferred();
-        Some(lane.fill.clock.next(shared, webhook_id, QUEUE_CAP))
+        queues
+            .get(webhook_id)?
+            .fill
+            .slot_when_full(shared, webhook_id)
     }
 
     /// Wakes the scheduler when the webhook's lane has drained to half.
@@ -135,6 +129,18 @@ fn open_lane(shared: &Arc<Shared>) -> Lane {
 }
 
 impl Fill {
+    /// When the queue is full: a time booked for one more delivery, which is
+    /// to wait in the store (the scheduler is woken when the queue drains
+    /// to half, and the deferral counted); `None` while there is room.
+    fn slot_when_full(&self, shared: &Shared, webhook_id: &WebhookId) -> Option<i64> {
+        if self.queued.load(Ordering::Relaxed) < QUEUE_CAP {
+            return None;
+        }
+        self.waiting.store(true, Ordering::Relaxed);
+        shared.metrics.lane_deferred();
+        Some(self.clock.next(shared, webhook_id, QUEUE_CAP))
+    }
+
     /// Counts a job out of the queue; wakes the scheduler when a lane that
     /// deliveries wait for has room again for half a queue.
     fn take(&self, shared: &Shared) {
