@@ -118,21 +118,9 @@ pub async fn run(ctx: &Ctx, command: SourcesCommand) -> Result<(), CliError> {
             timestamp_tolerance,
             workspace_name,
         } => {
-            let mut body = Map::new();
-            if let Some(name) = name {
-                body.insert("name".into(), name.into());
-            }
-            if let Some(secret) = secret {
-                body.insert("secret".into(), secret_value(secret)?.into());
-            }
+            let mut body = source_fields(name, secret, timestamp_tolerance, workspace_name)?;
             if let Some(grace) = grace_period {
                 body.insert("secret_grace_period".into(), grace.into());
-            }
-            if let Some(seconds) = timestamp_tolerance {
-                body.insert("timestamp_tolerance_secs".into(), seconds.into());
-            }
-            if let Some(workspace) = workspace_name {
-                body.insert("workspace_name".into(), workspace.into());
             }
             let answer = ctx
                 .api
@@ -174,21 +162,35 @@ fn create_body(
     timestamp_tolerance: Option<u32>,
     workspace_name: Option<String>,
 ) -> Result<Value, CliError> {
-    let mut body = Map::new();
-    body.insert("name".into(), name.into());
-    if let Some(secret) = secret {
-        body.insert("secret".into(), secret_value(secret)?.into());
-    }
+    let mut body = source_fields(Some(name), secret, timestamp_tolerance, workspace_name)?;
     if unsigned {
         body.insert("unsigned".into(), true.into());
     }
-    if let Some(seconds) = timestamp_tolerance {
-        body.insert("timestamp_tolerance_secs".into(), seconds.into());
-    }
-    if let Some(workspace) = workspace_name {
-        body.insert("workspace_name".into(), workspace.into());
-    }
     Ok(Value::Object(body))
+}
+
+/// The fields create and update share, as the API names them; only those
+/// given, the secret read from standard input when given as `-`.
+fn source_fields(
+    name: Option<String>,
+    secret: Option<String>,
+    timestamp_tolerance: Option<u32>,
+    workspace_name: Option<String>,
+) -> Result<Map<String, Value>, CliError> {
+    let secret = secret.map(secret_value).transpose()?;
+    let fields = [
+        ("name", name.map(Value::from)),
+        ("secret", secret.map(Value::from)),
+        (
+            "timestamp_tolerance_secs",
+            timestamp_tolerance.map(Value::from),
+        ),
+        ("workspace_name", workspace_name.map(Value::from)),
+    ];
+    Ok(fields
+        .into_iter()
+        .filter_map(|(key, value)| Some((key.to_string(), value?)))
+        .collect())
 }
 
 /// A secret flag's value; `-` reads it from standard input.
